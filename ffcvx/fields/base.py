@@ -1,0 +1,57 @@
+"""The Field interface: what one column of a ``.beton`` file stores and how."""
+from abc import ABC, abstractmethod
+
+import numpy as np
+
+from ..types import ARG_TYPE
+
+
+class Field(ABC):
+    """One column of a dataset.
+
+    A field fixes three things: the dtype of its per-sample record in the
+    metadata table (``metadata_type``), how the writer turns a user value into
+    that record plus optional data regions (``encode``), and which decoder
+    Operation reads it back (``get_decoder_class``).
+    """
+
+    #: Type id stored in the field descriptor (FMT-022); 255 for custom fields.
+    TYPE_ID = 255
+
+    @property
+    @abstractmethod
+    def metadata_type(self) -> np.dtype:
+        """numpy.dtype of this field's member in the metadata record (FMT-031)."""
+
+    @staticmethod
+    @abstractmethod
+    def from_binary(binary: ARG_TYPE) -> 'Field':
+        """Rebuild the field from its descriptor's 1024-byte ``arguments`` (FMT-021)."""
+
+    @abstractmethod
+    def to_binary(self) -> ARG_TYPE:
+        """The 1024-byte ``arguments`` blob stored in the field descriptor (FMT-021)."""
+
+    @abstractmethod
+    def encode(self, destination, field, malloc):
+        """Store one value.
+
+        Parameters
+        ----------
+        destination : ndarray[metadata_type], shape (1,)
+            This sample's metadata record for this field, to fill in.
+        field : object
+            The value given by the user's dataset.
+        malloc : callable(size: int) -> (int, ndarray[uint8])
+            Reserves ``size`` bytes in the current page; returns the absolute
+            file offset of the region and a writable view of it (FMT-041).
+        """
+
+    @abstractmethod
+    def get_decoder_class(self):
+        """The default decoder Operation class for this field."""
+
+
+def zero_arguments():
+    """An all-zero ``arguments`` blob, as Int/Float/RGB/Bytes/JSON fields store (FMT-021)."""
+    return np.zeros(1, dtype=ARG_TYPE)[0]

@@ -1,0 +1,123 @@
+"""Fixed-shape arrays: ``NDArrayField`` and ``TorchTensorField`` (FMT-023, FMT-034)."""
+import json
+
+import numpy as np
+
+from .base import Field
+from ..errors import BetonFormatError
+from ..types import ARG_TYPE
+
+#: Fixed part of an array field's ``arguments``: 32 dims + descr length (FMT-023).
+NDArrayArgsType = np.dtype([
+    ('shape', '<u8', 32),
+    ('type_length', '<u8'),
+])
+
+
+class NDArrayField(Field):
+    """An array of fixed ``shape`` and ``dtype`` per sample.
+
+    The metadata record is the absolute file offset (``<u8``) of
+    ``dtype.itemsize * prod(shape)`` bytes holding the array in C order
+    (FMT-034).
+
+    Parameters
+    ----------
+    dtype : numpy.dtype
+        Element type; stored as ``json.dumps(dtype.descr)`` (FMT-023).
+    shape : tuple of int
+        At most 32 dimensions, each > 0.
+    """
+
+    TYPE_ID = 4
+
+    def __init__(self, dtype, shape):
+        self.dtype = np.dtype(dtype)
+        self.shape = tuple(int(s) for s in shape)
+        if len(self.shape) > 32:
+            raise ValueError(f"NDArrayField supports at most 32 dimensions, got {len(self.shape)}")
+        if any(s <= 0 for s in self.shape):
+            raise ValueError(f"NDArrayField dimensions must be positive, got {self.shape}")
+        self.element_size = self.dtype.itemsize * int(np.prod(self.shape, dtype=np.int64))
+
+    @property
+    def metadata_type(self):
+        return np.dtype('<u8')
+
+    @staticmethod
+    def from_binary(binary):
+        raw = np.frombuffer(binary.tobytes(), dtype=np.uint8)
+        header = raw[:NDArrayArgsType.itemsize].view(NDArrayArgsType)[0]
+        type_length = int(header['type_length'])
+        if type_length == 0 or type_length > raw.size - NDArrayArgsType.itemsize:
+            raise BetonFormatError(
+                f"array field arguments: dtype description length {type_length} out of range",
+                clause='FMT-023')
+        text = raw[NDArrayArgsType.itemsize:NDArrayArgsType.itemsize + type_length].tobytes()
+        try:
+            descr = json.loads(text.decode('ascii'))
+            dtype = np.dtype([tuple(x) for x in descr])['f0']
+        except (ValueError, TypeError, KeyError, UnicodeDecodeError) as exc:
+            raise BetonFormatError(f"array field arguments: bad dtype description {text!r} ({exc})",
+                                   clause='FMT-023') from None
+        shape = [int(s) for s in header['shape']]
+        while shape and shape[-1] == 0:
+            shape.pop()
+        if not shape or 0 in shape:
+            raise BetonFormatError(f"array field arguments: bad shape {header['shape'].tolist()}",
+                                   clause='FMT-023')
+        return NDArrayField(dtype, shape)
+
+    def to_binary(self):
+        result = np.zeros(1, dtype=ARG_TYPE)[0]
+        raw = result[0]
+        header = np.zeros(1, dtype=NDArrayArgsType)
+        header['shape'][0][:len(self.shape)] = self.shape
+        descr = json.dumps(self.dtype.descr).encode('ascii')
+        header['type_length'][0] = len(descr)
+        raw[:NDArrayArgsType.itemsize] = header.view('<u1')
+        raw[NDArrayArgsType.itemsize:NDArrayArgsType.itemsize + len(descr)] = np.frombuffer(descr, '<u1')
+        return result
+
+    def encode(self, destination, field, malloc):
+        value = np.asarray(field)
+        if value.shape != self.shape:
+            raise ValueError(f"NDArrayField expects shape {self.shape}, got {value.shape}")
+        if value.dtype != self.dtype:
+            if not np.can_cast(value.dtype, self.dtype, casting='same_kind'):
+                raise TypeError(f"NDArrayField expects dtype {self.dtype}, got {value.dtype}")
+            value = value.astype(self.dtype)
+        ptr, buffer = malloc(self.element_size)
+        buffer[:] = np.ascontiguousarray(value).reshape(-1).view('<u1')
+        destination[0] = ptr
+
+    def get_decoder_class(self):
+        from .decoders import NDArrayDecoder
+        return NDArrayDecoder
+
+
+class TorchTensorField(NDArrayField):
+    """A torch tensor of fixed shape and dtype, stored exactly like an NDArrayField.
+
+    Its type id is 6 (FMT-022); it reads back as an ``NDArrayField`` of the
+    equivalent numpy dtype, as in FFCV.
+
+    Parameters
+    ----------
+    dtype : torch.dtype
+    shape : tuple of int
+    """
+
+    TYPE_ID = 6
+
+    def __init__(self, dtype, shape):
+        import torch
+        self.torch_dtype = dtype
+        np_dtype = torch.empty((), dtype=dtype).numpy().dtype
+        super().__init__(np_dtype, shape)
+
+    def encode(self, destination, field, malloc):
+        import torch
+        if isinstance(field, torch.Tensor):
+            field = field.detach().cpu().numpy()
+        super().encode(destination, field, malloc)

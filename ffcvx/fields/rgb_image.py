@@ -1,0 +1,171 @@
+"""RGB images: ``RGBImageField`` (FMT-036) and its decoders.
+
+A stored image is either raw ``uint8`` pixels (H, W, 3) in C order, a baseline
+JPEG, or (ffcvx extension, FMT-037) a standard RGB PNG. Which one is recorded
+per sample in the metadata's ``mode`` byte, so one field can mix them.
+"""
+import io
+
+import numpy as np
+from PIL import Image
+
+from .base import Field, zero_arguments
+
+#: Per-sample storage modes (FMT-036, FMT-037).
+IMAGE_MODES = {'jpg': 0, 'raw': 1, 'png': 2}
+WRITE_MODES = ('raw', 'jpg', 'smart', 'proportion', 'png')
+
+#: Metadata record of an image sample, 13 bytes, packed (FMT-036).
+RGBMetadataType = np.dtype([
+    ('mode', '<u1'),
+    ('width', '<u2'),
+    ('height', '<u2'),
+    ('data_ptr', '<u8'),
+])
+
+#: Largest width or height the metadata can hold (``<u2``), pixels.
+MAX_SIDE = 65535
+
+
+def to_rgb_array(value):
+    """Turn a writer input into ``ndarray[uint8], shape (H, W, 3)``.
+
+    Accepts a PIL image of any mode (converted to RGB), or a uint8 array of
+    shape (H, W, 3), (H, W, 1) or (H, W) (gray channels are repeated).
+
+    Raises
+    ------
+    TypeError
+        For any other type, dtype or shape.
+    """
+    if isinstance(value, Image.Image):
+        return np.asarray(value.convert('RGB'))
+    if not isinstance(value, np.ndarray):
+        raise TypeError(f"RGBImageField expects a PIL image or a uint8 ndarray, got {type(value).__name__}")
+    if value.dtype != np.uint8:
+        raise TypeError(f"RGBImageField expects uint8 pixels, got dtype {value.dtype}")
+    if value.ndim == 2:
+        value = value[:, :, None]
+    if value.ndim != 3 or value.shape[2] not in (1, 3):
+        raise TypeError(f"RGBImageField expects shape (H, W, 3), got {value.shape}")
+    if value.shape[2] == 1:
+        value = np.repeat(value, 3, axis=2)
+    return np.ascontiguousarray(value)
+
+
+def shrink_to(image, max_resolution):
+    """Shrink ``image`` so its longest side is at most ``max_resolution`` (FFCV's rule).
+
+    ``ratio = max_resolution / max(W, H)``; if ``ratio < 1`` the new size is
+    ``trunc(ratio * (W, H))``, resampled with area averaging (Pillow ``BOX``,
+    the equivalent of OpenCV's ``INTER_AREA`` FFCV uses). Images are never enlarged.
+
+    Parameters
+    ----------
+    image : ndarray[uint8], shape (H, W, 3)
+    max_resolution : int or None, pixels
+
+    Returns
+    -------
+    ndarray[uint8], shape (H', W', 3)
+    """
+    if max_resolution is None:
+        return image
+    h, w = image.shape[:2]
+    ratio = max_resolution / max(w, h)
+    if ratio >= 1:
+        return image
+    new_w = max(1, int(ratio * w))
+    new_h = max(1, int(ratio * h))
+    return np.asarray(Image.fromarray(image).resize((new_w, new_h), Image.Resampling.BOX))
+
+
+def encode_jpeg(image, quality):
+    """Baseline JFIF bytes of ``image`` (RGB, 4:2:0), via Pillow."""
+    out = io.BytesIO()
+    Image.fromarray(image).save(out, format='JPEG', quality=int(quality))
+    return out.getvalue()
+
+
+def encode_png(image):
+    """Standard RGB PNG bytes of ``image`` (channel order R, G, B; FMT-037), via Pillow."""
+    out = io.BytesIO()
+    Image.fromarray(image).save(out, format='PNG', compress_level=3)
+    return out.getvalue()
+
+
+class RGBImageField(Field):
+    """Images of any size with three 8-bit channels.
+
+    Parameters
+    ----------
+    write_mode : {'raw', 'jpg', 'smart', 'proportion', 'png'}
+        ``raw`` stores pixels; ``jpg`` a JPEG of ``jpeg_quality``; ``smart``
+        a JPEG iff ``H*W*3 > smart_threshold`` bytes, else raw; ``proportion``
+        a JPEG with probability ``compress_probability``, else raw; ``png`` a
+        lossless PNG (ffcvx extension, FMT-037).
+    max_resolution : int or None, pixels
+        Longest side after writing; larger images are shrunk (never enlarged).
+    smart_threshold : int or None, bytes
+    jpeg_quality : int, 1..100
+    compress_probability : float, 0..1
+    """
+
+    TYPE_ID = 2
+
+    def __init__(self, write_mode='raw', max_resolution=None, smart_threshold=None,
+                 jpeg_quality=90, compress_probability=0.5):
+        if write_mode not in WRITE_MODES:
+            raise ValueError(f"write_mode must be one of {WRITE_MODES}, got {write_mode!r}")
+        if not 1 <= int(jpeg_quality) <= 100:
+            raise ValueError(f"jpeg_quality must be in 1..100, got {jpeg_quality}")
+        if max_resolution is not None and int(max_resolution) < 1:
+            raise ValueError(f"max_resolution must be positive, got {max_resolution}")
+        self.write_mode = write_mode
+        self.max_resolution = max_resolution
+        self.smart_threshold = smart_threshold
+        self.jpeg_quality = int(jpeg_quality)
+        self.compress_probability = compress_probability
+
+    @property
+    def metadata_type(self):
+        return RGBMetadataType
+
+    @staticmethod
+    def from_binary(binary):
+        return RGBImageField()
+
+    def to_binary(self):
+        return zero_arguments()
+
+    def _choose_mode(self, image):
+        if self.write_mode == 'smart':
+            compress = self.smart_threshold is not None and image.size > self.smart_threshold
+            return 'jpg' if compress else 'raw'
+        if self.write_mode == 'proportion':
+            return 'jpg' if np.random.rand() < self.compress_probability else 'raw'
+        return self.write_mode
+
+    def encode(self, destination, field, malloc):
+        image = shrink_to(to_rgb_array(field), self.max_resolution)
+        height, width = image.shape[:2]
+        if height > MAX_SIDE or width > MAX_SIDE:
+            raise ValueError(f"image of {width}x{height} pixels is larger than the format's "
+                             f"{MAX_SIDE} pixel limit; pass max_resolution to shrink it")
+        mode = self._choose_mode(image)
+        if mode == 'jpg':
+            payload = np.frombuffer(encode_jpeg(image, self.jpeg_quality), dtype=np.uint8)
+        elif mode == 'png':
+            payload = np.frombuffer(encode_png(image), dtype=np.uint8)
+        else:
+            payload = image.reshape(-1)
+        ptr, buffer = malloc(payload.size)
+        buffer[:] = payload
+        destination['mode'] = IMAGE_MODES[mode]
+        destination['width'] = width
+        destination['height'] = height
+        destination['data_ptr'] = ptr
+
+    def get_decoder_class(self):
+        from .decoders import SimpleRGBImageDecoder
+        return SimpleRGBImageDecoder
