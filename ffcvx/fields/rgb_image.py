@@ -169,3 +169,16 @@ class RGBImageField(Field):
     def get_decoder_class(self):
         from .decoders import SimpleRGBImageDecoder
         return SimpleRGBImageDecoder
+
+
+_DECODER_NAMES = ('SimpleRGBImageDecoder', 'ResizedCropRGBImageDecoder',
+                  'RandomResizedCropRGBImageDecoder', 'CenterCropRGBImageDecoder')
+
+
+def __getattr__(name):
+    # FFCV users import the image decoders from this module; load them lazily
+    # so that writing datasets never imports Numba.
+    if name in _DECODER_NAMES:
+        from . import rgb_decoders
+        return getattr(rgb_decoders, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

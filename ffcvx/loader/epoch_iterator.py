@@ -1,0 +1,140 @@
+"""One epoch of batches, produced by a background thread.
+
+The producer thread runs the compiled pipelines batch after batch into
+rotating buffer slots and hands the outputs over through a bounded queue.
+Three promises hold:
+
+* an exception in a pipeline is raised in the training loop (never a hang);
+* leaving the loop early, or dropping the iterator, stops the thread;
+* a batch's buffers are not overwritten until ``batches_ahead + 1`` further
+  batches have been handed out.
+"""
+import queue
+import threading
+import weakref
+
+import numba
+
+_BATCH, _END, _ERROR = 'batch', 'end', 'error'
+#: Seconds between checks of the stop flag while the queue is full or empty.
+_POLL_SECONDS = 0.1
+
+
+class _Producer:
+    """The thread's side. Holds no reference to the EpochIterator, so that an
+    abandoned iterator is garbage-collected and its finaliser stops the thread."""
+
+    def __init__(self, graph, memory, batches, num_slots, num_threads, batches_ahead):
+        self.graph = graph
+        self.memory = memory
+        self.batches = batches
+        self.num_slots = num_slots
+        self.num_threads = num_threads
+        self.queue = queue.Queue(maxsize=batches_ahead)
+        self.stop = threading.Event()
+
+    def _put(self, item):
+        while not self.stop.is_set():
+            try:
+                self.queue.put(item, timeout=_POLL_SECONDS)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def run(self):
+        try:
+            # Thread-local in Numba: sets how many threads *this* thread's
+            # parallel loops use, without touching other Loaders.
+            numba.set_num_threads(self.num_threads)
+            storage_state = self.memory.state
+            with self.memory.schedule_epoch(self.batches):
+                for number, indices in enumerate(self.batches):
+                    if self.stop.is_set():
+                        return
+                    self.memory.start_batch(number)
+                    outputs = self.graph.run_batch(number % self.num_slots, indices, storage_state)
+                    if not self._put((_BATCH, outputs)):
+                        return
+            self._put((_END, None))
+        except BaseException as exc:  # handed to the training loop, re-raised there
+            self._put((_ERROR, exc))
+
+
+def _shutdown(producer, thread):
+    producer.stop.set()
+    # Unblock a producer waiting on a full queue, then wait for it.
+    while True:
+        try:
+            producer.queue.get_nowait()
+        except queue.Empty:
+            break
+    if thread is not threading.current_thread():
+        thread.join()
+
+
+class EpochIterator:
+    """Iterator over one epoch's batches.
+
+    Parameters
+    ----------
+    graph : ffcvx.pipeline.graph.Graph
+    memory : ffcvx.memory_managers.MemoryManager
+    batches : list of ndarray[uint64]
+        Sample indices of each batch, in order.
+    num_slots : int
+        Rotating buffer slots (``batches_ahead + 2``).
+    num_threads : int
+        Threads of the compiled pipelines.
+    batches_ahead : int
+        Finished batches the producer may keep ready.
+    """
+
+    def __init__(self, graph, memory, batches, num_slots, num_threads, batches_ahead):
+        self._producer = _Producer(graph, memory, batches, num_slots, num_threads, batches_ahead)
+        self._thread = threading.Thread(target=self._producer.run, name='ffcvx-epoch', daemon=True)
+        self._remaining = len(batches)
+        self._finished = False
+        self._thread.start()
+        self._finalizer = weakref.finalize(self, _shutdown, self._producer, self._thread)
+
+    def __iter__(self):
+        return self
+
+    def __len__(self):
+        return self._remaining
+
+    def __next__(self):
+        if self._finished:
+            raise StopIteration
+        while True:
+            try:
+                kind, payload = self._producer.queue.get(timeout=_POLL_SECONDS)
+                break
+            except queue.Empty:
+                if not self._thread.is_alive() and self._producer.queue.empty():
+                    self.close()
+                    raise RuntimeError("the ffcvx loader thread stopped without a result")
+        if kind == _BATCH:
+            self._remaining -= 1
+            return payload
+        self.close()
+        if kind == _ERROR:
+            raise payload
+        raise StopIteration
+
+    def close(self):
+        """Stop the producer thread and wait for it; safe to call more than once."""
+        self._finished = True
+        self._finalizer()
+
+    @property
+    def alive(self):
+        """Whether the producer thread is still running."""
+        return self._thread.is_alive()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

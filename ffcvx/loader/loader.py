@@ -1,0 +1,269 @@
+"""The Loader: a .beton file, a memory strategy, an order and compiled pipelines."""
+import enum
+import os
+import warnings
+
+import numba
+import numpy as np
+import torch
+
+from ..fields import decoders as _decoders
+from ..memory_managers import OSCacheManager
+from ..pipeline.graph import Graph, Pipeline
+from ..pipeline.operation import Operation
+from ..pipeline.spec import PipelineSpec
+from ..reader import Reader
+from ..registry import Registry, decoder_for_format
+from ..traversal_order import QuasiRandom, Random, Sequential, TraversalOrder
+from ..transforms import ModuleWrapper, ToTensor
+from .epoch_iterator import EpochIterator
+
+
+_BUILTIN_DECODERS = tuple(getattr(_decoders, n) for n in _decoders.__all__)
+
+
+class OrderOption(enum.Enum):
+    """Built-in traversal orders."""
+
+    SEQUENTIAL = Sequential
+    RANDOM = Random
+    QUASI_RANDOM = QuasiRandom
+
+
+def _default_os_cache():
+    # Read at Loader construction, not import: FFCV_DEFAULT_CACHE_PROCESS=0
+    # (or unset) means the OS page cache.
+    return os.environ.get('FFCV_DEFAULT_CACHE_PROCESS', '0').strip() in ('', '0', 'os')
+
+
+def _dist_rank_world():
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return int(os.environ.get('RANK', 0)), int(os.environ.get('WORLD_SIZE', 1))
+
+
+class Loader:
+    """Iterate over a ``.beton`` file in batches, through compiled pipelines.
+
+    Parameters
+    ----------
+    fname : str or path
+        The ``.beton`` file.
+    batch_size : int
+    num_workers : int
+        Threads that decode and augment (Numba threads); ``< 1`` means every
+        CPU this process may run on. Capped at ``NUMBA_NUM_THREADS``.
+    os_cache : bool or None
+        True: read through the OS page cache (memory strategy 0). None: from
+        ``FFCV_DEFAULT_CACHE_PROCESS``.
+    order : OrderOption or TraversalOrder subclass
+    distributed : bool
+        Shard every epoch across ``torch.distributed`` ranks (or ``RANK`` /
+        ``WORLD_SIZE``); all ranks must use the same seed.
+    seed : int or None
+        Seed of the traversal order; None draws one (0 when distributed, so
+        ranks agree).
+    indices : sequence of int or None
+        Restrict the Loader to these samples, in this order for SEQUENTIAL.
+    pipelines : dict of str to (list of Operation, PipelineSpec or None)
+        Per field: the decoder (optional; the field's default otherwise) and
+        transforms. A missing field gets ``[default decoder, ToTensor()]``;
+        None drops it. Extra keys with a PipelineSpec add outputs.
+    custom_fields : dict of str to Field class
+        Classes for fields stored with type id 255.
+    drop_last : bool
+        Drop the last, incomplete batch of each epoch.
+    batches_ahead : int
+        Batches prepared ahead of the training loop.
+    recompile : bool
+        Accepted for FFCV compatibility; compiled code is reused across epochs.
+    backend : str or None
+        Decoder backend name (entry-point group ``ffcvx.decoders``), e.g.
+        ``"turbojpeg"``; None picks the best installed one per format.
+    order_kwargs : dict
+        Extra arguments for the traversal order's constructor.
+
+    Raises
+    ------
+    BetonFormatError
+        If the file is corrupt (see ``spec/beton.md``).
+    BackendNotFoundError
+        If ``backend`` is unknown or unusable, or no backend decodes a stored format.
+    ValueError
+        For invalid arguments (the message says which).
+    """
+
+    def __init__(self, fname, batch_size, num_workers=-1, os_cache=None,
+                 order=OrderOption.SEQUENTIAL, distributed=False, seed=None, indices=None,
+                 pipelines=None, custom_fields=None, drop_last=True, batches_ahead=3,
+                 recompile=False, backend=None, order_kwargs=None, decoder_registry=None):
+        if int(batch_size) < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        if int(batches_ahead) < 1:
+            raise ValueError(f"batches_ahead must be at least 1, got {batches_ahead}")
+        self.fname = str(fname)
+        self.batch_size = int(batch_size)
+        self.drop_last = bool(drop_last)
+        self.batches_ahead = int(batches_ahead)
+        self.recompile = recompile
+        self.distributed = bool(distributed)
+        self.reader = Reader(self.fname, custom_handlers=custom_fields or {})
+
+        self.num_workers = self._thread_count(num_workers)
+        self.rank, self.world_size = _dist_rank_world() if self.distributed else (0, 1)
+        if seed is None:
+            if self.distributed:
+                warnings.warn("distributed=True without a seed: using seed 0 so that ranks agree")
+                seed = 0
+            else:
+                seed = int(np.random.SeedSequence().generate_state(1)[0] & 0x7FFFFFFF)
+        self.seed = int(seed)
+
+        if indices is None:
+            self.indices = np.arange(self.reader.num_samples, dtype=np.uint64)
+        else:
+            idx = np.asarray(indices)
+            if idx.ndim != 1 or (idx.size and (idx.min() < 0 or idx.max() >= self.reader.num_samples)):
+                raise ValueError(f"indices must be a 1-D sequence of sample numbers in "
+                                 f"[0, {self.reader.num_samples})")
+            self.indices = idx.astype(np.uint64)
+
+        if os_cache is None:
+            os_cache = _default_os_cache()
+        if not os_cache:
+            warnings.warn("os_cache=False: only the OS page cache strategy is available in this "
+                          "version of ffcvx; using it")
+        self.memory_manager = OSCacheManager(self.reader)
+
+        order_class = order.value if isinstance(order, OrderOption) else order
+        if not (isinstance(order_class, type) and issubclass(order_class, TraversalOrder)):
+            raise ValueError(f"order must be an OrderOption or a TraversalOrder subclass, got {order!r}")
+        self.traversal_order = order_class(self, **(order_kwargs or {}))
+
+        self._decoders = decoder_registry or Registry('ffcvx.decoders')
+        self._backend_name = backend
+        if backend is not None:
+            self._decoders.get(backend)  # unknown names fail here, listing the registered ones
+        self.num_slots = self.batches_ahead + 2
+        self.graph = Graph(self._build_pipelines(pipelines or {}))
+        self.next_epoch = 0
+        self._current = None
+
+    # -- construction helpers -----------------------------------------------
+
+    @staticmethod
+    def _thread_count(num_workers):
+        available = len(os.sched_getaffinity(0))
+        wanted = available if int(num_workers) < 1 else int(num_workers)
+        limit = numba.config.NUMBA_NUM_THREADS
+        if wanted > limit:
+            warnings.warn(f"num_workers={wanted} exceeds NUMBA_NUM_THREADS={limit}; using {limit} "
+                          f"(set NUMBA_NUM_THREADS before starting Python to allow more)")
+            wanted = limit
+        return wanted
+
+    def _select_backend(self, fmt):
+        return decoder_for_format(self._decoders, fmt, preferred=self._backend_name)
+
+    def _operations_for(self, name, field, spec):
+        decoder_class = field.get_decoder_class()
+        if isinstance(spec, PipelineSpec):
+            ops = ([spec.decoder] if spec.decoder is not None else []) + list(spec.transforms)
+        else:
+            ops = list(spec)
+        ops = [ModuleWrapper(op) if isinstance(op, torch.nn.Module) else op for op in ops]
+        for op in ops:
+            if not isinstance(op, Operation):
+                raise ValueError(f"pipeline {name!r}: {op!r} is not an Operation")
+        if ops and isinstance(ops[0], decoder_class):
+            return ops
+        if ops and isinstance(ops[0], _BUILTIN_DECODERS):
+            raise ValueError(f"pipeline {name!r}: {type(ops[0]).__name__} cannot decode a "
+                             f"{type(field).__name__}; its decoder must be a {decoder_class.__name__}")
+        try:
+            decoder = decoder_class()
+        except TypeError as exc:
+            raise ValueError(f"pipeline {name!r}: the default decoder {decoder_class.__name__} needs "
+                             f"arguments; put a decoder first in the pipeline ({exc})") from None
+        return [decoder] + ops
+
+    def _build_pipelines(self, pipelines):
+        reader = self.reader
+        memory_read = self.memory_manager.compile_reader()
+        names = list(reader.field_names)
+        entries = []
+        for index, name in enumerate(names):
+            if name in pipelines:
+                spec = pipelines[name]
+                if spec is None:
+                    continue
+            else:
+                try:
+                    spec = [reader.handlers[name].get_decoder_class()(), ToTensor()]
+                except TypeError:
+                    raise ValueError(f"field {name!r} has no default pipeline; pass one in "
+                                     f"pipelines={{{name!r}: [...]}}") from None
+            entries.append((name, index, spec))
+        for name, spec in pipelines.items():
+            if name in names:
+                continue
+            if not isinstance(spec, PipelineSpec):
+                raise ValueError(f"pipelines has {name!r}, which is not a field of {self.fname} "
+                                 f"(fields: {', '.join(names)}); use PipelineSpec(source=...) "
+                                 f"for extra outputs")
+            if spec.source not in names:
+                raise ValueError(f"PipelineSpec for {name!r} reads unknown field {spec.source!r}")
+            entries.append((name, names.index(spec.source), spec))
+
+        built = []
+        for name, index, spec in entries:
+            field = reader.handlers[names[index]]
+            ops = self._operations_for(name, field, spec)
+            built.append(Pipeline(name, index, field, ops, reader.metadata[f'f{index}'], memory_read,
+                                  self.batch_size, self.num_slots, self._select_backend))
+        return built
+
+    # -- iteration ----------------------------------------------------------
+
+    def _batches(self, epoch):
+        order = self.traversal_order.sample_order(epoch)
+        count = len(order) // self.batch_size if self.drop_last else -(-len(order) // self.batch_size)
+        return [np.ascontiguousarray(order[b * self.batch_size:(b + 1) * self.batch_size], dtype=np.uint64)
+                for b in range(count)]
+
+    def __iter__(self):
+        # One live epoch per Loader: a new iter() stops the previous epoch's
+        # thread instead of leaking it (FFCV issues #345, #393).
+        if self._current is not None:
+            self._current.close()
+        epoch = self.next_epoch
+        self.next_epoch += 1
+        self._current = EpochIterator(self.graph, self.memory_manager, self._batches(epoch),
+                                      self.num_slots, self.num_workers, self.batches_ahead)
+        return self._current
+
+    def __len__(self):
+        count = len(self.indices)
+        if self.distributed:
+            count = -(-count // self.world_size)
+        return count // self.batch_size if self.drop_last else -(-count // self.batch_size)
+
+    def close(self):
+        """Stop any running epoch and release the file."""
+        if self._current is not None:
+            self._current.close()
+            self._current = None
+        if self.memory_manager is not None:
+            self.memory_manager.close()
+            self.memory_manager = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        current = getattr(self, '_current', None)
+        if current is not None:
+            current.close()

@@ -1,0 +1,5 @@
+"""Memory strategies: how a sample's stored bytes reach its decoder."""
+from .base import MemoryManager
+from .os_cache import OSCacheManager
+
+__all__ = ['MemoryManager', 'OSCacheManager']

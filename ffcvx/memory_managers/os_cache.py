@@ -1,0 +1,46 @@
+"""Strategy 0: read through a read-only memory map, cached by the OS page cache."""
+import numpy as np
+from numba import njit
+
+from .base import MemoryManager
+
+
+@njit(nogil=True, cache=False)
+def _read_region(ptr, state):
+    memory, region_ptrs, region_sizes = state
+    position = np.searchsorted(region_ptrs, ptr)
+    return memory[ptr:ptr + region_sizes[position]]
+
+
+class OSCacheManager(MemoryManager):
+    """Memory-maps the whole file read-only.
+
+    Pages are loaded on demand by the kernel and shared by every process that
+    maps the same file, so many training processes on one node keep one copy
+    in RAM. The first epoch reads from disk; later ones from the page cache if
+    the file fits in RAM.
+    """
+
+    def __init__(self, reader):
+        super().__init__(reader)
+        if reader.file_size > 0:
+            self._memory = np.memmap(reader.fname, dtype=np.uint8, mode='r')
+        else:
+            self._memory = np.zeros(0, dtype=np.uint8)
+        self._state = (self._memory,
+                       np.ascontiguousarray(reader.region_ptrs, dtype=np.uint64),
+                       np.ascontiguousarray(reader.region_sizes, dtype=np.uint64))
+
+    @property
+    def state(self):
+        return self._state
+
+    def compile_reader(self):
+        return _read_region
+
+    def close(self):
+        memory = getattr(self, '_memory', None)
+        if isinstance(memory, np.memmap) and memory._mmap is not None:
+            memory._mmap.close()
+        self._memory = None
+        self._state = None

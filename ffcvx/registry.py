@@ -1,0 +1,129 @@
+"""Lazy registries of pluggable backends, found through Python entry points.
+
+Each kind of backend has its own entry-point group:
+
+* ``ffcvx.decoders``: image decoder backends (``spec/backends.md``);
+* ``ffcvx.caches``: memory strategies.
+
+Entry points are listed when a registry is created but loaded only when a
+backend is first asked for, so installing many backends costs nothing at
+import time. A :class:`Registry` is an ordinary object: a Loader makes its own
+(or is handed one), and nothing here is process-wide state.
+"""
+from importlib import metadata
+
+from .errors import BackendNotFoundError
+
+#: What to ``pip install`` for the backends ffcvx knows about but may not have.
+INSTALL_HINTS = {
+    'ffcvx.decoders': {
+        'turbojpeg': 'pip install ./backends/turbojpeg  (needs: apt-get install libjpeg62-turbo-dev)',
+        'imagecodecs': 'pip install ./backends/imagecodecs',
+        'pillow': 'pip install ./backends/pillow',
+        'nvjpeg': 'pip install ./backends/nvjpeg  (needs a CUDA build of torch and torchvision)',
+    },
+}
+
+#: Preferred decoder backends per image format when the user names none, best first.
+DEFAULT_DECODER_ORDER = ('turbojpeg', 'imagecodecs', 'pillow')
+
+
+class Registry:
+    """Backends of one kind, keyed by name.
+
+    Parameters
+    ----------
+    group : str
+        Entry-point group, e.g. ``'ffcvx.decoders'``.
+    extra : dict of str to object, optional
+        Backends to register directly (tests, or a user's own object) without
+        an installed distribution. They take precedence over entry points.
+    """
+
+    def __init__(self, group, extra=None):
+        self.group = group
+        self._entry_points = {ep.name: ep for ep in metadata.entry_points(group=group)}
+        self._loaded = dict(extra or {})
+
+    def names(self):
+        """Sorted names of every registered backend (loaded or not)."""
+        return sorted(set(self._entry_points) | set(self._loaded))
+
+    def get(self, name):
+        """The backend called ``name``, loading its entry point on first use.
+
+        Raises
+        ------
+        BackendNotFoundError
+            If no backend of that name is registered (the message lists the
+            registered ones and the ``pip install`` that adds it, if known), or
+            if loading it fails.
+        """
+        if name in self._loaded:
+            return self._loaded[name]
+        ep = self._entry_points.get(name)
+        if ep is None:
+            hint = INSTALL_HINTS.get(self.group, {}).get(name)
+            msg = (f"no {self.group} backend named {name!r}; registered: "
+                   f"{', '.join(self.names()) or '(none)'}")
+            if hint:
+                msg += f". Install it with: {hint}"
+            raise BackendNotFoundError(msg)
+        try:
+            backend = ep.load()
+        except Exception as exc:  # an import error inside a third-party package
+            raise BackendNotFoundError(
+                f"{self.group} backend {name!r} ({ep.value}) failed to load: {exc}") from exc
+        self._loaded[name] = backend
+        return backend
+
+    def usable(self, name):
+        """Whether backend ``name`` is registered, loads and reports itself available."""
+        try:
+            ok, _ = self.get(name).available()
+        except BackendNotFoundError:
+            return False
+        return bool(ok)
+
+
+def decoder_for_format(registry, fmt, preferred=None):
+    """Choose a decoder backend for one image format.
+
+    Parameters
+    ----------
+    registry : Registry
+        A registry of group ``ffcvx.decoders``.
+    fmt : str
+        ``'jpeg'`` or ``'png'``.
+    preferred : str or None
+        The backend the user asked for. If it decodes ``fmt`` it is used; if it
+        does not, the default order is tried for this format.
+
+    Returns
+    -------
+    object
+        The backend.
+
+    Raises
+    ------
+    BackendNotFoundError
+        If the preferred backend is unknown or unavailable, or if no usable
+        backend decodes ``fmt``.
+    """
+    if preferred is not None:
+        backend = registry.get(preferred)
+        ok, why = backend.available()
+        if not ok:
+            raise BackendNotFoundError(f"decoder backend {preferred!r} is unavailable here: {why}")
+        if fmt in backend.formats:
+            return backend
+    order = list(DEFAULT_DECODER_ORDER) + [n for n in registry.names() if n not in DEFAULT_DECODER_ORDER]
+    for name in order:
+        if name in registry.names() and registry.usable(name):
+            backend = registry.get(name)
+            if fmt in backend.formats and backend.kind == 'native':
+                return backend
+    hints = '; '.join(f"{n}: {h}" for n, h in INSTALL_HINTS['ffcvx.decoders'].items())
+    raise BackendNotFoundError(
+        f"no installed decoder backend can decode {fmt!r} images "
+        f"(registered: {', '.join(registry.names()) or 'none'}). Install one of: {hints}")

@@ -1,0 +1,42 @@
+"""The interface of a traversal order, and rank sharding for distributed training."""
+from abc import ABC, abstractmethod
+
+import numpy as np
+
+
+class TraversalOrder(ABC):
+    """Decides the sample order of each epoch.
+
+    Parameters
+    ----------
+    loader : ffcvx.loader.Loader
+        Gives ``indices`` (ndarray[uint64]), ``seed`` (int), ``distributed``
+        (bool), ``rank`` and ``world_size`` (int), ``batch_size`` and ``reader``.
+    """
+
+    def __init__(self, loader):
+        self.loader = loader
+        self.indices = np.asarray(loader.indices, dtype=np.uint64)
+        self.seed = loader.seed
+        self.distributed = loader.distributed
+        self.rank = loader.rank
+        self.world_size = loader.world_size
+
+    @abstractmethod
+    def sample_order(self, epoch: int) -> np.ndarray:
+        """Sample indices for ``epoch``, ndarray[uint64]; a pure function of (seed, epoch)."""
+
+    def shard(self, order):
+        """This rank's part of a global ``order``.
+
+        The order is padded by repeating its head until its length is a multiple
+        of ``world_size`` (as torch's DistributedSampler does), then rank ``r``
+        takes positions ``r, r + world_size, ...``. Every rank therefore gets the
+        same number of samples and together they cover the whole order.
+        """
+        if not self.distributed or self.world_size == 1:
+            return order
+        total = -(-len(order) // self.world_size) * self.world_size
+        if total > len(order):
+            order = np.concatenate([order, np.resize(order, total - len(order))])
+        return order[self.rank::self.world_size]
