@@ -1,5 +1,6 @@
 """Fixed-shape arrays: ``NDArrayField`` and ``TorchTensorField`` (FMT-023, FMT-034)."""
 import json
+import math
 
 import numpy as np
 
@@ -38,7 +39,7 @@ class NDArrayField(Field):
             raise ValueError(f"NDArrayField supports at most 32 dimensions, got {len(self.shape)}")
         if any(s <= 0 for s in self.shape):
             raise ValueError(f"NDArrayField dimensions must be positive, got {self.shape}")
-        self.element_size = self.dtype.itemsize * int(np.prod(self.shape, dtype=np.int64))
+        self.element_size = self.dtype.itemsize * math.prod(self.shape)
 
     @property
     def metadata_type(self):

@@ -15,7 +15,8 @@ class TraversalOrder(ABC):
     """
 
     def __init__(self, loader):
-        self.loader = loader
+        # Copies what it needs rather than keeping the loader: no reference
+        # cycle, so a dropped Loader (and its epoch thread) is freed at once.
         self.indices = np.asarray(loader.indices, dtype=np.uint64)
         self.seed = loader.seed
         self.distributed = loader.distributed

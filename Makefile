@@ -1,0 +1,46 @@
+# Two entry points: `make demo` and `make test`. Both create .venv and install
+# everything (Debian packages too, when run as root) first.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+STAMP := $(VENV)/.ffcvx-installed
+DATA := data
+SHARED ?= $(abspath ../shared)
+BACKENDS := $(wildcard backends/*)
+SOURCES := requirements.txt setup.py setup.cfg pyproject.toml $(wildcard ffcvx/_ext/*.pyx) \
+           $(foreach b,$(BACKENDS),$(wildcard $(b)/pyproject.toml $(b)/setup.py $(b)/*/*.pyx $(b)/*/*.c $(b)/*/*.h))
+
+.PHONY: setup build demo test bench clean
+
+setup: $(STAMP)
+
+$(STAMP): $(SOURCES)
+	bash scripts/install-system-packages.sh
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --disable-pip-version-check -r requirements.txt
+	$(MAKE) build
+	touch $(STAMP)
+
+# Compile the Cython core and every backend in place (editable installs).
+build:
+	$(PIP) install -q --disable-pip-version-check --no-build-isolation --no-deps -e . $(foreach b,$(BACKENDS),-e $(b))
+
+$(DATA)/fashion-mnist/test.beton: $(STAMP)
+	$(VENV)/bin/ffcvx convert fashion-mnist $(DATA)/fashion-mnist
+
+$(DATA)/photos.beton: $(STAMP)
+	$(VENV)/bin/ffcvx convert imagefolder $(SHARED)/data/photos $@ --write-mode jpg --jpeg-quality 90
+
+demo: $(DATA)/fashion-mnist/test.beton $(DATA)/photos.beton
+	$(VENV)/bin/ffcvx info $(DATA)/photos.beton
+	$(PY) examples/train_fashion_mnist.py $(DATA)/fashion-mnist
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+bench: $(STAMP)
+	$(PY) -m pytest benchmarks --benchmark-only
+
+clean:
+	rm -rf $(VENV) $(DATA) build *.egg-info ffcvx/_ext/*.so ffcvx/_ext/*.c

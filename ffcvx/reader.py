@@ -1,0 +1,351 @@
+"""Open a ``.beton`` file (format version 2) and validate all of it (``spec/beton.md``).
+
+:class:`Reader` parses the header, the field descriptors, the metadata table and
+the allocation table, and checks every reader clause of the spec before it
+returns, so that code further down (memory managers, decoders) can trust every
+pointer and size it is given. A violation raises
+:class:`ffcvx.errors.BetonFormatError` with the byte offset and the clause.
+
+The per-record loops run in the native core, :mod:`ffcvx._ext.beton`.
+"""
+import os
+
+import numpy as np
+
+from .errors import BetonFormatError
+from .fields import TYPE_ID_HANDLER
+from .fields.bytes import BytesField, BytesMetadataType
+from .fields.ndarray import NDArrayField
+from .fields.rgb_image import RGBImageField, RGBMetadataType
+from .types import (ALLOC_TABLE_TYPE, CURRENT_VERSION, CUSTOM_TYPE_ID, FIELD_NAME_LENGTH,
+                    FieldDescType, HeaderType, align_to_page, get_metadata_type, metadata_offset)
+
+try:
+    from ._ext import beton as _beton
+except ImportError as exc:  # pragma: no cover - only without a build
+    raise ImportError(
+        "ffcvx's native core ffcvx._ext.beton is not built; run `make build` or "
+        "`pip install --no-build-isolation -e .` in the source tree") from exc
+
+#: Byte offsets of the header members (FMT-010), for error messages.
+_VERSION_AT = HeaderType.fields['version'][1]
+_NUM_FIELDS_AT = HeaderType.fields['num_fields'][1]
+_PAGE_SIZE_AT = HeaderType.fields['page_size'][1]
+_NUM_SAMPLES_AT = HeaderType.fields['num_samples'][1]
+_ALLOC_PTR_AT = HeaderType.fields['alloc_table_ptr'][1]
+_NAME_AT = FieldDescType.fields['name'][1]
+_ARGUMENTS_AT = FieldDescType.fields['arguments'][1]
+
+
+def _known_type_ids():
+    return ", ".join(f"{tid} ({cls.__name__})" for tid, cls in sorted(TYPE_ID_HANDLER.items()))
+
+
+class Reader:
+    """A validated, read-only view of a ``.beton`` file's tables.
+
+    Opening reads the header, field descriptors, metadata table and allocation
+    table into memory and checks all of them against ``spec/beton.md``. Sample
+    data stays on disk; :meth:`read_sample_region` fetches one region.
+
+    Parameters
+    ----------
+    fname : str or os.PathLike
+        Path of the ``.beton`` file.
+    custom_handlers : Mapping[str, type[Field]], optional
+        Field class per field name. Required for fields stored with type id
+        255 (FMT-022); for any other field it replaces the built-in class. The
+        class's ``from_binary(arguments)`` receives the descriptor's 1024
+        ``arguments`` bytes as ``ndarray[uint8], shape (1024,)``.
+
+    Attributes
+    ----------
+    header : numpy.void of :data:`ffcvx.types.HeaderType`
+        The 24-byte header (FMT-010).
+    num_samples : int
+        Number of samples (metadata records).
+    num_fields : int
+        Number of fields, at least 1.
+    page_size : int, bytes
+        Page size, a power of two (FMT-013).
+    file_size : int, bytes
+        Size of the file when it was opened.
+    field_names : list of str
+        Field names in file order (FMT-020).
+    handlers : dict of str to Field
+        Field instance per name, in file order, built with ``from_binary``.
+    metadata_type : numpy.dtype
+        Aligned struct with members ``f0``, ``f1``, ... (FMT-031).
+    metadata : ndarray[metadata_type], shape (num_samples,)
+        The metadata table, read-only (FMT-030).
+    alloc_table : ndarray[ALLOC_TABLE_TYPE], shape (n,)
+        The allocation table in file order, read-only (FMT-050).
+    data_region_start : int, bytes
+        ``align_up(end of metadata, page_size)`` (FMT-040), also when the file
+        has no pages.
+    region_ptrs : ndarray[uint64], shape (m,)
+        Distinct region start offsets (absolute, bytes) of the allocation
+        table, ascending, read-only.
+    region_sizes : ndarray[uint64], shape (m,)
+        Size in bytes of each region in ``region_ptrs``; where records share a
+        pointer (a zero-size record ahead of another region) the largest,
+        read-only.
+
+    Raises
+    ------
+    BetonFormatError
+        For any violation listed under "What a reader must reject" in
+        ``spec/beton.md`` (clauses FMT-060 to FMT-082). ``offset`` is the byte
+        offset in the file of the offending value (for a truncated file, the
+        file size); ``clause`` the clause number.
+    OSError
+        If the file cannot be opened or read.
+    """
+
+    def __init__(self, fname, custom_handlers={}):
+        self._fname = os.fspath(fname)
+        self.custom_handlers = dict(custom_handlers)
+        with open(self._fname, 'rb') as f:
+            self.file_size = os.fstat(f.fileno()).st_size
+            self._read_header(f)
+            self._read_field_descriptors(f)
+            self._read_metadata(f)
+            self._read_alloc_table(f)
+        self._check_regions()
+        self._check_metadata_pointers()
+
+    @property
+    def fname(self):
+        """str: path the reader was opened with."""
+        return self._fname
+
+    # -- parsing -------------------------------------------------------------------------
+
+    def _read_exact(self, f, offset, dtype, count, clause, what):
+        """Read ``count`` items of ``dtype`` at ``offset`` into a fresh read-only array.
+
+        Raises ``BetonFormatError(clause)`` at the file size if the file ends first.
+        """
+        nbytes = dtype.itemsize * count
+        if offset + nbytes > self.file_size:
+            raise BetonFormatError(
+                f"file too short: {what} needs bytes {offset}..{offset + nbytes} but the file "
+                f"has {self.file_size}", offset=self.file_size, clause=clause)
+        out = np.empty(count, dtype=dtype)
+        raw = out.view(np.uint8).reshape(-1)
+        f.seek(offset)
+        got = f.readinto(raw) if nbytes else 0
+        if got != nbytes:
+            raise BetonFormatError(
+                f"file too short: read {got} of {nbytes} bytes of {what} (file changed while "
+                f"being opened?)", offset=offset + got, clause=clause)
+        out.flags.writeable = False
+        return out
+
+    def _read_header(self, f):
+        header = self._read_exact(f, 0, HeaderType, 1, 'FMT-060', 'the 24-byte header')[0]
+        version = int(header['version'])
+        if version != CURRENT_VERSION:
+            raise BetonFormatError(
+                f"unsupported format version {version}; this reader reads version "
+                f"{CURRENT_VERSION} (FFCV 1.0)", offset=_VERSION_AT, clause='FMT-061')
+        page_size = int(header['page_size'])
+        if page_size == 0 or page_size & (page_size - 1):
+            raise BetonFormatError(f"page size {page_size} is not a power of two",
+                                   offset=_PAGE_SIZE_AT, clause='FMT-062')
+        num_fields = int(header['num_fields'])
+        if num_fields == 0:
+            raise BetonFormatError("the file declares 0 fields", offset=_NUM_FIELDS_AT,
+                                   clause='FMT-063')
+        self.header = header
+        self.num_samples = int(header['num_samples'])
+        self.num_fields = num_fields
+        self.page_size = page_size
+
+    def _read_field_descriptors(self, f):
+        descriptors = self._read_exact(f, HeaderType.itemsize, FieldDescType, self.num_fields,
+                                       'FMT-064', f'{self.num_fields} field descriptors')
+        names = []
+        handlers = {}
+        for index, desc in enumerate(descriptors):
+            at = HeaderType.itemsize + index * FieldDescType.itemsize
+            raw_name = desc['name'].tobytes()
+            try:
+                name = raw_name.split(b'\0', 1)[0].decode('ascii')
+            except UnicodeDecodeError:
+                raise BetonFormatError(f"field {index}: name {raw_name!r} is not ASCII",
+                                       offset=at + _NAME_AT, clause='FMT-068') from None
+            if name in handlers:
+                raise BetonFormatError(
+                    f"field {index}: name {name!r} is used by an earlier field (names are cut to "
+                    f"{FIELD_NAME_LENGTH} bytes, so long names can collide)",
+                    offset=at + _NAME_AT, clause='FMT-068')
+            handlers[name] = self._make_handler(index, name, int(desc['type_id']),
+                                                desc['arguments'], at)
+            names.append(name)
+        self.field_names = names
+        self.handlers = handlers
+
+    def _make_handler(self, index, name, type_id, arguments, at):
+        if name in self.custom_handlers:
+            return self.custom_handlers[name].from_binary(arguments)
+        if type_id == CUSTOM_TYPE_ID:
+            raise BetonFormatError(
+                f"field {index} {name!r} has type id 255 (a custom field class); pass its class "
+                f"as custom_handlers={{{name!r}: FieldClass}} to Reader (custom_fields= to Loader)",
+                offset=at, clause='FMT-066')
+        cls = TYPE_ID_HANDLER.get(type_id)
+        if cls is None:
+            raise BetonFormatError(
+                f"field {index} {name!r} has unknown type id {type_id}; known type ids are "
+                f"{_known_type_ids()} and 255 (custom)", offset=at, clause='FMT-065')
+        try:
+            handler = cls.from_binary(arguments)
+        except Exception as exc:
+            raise BetonFormatError(f"field {index} {name!r}: bad {cls.__name__} arguments: {exc}",
+                                   offset=at + _ARGUMENTS_AT, clause='FMT-067') from None
+        if isinstance(handler, NDArrayField):
+            dtype = handler.dtype
+            if (dtype.fields is not None or dtype.subdtype is not None or dtype.hasobject
+                    or dtype.itemsize == 0):
+                raise BetonFormatError(
+                    f"field {index} {name!r}: array dtype {dtype.str!r} is not a plain, "
+                    f"fixed-size, non-object element type", offset=at + _ARGUMENTS_AT,
+                    clause='FMT-067')
+        return handler
+
+    def _read_metadata(self, f):
+        self.metadata_type = get_metadata_type(list(self.handlers.values()))
+        self._metadata_start = metadata_offset(self.num_fields)
+        itemsize = self.metadata_type.itemsize
+        if itemsize == 0:
+            raise BetonFormatError("the metadata record of these fields is 0 bytes long",
+                                   offset=self._metadata_start, clause='FMT-069')
+        end = self._metadata_start + self.num_samples * itemsize
+        if end > self.file_size:
+            raise BetonFormatError(
+                f"file too short for the metadata table: {self.num_samples} samples of "
+                f"{itemsize} bytes end at {end}, the file has {self.file_size} bytes",
+                offset=self.file_size, clause='FMT-069')
+        self.metadata = self._read_exact(f, self._metadata_start, self.metadata_type,
+                                         self.num_samples, 'FMT-069', 'the metadata table')
+        self._metadata_end = end
+        self.data_region_start = align_to_page(end, self.page_size)
+
+    def _read_alloc_table(self, f):
+        ptr = int(self.header['alloc_table_ptr'])
+        if ptr > self.file_size:
+            raise BetonFormatError(
+                f"alloc_table_ptr {ptr} is past the end of the file ({self.file_size} bytes)",
+                offset=_ALLOC_PTR_AT, clause='FMT-071')
+        if ptr < self._metadata_end:
+            raise BetonFormatError(
+                f"alloc_table_ptr {ptr} is before the end of the metadata table "
+                f"({self._metadata_end})", offset=_ALLOC_PTR_AT, clause='FMT-070')
+        table_bytes = self.file_size - ptr
+        if table_bytes % ALLOC_TABLE_TYPE.itemsize:
+            raise BetonFormatError(
+                f"the allocation table from {ptr} to the end of the file is {table_bytes} bytes, "
+                f"not a multiple of {ALLOC_TABLE_TYPE.itemsize}", offset=_ALLOC_PTR_AT,
+                clause='FMT-072')
+        data_bytes = ptr - self.data_region_start
+        if ptr != self._metadata_end and (data_bytes < 0 or data_bytes % self.page_size):
+            raise BetonFormatError(
+                f"alloc_table_ptr {ptr} is neither the end of the metadata ({self._metadata_end}) "
+                f"nor the end of a whole page after the data region start "
+                f"{self.data_region_start} (page size {self.page_size})",
+                offset=_ALLOC_PTR_AT, clause='FMT-073')
+        self.alloc_table = self._read_exact(f, ptr, ALLOC_TABLE_TYPE,
+                                            table_bytes // ALLOC_TABLE_TYPE.itemsize,
+                                            'FMT-072', 'the allocation table')
+        self._alloc_table_ptr = ptr
+
+    # -- validation ----------------------------------------------------------------------
+
+    def _check_regions(self):
+        raw = self.alloc_table.view(np.uint8).reshape(-1, ALLOC_TABLE_TYPE.itemsize)
+        ptrs, sizes = _beton.check_alloc_table(raw, self.num_samples, self.data_region_start,
+                                               self._alloc_table_ptr, self.page_size)
+        ptrs.flags.writeable = False
+        sizes.flags.writeable = False
+        self.region_ptrs = ptrs
+        self.region_sizes = sizes
+
+    def _check_metadata_pointers(self):
+        raw = self.metadata.view(np.uint8).reshape(self.num_samples, self.metadata_type.itemsize)
+        for index, (name, handler) in enumerate(self.handlers.items()):
+            member = self.metadata_type.fields[f'f{index}'][1]
+            mtype = handler.metadata_type
+            args = (raw, member, self.region_ptrs, self.region_sizes, self._metadata_start, name)
+            if isinstance(handler, RGBImageField) and mtype == RGBMetadataType:
+                _beton.check_rgb_records(*args)
+            elif isinstance(handler, BytesField) and mtype == BytesMetadataType:
+                _beton.check_bytes_pointers(*args)
+            elif isinstance(handler, NDArrayField) and mtype == np.dtype('<u8'):
+                _beton.check_ndarray_pointers(raw, member, handler.element_size,
+                                              *args[2:])
+
+    # -- access --------------------------------------------------------------------------
+
+    def read_sample_region(self, sample, field_name):
+        """The stored bytes of one sample's field.
+
+        Parameters
+        ----------
+        sample : int
+            Sample index, ``0 <= sample < num_samples``.
+        field_name : str
+            One of :attr:`field_names`; its field must store data in a region:
+            RGB images (the JPEG/PNG file or the ``H*W*3`` raw pixels, size from
+            the region table, FMT-036), Bytes and JSON (``size`` bytes from the
+            metadata, FMT-033/FMT-035; JSON text includes its trailing NUL) or
+            arrays (``element_size`` bytes, FMT-034).
+
+        Returns
+        -------
+        ndarray[uint8], shape (size,)
+            A read-only copy of the bytes.
+
+        Raises
+        ------
+        IndexError
+            If ``sample`` is out of range.
+        KeyError
+            If there is no such field.
+        TypeError
+            If the field keeps its value in the metadata (Int, Float) or is a
+            custom field whose layout the reader does not know.
+        BetonFormatError
+            If the file has shrunk since it was opened (FMT-060).
+        """
+        if not 0 <= sample < self.num_samples:
+            raise IndexError(f"sample {sample} out of range for {self.num_samples} samples")
+        handler = self.handlers[field_name]
+        index = self.field_names.index(field_name)
+        record = self.metadata[sample][f'f{index}']
+        mtype = handler.metadata_type
+        if isinstance(handler, RGBImageField) and mtype == RGBMetadataType:
+            ptr = int(record['data_ptr'])
+            size = _beton.region_size(self.region_ptrs, self.region_sizes, ptr)
+        elif isinstance(handler, BytesField) and mtype == BytesMetadataType:
+            ptr, size = int(record['ptr']), int(record['size'])
+        elif isinstance(handler, NDArrayField) and mtype == np.dtype('<u8'):
+            ptr, size = int(record), handler.element_size
+        else:
+            raise TypeError(f"field {field_name!r} ({type(handler).__name__}) has no data region "
+                            f"this reader knows how to find")
+        if size == 0:
+            data = b''
+        else:
+            with open(self._fname, 'rb') as f:
+                data = os.pread(f.fileno(), size, ptr)
+        if len(data) != size:
+            raise BetonFormatError(f"file ended after {len(data)} of the {size} bytes at {ptr}; "
+                                   f"was it truncated after opening?", offset=ptr + len(data),
+                                   clause='FMT-060')
+        return np.frombuffer(data, dtype=np.uint8)
+
+    def __repr__(self):
+        fields = ", ".join(f"{n}: {type(h).__name__}" for n, h in self.handlers.items())
+        return (f"<Reader {self._fname!r}: {self.num_samples} samples, page size "
+                f"{self.page_size}, fields {{{fields}}}>")
