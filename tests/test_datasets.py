@@ -1,0 +1,156 @@
+"""ffcvx.datasets: ImageFolder and FashionMNIST."""
+import gzip
+import os
+import pickle
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from ffcvx.datasets import FASHION_MNIST_ROOT, FashionMNIST, ImageFolder, read_idx
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+HAVE_FASHION_MNIST = os.path.isfile(os.path.join(FASHION_MNIST_ROOT, 'train-images-idx3-ubyte.gz'))
+
+
+def _photos_dir():
+    for candidate in (os.path.join(HERE, '..', '..', 'shared', 'data', 'photos'),
+                      '/work/shared/data/photos'):
+        if os.path.isdir(candidate):
+            return os.path.normpath(candidate)
+    return None
+
+
+def make_folder(root):
+    """b/ (2 images, one nested), a/ (gray PNG + RGBA PNG), c/ with no images, plus noise."""
+    rng = np.random.default_rng(0)
+    (root / 'b' / 'nested').mkdir(parents=True)
+    (root / 'a').mkdir()
+    (root / 'c').mkdir()
+    (root / '.hidden').mkdir()
+    Image.fromarray(rng.integers(0, 256, (10, 12, 3), dtype=np.uint8)).save(root / 'b' / 'x.JPG')
+    Image.fromarray(rng.integers(0, 256, (5, 6, 3), dtype=np.uint8)).save(root / 'b' / 'nested' / 'y.png')
+    Image.fromarray(rng.integers(0, 256, (7, 8), dtype=np.uint8)).save(root / 'a' / 'gray.png')
+    Image.fromarray(rng.integers(0, 256, (4, 4, 4), dtype=np.uint8), 'RGBA').save(root / 'a' / 'rgba.png')
+    Image.fromarray(rng.integers(0, 256, (4, 4, 3), dtype=np.uint8)).save(root / '.hidden' / 'z.png')
+    (root / 'a' / 'notes.txt').write_text('not an image')
+    (root / 'c' / 'README').write_text('nothing here')
+    (root / 'top.png').write_bytes(b'')   # a file at the top level is not a class
+
+
+def test_image_folder(tmp_path):
+    make_folder(tmp_path)
+    ds = ImageFolder(tmp_path)
+    assert ds.classes == ['a', 'b', 'c']
+    assert ds.class_to_idx == {'a': 0, 'b': 1, 'c': 2}
+    assert len(ds) == 4
+    assert [os.path.relpath(p, tmp_path) for p, _ in ds.samples] == \
+        ['a/gray.png', 'a/rgba.png', 'b/nested/y.png', 'b/x.JPG']
+    assert [label for _, label in ds.samples] == [0, 0, 1, 1]
+    sizes = []
+    for i in range(len(ds)):
+        image, label = ds[i]
+        assert isinstance(image, Image.Image) and image.mode == 'RGB'
+        assert label == ds.samples[i][1]
+        sizes.append(image.size)
+    assert sizes == [(8, 7), (4, 4), (6, 5), (12, 10)]
+    gray = np.asarray(ds[0][0])
+    assert np.array_equal(gray[..., 0], gray[..., 2])
+
+
+def test_image_folder_pickles(tmp_path):
+    make_folder(tmp_path)
+    ds = ImageFolder(tmp_path)
+    copy = pickle.loads(pickle.dumps(ds))
+    assert copy.samples == ds.samples
+    assert np.array_equal(np.asarray(copy[3][0]), np.asarray(ds[3][0]))
+
+
+def test_image_folder_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match='does not exist'):
+        ImageFolder(tmp_path / 'missing')
+    (tmp_path / 'cls').mkdir()
+    (tmp_path / 'cls' / 'a.txt').write_text('x')
+    with pytest.raises(ValueError, match='no images found'):
+        ImageFolder(tmp_path)
+
+
+@pytest.mark.skipif(_photos_dir() is None, reason='shared/data/photos not found')
+def test_image_folder_photos():
+    ds = ImageFolder(_photos_dir())
+    assert len(ds) == 31
+    assert ds.classes == ['animal', 'object', 'person', 'scene', 'science', 'texture']
+    image, label = ds[len(ds) - 1]
+    assert image.mode == 'RGB' and label == 5
+
+
+def write_idx(path, array, magic):
+    header = np.array([magic, *array.shape], dtype='>u4').tobytes()
+    with gzip.open(path, 'wb') as f:
+        f.write(header + array.astype(np.uint8).tobytes())
+
+
+def make_fake_mnist(root, n_train=6, n_test=3, train_magic=0x803):
+    rng = np.random.default_rng(1)
+    data = {}
+    for prefix, n, magic in (('train', n_train, train_magic), ('t10k', n_test, 0x803)):
+        images = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)
+        labels = rng.integers(0, 10, n, dtype=np.uint8)
+        write_idx(root / f'{prefix}-images-idx3-ubyte.gz', images, magic)
+        write_idx(root / f'{prefix}-labels-idx1-ubyte.gz', labels, 0x801)
+        data[prefix] = (images, labels)
+    return data
+
+
+def test_fashion_mnist_synthetic(tmp_path):
+    data = make_fake_mnist(tmp_path)
+    for train, prefix in ((True, 'train'), (False, 't10k')):
+        ds = FashionMNIST(tmp_path, train=train)
+        images, labels = data[prefix]
+        assert len(ds) == len(labels)
+        for i in range(len(ds)):
+            image, label = ds[i]
+            assert image.dtype == np.uint8 and image.shape == (28, 28)
+            assert np.array_equal(image, images[i]) and label == int(labels[i])
+            assert isinstance(label, int)
+
+
+def test_fashion_mnist_pickles_without_arrays(tmp_path):
+    make_fake_mnist(tmp_path)
+    ds = FashionMNIST(tmp_path)
+    blob = pickle.dumps(ds)
+    assert len(blob) < 1000
+    copy = pickle.loads(blob)
+    assert len(copy) == len(ds) and np.array_equal(copy[2][0], ds[2][0]) and copy[2][1] == ds[2][1]
+
+
+def test_fashion_mnist_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="dataset-fashion-mnist"):
+        FashionMNIST(tmp_path)
+    make_fake_mnist(tmp_path, train_magic=0x801 + 0x100)
+    with pytest.raises(ValueError, match='magic'):
+        FashionMNIST(tmp_path, train=True)
+    write_idx(tmp_path / 't10k-labels-idx1-ubyte.gz', np.zeros(5, np.uint8), 0x801)
+    with pytest.raises(ValueError, match='3 images but .* 5 labels'):
+        FashionMNIST(tmp_path, train=False)
+
+
+def test_read_idx_length_check(tmp_path):
+    path = tmp_path / 'bad.gz'
+    with gzip.open(path, 'wb') as f:
+        f.write(np.array([0x803, 2, 28, 28], dtype='>u4').tobytes() + bytes(100))
+    with pytest.raises(ValueError, match='data bytes'):
+        read_idx(str(path), 0x803, 3)
+
+
+@pytest.mark.skipif(not HAVE_FASHION_MNIST, reason='Debian dataset-fashion-mnist not installed')
+def test_fashion_mnist_real():
+    train = FashionMNIST()
+    test = FashionMNIST(train=False)
+    assert len(train) == 60000 and len(test) == 10000
+    image, label = train[0]
+    assert image.shape == (28, 28) and image.dtype == np.uint8
+    assert label == 9                        # the first training sample is an ankle boot
+    assert test[0][1] == 9
+    assert np.bincount(train.labels, minlength=10).tolist() == [6000] * 10
+    assert np.bincount(test.labels, minlength=10).tolist() == [1000] * 10
