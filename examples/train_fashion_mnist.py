@@ -31,11 +31,11 @@ def make_loader(path, batch_size, workers, train):
 
 def make_model():
     # Input (B, 3, 28, 28) in 0..255; the three channels are equal (gray).
+    # Small enough to train in about a minute per epoch on two CPU cores.
     return nn.Sequential(
-        nn.Conv2d(3, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(),
-        nn.Conv2d(32, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(32, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Flatten(), nn.Dropout(0.25), nn.Linear(64 * 7 * 7, 128), nn.ReLU(), nn.Linear(128, 10))
+        nn.Conv2d(3, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(16, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(32 * 7 * 7, 128), nn.ReLU(), nn.Linear(128, 10))
 
 
 def loader_throughput(loader):
@@ -61,8 +61,8 @@ def evaluate(model, loader):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('data_dir', type=Path)
-    parser.add_argument('--epochs', type=int, default=3)
-    parser.add_argument('--batch-size', type=int, default=128)
+    parser.add_argument('--epochs', type=int, default=2)
+    parser.add_argument('--batch-size', type=int, default=256)
     parser.add_argument('--workers', type=int, default=-1)
     args = parser.parse_args()
     torch.manual_seed(0)
@@ -90,7 +90,7 @@ def main():
             optimizer.step()
             schedule.step()
             seen += labels.shape[0]
-            total_loss += float(loss) * labels.shape[0]
+            total_loss += loss.item() * labels.shape[0]
         elapsed = time.perf_counter() - start
         print(f"epoch {epoch + 1}/{args.epochs}: loss {total_loss / seen:.4f}, "
               f"{seen / elapsed:,.0f} img/s while training, {elapsed:.1f} s")

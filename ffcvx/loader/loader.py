@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from ..fields import decoders as _decoders
-from ..memory_managers import OSCacheManager
+from ..memory_managers.select import select_strategy
 from ..pipeline.graph import Graph, Pipeline
 from ..pipeline.operation import Operation
 from ..pipeline.spec import PipelineSpec
@@ -30,12 +30,6 @@ class OrderOption(enum.Enum):
     QUASI_RANDOM = QuasiRandom
 
 
-def _default_os_cache():
-    # Read at Loader construction, not import: FFCV_DEFAULT_CACHE_PROCESS=0
-    # (or unset) means the OS page cache.
-    return os.environ.get('FFCV_DEFAULT_CACHE_PROCESS', '0').strip() in ('', '0', 'os')
-
-
 def _dist_rank_world():
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         return torch.distributed.get_rank(), torch.distributed.get_world_size()
@@ -54,8 +48,11 @@ class Loader:
         Threads that decode and augment (Numba threads); ``< 1`` means every
         CPU this process may run on. Capped at ``NUMBA_NUM_THREADS``.
     os_cache : bool or None
-        True: read through the OS page cache (memory strategy 0). None: from
-        ``FFCV_DEFAULT_CACHE_PROCESS``.
+        FFCV's flag. True: read through the OS page cache (strategy 0).
+        False: not the OS cache: the strategy ``FFCV_DEFAULT_CACHE_PROCESS``
+        names, or the process cache (strategy 1) if it names none or ``0``.
+        None: from ``FFCV_DEFAULT_CACHE_PROCESS`` (read when the Loader is
+        made), the OS cache if unset.
     order : OrderOption or TraversalOrder subclass
     distributed : bool
         Shard every epoch across ``torch.distributed`` ranks (or ``RANK`` /
@@ -82,6 +79,15 @@ class Loader:
         ``"turbojpeg"``; None picks the best installed one per format.
     order_kwargs : dict
         Extra arguments for the traversal order's constructor.
+    cache : str, int or None
+        Memory strategy, overriding ``os_cache`` and the environment: ``0``
+        or ``"os"`` (OS page cache), ``1`` or ``"process"`` (bounded private
+        cache filled ahead of need), ``2`` or ``"shared"`` (one copy per node
+        in ``/dev/shm``), or any name registered in the entry-point group
+        ``ffcvx.caches``.
+    cache_options : dict or None
+        Keyword arguments of the strategy, e.g. ``{"max_bytes": 2**30}`` (the
+        process cache's memory bound, bytes) or ``{"shm_dir": "/dev/shm"}``.
 
     Raises
     ------
@@ -90,13 +96,15 @@ class Loader:
     BackendNotFoundError
         If ``backend`` is unknown or unusable, or no backend decodes a stored format.
     ValueError
-        For invalid arguments (the message says which).
+        For invalid arguments (the message says which), including an unknown
+        memory strategy (the message lists the registered ones).
     """
 
     def __init__(self, fname, batch_size, num_workers=-1, os_cache=None,
                  order=OrderOption.SEQUENTIAL, distributed=False, seed=None, indices=None,
                  pipelines=None, custom_fields=None, drop_last=True, batches_ahead=3,
-                 recompile=False, backend=None, order_kwargs=None, decoder_registry=None):
+                 recompile=False, backend=None, order_kwargs=None, decoder_registry=None,
+                 cache=None, cache_options=None):
         if int(batch_size) < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         if int(batches_ahead) < 1:
@@ -128,12 +136,10 @@ class Loader:
                                  f"[0, {self.reader.num_samples})")
             self.indices = idx.astype(np.uint64)
 
-        if os_cache is None:
-            os_cache = _default_os_cache()
-        if not os_cache:
-            warnings.warn("os_cache=False: only the OS page cache strategy is available in this "
-                          "version of ffcvx; using it")
-        self.memory_manager = OSCacheManager(self.reader)
+        # The environment is read here, at construction, so a process can
+        # change FFCV_DEFAULT_CACHE_PROCESS between Loaders.
+        self.memory_manager = select_strategy(self.reader, cache=cache, os_cache=os_cache,
+                                              options=cache_options)
 
         order_class = order.value if isinstance(order, OrderOption) else order
         if not (isinstance(order_class, type) and issubclass(order_class, TraversalOrder)):

@@ -1,0 +1,429 @@
+"""Strategy 1: a private, memory-bounded page cache filled ahead of need.
+
+Before an epoch the manager knows every batch it will serve, so it knows
+which pages each batch needs and when each page is needed again. It plans the
+epoch once (:func:`plan_epoch`): a fixed number of page-sized slots, and for
+every page load the slot it goes into and the batch after which that slot's
+previous page is no longer needed. When a slot must be reused, the page whose
+next use is farthest away is evicted (Belady's rule, optimal for a known
+sequence), so a file larger than the bound is read at disk speed and a file
+that fits is read once per epoch.
+
+A pool of reader threads executes the plan in batch order with ``os.preadv``
+straight into the slots (it releases the GIL, so reading overlaps decoding).
+The compiled ``read`` only indexes arrays: ``page_to_slot`` says where a
+page lives, and the loader's ``start_batch`` blocks until every page of the
+batch has landed.
+"""
+import os
+import threading
+from contextlib import contextmanager
+
+import numpy as np
+import psutil
+from numba import njit
+
+from .base import MemoryManager
+
+#: Reader threads when the caller names no number; reads are I/O-bound, so
+#: more threads than cores keep a disk's queue full.
+DEFAULT_READERS = 8
+
+
+@njit(nogil=True, cache=False)
+def _read_region(ptr, state):
+    arena, region_ptrs, region_sizes, page_to_slot, geometry = state
+    position = np.searchsorted(region_ptrs, ptr)
+    size = np.int64(region_sizes[position])
+    if size == 0:
+        # Empty regions may sit outside any data page (FMT-050: D0 - PS).
+        return arena[0:0]
+    page_size = geometry[0]
+    offset = np.int64(ptr)
+    page = offset // page_size
+    start = page_to_slot[page] * page_size + (offset - page * page_size)
+    return arena[start:start + size]
+
+
+def sample_pages(reader):
+    """Which data pages each sample's regions lie in.
+
+    Parameters
+    ----------
+    reader : ffcvx.reader.Reader
+
+    Returns
+    -------
+    indptr : ndarray[int64], shape (num_samples + 1,)
+        Sample ``s``'s pages are ``pages[indptr[s]:indptr[s + 1]]``.
+    pages : ndarray[int64], shape (k,)
+        Absolute page numbers (``ptr // page_size``).
+
+    Notes
+    -----
+    A zero-size record that shares its pointer with another sample's region
+    is served that region by ``read`` (the largest size wins on a tie), so its
+    page counts as one of the sample's pages too; only pointers whose region
+    is empty need no page.
+    """
+    table = reader.alloc_table
+    ptrs = np.asarray(reader.region_ptrs, dtype=np.uint64)
+    sizes = np.asarray(reader.region_sizes, dtype=np.uint64)
+    record_ptrs = table['ptr'].astype(np.uint64)
+    served = sizes[np.searchsorted(ptrs, record_ptrs)] if len(ptrs) else np.zeros(0, np.uint64)
+    keep = served > 0
+    samples = table['sample_id'][keep].astype(np.int64)
+    pages = (record_ptrs[keep] // np.uint64(reader.page_size)).astype(np.int64)
+    pairs = np.unique(np.stack([samples, pages], axis=1), axis=0) if len(samples) else \
+        np.zeros((0, 2), dtype=np.int64)
+    counts = np.bincount(pairs[:, 0], minlength=reader.num_samples)
+    indptr = np.zeros(reader.num_samples + 1, dtype=np.int64)
+    np.cumsum(counts, out=indptr[1:])
+    return indptr, np.ascontiguousarray(pairs[:, 1])
+
+
+def batch_pages(indptr, pages, batches):
+    """Distinct pages of each batch, ascending.
+
+    Parameters
+    ----------
+    indptr, pages : ndarray[int64]
+        From :func:`sample_pages`.
+    batches : sequence of ndarray[integer]
+        Sample indices of each batch.
+
+    Returns
+    -------
+    list of ndarray[int64]
+    """
+    result = []
+    for batch in batches:
+        batch = np.asarray(batch, dtype=np.int64)
+        starts, ends = indptr[batch], indptr[batch + 1]
+        lengths = ends - starts
+        # Gather every sample's page slice in one vectorised step.
+        offsets = np.repeat(starts - np.cumsum(lengths) + lengths, lengths) + np.arange(lengths.sum())
+        result.append(np.unique(pages[offsets]))
+    return result
+
+
+class EpochPlan:
+    """Where and when every page of an epoch is loaded (see :func:`plan_epoch`).
+
+    Attributes
+    ----------
+    jobs : ndarray[int64], shape (n, 4)
+        One row per page load, in the order the loads must be issued:
+        ``(batch, page, slot, after)``: ``page`` goes into ``slot`` before
+        ``batch`` starts, once batch ``after`` has finished with the slot's
+        previous page (``-1``: the slot is fresh).
+    job_end : ndarray[int64], shape (num_batches,)
+        Batch ``b``'s loads are ``jobs[:job_end[b]]`` (jobs of earlier
+        batches included).
+    release : list of ndarray[int64]
+        Pages that batch ``b`` uses for the last time this epoch; they are
+        unmapped when batch ``b + 1`` starts.
+    """
+
+    def __init__(self, jobs, job_end, release):
+        self.jobs = jobs
+        self.job_end = job_end
+        self.release = release
+
+
+def plan_epoch(pages_per_batch, num_slots):
+    """Plan page loads for one epoch with ``num_slots`` page slots.
+
+    Parameters
+    ----------
+    pages_per_batch : list of ndarray[int64]
+        Distinct pages each batch needs, in batch order.
+    num_slots : int
+        Slots available; at least ``max(len(p) for p in pages_per_batch)``.
+
+    Returns
+    -------
+    EpochPlan
+    """
+    import heapq
+
+    uses = {}
+    for b, pages in enumerate(pages_per_batch):
+        for p in pages.tolist():
+            uses.setdefault(p, []).append(b)
+    cursor = dict.fromkeys(uses, 0)
+    never = len(pages_per_batch)
+    # Free slots with the batch after which they may be overwritten.
+    free = [(-1, s) for s in range(num_slots - 1, -1, -1)]
+    resident = {}          # page -> slot
+    last_batch = {}        # page -> last batch that used it so far
+    heap = []              # (-next use, page): eviction candidates, lazily invalidated
+    jobs, job_end, release = [], [], []
+    for b, pages in enumerate(pages_per_batch):
+        current = pages.tolist()
+        for p in current:
+            if p in resident:
+                continue
+            if free:
+                after, slot = free.pop()
+            else:
+                while True:
+                    negative_next, victim = heapq.heappop(heap)
+                    next_use = uses[victim][cursor[victim]] if cursor[victim] < len(uses[victim]) else never
+                    if victim in resident and -negative_next == next_use and next_use > b:
+                        break
+                slot = resident.pop(victim)
+                after = last_batch[victim]
+            resident[p] = slot
+            jobs.append((b, p, slot, after))
+        job_end.append(len(jobs))
+        done = []
+        for p in current:
+            cursor[p] += 1
+            last_batch[p] = b
+            if cursor[p] < len(uses[p]):
+                heapq.heappush(heap, (-uses[p][cursor[p]], p))
+            else:
+                # Last use this epoch: the slot is free once batch b is done.
+                free.append((b, resident.pop(p)))
+                done.append(p)
+        release.append(np.asarray(done, dtype=np.int64))
+    job_array = np.asarray(jobs, dtype=np.int64).reshape(-1, 4)
+    return EpochPlan(job_array, np.asarray(job_end, dtype=np.int64), release)
+
+
+class ProcessCacheManager(MemoryManager):
+    """Reads pages ahead of need into a bounded private buffer (strategy 1).
+
+    Parameters
+    ----------
+    reader : ffcvx.reader.Reader
+    max_bytes : int or None
+        Upper bound, in bytes, on page bytes held at once. None: the smaller
+        of the file's data pages and half the memory available now.
+    readers : int
+        Reader threads.
+
+    Attributes
+    ----------
+    num_slots : int
+        Page slots of the buffer: ``min(max_bytes // page_size, data pages)``.
+    resident_pages : int
+        Pages currently held.
+    peak_resident_pages : int
+        Most pages ever held at once (high-water mark, for tests and tuning).
+    pages_read : int
+        Page reads issued since the manager was made.
+
+    Raises
+    ------
+    ValueError
+        If ``max_bytes`` is smaller than one page, or ``readers < 1``.
+    """
+
+    def __init__(self, reader, max_bytes=None, readers=DEFAULT_READERS):
+        super().__init__(reader)
+        self.page_size = int(reader.page_size)
+        first = reader.data_region_start // self.page_size
+        last = -(-int(reader.file_size) // self.page_size)
+        data_pages = max(0, int(last - first))
+        if max_bytes is None:
+            max_bytes = min(data_pages * self.page_size, psutil.virtual_memory().available // 2)
+            max_bytes = max(max_bytes, self.page_size)
+        self.max_bytes = int(max_bytes)
+        if self.max_bytes < self.page_size:
+            raise ValueError(f"process cache: max_bytes={self.max_bytes} is smaller than one page "
+                             f"({self.page_size} bytes); the minimum is one batch's pages")
+        if int(readers) < 1:
+            raise ValueError(f"process cache: readers must be at least 1, got {readers}")
+        self.readers = int(readers)
+        self.num_slots = max(1, min(self.max_bytes // self.page_size, data_pages))
+        # np.empty maps the buffer lazily: untouched slots cost no RSS.
+        self._arena = np.empty(self.num_slots * self.page_size, dtype=np.uint8)
+        self._page_to_slot = np.full(last + 1, -1, dtype=np.int64)
+        self._state = (self._arena,
+                       np.ascontiguousarray(reader.region_ptrs, dtype=np.uint64),
+                       np.ascontiguousarray(reader.region_sizes, dtype=np.uint64),
+                       self._page_to_slot,
+                       np.array([self.page_size], dtype=np.int64))
+        self._indptr, self._pages = sample_pages(reader)
+        self._fd = os.open(reader.fname, os.O_RDONLY)
+        self.resident_pages = 0
+        self.peak_resident_pages = 0
+        self.pages_read = 0
+        self._epoch = None
+
+    @property
+    def state(self):
+        return self._state
+
+    def compile_reader(self):
+        return _read_region
+
+    def minimum_bytes(self, batches):
+        """Smallest ``max_bytes`` that can serve ``batches``: the pages of the largest batch.
+
+        Parameters
+        ----------
+        batches : sequence of ndarray[integer]
+
+        Returns
+        -------
+        int, bytes
+        """
+        pages = batch_pages(self._indptr, self._pages, batches)
+        return max((len(p) for p in pages), default=0) * self.page_size
+
+    @contextmanager
+    def schedule_epoch(self, batches):
+        """Plan the epoch, start the reader threads, stop them and free every page at the end.
+
+        Raises
+        ------
+        ValueError
+            If one batch needs more pages than ``max_bytes`` holds (the
+            message gives the minimum, in bytes).
+        """
+        pages = batch_pages(self._indptr, self._pages, batches)
+        needed = max((len(p) for p in pages), default=0)
+        if needed > self.num_slots:
+            raise ValueError(
+                f"process cache: max_bytes={self.max_bytes} holds {self.num_slots} pages of "
+                f"{self.page_size} bytes, but a batch needs {needed} pages; the minimum is "
+                f"{needed * self.page_size} bytes (smaller batches, or an order that puts a "
+                f"batch's samples in fewer pages, need less)")
+        epoch = _Epoch(self, plan_epoch(pages, self.num_slots))
+        self._epoch = epoch
+        try:
+            epoch.start()
+            yield self
+        finally:
+            epoch.stop()
+            self._epoch = None
+            self._page_to_slot[:] = -1
+            self.resident_pages = 0
+
+    def start_batch(self, batch_number):
+        """Let the readers reuse the previous batch's slots; wait until this batch's pages are in.
+
+        Raises
+        ------
+        OSError
+            If a reader thread failed to read the file.
+        """
+        if self._epoch is not None:
+            self._epoch.begin(batch_number)
+
+    def close(self):
+        if self._epoch is not None:
+            self._epoch.stop()
+            self._epoch = None
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+        self._arena = None
+        self._state = None
+
+
+class _Epoch:
+    """The reader threads of one epoch and the bookkeeping they share."""
+
+    def __init__(self, manager, plan):
+        self.manager = manager
+        self.plan = plan
+        self.cond = threading.Condition()
+        self.finished_before = 0   # batches < this one are done with their pages
+        self.next_job = 0
+        self.done = np.zeros(len(plan.jobs), dtype=bool)
+        self.done_prefix = 0       # jobs[:done_prefix] all loaded
+        self.error = None
+        self.stopping = False
+        self.slot_page = np.full(manager.num_slots, -1, dtype=np.int64)
+        self.threads = []
+
+    def start(self):
+        count = min(self.manager.readers, max(1, len(self.plan.jobs)))
+        for i in range(count):
+            thread = threading.Thread(target=self._work, name=f'ffcvx-page-reader-{i}', daemon=True)
+            thread.start()
+            self.threads.append(thread)
+
+    def stop(self):
+        with self.cond:
+            self.stopping = True
+            self.cond.notify_all()
+        for thread in self.threads:
+            thread.join()
+        self.threads = []
+
+    def _empty_slot(self, slot):
+        # Caller holds self.cond. A page evicted here may already have been
+        # loaded again into another slot by a faster reader thread; only a
+        # mapping that still points at this slot is removed.
+        page = int(self.slot_page[slot])
+        if page < 0:
+            return
+        self.slot_page[slot] = -1
+        table = self.manager._page_to_slot
+        if table[page] == slot:
+            table[page] = -1
+        self.manager.resident_pages -= 1
+
+    def begin(self, batch):
+        plan = self.plan
+        with self.cond:
+            # Batches before `batch` have run: their last-use pages go, and
+            # slots waiting on them may be refilled.
+            for finished in range(self.finished_before, batch):
+                for page in plan.release[finished].tolist():
+                    slot = int(self.manager._page_to_slot[page])
+                    if slot >= 0:
+                        self._empty_slot(slot)
+            self.finished_before = max(self.finished_before, batch)
+            self.cond.notify_all()
+            needed = int(plan.job_end[batch]) if batch < len(plan.job_end) else len(plan.jobs)
+            while self.done_prefix < needed and self.error is None:
+                self.cond.wait()
+            if self.error is not None:
+                raise self.error
+
+    def _work(self):
+        manager, jobs = self.manager, self.plan.jobs
+        page_size = manager.page_size
+        while True:
+            with self.cond:
+                if self.stopping or self.next_job >= len(jobs):
+                    return
+                index = self.next_job
+                self.next_job += 1
+                batch, page, slot, after = (int(v) for v in jobs[index])
+                # The slot's previous page is still being read until batch `after` is done.
+                while self.finished_before <= after and not self.stopping:
+                    self.cond.wait()
+                if self.stopping:
+                    return
+                self._empty_slot(slot)
+            try:
+                view = memoryview(manager._arena[slot * page_size:(slot + 1) * page_size])
+                got = 0
+                offset = page * page_size
+                while got < page_size:
+                    n = os.preadv(manager._fd, [view[got:]], offset + got)
+                    if n == 0:
+                        break  # the last page may end at the end of the file
+                    got += n
+            except BaseException as exc:  # handed to start_batch, raised in the loader thread
+                with self.cond:
+                    self.error = exc
+                    self.cond.notify_all()
+                return
+            with self.cond:
+                manager._page_to_slot[page] = slot
+                self.slot_page[slot] = page
+                manager.resident_pages += 1
+                manager.peak_resident_pages = max(manager.peak_resident_pages, manager.resident_pages)
+                manager.pages_read += 1
+                self.done[index] = True
+                while self.done_prefix < len(jobs) and self.done[self.done_prefix]:
+                    self.done_prefix += 1
+                self.cond.notify_all()
