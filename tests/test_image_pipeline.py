@@ -218,3 +218,25 @@ def test_photos_imagefolder_end_to_end(tmp_path, shared_dir):
         assert images.float().std() > 1          # real pixels, not an empty buffer
         labels.extend(batch_labels.tolist())
     assert sorted(labels) == sorted(dataset[i][1] for i in range(len(dataset)))
+
+
+@pytest.mark.parametrize('probability', [0.0, 1.0])
+def test_flip_after_simple_decoder_runs_in_place(golden_dir, probability):
+    """Not fusable (no resize): the flip op mirrors each image of the batch itself."""
+    path = str(golden_dir / 'multipage.beton')
+    plain = Loader(path, batch_size=8, pipelines={'image': [SimpleRGBImageDecoder()], 'label': None,
+                                                  'blob': None})
+    (base,) = next(iter(plain))
+    base = base.copy()
+    flipping = Loader(path, batch_size=8, pipelines={
+        'image': [SimpleRGBImageDecoder(), RandomHorizontalFlip(probability)], 'label': None, 'blob': None})
+    assert len(flipping.graph.pipelines[0].steps) == 2
+    (out,) = next(iter(flipping))
+    assert np.array_equal(out, base[:, :, ::-1] if probability else base)
+
+
+def test_flip_fused_into_crop_decoder(coded):
+    loader = Loader(str(coded), batch_size=8, indices=range(8), pipelines={
+        'image': [CenterCropRGBImageDecoder((20, 20), 1.0), RandomHorizontalFlip(0.5)], 'label': None})
+    steps = loader.graph.pipelines[0].steps
+    assert len(steps) == 1 and steps[0].operation.flip_prob == 0.5

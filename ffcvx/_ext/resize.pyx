@@ -531,9 +531,31 @@ cdef void _run_vertical(bint simd, const uint8_t *src, int64_t src_stride, int64
         _vertical(src, src_stride, n, dst, dst_stride, dst_h, bounds, coef, taps, acc)
 
 
+cdef void _mirror_table(int64_t out_size, int64_t taps, int32_t *bounds,
+                        int16_t *coef) noexcept nogil:
+    """Reverse the order of an axis' output positions, in place.
+
+    Output ``i`` then takes the weights of output ``out_size - 1 - i``, so
+    the pass writes the left-right mirror of the unmirrored result exactly.
+    """
+    cdef int64_t i, j, t
+    cdef int32_t b
+    cdef int16_t c
+    for i in range(out_size // 2):
+        j = out_size - 1 - i
+        for t in range(2):
+            b = bounds[2 * i + t]
+            bounds[2 * i + t] = bounds[2 * j + t]
+            bounds[2 * j + t] = b
+        for t in range(taps):
+            c = coef[i * taps + t]
+            coef[i * taps + t] = coef[j * taps + t]
+            coef[j * taps + t] = c
+
+
 cdef int _resize(const uint8_t *src, int64_t src_h, int64_t src_w, int64_t src_stride,
                  uint8_t *dst, int64_t dst_h, int64_t dst_w, uint8_t *scratch,
-                 int64_t scratch_len, bint allow_simd) noexcept nogil:
+                 int64_t scratch_len, bint allow_simd, bint mirror=False) noexcept nogil:
     cdef _Layout lay
     cdef uint8_t *base
     cdef int32_t *ybounds
@@ -567,7 +589,9 @@ cdef int _resize(const uint8_t *src, int64_t src_h, int64_t src_w, int64_t src_s
     simd = allow_simd and ffcvx_resize_have_avx2()
 
     do_v = src_h != dst_h
-    do_h = src_w != dst_w
+    # Mirroring happens in the horizontal pass, so it always runs then (at
+    # unit scale its weights are single taps of 1: an exact copy).
+    do_h = src_w != dst_w or mirror
     if not do_v and not do_h:
         row_bytes = 3 * src_w
         for y in range(src_h):
@@ -577,6 +601,8 @@ cdef int _resize(const uint8_t *src, int64_t src_h, int64_t src_w, int64_t src_s
         _coefficients(src_h, dst_h, lay.taps_y, ybounds, ycoef)
     if do_h:
         _coefficients(src_w, dst_w, lay.taps_x, xbounds, xcoef)
+        if mirror:
+            _mirror_table(dst_w, lay.taps_x, xbounds, xcoef)
     if do_v and do_h:
         _run_vertical(simd, src, src_stride, 3 * src_w, tmp, 3 * src_w, dst_h,
                       ybounds, ycoef, lay.taps_y, acc)
@@ -611,6 +637,20 @@ cdef api int ffcvx_resize_rgb(const uint8_t *src, int64_t src_h, int64_t src_w,
                    scratch_len, True)
 
 
+cdef api int ffcvx_resize_rgb_mirror(const uint8_t *src, int64_t src_h, int64_t src_w,
+                                     int64_t src_stride, uint8_t *dst, int64_t dst_h,
+                                     int64_t dst_w, uint8_t *scratch,
+                                     int64_t scratch_len) noexcept nogil:
+    """As ``ffcvx_resize_rgb``, writing the left-right mirror of the result.
+
+    Costs the same as the plain resize: the horizontal pass reads its weights
+    in reverse output order. Lets a crop decoder apply a random horizontal
+    flip for free.
+    """
+    return _resize(src, src_h, src_w, src_stride, dst, dst_h, dst_w, scratch,
+                   scratch_len, True, True)
+
+
 def resize_scratch_bytes(int64_t src_h, int64_t src_w, int64_t dst_h, int64_t dst_w):
     """Scratch size for :func:`resize_rgb` / ``ffcvx_resize_rgb``.
 
@@ -637,7 +677,7 @@ def resize_scratch_bytes(int64_t src_h, int64_t src_w, int64_t dst_h, int64_t ds
     return n
 
 
-def resize_rgb(src, dst, scratch=None, simd=True):
+def resize_rgb(src, dst, scratch=None, simd=True, mirror=False):
     """Resize an RGB image into ``dst`` (antialiased bilinear, fixed point).
 
     Parameters
@@ -653,6 +693,8 @@ def resize_rgb(src, dst, scratch=None, simd=True):
     simd : bool, optional
         False forces the portable loops (for tests: the AVX2 kernels must
         give identical pixels).
+    mirror : bool, optional
+        Write the left-right mirror of the resized image.
 
     Returns
     -------
@@ -673,6 +715,7 @@ def resize_rgb(src, dst, scratch=None, simd=True):
     cdef int64_t need
     cdef int rc
     cdef bint allow_simd = bool(simd)
+    cdef bint do_mirror = bool(mirror)
     cdef uint8_t *scratch_ptr
     cdef int64_t scratch_len
     if sv.shape[2] != 3 or dv.shape[2] != 3:
@@ -690,7 +733,7 @@ def resize_rgb(src, dst, scratch=None, simd=True):
     scratch_ptr = &tv[0] if scratch_len > 0 else NULL
     with nogil:
         rc = _resize(&sv[0, 0, 0], h, w, sv.strides[0], &dv[0, 0, 0], H, W,
-                     scratch_ptr, scratch_len, allow_simd)
+                     scratch_ptr, scratch_len, allow_simd, do_mirror)
     if rc == RESIZE_SCRATCH_TOO_SMALL:
         raise ValueError(f"scratch has {scratch_len} bytes, resize needs {need}")
     if rc != RESIZE_OK:

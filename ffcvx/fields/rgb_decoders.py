@@ -57,10 +57,11 @@ STATUS_BAD_MODE = -102
 
 
 def _resize_functions():
-    resize = RESIZE_PROTO(get_cython_function_address('ffcvx._ext.resize', 'ffcvx_resize_rgb'))
-    scratch = RESIZE_SCRATCH_PROTO(get_cython_function_address('ffcvx._ext.resize',
-                                                               'ffcvx_resize_scratch_bytes'))
-    return resize, scratch
+    def address(name):
+        return get_cython_function_address('ffcvx._ext.resize', name)
+    return (RESIZE_PROTO(address('ffcvx_resize_rgb')),
+            RESIZE_PROTO(address('ffcvx_resize_rgb_mirror')),
+            RESIZE_SCRATCH_PROTO(address('ffcvx_resize_scratch_bytes')))
 
 
 @DECODE_REGION_PROTO
@@ -272,6 +273,21 @@ class ResizedCropRGBImageDecoder(SimpleRGBImageDecoder):
     def __init__(self, output_size):
         super().__init__()
         self.output_size = (int(output_size[0]), int(output_size[1]))
+        #: Probability of mirroring the output, set when a following
+        #: RandomHorizontalFlip is fused into this decoder (see ``absorb``).
+        self.flip_prob = 0.0
+
+    def absorb(self, operation):
+        """Take over a following ``RandomHorizontalFlip`` (pipeline fusion).
+
+        The flip then costs nothing: the resize writes the mirrored image
+        directly. Returns whether ``operation`` was absorbed.
+        """
+        probability = getattr(operation, 'horizontal_flip_probability', None)
+        if probability is None or self.flip_prob:
+            return False
+        self.flip_prob = float(probability)
+        return True
 
     @abstractmethod
     def crop_sampler(self):
@@ -284,7 +300,7 @@ class ResizedCropRGBImageDecoder(SimpleRGBImageDecoder):
 
     def _scratch_layout(self):
         max_h, max_w = self._max_size()
-        _, resize_scratch = _resize_functions()
+        _, _, resize_scratch = _resize_functions()
         region_bytes = max_h * max_w * 3
         resize_bytes = int(resize_scratch(max_h, max_w, *self.output_size))
         return region_bytes, max(resize_bytes, 0)
@@ -299,8 +315,15 @@ class ResizedCropRGBImageDecoder(SimpleRGBImageDecoder):
         mem_read = self.memory_read
         decode_jpeg, jpeg_crops = self._decode_function('jpeg')
         decode_png, png_crops = self._decode_function('png')
-        resize, _ = _resize_functions()
+        resize_plain, resize_mirror, _ = _resize_functions()
+        flip_prob = self.flip_prob
         region_bytes, resize_bytes = self._scratch_layout()
+
+        @njit(nogil=True)
+        def resize(src, src_h, src_w, stride, dst, dst_h, dst_w, scratch, scratch_len):
+            if flip_prob > 0 and np.random.rand() < flip_prob:
+                return resize_mirror(src, src_h, src_w, stride, dst, dst_h, dst_w, scratch, scratch_len)
+            return resize_plain(src, src_h, src_w, stride, dst, dst_h, dst_w, scratch, scratch_len)
         out_h, out_w = self.output_size
         sample_crop = self.crop_sampler()
         my_range = Compiler.get_iterator()

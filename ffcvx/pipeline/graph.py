@@ -38,6 +38,23 @@ def _allocate_shared(query):
     return tuple(allocate(q, ()) for q in query)
 
 
+def fuse(operations):
+    """Let the decoder absorb the steps right after it that it can do for free.
+
+    A decoder with ``absorb(op) -> bool`` is offered each following
+    Operation in turn until it declines one; absorbed ones are dropped. The
+    crop decoders absorb ``RandomHorizontalFlip`` by mirroring their resize,
+    which saves a pass over every image.
+    """
+    operations = list(operations)
+    if not operations or not hasattr(operations[0], 'absorb'):
+        return operations
+    kept = 1
+    while kept < len(operations) and operations[0].absorb(operations[kept]):
+        kept += 1
+    return [operations[0]] + operations[kept:]
+
+
 @dataclass
 class Step:
     """One Operation, ready to run."""
@@ -78,6 +95,7 @@ class Pipeline:
         self.metadata = metadata
         self.steps: List[Step] = []
         state = INITIAL_STATE
+        operations = fuse(operations)
         for position, op in enumerate(operations):
             is_decoder = position == 0
             if is_decoder:
