@@ -2,6 +2,8 @@
 from abc import ABC, abstractmethod
 from contextlib import contextmanager
 
+import numpy as np
+
 
 class MemoryManager(ABC):
     """Serves stored bytes to compiled decoders.
@@ -19,6 +21,17 @@ class MemoryManager(ABC):
 
     def __init__(self, reader):
         self.reader = reader
+
+    def region_table(self):
+        """The Reader's regions as the compiled readers need them.
+
+        Returns
+        -------
+        (region_ptrs, region_sizes) : tuple of ndarray[uint64], shape (R,)
+            Sorted region start offsets and sizes, bytes (FMT-050), contiguous.
+        """
+        return (np.ascontiguousarray(self.reader.region_ptrs, dtype=np.uint64),
+                np.ascontiguousarray(self.reader.region_sizes, dtype=np.uint64))
 
     @property
     @abstractmethod

@@ -28,8 +28,7 @@ class OSCacheManager(MemoryManager):
         else:
             self._memory = np.zeros(0, dtype=np.uint8)
         self._state = (self._memory,
-                       np.ascontiguousarray(reader.region_ptrs, dtype=np.uint64),
-                       np.ascontiguousarray(reader.region_sizes, dtype=np.uint64))
+                       *self.region_table())
 
     @property
     def state(self):

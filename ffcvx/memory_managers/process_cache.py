@@ -242,8 +242,7 @@ class ProcessCacheManager(MemoryManager):
         self._arena = np.empty(self.num_slots * self.page_size, dtype=np.uint8)
         self._page_to_slot = np.full(last + 1, -1, dtype=np.int64)
         self._state = (self._arena,
-                       np.ascontiguousarray(reader.region_ptrs, dtype=np.uint64),
-                       np.ascontiguousarray(reader.region_sizes, dtype=np.uint64),
+                       *self.region_table(),
                        self._page_to_slot,
                        np.array([self.page_size], dtype=np.int64))
         self._indptr, self._pages = sample_pages(reader)

@@ -220,8 +220,7 @@ class SharedMemoryManager(MemoryManager):
         else:
             memory = np.zeros(0, dtype=np.uint8)
         self._state = (memory,
-                       np.ascontiguousarray(reader.region_ptrs, dtype=np.uint64),
-                       np.ascontiguousarray(reader.region_sizes, dtype=np.uint64))
+                       *self.region_table())
 
     def _fill(self, shm_dir, size):
         # Checked before the first byte is written: a half-copied segment
