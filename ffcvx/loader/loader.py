@@ -31,9 +31,40 @@ class OrderOption(enum.Enum):
 
 
 def _dist_rank_world():
+    """This process's ``(rank, world_size)`` for ``distributed=True``.
+
+    The initialised default ``torch.distributed`` process group decides; without
+    one (e.g. a Loader built before ``init_process_group``), the ``RANK`` and
+    ``WORLD_SIZE`` environment variables that ``torchrun`` sets; without those,
+    ``(0, 1)`` with a warning.
+
+    Raises
+    ------
+    ValueError
+        If only one of ``RANK`` / ``WORLD_SIZE`` is set, either is not an
+        integer, or they do not satisfy ``0 <= RANK < WORLD_SIZE``.
+    """
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         return torch.distributed.get_rank(), torch.distributed.get_world_size()
-    return int(os.environ.get('RANK', 0)), int(os.environ.get('WORLD_SIZE', 1))
+    rank_text, world_text = os.environ.get('RANK'), os.environ.get('WORLD_SIZE')
+    if rank_text is None and world_text is None:
+        warnings.warn("distributed=True, but no torch.distributed process group is initialised "
+                      "and RANK / WORLD_SIZE are unset: this process loads the whole dataset "
+                      "(rank 0 of 1)")
+        return 0, 1
+    if rank_text is None or world_text is None:
+        # Guessing the missing one could give two processes the same shard.
+        raise ValueError(f"distributed=True needs both RANK and WORLD_SIZE in the environment "
+                         f"(or an initialised process group); got RANK={rank_text!r}, "
+                         f"WORLD_SIZE={world_text!r}")
+    try:
+        rank, world_size = int(rank_text), int(world_text)
+    except ValueError:
+        raise ValueError(f"RANK and WORLD_SIZE must be integers, got RANK={rank_text!r}, "
+                         f"WORLD_SIZE={world_text!r}") from None
+    if not 0 <= rank < world_size:
+        raise ValueError(f"need 0 <= RANK < WORLD_SIZE, got RANK={rank}, WORLD_SIZE={world_size}")
+    return rank, world_size
 
 
 class Loader:
@@ -55,8 +86,27 @@ class Loader:
         made), the OS cache if unset.
     order : OrderOption or TraversalOrder subclass
     distributed : bool
-        Shard every epoch across ``torch.distributed`` ranks (or ``RANK`` /
-        ``WORLD_SIZE``); all ranks must use the same seed.
+        Give this process only its rank's share of every epoch, for any order
+        (QUASI_RANDOM included). The rank and world size come from the
+        initialised default ``torch.distributed`` process group or, without
+        one, from the ``RANK`` and ``WORLD_SIZE`` environment variables that
+        ``torchrun`` sets (neither: a warning, and the whole dataset).
+
+        Every rank computes the same global order for an epoch, a function of
+        ``seed`` and the epoch number (how many times the Loader was iterated
+        before), so all ranks must pass the same seed and iterate their
+        Loaders in step. Rank ``r`` takes positions ``r, r + world_size, ...``
+        of that order.
+
+        **Padding**: when the number of samples ``n`` (``len(indices)``) is not
+        a multiple of ``world_size``, the global order is first extended by
+        repeating its first ``(-n) % world_size`` samples (fewer than
+        ``world_size``; cyclically if ``n`` is smaller still), as torch's
+        ``DistributedSampler`` does. Every rank
+        then gets ``ceil(n / world_size)`` samples and the same number of
+        batches (DDP hangs otherwise), the ranks together cover all ``n``
+        samples, and those few head samples are seen twice in that epoch.
+        ``len(loader)`` is the number of batches of one rank.
     seed : int or None
         Seed of the traversal order; None draws one (0 when distributed, so
         ranks agree).
@@ -249,8 +299,10 @@ class Loader:
         return self._current
 
     def __len__(self):
+        """Batches per epoch of this rank (the shard's size when distributed)."""
         count = len(self.indices)
         if self.distributed:
+            # The padded shard size (TraversalOrder.shard): equal on all ranks.
             count = -(-count // self.world_size)
         return count // self.batch_size if self.drop_last else -(-count // self.batch_size)
 

@@ -30,10 +30,24 @@ class TraversalOrder(ABC):
     def shard(self, order):
         """This rank's part of a global ``order``.
 
-        The order is padded by repeating its head until its length is a multiple
-        of ``world_size`` (as torch's DistributedSampler does), then rank ``r``
-        takes positions ``r, r + world_size, ...``. Every rank therefore gets the
-        same number of samples and together they cover the whole order.
+        The order is padded by repeating its head (cyclically, should it be
+        shorter than the padding) until its length is a multiple of
+        ``world_size``, as torch's ``DistributedSampler`` does; then rank ``r``
+        takes positions ``r, r + world_size, ...``. Every rank therefore gets
+        the same number of samples, ``ceil(len(order) / world_size)``, so the
+        ranks run the same number of batches (DDP's collectives would hang
+        otherwise), and together they cover the whole order; the padding, fewer
+        than ``world_size`` samples, is seen twice.
+
+        Parameters
+        ----------
+        order : ndarray[uint64]
+            The epoch's global order, the same on every rank.
+
+        Returns
+        -------
+        ndarray[uint64]
+            ``order`` itself when not distributed or ``world_size == 1``.
         """
         if not self.distributed or self.world_size == 1:
             return order
