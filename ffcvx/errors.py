@@ -44,3 +44,13 @@ class BackendNotFoundError(FFCVXError, ImportError):
 
 class WriterError(FFCVXError, RuntimeError):
     """Writing a dataset failed; the partial output was removed."""
+
+
+class CacheUnavailableError(FFCVXError, ConnectionError):
+    """A shared cache server (e.g. Redis) cannot serve the file's bytes.
+
+    Raised when the server cannot be reached, stops answering within the
+    timeout, or holds a page that is missing or has the wrong length. The
+    message names the server's URL (without its password). Pass
+    ``cache_options={'fallback': 'os'}`` to read the local file instead.
+    """

@@ -133,11 +133,14 @@ class Loader:
         Memory strategy, overriding ``os_cache`` and the environment: ``0``
         or ``"os"`` (OS page cache), ``1`` or ``"process"`` (bounded private
         cache filled ahead of need), ``2`` or ``"shared"`` (one copy per node
-        in ``/dev/shm``), or any name registered in the entry-point group
-        ``ffcvx.caches``.
+        in ``/dev/shm``), ``3`` or ``"redis"`` (pages served by a Redis
+        server, filled once per file), or any name registered in the
+        entry-point group ``ffcvx.caches``.
     cache_options : dict or None
         Keyword arguments of the strategy, e.g. ``{"max_bytes": 2**30}`` (the
-        process cache's memory bound, bytes) or ``{"shm_dir": "/dev/shm"}``.
+        process cache's memory bound, bytes), ``{"shm_dir": "/dev/shm"}``, or
+        ``{"url": "redis://host:6379/0", "fallback": "os"}`` (Redis; the URL
+        defaults to ``FFCV_REDIS_URL``).
 
     Raises
     ------

@@ -11,6 +11,8 @@ that fits is read once per epoch.
 
 A pool of reader threads executes the plan in batch order with ``os.preadv``
 straight into the slots (it releases the GIL, so reading overlaps decoding).
+Where pages come from is one method, ``_read_pages``, so a subclass can serve
+them from elsewhere (the Redis cache does) with the same plan and threads.
 The compiled ``read`` only indexes arrays: ``page_to_slot`` says where a
 page lives, and the loader's ``start_batch`` blocks until every page of the
 batch has landed.
@@ -221,6 +223,11 @@ class ProcessCacheManager(MemoryManager):
         If ``max_bytes`` is smaller than one page, or ``readers < 1``.
     """
 
+    #: Pages one reader thread loads per :meth:`_read_pages` call. One for
+    #: local files (each ``preadv`` is already one system call); sources with
+    #: a round-trip cost per request (a server) fetch several at once.
+    pages_per_read = 1
+
     def __init__(self, reader, max_bytes=None, readers=DEFAULT_READERS):
         super().__init__(reader)
         self.page_size = int(reader.page_size)
@@ -313,6 +320,36 @@ class ProcessCacheManager(MemoryManager):
         if self._epoch is not None:
             self._epoch.begin(batch_number)
 
+    def _read_pages(self, pages, views):
+        """Load pages into slots: the page source, overridden by caches with another one.
+
+        Called by reader threads without any lock held, for pages that no
+        other thread is loading; several calls run at once.
+
+        Parameters
+        ----------
+        pages : list of int
+            Absolute page numbers (file offset ``page * page_size``), at most
+            ``pages_per_read`` of them.
+        views : list of memoryview
+            One writable ``page_size``-byte slot per page. The last page of the
+            file may be shorter than a slot; the rest of its slot is not read.
+
+        Raises
+        ------
+        OSError
+            If the file cannot be read.
+        """
+        page_size = self.page_size
+        for page, view in zip(pages, views):
+            got = 0
+            offset = page * page_size
+            while got < page_size:
+                n = os.preadv(self._fd, [view[got:]], offset + got)
+                if n == 0:
+                    break  # the last page may end at the end of the file
+                got += n
+
     def close(self):
         if self._epoch is not None:
             self._epoch.stop()
@@ -386,43 +423,62 @@ class _Epoch:
             if self.error is not None:
                 raise self.error
 
+    def _take_jobs(self):
+        """Claim the next jobs to load, waiting until the first one's slot is free.
+
+        Caller holds ``self.cond``. Up to ``manager.pages_per_read`` consecutive
+        jobs are claimed, but only the first may wait for its slot: a later one
+        joins only if its slot is already free, so grouping never delays a load.
+
+        Returns
+        -------
+        list of (index, page, slot), or None when the thread should exit.
+        """
+        jobs = self.plan.jobs
+        group = []
+        while len(group) < self.manager.pages_per_read:
+            if self.stopping or self.next_job >= len(jobs):
+                break
+            batch, page, slot, after = (int(v) for v in jobs[self.next_job])
+            if group and self.finished_before <= after:
+                break
+            index = self.next_job
+            self.next_job += 1
+            # The slot's previous page is still being read until batch `after` is done.
+            while self.finished_before <= after and not self.stopping:
+                self.cond.wait()
+            if self.stopping:
+                return None
+            self._empty_slot(slot)
+            group.append((index, page, slot))
+        return group or None
+
     def _work(self):
         manager, jobs = self.manager, self.plan.jobs
         page_size = manager.page_size
         while True:
             with self.cond:
-                if self.stopping or self.next_job >= len(jobs):
-                    return
-                index = self.next_job
-                self.next_job += 1
-                batch, page, slot, after = (int(v) for v in jobs[index])
-                # The slot's previous page is still being read until batch `after` is done.
-                while self.finished_before <= after and not self.stopping:
-                    self.cond.wait()
-                if self.stopping:
-                    return
-                self._empty_slot(slot)
+                group = self._take_jobs()
+            if group is None:
+                return
             try:
-                view = memoryview(manager._arena[slot * page_size:(slot + 1) * page_size])
-                got = 0
-                offset = page * page_size
-                while got < page_size:
-                    n = os.preadv(manager._fd, [view[got:]], offset + got)
-                    if n == 0:
-                        break  # the last page may end at the end of the file
-                    got += n
+                manager._read_pages(
+                    [page for _, page, _ in group],
+                    [memoryview(manager._arena[slot * page_size:(slot + 1) * page_size])
+                     for _, _, slot in group])
             except BaseException as exc:  # handed to start_batch, raised in the loader thread
                 with self.cond:
                     self.error = exc
                     self.cond.notify_all()
                 return
             with self.cond:
-                manager._page_to_slot[page] = slot
-                self.slot_page[slot] = page
-                manager.resident_pages += 1
+                for index, page, slot in group:
+                    manager._page_to_slot[page] = slot
+                    self.slot_page[slot] = page
+                    manager.resident_pages += 1
+                    manager.pages_read += 1
+                    self.done[index] = True
                 manager.peak_resident_pages = max(manager.peak_resident_pages, manager.resident_pages)
-                manager.pages_read += 1
-                self.done[index] = True
                 while self.done_prefix < len(jobs) and self.done[self.done_prefix]:
                     self.done_prefix += 1
                 self.cond.notify_all()

@@ -1,0 +1,435 @@
+"""Strategy 3: pages served by a Redis server that many processes and nodes share.
+
+The file is copied into Redis once, page by page; afterwards every reader, on
+any node, fetches the pages it needs from the server instead of its disk. The
+local part is the process cache's machinery unchanged (a bounded set of page
+slots filled ahead of need, in the epoch's order, by reader threads, see
+:mod:`.process_cache`): only the page source differs, ``MGET`` instead of
+``preadv``.
+
+Keys of a file with identity ``I`` (:func:`file_identity`) under the prefix
+``P`` (option ``prefix``, default ``ffcvx``):
+
+* ``P:I:page:<n>``: the bytes of page ``n`` (file offset ``n * page_size``),
+  for every page that holds sample data. A page is ``page_size`` bytes long,
+  except the file's last page, which ends with the file.
+* ``P:I:lock``: a random token, set with ``SET NX PX`` by the one process that
+  fills; the filler renews the expiry after every chunk it writes. A filler
+  that dies stops renewing, the key expires, and a waiting process takes over.
+* ``P:I:complete``: ``{"pages": n, "page_size": s, "file_size": f}`` (JSON).
+  Written last, in the same server-side script that checks that the lock is
+  still the writer's and deletes it, so it never exists next to a half-filled
+  set of pages. Readers use the pages only when it exists and matches the file.
+* ``P:I:fills``: incremented once per fill started (how often the file was
+  copied; for monitoring and tests).
+
+The server must not evict keys (``maxmemory-policy noeviction``, Redis's
+default): a page that disappears after the fill is reported, not refetched.
+"""
+import hashlib
+import json
+import os
+import threading
+import time
+import urllib.parse
+import uuid
+import warnings
+
+import numpy as np
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from ..errors import CacheUnavailableError
+from .process_cache import DEFAULT_READERS, ProcessCacheManager
+
+#: Server used when neither ``url`` nor ``FFCV_REDIS_URL`` names one.
+DEFAULT_URL = 'redis://127.0.0.1:6379/0'
+#: Environment variable naming the server (read when a manager is made).
+ENV_URL = 'FFCV_REDIS_URL'
+#: Seconds a connect or a reply may take before the server counts as unavailable.
+DEFAULT_TIMEOUT = 5.0
+#: Seconds the fill lock lives without renewal: how long others wait for a dead filler.
+DEFAULT_LOCK_TTL = 30.0
+#: Bytes written per pipelined round trip while filling (the lock is renewed after each).
+_FILL_CHUNK_BYTES = 32 << 20
+#: Bytes one reader thread asks for per ``MGET``: few round trips, bounded reply size.
+_FETCH_BYTES = 4 << 20
+#: Most pages per ``MGET``, whatever their size.
+_MAX_PAGES_PER_FETCH = 16
+#: Data chunks hashed by the ``sampled`` identity, and their size in bytes.
+_IDENTITY_CHUNKS = 64
+_IDENTITY_CHUNK_BYTES = 4096
+#: Version of the key layout and identity recipe; changing either changes every key.
+_LAYOUT = b'ffcvx-redis-v1'
+
+# Server-side scripts, so that "is the lock still mine?" and the action that
+# depends on it cannot be separated by another client's command.
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+    return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
+_FINISH = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+    redis.call('SET', KEYS[2], ARGV[2])
+    redis.call('DEL', KEYS[1])
+    return 1
+end
+return 0
+"""
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+    return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+
+def _pread_exact(fd, count, offset):
+    """``count`` bytes at ``offset`` (fewer only at the end of the file)."""
+    parts, got = [], 0
+    while got < count:
+        chunk = os.pread(fd, count - got, offset + got)
+        if not chunk:
+            break
+        parts.append(chunk)
+        got += len(chunk)
+    return b''.join(parts)
+
+
+def file_identity(reader, mode='sampled'):
+    """A content-derived name of the file, the same on every node and at every path.
+
+    Parameters
+    ----------
+    reader : ffcvx.reader.Reader
+    mode : {'sampled', 'full'}
+        ``'sampled'`` (cheap: a few MB read at most): SHA-256 of the file size,
+        the bytes before the data region (header, field descriptors, the
+        metadata table of every sample), the allocation table (every sample's
+        region pointers and sizes), and 64 chunks of 4 KiB spread evenly over
+        the data region. Two files with the same layout but different data are
+        told apart unless they differ only between the sampled chunks (e.g.
+        one pixel of one image); use ``'full'`` where that can happen.
+        ``'full'``: SHA-256 of every byte of the file (reads the whole file
+        once per process).
+
+    Returns
+    -------
+    str
+        32 hex digits.
+
+    Raises
+    ------
+    ValueError
+        If ``mode`` is not one of the above.
+    OSError
+        If the file cannot be read.
+    """
+    if mode not in ('sampled', 'full'):
+        raise ValueError(f"redis cache: identity must be 'sampled' or 'full', got {mode!r}")
+    digest = hashlib.sha256(_LAYOUT + b'\0' + mode.encode() + b'\0')
+    size = int(reader.file_size)
+    digest.update(size.to_bytes(8, 'little'))
+    fd = os.open(reader.fname, os.O_RDONLY)
+    try:
+        if mode == 'full':
+            for offset in range(0, size, _FILL_CHUNK_BYTES):
+                digest.update(_pread_exact(fd, _FILL_CHUNK_BYTES, offset))
+        else:
+            data_start = min(int(reader.data_region_start), size)
+            digest.update(_pread_exact(fd, data_start, 0))
+            digest.update(np.ascontiguousarray(reader.alloc_table).tobytes())
+            # Data bytes, sampled: the structure above is identical for two
+            # files of same-shaped arrays, so some content must enter too.
+            data_end = max(int(reader.header['alloc_table_ptr']), data_start)
+            span = data_end - data_start
+            if span > 0:
+                step = max(span // _IDENTITY_CHUNKS, 1)
+                for offset in range(data_start, data_end, step):
+                    digest.update(_pread_exact(fd, min(_IDENTITY_CHUNK_BYTES, data_end - offset),
+                                               offset))
+    finally:
+        os.close(fd)
+    return digest.hexdigest()[:32]
+
+
+def redact_url(url):
+    """``url`` with its password replaced by ``***``, for messages."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ''
+    host = parts.hostname or ''
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
+class _LockLost(Exception):
+    """Our fill lock expired and another process took it over."""
+
+
+class RedisCacheManager(ProcessCacheManager):
+    """Serves pages from a Redis server, filled once per file (strategy 3).
+
+    Parameters
+    ----------
+    reader : ffcvx.reader.Reader
+    url : str or None
+        ``redis://[[user]:password@]host[:port][/db]`` (or ``rediss://``,
+        ``unix://``). None: the environment variable ``FFCV_REDIS_URL`` when
+        the manager is made, else ``redis://127.0.0.1:6379/0``.
+    timeout : float
+        Seconds a connection attempt or a reply may take (socket connect and
+        read timeouts). A server that does not answer in time is unavailable.
+    fallback : {None, 'os'}
+        None: an unavailable server raises
+        :class:`~ffcvx.errors.CacheUnavailableError`. ``'os'``: warn
+        (``RuntimeWarning``) and read the local file instead, at construction
+        or from the moment the server fails mid-epoch, for the rest of this
+        manager's life.
+    max_bytes : int or None
+        Bound on page bytes held locally at once (see
+        :class:`~.process_cache.ProcessCacheManager`).
+    readers : int
+        Threads fetching pages ahead of need.
+    pages_per_read : int or None
+        Pages per ``MGET``; None: as many as fit in 4 MiB (1 to 16).
+    prefix : str
+        First part of every key, to keep ffcvx's keys apart from others'.
+    lock_ttl : float
+        Seconds the fill lock survives without renewal: the longest another
+        process waits for a filler that died.
+    identity : {'sampled', 'full'}
+        How the file's key is derived; see :func:`file_identity`.
+    retries : int
+        Retries of a failed command, at once, on a fresh connection (a
+        server may close idle connections); 0 for none.
+
+    Attributes
+    ----------
+    url : str
+        The server, password redacted.
+    identity : str
+        The file's identity (32 hex digits); keys start with ``prefix:identity:``.
+    filled : bool
+        Whether this manager copied the file into Redis (False: it was there).
+    serving_from_file : bool
+        Whether pages now come from the local file (``fallback='os'`` after
+        the server failed).
+
+    Raises
+    ------
+    ValueError
+        For invalid options or a URL redis-py cannot parse.
+    ffcvx.errors.CacheUnavailableError
+        If the server cannot be reached or fails while the file is checked or
+        filled, and ``fallback`` is None. The message names the URL.
+    """
+
+    # Every process, on any node, reads the one copy on the server ...
+    shared_across_processes = True
+    # ... which must run, at the address ``url`` names.
+    needs_server = True
+
+    def __init__(self, reader, url=None, timeout=DEFAULT_TIMEOUT, fallback=None, max_bytes=None,
+                 readers=DEFAULT_READERS, pages_per_read=None, prefix='ffcvx',
+                 lock_ttl=DEFAULT_LOCK_TTL, identity='sampled', retries=1):
+        if fallback not in (None, 'os'):
+            raise ValueError(f"redis cache: fallback must be None or 'os', got {fallback!r}")
+        if not float(timeout) > 0:
+            raise ValueError(f"redis cache: timeout must be positive seconds, got {timeout!r}")
+        if not float(lock_ttl) > 0:
+            raise ValueError(f"redis cache: lock_ttl must be positive seconds, got {lock_ttl!r}")
+        if int(retries) < 0:
+            raise ValueError(f"redis cache: retries must be 0 or more, got {retries!r}")
+        raw_url = url if url is not None else (os.environ.get(ENV_URL, '').strip() or DEFAULT_URL)
+        super().__init__(reader, max_bytes=max_bytes, readers=readers)
+        self._client = None
+        try:
+            self.url = redact_url(raw_url)
+            self.timeout = float(timeout)
+            self.fallback = fallback
+            self.lock_ttl = float(lock_ttl)
+            if pages_per_read is None:
+                pages_per_read = max(1, min(_MAX_PAGES_PER_FETCH, _FETCH_BYTES // self.page_size))
+            if int(pages_per_read) < 1:
+                raise ValueError(f"redis cache: pages_per_read must be at least 1, got {pages_per_read}")
+            self.pages_per_read = int(pages_per_read)
+            self.identity = file_identity(reader, identity)
+            base = f"{prefix}:{self.identity}:"
+            self._page_prefix = base + 'page:'
+            self._lock_key, self._complete_key, self._fills_key = (
+                base + 'lock', base + 'complete', base + 'fills')
+            # Every page a batch can ask for: the pages of the samples' regions.
+            self._data_pages = np.unique(self._pages).tolist()
+            self._marker = {'pages': len(self._data_pages), 'page_size': self.page_size,
+                            'file_size': int(reader.file_size)}
+            self.filled = False
+            self.serving_from_file = False
+            self._switch_lock = threading.Lock()
+            try:
+                self._client = redis.Redis.from_url(
+                    raw_url, socket_timeout=self.timeout, socket_connect_timeout=self.timeout,
+                    retry=Retry(NoBackoff(), int(retries)), health_check_interval=0)
+            except ValueError as exc:
+                raise ValueError(f"redis cache: cannot use URL {self.url!r}: {exc}") from None
+            self._renew = self._client.register_script(_RENEW)
+            self._finish = self._client.register_script(_FINISH)
+            self._release = self._client.register_script(_RELEASE)
+            try:
+                self._ensure_filled()
+            except redis.RedisError as exc:
+                self._unavailable('while checking or filling the cache', exc)
+        except BaseException:
+            self.close()
+            raise
+
+    # -- filling ------------------------------------------------------------------------
+
+    def _page_key(self, page):
+        return f"{self._page_prefix}{page}"
+
+    def _page_length(self, page):
+        """Bytes of page ``page``: a full page, or what is left of the file."""
+        return min(self.page_size, int(self.reader.file_size) - page * self.page_size)
+
+    def _complete(self):
+        """Whether the complete marker exists and describes this file."""
+        raw = self._client.get(self._complete_key)
+        if raw is None:
+            return False
+        try:
+            return json.loads(raw) == self._marker
+        except ValueError:
+            return False  # garbage under our key: refill rather than trust it
+
+    def _ensure_filled(self):
+        """Return once the pages are in Redis, filling them if no one else is."""
+        pause = 0.02
+        while True:
+            if self._complete():
+                return
+            token = uuid.uuid4().hex
+            if self._client.set(self._lock_key, token, nx=True, px=int(self.lock_ttl * 1000)):
+                try:
+                    # Someone may have finished between our check and the lock.
+                    if not self._complete():
+                        self._fill(token)
+                        self.filled = True
+                    else:
+                        self._release(keys=[self._lock_key], args=[token])
+                    return
+                except _LockLost:
+                    continue  # a faster process took over: wait for it
+                except BaseException:
+                    # Let the next process fill now instead of after lock_ttl.
+                    try:
+                        self._release(keys=[self._lock_key], args=[token])
+                    except redis.RedisError:
+                        pass
+                    raise
+            # Another process fills; its lock expires if it dies.
+            time.sleep(pause)
+            pause = min(pause * 2, 0.5)
+
+    def _fill(self, token):
+        """Copy every data page into Redis, then write the complete marker.
+
+        Raises
+        ------
+        _LockLost
+            If the lock expired (this process was slower than ``lock_ttl``
+            between two chunks) and another process holds it now.
+        """
+        client = self._client
+        client.incr(self._fills_key)
+        # A marker of an older, different fill must not outlive the pages it described.
+        client.delete(self._complete_key)
+        ttl_ms = int(self.lock_ttl * 1000)
+        per_chunk = max(1, _FILL_CHUNK_BYTES // self.page_size)
+        pages = self._data_pages
+        for start in range(0, len(pages), per_chunk):
+            pipe = client.pipeline(transaction=False)
+            for page in pages[start:start + per_chunk]:
+                data = _pread_exact(self._fd, self._page_length(page), page * self.page_size)
+                if len(data) != self._page_length(page):
+                    raise OSError(f"{self.reader.fname}: page {page} is {len(data)} bytes, expected "
+                                  f"{self._page_length(page)} (file changed while being cached?)")
+                pipe.set(self._page_key(page), data)
+            pipe.execute()
+            if not self._renew(keys=[self._lock_key], args=[token, ttl_ms]):
+                raise _LockLost()
+        if not self._finish(keys=[self._lock_key, self._complete_key],
+                            args=[token, json.dumps(self._marker, sort_keys=True)]):
+            raise _LockLost()
+
+    # -- failures -----------------------------------------------------------------------
+
+    def _unavailable(self, what, cause=None):
+        """Raise CacheUnavailableError, or switch to the local file if ``fallback='os'``."""
+        reason = f"{type(cause).__name__}: {cause}" if isinstance(cause, BaseException) else cause
+        message = f"redis cache at {self.url} is unavailable {what}: {reason}"
+        if self.fallback is None:
+            raise CacheUnavailableError(
+                f"{message} (file {self.reader.fname}; start the server or fix "
+                f"cache_options['url'] / {ENV_URL}, or pass cache_options={{'fallback': 'os'}} "
+                f"to read the local file instead)") from (cause if isinstance(cause, BaseException)
+                                                          else None)
+        with self._switch_lock:
+            if self.serving_from_file:
+                return
+            self.serving_from_file = True
+        warnings.warn(f"{message}; reading the local file {self.reader.fname} instead "
+                      f"(fallback='os')", RuntimeWarning, stacklevel=3)
+
+    # -- the page source ----------------------------------------------------------------
+
+    def _read_pages(self, pages, views):
+        """Fetch pages with one ``MGET``, checking every page's length.
+
+        Parameters
+        ----------
+        pages : list of int
+            Absolute page numbers.
+        views : list of memoryview
+            One writable ``page_size``-byte slot per page.
+
+        Raises
+        ------
+        ffcvx.errors.CacheUnavailableError
+            If the server fails, or a page is missing or has the wrong length,
+            and ``fallback`` is None.
+        """
+        if not self.serving_from_file:
+            try:
+                values = self._client.mget([self._page_key(p) for p in pages])
+            except redis.RedisError as exc:
+                what = f"page {pages[0]}" if len(pages) == 1 else f"pages {', '.join(map(str, pages))}"
+                self._unavailable(f"while fetching {what}", exc)
+            else:
+                for page, view, value in zip(pages, views, values):
+                    expected = self._page_length(page)
+                    if value is None:
+                        self._unavailable(
+                            'mid-epoch', f"page {page} is missing (key {self._page_key(page)!r}; "
+                            f"flushed, or evicted by a maxmemory-policy other than noeviction?)")
+                        break
+                    if len(value) != expected:
+                        self._unavailable('mid-epoch', f"page {page} has {len(value)} bytes, "
+                                          f"expected {expected}")
+                        break
+                    view[:expected] = value
+                else:
+                    return
+        super()._read_pages(pages, views)
+
+    def close(self):
+        super().close()
+        client = getattr(self, '_client', None)
+        if client is not None:
+            client.close()
+            self._client = None
