@@ -5,7 +5,8 @@ Run: pytest benchmarks/test_strategy_speed.py --benchmark-only -s
 Each strategy runs in fresh processes (benchmarks/_strategy_worker.py):
 RandomResizedCrop 224 + flip on 2 threads, four epochs, the file dropped from
 the OS page cache before the Loader is made. Loader construction includes the
-copy into shared memory for ``shared``; epoch 0 includes compiling the
+copy into shared memory for ``shared`` and into an emptied server for
+``redis`` (a throw-away ``redis-server`` on loopback); epoch 0 includes compiling the
 pipelines; before epoch 1 the file is dropped from the page cache again, so
 epoch 1 is cold (disk reads, unless the strategy keeps its own copy); epochs 2
 and 3 are warm. Then two processes load the same file at once and, while both
@@ -25,8 +26,28 @@ import psutil
 import pytest
 
 WORKER = Path(__file__).with_name('_strategy_worker.py')
-STRATEGIES = {'os': {}, 'process': {}, 'shared': {}}
+STRATEGIES = ['os', 'process', 'shared', 'redis']
 MIB = 1 << 20
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / 'tests'))
+from _redis_server import RedisServer  # noqa: E402  (the tests' throw-away server)
+
+
+@pytest.fixture(scope='module')
+def redis_url(tmp_path_factory):
+    server = RedisServer(tmp_path_factory.mktemp('redis')).start()
+    yield server.url
+    server.stop()
+
+
+def _options(strategy, redis_url):
+    """Constructor options; for Redis, an emptied server (so Loader construction fills it)."""
+    if strategy != 'redis':
+        return {}
+    import redis
+    with redis.Redis.from_url(redis_url) as client:
+        client.flushall()
+    return {'url': redis_url}
 
 
 def _run_one(path, strategy, options, cold=True, epochs=4):
@@ -56,15 +77,15 @@ def _run_two(path, strategy, options, hold_dir):
     return [m.pss for m in memory], [m.uss for m in memory]
 
 
-@pytest.mark.parametrize('strategy', list(STRATEGIES))
-def test_strategy_epoch_time_and_memory(benchmark, photos_beton, strategy, tmp_path):
-    options = STRATEGIES[strategy]
+@pytest.mark.parametrize('strategy', STRATEGIES)
+def test_strategy_epoch_time_and_memory(benchmark, photos_beton, strategy, tmp_path, request):
     size = os.path.getsize(photos_beton)
+    url = request.getfixturevalue('redis_url') if strategy == 'redis' else None
     result = {}
 
     def run():
-        result['one'] = _run_one(photos_beton, strategy, options)
-        result['two'] = _run_two(photos_beton, strategy, options, tmp_path / 'hold')
+        result['one'] = _run_one(photos_beton, strategy, _options(strategy, url))
+        result['two'] = _run_two(photos_beton, strategy, _options(strategy, url), tmp_path / 'hold')
     benchmark.pedantic(run, rounds=1, iterations=1)
     one, (pss, uss) = result['one'], result['two']
     cold, warm = one['epoch_s'][1], min(one['epoch_s'][2:])
