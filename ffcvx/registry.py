@@ -12,6 +12,7 @@ import time. A :class:`Registry` is an ordinary object: a Loader makes its own
 """
 from importlib import metadata
 
+from .backend_api import CALLABLE_KINDS
 from .errors import BackendNotFoundError
 
 #: What to ``pip install`` for the backends ffcvx knows about but may not have.
@@ -24,8 +25,12 @@ INSTALL_HINTS = {
     },
 }
 
-#: Preferred decoder backends per image format when the user names none, best first.
-DEFAULT_DECODER_ORDER = ('turbojpeg', 'imagecodecs', 'pillow')
+#: Preferred decoder backends per image format, best first (BKD-052). Registered
+#: backends not listed here come after these, by name.
+DEFAULT_DECODER_ORDER = {
+    'jpeg': ('turbojpeg', 'imagecodecs', 'pillow'),
+    'png': ('imagecodecs', 'pillow'),
+}
 
 
 class Registry:
@@ -86,8 +91,25 @@ class Registry:
         return bool(ok)
 
 
+def decoder_order(registry, fmt):
+    """Names of the registered decoder backends in the order tried for ``fmt`` (BKD-052).
+
+    The format's entries of :data:`DEFAULT_DECODER_ORDER` that are registered,
+    then every other registered backend, by name. Nothing is loaded.
+    """
+    names = registry.names()
+    preferred = [n for n in DEFAULT_DECODER_ORDER.get(fmt, ()) if n in names]
+    return preferred + [n for n in names if n not in preferred]
+
+
+def _install_hints(fmt):
+    hints = INSTALL_HINTS['ffcvx.decoders']
+    names = [n for n in DEFAULT_DECODER_ORDER.get(fmt, ()) if n in hints] or list(hints)
+    return '; '.join(f"{n}: {hints[n]}" for n in names)
+
+
 def decoder_for_format(registry, fmt, preferred=None):
-    """Choose a decoder backend for one image format.
+    """Choose the decoder backend of one image format for the per-sample decoders.
 
     Parameters
     ----------
@@ -96,34 +118,41 @@ def decoder_for_format(registry, fmt, preferred=None):
     fmt : str
         ``'jpeg'`` or ``'png'``.
     preferred : str or None
-        The backend the user asked for. If it decodes ``fmt`` it is used; if it
-        does not, the default order is tried for this format.
+        The backend the user named (``Loader(backend=...)``). It is used for
+        every format it declares; for a format it does not declare, the
+        default order applies (BKD-053).
 
     Returns
     -------
     object
-        The backend.
+        The backend: registered, loaded, available, declaring ``fmt``, of a
+        kind whose ``decode_region`` compiled code can call (``native`` or
+        ``python``).
 
     Raises
     ------
     BackendNotFoundError
-        If the preferred backend is unknown or unavailable, or if no usable
-        backend decodes ``fmt``.
+        If the preferred backend is unknown, unavailable or of kind ``batch``
+        (BKD-053), or if no usable backend decodes ``fmt``; the message lists
+        the registered backends and what to ``pip install`` (BKD-054).
     """
     if preferred is not None:
         backend = registry.get(preferred)
         ok, why = backend.available()
         if not ok:
             raise BackendNotFoundError(f"decoder backend {preferred!r} is unavailable here: {why}")
+        if backend.kind not in CALLABLE_KINDS:
+            raise BackendNotFoundError(
+                f"decoder backend {preferred!r} is of kind {backend.kind!r}; the image decoders "
+                f"call per-sample backends of kind {' or '.join(sorted(CALLABLE_KINDS))} only "
+                f"(batch decoding is not implemented yet, spec/backends.md BKD-042)")
         if fmt in backend.formats:
             return backend
-    order = list(DEFAULT_DECODER_ORDER) + [n for n in registry.names() if n not in DEFAULT_DECODER_ORDER]
-    for name in order:
-        if name in registry.names() and registry.usable(name):
+    for name in decoder_order(registry, fmt):
+        if registry.usable(name):
             backend = registry.get(name)
-            if fmt in backend.formats and backend.kind == 'native':
+            if fmt in backend.formats and backend.kind in CALLABLE_KINDS:
                 return backend
-    hints = '; '.join(f"{n}: {h}" for n, h in INSTALL_HINTS['ffcvx.decoders'].items())
     raise BackendNotFoundError(
         f"no installed decoder backend can decode {fmt!r} images "
-        f"(registered: {', '.join(registry.names()) or 'none'}). Install one of: {hints}")
+        f"(registered: {', '.join(registry.names()) or 'none'}). Install one of: {_install_hints(fmt)}")

@@ -214,3 +214,24 @@ def test_spec_lists_every_cited_clause():
         cited |= set(re.findall(r'FMT-\d{3}', path.read_text()))
     assert cited, 'no clause citations found in ffcvx/'
     assert cited <= defined, sorted(cited - defined)
+
+
+BACKEND_SPEC = Path(__file__).resolve().parents[1] / 'spec' / 'backends.md'
+
+
+def test_backend_spec_lists_every_cited_clause():
+    """Every BKD clause cited in ffcvx/, backends/, tests/ or spec/ is defined in spec/backends.md,
+    and the spec defines each clause once."""
+    text = BACKEND_SPEC.read_text()
+    defined_list = re.findall(r'^\*\*(BKD-\d{3})\*\*', text, flags=re.MULTILINE)
+    assert defined_list, 'spec/backends.md defines no BKD clause'
+    assert len(defined_list) == len(set(defined_list)), 'a BKD clause is defined twice'
+    defined = set(defined_list)
+    repo = Path(__file__).resolve().parents[1]
+    cited = set()
+    for folder in ('ffcvx', 'backends', 'tests', 'spec'):
+        for pattern in ('*.py', '*.pyx', '*.md'):
+            for path in (repo / folder).rglob(pattern):
+                cited |= set(re.findall(r'BKD-\d{3}', path.read_text(errors='replace')))
+    assert cited, 'no BKD clause citations found in ffcvx/, backends/ or tests/'
+    assert cited <= defined, sorted(cited - defined)

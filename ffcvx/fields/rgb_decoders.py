@@ -2,9 +2,14 @@
 
 The compiled code calls two C functions per sample, without the GIL:
 
-* a decoder backend's ``decode_region`` (``spec/backends.md``), which decodes
-  only the crop region of a JPEG (or PNG) at the smallest DCT scale that still
-  covers the output size, into a per-thread scratch buffer;
+* a decoder backend's ``decode_region`` (``spec/backends.md``), one backend
+  per stored format (JPEG, mode 0; PNG, mode 2, FMT-037), chosen when the
+  Loader is built (BKD-052, BKD-053). A backend that ``supports_crop`` decodes
+  only the crop region, at the smallest DCT scale that still covers the
+  output size if it ``supports_scale``; any other backend decodes the whole
+  image and the resize reads the crop out of it. A ``native`` backend's
+  function runs without the GIL; a ``python`` backend's is a ctypes callback
+  that takes the GIL for as long as it runs (BKD-041);
 * the core ``ffcvx_resize_rgb`` kernel (``ffcvx/_ext/resize.pyx``), which
   resamples that region into the sample's slot of the output batch.
 
@@ -22,6 +27,7 @@ import torch
 from numba import njit
 from numba.extending import get_cython_function_address
 
+from ..backend_api import DECODE_REGION_PROTO, STATUS_MEANINGS
 from ..errors import DecodeError
 from ..pipeline.allocation_query import AllocationQuery
 from ..pipeline.compiler import Compiler
@@ -32,13 +38,6 @@ from .rgb_image import IMAGE_MODES
 _CPU = torch.device('cpu')
 _MODE_NAMES = {v: k for k, v in IMAGE_MODES.items()}
 _FORMAT_OF_MODE = {IMAGE_MODES['jpg']: 'jpeg', IMAGE_MODES['png']: 'png'}
-
-#: ``int decode_region(src, src_len, crop_y, crop_x, crop_h, crop_w, target_h, target_w, out, out_capacity, out_hw)``
-DECODE_REGION_PROTO = ctypes.CFUNCTYPE(
-    ctypes.c_int, ctypes.c_void_p, ctypes.c_int64,
-    ctypes.c_int64, ctypes.c_int64, ctypes.c_int64, ctypes.c_int64,
-    ctypes.c_int64, ctypes.c_int64,
-    ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p)
 
 #: ``int ffcvx_resize_rgb(src, src_h, src_w, src_stride, dst, dst_h, dst_w, scratch, scratch_len)``
 RESIZE_PROTO = ctypes.CFUNCTYPE(
@@ -147,7 +146,19 @@ class SimpleRGBImageDecoder(Operation):
     # -- set-up ------------------------------------------------------------
 
     def accept_backends(self, select_backend):
-        """Called by the Loader with ``select_backend(format) -> backend`` (spec/backends.md)."""
+        """Choose a backend for each format the field stores (BKD-052, BKD-053).
+
+        Called by the Loader with ``select_backend(format) -> backend``. Only
+        formats present in the metadata need a backend, so a JPEG-only field
+        never asks for a PNG decoder.
+
+        Raises
+        ------
+        BackendNotFoundError
+            From ``select_backend``, when no usable backend decodes a stored format.
+        DecodeError
+            If a sample has an unknown mode byte (FMT-036).
+        """
         modes = set(int(m) for m in np.unique(self.metadata['mode'])) if len(self.metadata) else set()
         unknown = modes - set(_MODE_NAMES)
         if unknown:
@@ -156,6 +167,9 @@ class SimpleRGBImageDecoder(Operation):
                           for mode, fmt in _FORMAT_OF_MODE.items() if mode in modes}
 
     def _decode_function(self, fmt):
+        # The ctypes object only wraps the address; the backend object, kept
+        # in self._backends for the decoder's lifetime, owns the function
+        # (for a python backend, the callback thunk, BKD-041).
         backend = self._backends.get(fmt)
         if backend is None:
             return _NO_BACKEND_FN, False
@@ -247,7 +261,7 @@ class SimpleRGBImageDecoder(Operation):
         if code == STATUS_BAD_MODE:
             return DecodeError(f"{where}: unknown image mode (FMT-036)")
         backend = self._backends.get(_FORMAT_OF_MODE.get(int(record['mode'])))
-        message = f"status {code}"
+        message = f"status {code} ({STATUS_MEANINGS.get(code, 'unknown status')})"
         if backend is not None and storage_state is not None:
             data = bytes(self.memory_read(record['data_ptr'], storage_state))
             try:
@@ -261,9 +275,12 @@ class ResizedCropRGBImageDecoder(SimpleRGBImageDecoder):
     """Base of the crop decoders: crop a box, then resize it to ``output_size``.
 
     Output ``ndarray[uint8], shape (B, output_size[0], output_size[1], 3)``.
-    Images may differ in size. JPEG samples are decoded only inside the box, at
-    the smallest DCT scale k/8 that keeps the box at least ``output_size``;
-    the box is then resampled with an antialiased separable filter.
+    Images may differ in size. With a backend that supports crop and scale
+    (turbojpeg), JPEG samples are decoded only inside the box, at the smallest
+    DCT scale k/8 that keeps the box at least ``output_size`` (BKD-017); with
+    any other backend (PNG, python backends) the whole image is decoded into
+    scratch memory and the box read out of it (BKD-019). The box is then
+    resampled with an antialiased separable filter.
 
     Parameters
     ----------

@@ -3,6 +3,11 @@
 A stored image is either raw ``uint8`` pixels (H, W, 3) in C order, a baseline
 JPEG, or (ffcvx extension, FMT-037) a standard RGB PNG. Which one is recorded
 per sample in the metadata's ``mode`` byte, so one field can mix them.
+
+Reading goes through decoder backends (``spec/backends.md``): JPEG samples
+through the backend chosen for ``jpeg`` (turbojpeg, else imagecodecs, else
+Pillow), PNG samples through the one chosen for ``png`` (imagecodecs, else
+Pillow), BKD-052; raw samples need none.
 """
 import io
 
@@ -88,7 +93,10 @@ def encode_jpeg(image, quality):
 
 
 def encode_png(image):
-    """Standard RGB PNG bytes of ``image`` (channel order R, G, B; FMT-037), via Pillow."""
+    """Standard RGB PNG bytes of ``image`` (colour type 2, channel order R, G, B; FMT-037), via Pillow.
+
+    Any PNG backend decodes them back to exactly ``image`` (BKD-023).
+    """
     out = io.BytesIO()
     Image.fromarray(image).save(out, format='PNG', compress_level=3)
     return out.getvalue()

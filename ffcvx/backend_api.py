@@ -1,0 +1,475 @@
+"""What a decoder backend is, and a base class for backends written in Python.
+
+``spec/backends.md`` is the contract; this module holds the pieces of it that
+code shares:
+
+* the C prototype of ``decode_region`` (:data:`DECODE_REGION_PROTO`, BKD-010)
+  and its status codes (BKD-013);
+* the DCT-scale rule and coordinate mapping (:func:`choose_scale`,
+  :func:`scaled_range`, BKD-017);
+* format sniffing and the completeness checks every Python backend applies
+  (:func:`sniff_format`, :func:`check_complete`, BKD-021, BKD-022);
+* :class:`PythonDecoderBackend`, the adapter that turns a plain Python
+  ``decode(data, crop, target) -> ndarray`` into a ``decode_region`` C
+  function that compiled (Numba) code can call (backend kind ``python``,
+  BKD-041).
+
+Only ctypes, numpy and ``ffcvx.errors`` are imported here, so a backend
+package can import this module cheaply at entry-point load time (BKD-007).
+"""
+import ctypes
+import importlib
+
+import numpy as np
+
+from .errors import DecodeError
+
+__all__ = [
+    'DECODE_REGION_PROTO', 'DECODE_OK', 'DECODE_CORRUPT', 'DECODE_CAPACITY', 'DECODE_BAD_ARGUMENT',
+    'STATUS_MEANINGS', 'FORMATS', 'DEVICES', 'KINDS', 'CALLABLE_KINDS', 'PNG_SIGNATURE',
+    'BadRegionError', 'choose_scale', 'scaled_range', 'sniff_format', 'check_complete',
+    'to_rgb8', 'PythonDecoderBackend',
+]
+
+#: ``int decode_region(const uint8_t *src, int64_t src_len, int64_t crop_y, int64_t crop_x,
+#: int64_t crop_h, int64_t crop_w, int64_t target_h, int64_t target_w, uint8_t *out,
+#: int64_t out_capacity, int64_t *out_hw)`` (BKD-010).
+DECODE_REGION_PROTO = ctypes.CFUNCTYPE(
+    ctypes.c_int, ctypes.c_void_p, ctypes.c_int64,
+    ctypes.c_int64, ctypes.c_int64, ctypes.c_int64, ctypes.c_int64,
+    ctypes.c_int64, ctypes.c_int64,
+    ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p)
+
+# Status codes of decode_region (BKD-013).
+DECODE_OK = 0
+DECODE_CORRUPT = -1
+DECODE_CAPACITY = -2
+DECODE_BAD_ARGUMENT = -3
+
+#: Human words for the status codes, for error messages.
+STATUS_MEANINGS = {
+    DECODE_CORRUPT: 'corrupt or unsupported data',
+    DECODE_CAPACITY: 'output buffer too small',
+    DECODE_BAD_ARGUMENT: 'bad arguments',
+}
+
+#: Image formats a backend may declare (BKD-002).
+FORMATS = frozenset({'jpeg', 'png', 'raw'})
+#: Devices a backend may declare (BKD-003).
+DEVICES = frozenset({'cpu', 'cuda'})
+#: Backend kinds (BKD-004).
+KINDS = frozenset({'native', 'python', 'batch'})
+#: Kinds whose ``decode_region`` the per-sample CPU decoders can call (BKD-052).
+CALLABLE_KINDS = frozenset({'native', 'python'})
+
+#: The 8 bytes every PNG file starts with (BKD-021).
+PNG_SIGNATURE = b'\x89PNG\r\n\x1a\n'
+_JPEG_SOI = b'\xff\xd8\xff'
+_JPEG_SOS = b'\xff\xda'
+_JPEG_EOI = b'\xff\xd9'
+_PNG_IEND = b'IEND'
+
+
+class BadRegionError(ValueError):
+    """The crop asked for is not inside the image or has a non-positive size (status -3, BKD-015)."""
+
+
+def choose_scale(crop_h, crop_w, target_h, target_w):
+    """The DCT scale numerator ``k`` (of ``k/8``) for a crop and a target size (BKD-017).
+
+    Parameters
+    ----------
+    crop_h, crop_w : int
+        Crop size, full-resolution pixels.
+    target_h, target_w : int
+        Smallest acceptable output size, pixels; ``<= 0`` on either axis means
+        full scale.
+
+    Returns
+    -------
+    int
+        The smallest ``k`` in (1, 2, 4, 8) with ``crop_h * k >= 8 * target_h``
+        and ``crop_w * k >= 8 * target_w``; 8 if none smaller fits.
+    """
+    if target_h <= 0 or target_w <= 0:
+        return 8
+    for k in (1, 2, 4):
+        if crop_h * k >= 8 * target_h and crop_w * k >= 8 * target_w:
+            return k
+    return 8
+
+
+def scaled_range(start, length, k):
+    """Where the full-resolution range ``[start, start + length)`` lies at scale ``k/8`` (BKD-017).
+
+    Both ends are rounded half up: ``x -> (2 * x * k + 8) // 16``.
+
+    Returns
+    -------
+    (lo, hi) : tuple of int
+        The half-open scaled range; ``hi - lo >= target`` whenever ``k`` came
+        from :func:`choose_scale` with that target.
+    """
+    return (2 * start * k + 8) // 16, (2 * (start + length) * k + 8) // 16
+
+
+def sniff_format(data):
+    """The image format of encoded bytes, from their signature (BKD-021).
+
+    Parameters
+    ----------
+    data : bytes-like or ndarray of uint8, shape (n,)
+
+    Returns
+    -------
+    str or None
+        ``'png'`` (8-byte PNG signature), ``'jpeg'`` (``FF D8 FF``), or None.
+    """
+    head = bytes(memoryview(data)[:8])
+    if head == PNG_SIGNATURE:
+        return 'png'
+    if head[:3] == _JPEG_SOI:
+        return 'jpeg'
+    return None
+
+
+def check_complete(data, fmt):
+    """Refuse encoded bytes that are visibly cut short (BKD-022).
+
+    libjpeg only *warns* about a JPEG that ends early and fills the missing
+    rows with grey, and Pillow does the same for any format when
+    ``PIL.ImageFile.LOAD_TRUNCATED_IMAGES`` is set; a backend that cannot see
+    those warnings would return garbage pixels with status 0. The checks are
+    structural and cheap (a backwards search from the end):
+
+    * JPEG: an end-of-image marker ``FF D9`` must follow the last start-of-scan
+      marker ``FF DA`` (entropy-coded data never contains ``FF D9``, because
+      ``FF`` bytes there are stuffed);
+    * PNG: an ``IEND`` chunk type must be present.
+
+    Parameters
+    ----------
+    data : bytes-like or ndarray of uint8, shape (n,)
+    fmt : str
+        ``'jpeg'`` or ``'png'``.
+
+    Raises
+    ------
+    DecodeError
+        If the data is truncated.
+    """
+    raw = data if isinstance(data, (bytes, bytearray)) else memoryview(data).cast('B').tobytes()
+    if fmt == 'jpeg':
+        end = raw.rfind(_JPEG_EOI)
+        if end < 0 or end < raw.rfind(_JPEG_SOS):
+            raise DecodeError("truncated JPEG: no end-of-image marker after the last scan")
+    elif fmt == 'png':
+        if raw.rfind(_PNG_IEND) < 0:
+            raise DecodeError("truncated PNG: no IEND chunk")
+
+
+def to_rgb8(pixels):
+    """Turn a decoded image into packed 8-bit RGB (BKD-020).
+
+    Parameters
+    ----------
+    pixels : ndarray, shape (H, W), (H, W, 1), (H, W, 2), (H, W, 3) or (H, W, 4)
+        dtype uint8, or uint16 (16-bit PNG; each sample keeps its high byte,
+        ``v >> 8``). Channels are gray, gray + alpha, RGB or RGB + alpha.
+
+    Returns
+    -------
+    ndarray of uint8, shape (H, W, 3)
+        Gray is repeated into R, G and B; alpha is dropped (not composited).
+        May be a view of ``pixels`` when no conversion was needed.
+
+    Raises
+    ------
+    DecodeError
+        For any other dtype or shape.
+    """
+    pixels = np.asarray(pixels)
+    if pixels.dtype == np.uint16:
+        pixels = (pixels >> 8).astype(np.uint8)
+    elif pixels.dtype != np.uint8:
+        raise DecodeError(f"decoded pixels have dtype {pixels.dtype}; expected uint8 or uint16")
+    if pixels.ndim == 2:
+        pixels = pixels[:, :, None]
+    if pixels.ndim != 3 or pixels.shape[2] not in (1, 2, 3, 4) or 0 in pixels.shape:
+        raise DecodeError(f"decoded pixels have shape {pixels.shape}; expected (H, W, 1..4)")
+    channels = pixels.shape[2]
+    if channels == 3:
+        return pixels
+    if channels == 4:
+        return pixels[:, :, :3]
+    # gray (+ alpha): repeat the gray channel
+    return np.repeat(pixels[:, :, :1], 3, axis=2)
+
+
+class _Memory:
+    """Exposes caller-owned memory to numpy without copying (``__array_interface__``).
+
+    ctypes array types (``c_uint8 * n``) would do the same, but ctypes caches
+    one type per distinct length for the life of the process: with a new
+    length for nearly every JPEG, that cache would grow without bound.
+    """
+
+    __slots__ = ('__array_interface__',)
+
+    def __init__(self, address, shape, typestr, readonly):
+        self.__array_interface__ = {'version': 3, 'data': (address, readonly),
+                                    'shape': shape, 'typestr': typestr}
+
+
+def _memory(address, shape, typestr, readonly):
+    return np.asarray(_Memory(address, shape, typestr, readonly))
+
+
+class PythonDecoderBackend:
+    """Base class of decoder backends of kind ``python`` (BKD-041).
+
+    A subclass sets the class attributes and implements :meth:`decode`; this
+    class provides everything else the backend interface asks for:
+    ``function_address('decode_region')`` (a ctypes callback with the exact C
+    signature of BKD-010, callable from nogil compiled code: the ctypes thunk
+    takes the GIL itself), ``decode_region_py`` (BKD-030), crop and scale
+    handling for libraries without them (BKD-018, BKD-019), format and
+    truncation checks (BKD-021, BKD-022), the capacity check (BKD-014) and
+    the status codes (BKD-013).
+
+    A subclass that defines ``__init__`` must call ``super().__init__()``.
+
+    Attributes
+    ----------
+    name : str
+        The entry-point name (BKD-001).
+    formats : frozenset of str
+        Subset of ``{'jpeg', 'png'}`` (BKD-002).
+    supports_crop : bool
+        True when :meth:`decode` decodes only the crop it is given; False: it
+        is always asked for the whole image and this class crops (BKD-019).
+    supports_scale : bool
+        True when :meth:`decode` honours ``target`` (BKD-017); needs
+        ``supports_crop``.
+    device : str
+        ``'cpu'``.
+    kind : str
+        ``'python'``.
+    requires : tuple of str
+        Modules :meth:`available` tries to import.
+    install_hint : str
+        What to run when one of them is missing.
+    """
+
+    name = None
+    formats = frozenset()
+    supports_crop = False
+    supports_scale = False
+    device = 'cpu'
+    kind = 'python'
+    requires = ()
+    install_hint = ''
+
+    _FUNCTIONS = ('decode_region',)
+
+    def __init__(self):
+        # The CFUNCTYPE object owns the C thunk whose address compiled code
+        # calls; it lives exactly as long as this backend object (BKD-041).
+        self._callback = DECODE_REGION_PROTO(self._decode_region_c)
+        self._callback_address = ctypes.cast(self._callback, ctypes.c_void_p).value
+
+    # -- to implement -----------------------------------------------------------
+
+    def decode(self, data, crop, target):
+        """Decode one encoded image; the only method a subclass must implement.
+
+        Parameters
+        ----------
+        data : bytes
+            The complete encoded file (a copy: the backend may keep it). Its
+            signature has already been checked against ``formats`` and it is
+            not truncated (BKD-021, BKD-022).
+        crop : tuple of 4 int (y, x, h, w) or None
+            Full-resolution pixels. Always None unless ``supports_crop``.
+        target : tuple of 2 int (target_h, target_w) or None
+            Always None unless ``supports_scale``; None means full scale.
+
+        Returns
+        -------
+        ndarray of uint8, shape (h, w, 3)
+            Any strides (a view is fine). :func:`to_rgb8` converts gray,
+            alpha and 16-bit results.
+
+        Raises
+        ------
+        BadRegionError
+            When given a crop that is not inside the image (status -3).
+        Exception
+            Anything else means the data could not be decoded (status -1);
+            the message should be the library's.
+        """
+        raise NotImplementedError
+
+    # -- the backend interface --------------------------------------------------
+
+    def available(self):
+        """Whether the backend can run here (BKD-005).
+
+        Returns
+        -------
+        ok : bool
+            True when every module in ``requires`` imports.
+        reason : str
+            Empty when ``ok``; otherwise the import error and ``install_hint``.
+        """
+        for module in self.requires:
+            try:
+                importlib.import_module(module)
+            except Exception as exc:  # ImportError, or a broken build raising anything
+                hint = f"; {self.install_hint}" if self.install_hint else ''
+                return False, f"cannot import {module} ({exc}){hint}"
+        return True, ''
+
+    def function_address(self, name):
+        """Address of the backend's C function ``name`` (BKD-010).
+
+        Parameters
+        ----------
+        name : str
+            ``'decode_region'``.
+
+        Returns
+        -------
+        int
+            Address of a ctypes callback with the signature of
+            :data:`DECODE_REGION_PROTO`; valid while this object lives.
+
+        Raises
+        ------
+        KeyError
+            If ``name`` is not a function of this backend.
+        """
+        if name not in self._FUNCTIONS:
+            raise KeyError(f"{self.name} backend has no function {name!r}; "
+                           f"it exports {', '.join(self._FUNCTIONS)}")
+        if getattr(self, '_callback_address', None) is None:
+            raise TypeError(f"{type(self).__name__}.__init__ did not call "
+                            f"PythonDecoderBackend.__init__()")
+        return self._callback_address
+
+    def decode_region_py(self, data, crop=None, target=None):
+        """Decode (a region of) an image from Python (BKD-030).
+
+        Parameters
+        ----------
+        data : bytes-like or ndarray of uint8, shape (n,)
+            The complete encoded file.
+        crop : tuple of 4 int (y, x, h, w), optional
+            Full-resolution pixels; default the whole image.
+        target : tuple of 2 int (target_h, target_w), optional
+            Smallest acceptable output size (only used when
+            ``supports_scale``); default full scale.
+
+        Returns
+        -------
+        ndarray of uint8, shape (h, w, 3), C-contiguous
+            The same pixels ``decode_region`` writes.
+
+        Raises
+        ------
+        ffcvx.errors.DecodeError
+            Corrupt, truncated or unsupported data, or a format this backend
+            does not declare; the message carries the library's.
+        ValueError
+            (:class:`BadRegionError`) The crop is not inside the image or has a
+            non-positive size.
+        """
+        if isinstance(data, np.ndarray):
+            if not data.flags.c_contiguous:
+                raise ValueError("array data must be C-contiguous")
+            data = data.reshape(-1).view(np.uint8)
+        region = self._region(data, crop, target)
+        return np.ascontiguousarray(region)
+
+    def __repr__(self):
+        return (f"<ffcvx decoder backend {self.name!r} ({type(self).__name__}, kind python, "
+                f"formats {', '.join(sorted(self.formats))})>")
+
+    # -- shared by both entry points ----------------------------------------------
+
+    def _region(self, data, crop, target):
+        """Checked decode of ``crop`` at ``target``; raises DecodeError or BadRegionError."""
+        if crop is not None:
+            y, x, h, w = (int(v) for v in crop)
+            if h <= 0 or w <= 0 or y < 0 or x < 0:
+                raise BadRegionError(f"crop (y={y}, x={x}, h={h}, w={w}) has a negative "
+                                     f"position or a non-positive size")
+            crop = (y, x, h, w)
+        if target is not None and (int(target[0]) <= 0 or int(target[1]) <= 0):
+            target = None
+        # One copy into bytes: the caller's memory is only valid during the
+        # call, and Pillow and imagecodecs both take bytes without copying again.
+        data = data if isinstance(data, bytes) else memoryview(data).cast('B').tobytes()
+        if not data:
+            raise DecodeError(f"{self.name}: empty data")
+        fmt = sniff_format(data)
+        if fmt is None or fmt not in self.formats:
+            what = f"{fmt.upper()} data" if fmt else f"data starting {bytes(data[:8])!r}"
+            raise DecodeError(f"{self.name} decodes {', '.join(sorted(self.formats))}; got {what}")
+        check_complete(data, fmt)
+        own_crop = crop if self.supports_crop else None
+        own_target = target if (self.supports_scale and own_crop is not None) else None
+        try:
+            image = self.decode(data, own_crop, own_target)
+        except (DecodeError, BadRegionError):
+            raise
+        except Exception as exc:  # the library's own exception types vary
+            message = str(exc) or type(exc).__name__
+            raise DecodeError(f"{fmt.upper()} decode failed ({self.name}): {message}") from exc
+        if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 \
+                or image.shape[2] != 3:
+            shape = getattr(image, 'shape', None)
+            raise DecodeError(f"{self.name}.decode returned {type(image).__name__} {shape}, "
+                              f"not uint8 (h, w, 3)")
+        if crop is None:
+            return image
+        y, x, h, w = crop
+        if own_crop is None:
+            full_h, full_w = image.shape[:2]
+            if y + h > full_h or x + w > full_w:
+                raise BadRegionError(f"crop (y={y}, x={x}, h={h}, w={w}) is not inside the "
+                                     f"{full_h}x{full_w} image")
+            return image[y:y + h, x:x + w]
+        if own_target is None and image.shape[:2] != (h, w):
+            raise DecodeError(f"{self.name}.decode returned {image.shape[:2]} for a {h}x{w} crop")
+        return image
+
+    def _decode_region_c(self, src, src_len, crop_y, crop_x, crop_h, crop_w,
+                         target_h, target_w, out, out_capacity, out_hw):
+        # Body of the ctypes callback. An exception escaping a ctypes callback
+        # is printed and the C caller sees 0 (success, garbage pixels), so
+        # every path must end in a status code (BKD-024).
+        try:
+            # c_void_p arguments arrive as int, or None for NULL.
+            if not src or not out_hw or src_len <= 0:
+                return DECODE_BAD_ARGUMENT
+            data = _memory(src, (int(src_len),), '|u1', True)
+            target = (target_h, target_w) if target_h > 0 and target_w > 0 else None
+            try:
+                region = self._region(data, (crop_y, crop_x, crop_h, crop_w), target)
+            except BadRegionError:
+                return DECODE_BAD_ARGUMENT
+            except Exception:
+                return DECODE_CORRUPT
+            h, w = region.shape[:2]
+            hw = _memory(out_hw, (2,), '<i8', False)
+            hw[0] = h
+            hw[1] = w
+            needed = h * w * 3
+            # Capacity first: nothing may be written past out_capacity (BKD-014).
+            if not out or out_capacity < needed:
+                return DECODE_CAPACITY
+            np.copyto(_memory(out, (h, w, 3), '|u1', False), region)
+            return DECODE_OK
+        except BaseException:  # noqa: B036 -- see the comment above; never let anything escape
+            return DECODE_CORRUPT
