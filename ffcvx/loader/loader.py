@@ -126,7 +126,10 @@ class Loader:
         Accepted for FFCV compatibility; compiled code is reused across epochs.
     backend : str or None
         Decoder backend name (entry-point group ``ffcvx.decoders``), e.g.
-        ``"turbojpeg"``; None picks the best installed one per format.
+        ``"turbojpeg"``; None picks the best installed one per format. The
+        named backend decodes the formats it declares; other formats (e.g.
+        PNG samples when ``backend="turbojpeg"``) use the default order
+        (spec/backends.md, BKD-053).
     order_kwargs : dict
         Extra arguments for the traversal order's constructor.
     cache : str, int or None
