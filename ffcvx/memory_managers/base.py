@@ -17,7 +17,30 @@ class MemoryManager(ABC):
     Parameters
     ----------
     reader : ffcvx.reader.Reader
+
+    Attributes
+    ----------
+    shared_across_processes : bool
+        Class attribute. True if processes that open the same file with this
+        strategy are served from one copy (the OS page cache, a shared-memory
+        segment, a server), so what one process loads is what the others
+        read. The conformance suite (:mod:`ffcvx.testing.strategies`) then
+        checks that two processes see the same bytes at once.
+    needs_server : bool
+        Class attribute. True if the strategy cannot work without a running
+        server whose address comes through its options; the conformance
+        suite skips such a strategy unless options are given for it.
+    scratch_dir_option : str or None
+        Class attribute. Name of the constructor keyword that says in which
+        folder the strategy creates files (``'shm_dir'`` for shared memory),
+        or None if it creates none. ``close()`` must leave that folder as it
+        found it once no other user remains; the conformance suite points it
+        at a fresh folder to check that.
     """
+
+    shared_across_processes = False
+    needs_server = False
+    scratch_dir_option = None
 
     def __init__(self, reader):
         self.reader = reader

@@ -21,6 +21,10 @@ class OSCacheManager(MemoryManager):
     the file fits in RAM.
     """
 
+    # The kernel keeps one page-cache copy per node for every process that
+    # maps the file.
+    shared_across_processes = True
+
     def __init__(self, reader):
         super().__init__(reader)
         if reader.file_size > 0:

@@ -172,6 +172,12 @@ class SharedMemoryManager(MemoryManager):
         If ``shm_dir`` is missing or the file cannot be read.
     """
 
+    # One segment per file and node, attached to by every process.
+    shared_across_processes = True
+    # Segments, locks and user files go to ``shm_dir``; the last user's
+    # close() removes them.
+    scratch_dir_option = 'shm_dir'
+
     def __init__(self, reader, shm_dir=DEFAULT_SHM_DIR):
         super().__init__(reader)
         self.key = identity_key(reader.fname)
