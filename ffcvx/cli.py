@@ -5,9 +5,12 @@
     ffcvx info FILE
     ffcvx convert imagefolder DIR OUT.beton [--write-mode jpg] [--max-resolution N] ...
     ffcvx convert fashion-mnist OUT_DIR [--source DIR] [--write-mode raw] ...
+    ffcvx conformance --backend NAME [--golden-dir DIR] [-v]
 
 Also runs as ``python -m ffcvx``. Exit status: 0 on success, 1 when writing
 fails, 2 for bad arguments, missing inputs or an invalid ``.beton`` file.
+``conformance``: 0 when no check failed, 1 when one did, 2 when the backend is
+unknown or unavailable here (nothing could be checked).
 """
 import argparse
 import os
@@ -137,7 +140,14 @@ def _cmd_info(args):
 # ffcvx convert
 
 def _image_field(args):
-    from .fields import RGBImageField
+    from .fields import GrayscaleImageField, RGBImageField
+    if getattr(args, 'grayscale', False):
+        # one channel, as Fashion-MNIST really is (FMT-083); readers need
+        # custom_fields={'image': GrayscaleImageField}
+        return GrayscaleImageField(
+            write_mode=args.write_mode, max_resolution=args.max_resolution,
+            smart_threshold=args.smart_threshold, jpeg_quality=args.jpeg_quality,
+            compress_probability=args.compress_probability)
     return RGBImageField(write_mode=args.write_mode, max_resolution=args.max_resolution,
                          smart_threshold=args.smart_threshold, jpeg_quality=args.jpeg_quality,
                          compress_probability=args.compress_probability)
@@ -242,6 +252,40 @@ def _probability(text):
     return value
 
 
+# ---------------------------------------------------------------------------
+# ffcvx conformance
+
+def _cmd_conformance(args):
+    """Run the decoder conformance suite on ``args.backend``; 0 pass, 1 fail, 2 unavailable (BKD-061)."""
+    from .errors import BackendNotFoundError
+    from .registry import Registry
+    from .testing import find_golden_dir
+    from .testing.decoders import format_table, run_suite
+
+    registry = Registry('ffcvx.decoders')
+    try:
+        backend = registry.get(args.backend)
+    except BackendNotFoundError as exc:
+        raise _UsageError(str(exc)) from None
+    try:
+        golden = find_golden_dir(args.golden_dir)
+    except FileNotFoundError as exc:
+        raise _UsageError(str(exc).replace('--ffcvx-golden-dir', '--golden-dir')) from None
+    results = run_suite(backend, name=args.backend, golden_dir=golden)
+    try:
+        ok, why = backend.available()
+    except Exception as exc:  # noqa: BLE001 -- the suite reports it as a failed interface check
+        ok, why = False, f"available() raised {type(exc).__name__}: {exc}"
+    if not ok:
+        # The first line is exactly 'unavailable: <reason>' so that scripts can match it.
+        print(f"unavailable: {why}")
+    print(f"decoder backend {args.backend!r}: {backend!r}")
+    print(format_table(results, verbose=args.verbose))
+    if any(r.status == 'fail' for r in results):
+        return 1
+    return 0 if ok else 2
+
+
 def build_parser():
     """The argparse parser of the ``ffcvx`` command."""
     from .datasets import FASHION_MNIST_ROOT
@@ -276,7 +320,27 @@ def build_parser():
     fmnist.add_argument('--source', default=FASHION_MNIST_ROOT, metavar='DIR',
                         help=f"directory with the *-ubyte.gz files (default: {FASHION_MNIST_ROOT})")
     _add_writer_options(fmnist, 'raw')
+    fmnist.add_argument('--grayscale', action='store_true',
+                        help="store one-channel images (GrayscaleImageField, an ffcvx extension "
+                             "FFCV cannot read) instead of RGB")
     fmnist.set_defaults(run=_cmd_fashion_mnist)
+
+    conf = commands.add_parser(
+        'conformance', help="check a decoder backend against spec/backends.md",
+        description="Run the decoder conformance suite (ffcvx.testing.decoders) on one backend "
+                    "of the entry-point group ffcvx.decoders and print one row per check: pass, "
+                    "fail or skip (with the reason). Exit status: 0 when no check failed, 1 "
+                    "when one did, 2 when the backend is unknown (the registered ones are "
+                    "listed) or unavailable here (the first line printed is then "
+                    "'unavailable: <reason>', followed by the table of skips).")
+    conf.add_argument('--backend', required=True, metavar='NAME',
+                      help="registered name of the decoder backend, e.g. turbojpeg")
+    conf.add_argument('--golden-dir', default=None, metavar='DIR',
+                      help="folder of FFCV 1.0.2 golden .beton files (default: "
+                           "shared/golden/ffcv-1.0.2 next to the ffcvx source tree, if found)")
+    conf.add_argument('-v', '--verbose', action='store_true',
+                      help="also show what each passed check covered")
+    conf.set_defaults(run=_cmd_conformance)
     return parser
 
 

@@ -53,6 +53,38 @@ STATUS_SIZE_MISMATCH = -100
 STATUS_NO_BACKEND = -101
 #: Status recorded for an unknown storage mode byte.
 STATUS_BAD_MODE = -102
+#: Status recorded when a raw sample's region is shorter than ``height*width*channels``.
+STATUS_SHORT_RAW = -103
+
+#: Values of the decoders' ``png_channel_order`` (FMT-086).
+PNG_CHANNEL_ORDERS = ('rgb', 'bgr')
+
+
+@njit(nogil=True)
+def _gray_to_rgb(src, dst, n):
+    # Repeat each of the n gray bytes of src three times into dst.
+    for p in range(n):
+        v = src[p]
+        dst[3 * p] = v
+        dst[3 * p + 1] = v
+        dst[3 * p + 2] = v
+
+
+@njit(nogil=True)
+def _rgb_to_gray(src, dst, n):
+    # Keep channel R of n RGB pixels. The source is a gray image decoded or
+    # resized as RGB, where R = G = B, so this loses nothing.
+    for p in range(n):
+        dst[p] = src[3 * p]
+
+
+@njit(nogil=True)
+def _swap_rb(img, n):
+    # Swap channels R and B of n RGB pixels in place (erow PNGs, FMT-086).
+    for p in range(n):
+        r = img[3 * p]
+        img[3 * p] = img[3 * p + 2]
+        img[3 * p + 2] = r
 
 
 def _resize_functions():
@@ -130,8 +162,27 @@ class SimpleRGBImageDecoder(Operation):
     libjpeg-turbo's IFAST IDCT this is bit-identical to FFCV 1.0), raw samples
     are copied, PNG samples (FMT-037) decoded losslessly.
 
+    On a :class:`~ffcvx.fields.GrayscaleImageField` (FMT-083) the output is
+    ``(B, H, W, 1)``, or ``(B, H, W, 3)`` with ``channels=3``. Gray JPEG and
+    PNG samples go through the backends' RGB ``decode_region`` (which gives
+    R = G = B) and are reduced to one channel afterwards: 3x the decoded bytes
+    of a one-channel decode, the price of needing no new backend entry point.
+
+    Parameters
+    ----------
+    channels : {None, 1, 3}
+        Output channels. None: the field's own (3 for RGB, 1 for gray). 3 on a
+        gray field repeats the channel; 1 on an RGB field is refused.
+    png_channel_order : {'rgb', 'bgr'}
+        'bgr' swaps R and B of every PNG (mode 2) sample after decoding, to
+        read the R/B-swapped PNGs written by FFCV's "erow" fork (FMT-086).
+        Raw and JPEG samples are not touched.
+
     Raises
     ------
+    ValueError
+        For a bad ``channels`` or ``png_channel_order``; at Loader
+        construction, for ``channels=1`` on an RGB field.
     TypeError
         At Loader construction, if the images differ in size.
     DecodeError
@@ -139,9 +190,34 @@ class SimpleRGBImageDecoder(Operation):
         names the sample and carries the decoder library's message.
     """
 
-    def __init__(self):
+    def __init__(self, channels=None, png_channel_order='rgb'):
         super().__init__()
+        if channels not in (None, 1, 3):
+            raise ValueError(f"channels must be None, 1 or 3, got {channels!r}")
+        if png_channel_order not in PNG_CHANNEL_ORDERS:
+            raise ValueError(f"png_channel_order must be one of {PNG_CHANNEL_ORDERS}, "
+                             f"got {png_channel_order!r}")
+        self.channels = channels
+        self.png_channel_order = png_channel_order
         self._backends = {}
+
+    def _in_channels(self):
+        # Channels of a stored sample: 1 for GrayscaleImageField, else 3.
+        return int(getattr(self.field, 'channels', 3)) if self.field is not None else 3
+
+    def _out_channels(self):
+        in_c = self._in_channels()
+        out_c = in_c if self.channels is None else self.channels
+        if in_c == 3 and out_c == 1:
+            raise ValueError(f"{type(self).__name__}(channels=1) needs a GrayscaleImageField; "
+                             f"this field stores RGB images")
+        return out_c
+
+    def _general(self):
+        # Anything but plain RGB in, RGB out takes the general code path, so
+        # the RGB path stays exactly what it was.
+        return (self._in_channels() != 3 or self._out_channels() != 3
+                or self.png_channel_order != 'rgb')
 
     # -- set-up ------------------------------------------------------------
 
@@ -163,6 +239,11 @@ class SimpleRGBImageDecoder(Operation):
         unknown = modes - set(_MODE_NAMES)
         if unknown:
             raise DecodeError(f"field has samples with unknown image mode(s) {sorted(unknown)} (FMT-036)")
+        if self._in_channels() != 3 and len(self.metadata):
+            # Readers check RGB records at open time (FMT-082); a gray field is
+            # a custom one to them (FMT-083), so its records are checked here.
+            if (self.metadata['width'] == 0).any() or (self.metadata['height'] == 0).any():
+                raise DecodeError("field has images of width or height 0 (FMT-083, FMT-082)")
         self._backends = {fmt: select_backend(fmt)
                           for mode, fmt in _FORMAT_OF_MODE.items() if mode in modes}
 
@@ -190,17 +271,23 @@ class SimpleRGBImageDecoder(Operation):
                 f"use RandomResizedCropRGBImageDecoder or CenterCropRGBImageDecoder")
         h, w = self._max_size()
         self.output_size = (h, w)
-        return (State(True, _CPU, (h, w, 3), np.dtype(np.uint8)),
-                (AllocationQuery((h, w, 3), np.dtype(np.uint8)), AllocationQuery((), np.dtype(np.int32))))
+        c = self._out_channels()
+        return (State(True, _CPU, (h, w, c), np.dtype(np.uint8)),
+                (AllocationQuery((h, w, c), np.dtype(np.uint8)), AllocationQuery((), np.dtype(np.int32))))
 
     def declare_shared_memory(self, previous_state):
         # Full decodes go straight into the output slot; only PNG backends
         # without region support need no scratch either, so one row of 2 ints
-        # per thread is enough.
-        return (AllocationQuery((numba.config.NUMBA_NUM_THREADS, 1), np.dtype(np.uint8)),
+        # per thread is enough. A one-channel output needs an RGB image's
+        # worth of scratch: the backends decode to RGB.
+        h, w = self._max_size()
+        scratch = h * w * 3 if self._out_channels() == 1 else 1
+        return (AllocationQuery((numba.config.NUMBA_NUM_THREADS, scratch), np.dtype(np.uint8)),
                 AllocationQuery((numba.config.NUMBA_NUM_THREADS, 2), np.dtype(np.int64)))
 
     def generate_code(self):
+        if self._general():
+            return self._generate_general()
         mem_read = self.memory_read
         decode_jpeg, _ = self._decode_function('jpeg')
         decode_png, _ = self._decode_function('png')
@@ -239,6 +326,63 @@ class SimpleRGBImageDecoder(Operation):
         decode.is_parallel = True
         return decode
 
+    def _generate_general(self):
+        # Gray in (1 channel) and/or gray out, and/or R/B swap of PNG samples.
+        mem_read = self.memory_read
+        decode_jpeg, _ = self._decode_function('jpeg')
+        decode_png, _ = self._decode_function('png')
+        my_range = Compiler.get_iterator()
+        thread_id = numba.get_thread_id
+        jpg, raw, png = IMAGE_MODES['jpg'], IMAGE_MODES['raw'], IMAGE_MODES['png']
+        in_c, out_c = self._in_channels(), self._out_channels()
+        swap_png = self.png_channel_order == 'bgr'
+
+        def decode(batch_indices, destination, metadata, storage_state, shared):
+            images, status = destination
+            scratch_all, out_hw_all = shared
+            for k in my_range(batch_indices.shape[0]):
+                record = metadata[batch_indices[k]]
+                height = np.int64(record['height'])
+                width = np.int64(record['width'])
+                mode = record['mode']
+                data = mem_read(record['data_ptr'], storage_state)
+                flat = images[k].reshape(-1)
+                pixels = height * width
+                t = thread_id()
+                if mode == raw:
+                    if data.shape[0] < pixels * in_c:
+                        status[k] = STATUS_SHORT_RAW
+                    elif in_c == out_c:
+                        flat[:pixels * out_c] = data[:pixels * out_c]
+                        status[k] = 0
+                    else:
+                        _gray_to_rgb(data, flat, pixels)
+                        status[k] = 0
+                    continue
+                # Compressed: the backends decode to RGB, into the output
+                # itself when it has 3 channels, else into scratch.
+                rgb = flat if out_c == 3 else scratch_all[t]
+                out_hw = out_hw_all[t]
+                if mode == jpg:
+                    rc = decode_jpeg(data.ctypes.data, data.shape[0], 0, 0, height, width, 0, 0,
+                                     rgb.ctypes.data, pixels * 3, out_hw.ctypes.data)
+                elif mode == png:
+                    rc = decode_png(data.ctypes.data, data.shape[0], 0, 0, height, width, 0, 0,
+                                    rgb.ctypes.data, pixels * 3, out_hw.ctypes.data)
+                else:
+                    rc = STATUS_BAD_MODE
+                if rc == 0 and (out_hw[0] != height or out_hw[1] != width):
+                    rc = STATUS_SIZE_MISMATCH
+                if rc == 0:
+                    if out_c == 1:
+                        _rgb_to_gray(rgb, flat, pixels)
+                    elif swap_png and mode == png:
+                        _swap_rb(flat, pixels)
+                status[k] = rc
+            return images
+        decode.is_parallel = True
+        return decode
+
     # -- errors --------------------------------------------------------------
 
     def finish_batch(self, result, destination, batch_indices, storage_state=None):
@@ -260,6 +404,9 @@ class SimpleRGBImageDecoder(Operation):
             return DecodeError(f"{where}: no decoder backend for this image format")
         if code == STATUS_BAD_MODE:
             return DecodeError(f"{where}: unknown image mode (FMT-036)")
+        if code == STATUS_SHORT_RAW:
+            return DecodeError(f"{where}: raw region is shorter than height*width*"
+                               f"{self._in_channels()} bytes (FMT-083)")
         backend = self._backends.get(_FORMAT_OF_MODE.get(int(record['mode'])))
         message = f"status {code} ({STATUS_MEANINGS.get(code, 'unknown status')})"
         if backend is not None and storage_state is not None:
@@ -282,13 +429,24 @@ class ResizedCropRGBImageDecoder(SimpleRGBImageDecoder):
     scratch memory and the box read out of it (BKD-019). The box is then
     resampled with an antialiased separable filter.
 
+    On a GrayscaleImageField the crop is resized as RGB (R = G = B) and reduced
+    to one channel, or kept as 3 with ``channels=3``; a raw gray crop box is
+    first expanded to RGB in scratch. This costs 3x the resize work of a
+    one-channel kernel, which the resize extension does not have.
+
     Parameters
     ----------
     output_size : tuple of int (height, width), pixels
+    channels : {None, 1, 3}
+        As for :class:`SimpleRGBImageDecoder`.
+    png_channel_order : {'rgb', 'bgr'}
+        As for :class:`SimpleRGBImageDecoder` (FMT-086); the swap is applied to
+        the resized output, which is the same as swapping before resizing
+        since the resize treats channels independently.
     """
 
-    def __init__(self, output_size):
-        super().__init__()
+    def __init__(self, output_size, channels=None, png_channel_order='rgb'):
+        super().__init__(channels=channels, png_channel_order=png_channel_order)
         self.output_size = (int(output_size[0]), int(output_size[1]))
         #: Probability of mirroring the output, set when a following
         #: RandomHorizontalFlip is fused into this decoder (see ``absorb``).
@@ -312,8 +470,9 @@ class ResizedCropRGBImageDecoder(SimpleRGBImageDecoder):
 
     def declare_state_and_memory(self, previous_state):
         h, w = self.output_size
-        return (State(True, _CPU, (h, w, 3), np.dtype(np.uint8)),
-                (AllocationQuery((h, w, 3), np.dtype(np.uint8)), AllocationQuery((), np.dtype(np.int32))))
+        c = self._out_channels()
+        return (State(True, _CPU, (h, w, c), np.dtype(np.uint8)),
+                (AllocationQuery((h, w, c), np.dtype(np.uint8)), AllocationQuery((), np.dtype(np.int32))))
 
     def _scratch_layout(self):
         max_h, max_w = self._max_size()
@@ -322,13 +481,20 @@ class ResizedCropRGBImageDecoder(SimpleRGBImageDecoder):
         resize_bytes = int(resize_scratch(max_h, max_w, *self.output_size))
         return region_bytes, max(resize_bytes, 0)
 
+    def _rgb_out_bytes(self):
+        # An RGB output image in scratch, for one-channel outputs only.
+        return self.output_size[0] * self.output_size[1] * 3 if self._out_channels() == 1 else 0
+
     def declare_shared_memory(self, previous_state):
         region_bytes, resize_bytes = self._scratch_layout()
         threads = numba.config.NUMBA_NUM_THREADS
-        return (AllocationQuery((threads, region_bytes + resize_bytes), np.dtype(np.uint8)),
+        total = region_bytes + resize_bytes + self._rgb_out_bytes()
+        return (AllocationQuery((threads, total), np.dtype(np.uint8)),
                 AllocationQuery((threads, 2), np.dtype(np.int64)))
 
     def generate_code(self):
+        if self._general():
+            return self._generate_general()
         mem_read = self.memory_read
         decode_jpeg, jpeg_crops = self._decode_function('jpeg')
         decode_png, png_crops = self._decode_function('png')
@@ -401,6 +567,101 @@ class ResizedCropRGBImageDecoder(SimpleRGBImageDecoder):
         decode.is_parallel = True
         return decode
 
+    def _generate_general(self):
+        # Gray in and/or gray out, and/or R/B swap of PNG samples: decode and
+        # resize as RGB (scratch layout: region | resize scratch | RGB output),
+        # then reduce to one channel or swap R and B in the output.
+        mem_read = self.memory_read
+        decode_jpeg, jpeg_crops = self._decode_function('jpeg')
+        decode_png, png_crops = self._decode_function('png')
+        resize_plain, resize_mirror, _ = _resize_functions()
+        flip_prob = self.flip_prob
+        region_bytes, resize_bytes = self._scratch_layout()
+        in_c, out_c = self._in_channels(), self._out_channels()
+        swap_png = self.png_channel_order == 'bgr'
+
+        @njit(nogil=True)
+        def resize(src, src_h, src_w, stride, dst, dst_h, dst_w, scratch, scratch_len):
+            if flip_prob > 0 and np.random.rand() < flip_prob:
+                return resize_mirror(src, src_h, src_w, stride, dst, dst_h, dst_w, scratch, scratch_len)
+            return resize_plain(src, src_h, src_w, stride, dst, dst_h, dst_w, scratch, scratch_len)
+        out_h, out_w = self.output_size
+        out_pixels = out_h * out_w
+        sample_crop = self.crop_sampler()
+        my_range = Compiler.get_iterator()
+        thread_id = numba.get_thread_id
+        jpg, raw, png = IMAGE_MODES['jpg'], IMAGE_MODES['raw'], IMAGE_MODES['png']
+
+        def decode(batch_indices, destination, metadata, storage_state, shared):
+            images, status = destination
+            scratch_all, out_hw_all = shared
+            for k in my_range(batch_indices.shape[0]):
+                record = metadata[batch_indices[k]]
+                height = np.int64(record['height'])
+                width = np.int64(record['width'])
+                mode = record['mode']
+                i, j, h, w = sample_crop(height, width)
+                data = mem_read(record['data_ptr'], storage_state)
+                flat = images[k].reshape(-1)
+                t = thread_id()
+                scratch = scratch_all[t]
+                region_ptr = scratch.ctypes.data
+                resize_ptr = region_ptr + region_bytes
+                rgb_out = scratch[region_bytes + resize_bytes:]
+                dst_ptr = flat.ctypes.data if out_c == 3 else rgb_out.ctypes.data
+                if mode == raw:
+                    if data.shape[0] < height * width * in_c:
+                        status[k] = STATUS_SHORT_RAW
+                        continue
+                    if in_c == 3:
+                        rc = resize(data.ctypes.data + (i * width + j) * 3, h, w, width * 3,
+                                    dst_ptr, out_h, out_w, resize_ptr, resize_bytes)
+                    else:
+                        # Expand only the crop box to RGB, rows packed (stride w*3).
+                        for r in range(h):
+                            start = (i + r) * width + j
+                            _gray_to_rgb(data[start:start + w], scratch[r * w * 3:(r + 1) * w * 3], w)
+                        rc = resize(region_ptr, h, w, w * 3, dst_ptr, out_h, out_w,
+                                    resize_ptr, resize_bytes)
+                else:
+                    out_hw = out_hw_all[t]
+                    crops = False
+                    if mode == jpg:
+                        crops = jpeg_crops
+                        if crops:
+                            rc = decode_jpeg(data.ctypes.data, data.shape[0], i, j, h, w, out_h, out_w,
+                                             region_ptr, region_bytes, out_hw.ctypes.data)
+                        else:
+                            rc = decode_jpeg(data.ctypes.data, data.shape[0], 0, 0, height, width, 0, 0,
+                                             region_ptr, region_bytes, out_hw.ctypes.data)
+                    elif mode == png:
+                        crops = png_crops
+                        if crops:
+                            rc = decode_png(data.ctypes.data, data.shape[0], i, j, h, w, out_h, out_w,
+                                            region_ptr, region_bytes, out_hw.ctypes.data)
+                        else:
+                            rc = decode_png(data.ctypes.data, data.shape[0], 0, 0, height, width, 0, 0,
+                                            region_ptr, region_bytes, out_hw.ctypes.data)
+                    else:
+                        rc = STATUS_BAD_MODE
+                    if rc == 0:
+                        if crops:
+                            rc = resize(region_ptr, out_hw[0], out_hw[1], out_hw[1] * 3,
+                                        dst_ptr, out_h, out_w, resize_ptr, resize_bytes)
+                        elif out_hw[0] != height or out_hw[1] != width:
+                            rc = STATUS_SIZE_MISMATCH
+                        else:
+                            rc = resize(region_ptr + (i * width + j) * 3, h, w, width * 3,
+                                        dst_ptr, out_h, out_w, resize_ptr, resize_bytes)
+                    if rc == 0 and swap_png and mode == png and out_c == 3:
+                        _swap_rb(flat, out_pixels)
+                if rc == 0 and out_c == 1:
+                    _rgb_to_gray(rgb_out, flat, out_pixels)
+                status[k] = rc
+            return images
+        decode.is_parallel = True
+        return decode
+
 
 class RandomResizedCropRGBImageDecoder(ResizedCropRGBImageDecoder):
     """Random resized crop, decoded region only (torchvision's sampler).
@@ -414,10 +675,14 @@ class RandomResizedCropRGBImageDecoder(ResizedCropRGBImageDecoder):
         Range of the crop's area as a fraction of the image's.
     ratio : tuple of float
         Range of the crop's aspect ratio (width / height).
+    channels : {None, 1, 3}
+    png_channel_order : {'rgb', 'bgr'}
+        As for :class:`ResizedCropRGBImageDecoder`.
     """
 
-    def __init__(self, output_size, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3)):
-        super().__init__(output_size)
+    def __init__(self, output_size, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3), channels=None,
+                 png_channel_order='rgb'):
+        super().__init__(output_size, channels=channels, png_channel_order=png_channel_order)
         if not (0 < scale[0] <= scale[1]) or not (0 < ratio[0] <= ratio[1]):
             raise ValueError(f"need 0 < scale[0] <= scale[1] and 0 < ratio[0] <= ratio[1], "
                              f"got scale={scale}, ratio={ratio}")
@@ -442,10 +707,13 @@ class CenterCropRGBImageDecoder(ResizedCropRGBImageDecoder):
     output_size : tuple of int (height, width), pixels
     ratio : float
         E.g. ``224 / 256`` for the usual ImageNet evaluation crop.
+    channels : {None, 1, 3}
+    png_channel_order : {'rgb', 'bgr'}
+        As for :class:`ResizedCropRGBImageDecoder`.
     """
 
-    def __init__(self, output_size, ratio=224 / 256):
-        super().__init__(output_size)
+    def __init__(self, output_size, ratio=224 / 256, channels=None, png_channel_order='rgb'):
+        super().__init__(output_size, channels=channels, png_channel_order=png_channel_order)
         if not 0 < ratio <= 1:
             raise ValueError(f"ratio must be in (0, 1], got {ratio}")
         self.ratio = float(ratio)

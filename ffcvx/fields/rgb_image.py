@@ -8,12 +8,17 @@ Reading goes through decoder backends (``spec/backends.md``): JPEG samples
 through the backend chosen for ``jpeg`` (turbojpeg, else imagecodecs, else
 Pillow), PNG samples through the one chosen for ``png`` (imagecodecs, else
 Pillow), BKD-052; raw samples need none.
+
+``GrayscaleImageField`` (ffcvx extension, FMT-083 to FMT-085) stores one
+channel with the same record and modes; it is written as a marked custom
+field (type id 255), which FFCV 1.0 refuses instead of misreading.
 """
 import io
 
 import numpy as np
 from PIL import Image
 
+from ..types import ARG_TYPE, ARGUMENTS_LENGTH
 from .base import Field, zero_arguments
 
 #: Per-sample storage modes (FMT-036, FMT-037).
@@ -164,6 +169,126 @@ class RGBImageField(Field):
         if mode == 'jpg':
             payload = np.frombuffer(encode_jpeg(image, self.jpeg_quality), dtype=np.uint8)
         elif mode == 'png':
+            payload = np.frombuffer(encode_png(image), dtype=np.uint8)
+        else:
+            payload = image.reshape(-1)
+        ptr, buffer = malloc(payload.size)
+        buffer[:] = payload
+        destination['mode'] = IMAGE_MODES[mode]
+        destination['width'] = width
+        destination['height'] = height
+        destination['data_ptr'] = ptr
+
+    def get_decoder_class(self):
+        from .decoders import SimpleRGBImageDecoder
+        return SimpleRGBImageDecoder
+
+
+#: First bytes of a GrayscaleImageField's descriptor ``arguments`` (FMT-084).
+GRAY_MAGIC = b'ffcvx.GrayImage\x00'
+
+
+def to_gray_array(value):
+    """Turn a writer input into ``ndarray[uint8], shape (H, W)``.
+
+    Accepts a PIL image of any mode (converted with Pillow's ``convert('L')``,
+    ITU-R 601-2 luma), or a uint8 array of shape (H, W) or (H, W, 1). A
+    (H, W, 3) array is converted with the same luma rule, through Pillow.
+
+    Raises
+    ------
+    TypeError
+        For any other type, dtype or shape.
+    """
+    if isinstance(value, Image.Image):
+        return np.asarray(value.convert('L'))
+    if not isinstance(value, np.ndarray):
+        raise TypeError(f"GrayscaleImageField expects a PIL image or a uint8 ndarray, got {type(value).__name__}")
+    if value.dtype != np.uint8:
+        raise TypeError(f"GrayscaleImageField expects uint8 pixels, got dtype {value.dtype}")
+    if value.ndim == 3 and value.shape[2] == 1:
+        value = value[:, :, 0]
+    elif value.ndim == 3 and value.shape[2] == 3:
+        value = np.asarray(Image.fromarray(np.ascontiguousarray(value)).convert('L'))
+    if value.ndim != 2:
+        raise TypeError(f"GrayscaleImageField expects shape (H, W) or (H, W, 1), got {value.shape}")
+    return np.ascontiguousarray(value)
+
+
+class GrayscaleImageField(Field):
+    """Images of any size with one 8-bit channel (ffcvx extension, FMT-083 to FMT-085).
+
+    Same metadata record and modes as :class:`RGBImageField` (FMT-036), but
+    each sample holds one channel: mode 1 ``height*width`` raw bytes, mode 0 a
+    grayscale (one-component) JPEG, mode 2 a grayscale PNG (colour type 0).
+    The field is written with type id 255 (FMT-022), so readers must be given
+    the class: ``Loader(..., custom_fields={'image': GrayscaleImageField})``;
+    FFCV 1.0 refuses such a file unless given a class (FMT-083).
+
+    The RGB decoders read it: ``SimpleRGBImageDecoder()`` gives
+    ``(B, H, W, 1)`` uint8, ``SimpleRGBImageDecoder(channels=3)`` repeats the
+    channel to ``(B, H, W, 3)``; the crop decoders likewise.
+
+    Parameters
+    ----------
+    write_mode : {'raw', 'jpg', 'smart', 'proportion', 'png'}
+        As for RGBImageField; ``smart`` compares ``H*W`` bytes with ``smart_threshold``.
+    max_resolution : int or None, pixels
+    smart_threshold : int or None, bytes
+    jpeg_quality : int, 1..100
+    compress_probability : float, 0..1
+    """
+
+    #: Channels of a stored sample; the decoders read it to size their output.
+    channels = 1
+
+    def __init__(self, write_mode='raw', max_resolution=None, smart_threshold=None,
+                 jpeg_quality=90, compress_probability=0.5):
+        # Validation is RGBImageField's; reuse it without inheriting (a
+        # subclass would be checked by readers as an RGB field, FMT-080).
+        RGBImageField.__init__(self, write_mode, max_resolution, smart_threshold,
+                               jpeg_quality, compress_probability)
+
+    @property
+    def metadata_type(self):
+        return RGBMetadataType
+
+    @staticmethod
+    def from_binary(binary):
+        """Rebuild the field, checking the FMT-084 marker.
+
+        Raises
+        ------
+        ValueError
+            If ``arguments`` does not start with the GrayscaleImageField marker
+            (the class was given for a field written by another class).
+        """
+        raw = np.asarray(binary).tobytes()
+        if raw[:len(GRAY_MAGIC)] != GRAY_MAGIC or raw[len(GRAY_MAGIC)] != 1:
+            raise ValueError("field was not written by GrayscaleImageField: its descriptor "
+                             "arguments lack the ffcvx.GrayImage marker (FMT-084)")
+        return GrayscaleImageField()
+
+    def to_binary(self):
+        raw = np.zeros(ARGUMENTS_LENGTH, dtype=np.uint8)
+        raw[:len(GRAY_MAGIC)] = np.frombuffer(GRAY_MAGIC, dtype=np.uint8)
+        raw[len(GRAY_MAGIC)] = 1
+        return raw.view(ARG_TYPE)[0]
+
+    _choose_mode = RGBImageField._choose_mode
+
+    def encode(self, destination, field, malloc):
+        image = shrink_to(to_gray_array(field), self.max_resolution)
+        height, width = image.shape
+        if height > MAX_SIDE or width > MAX_SIDE:
+            raise ValueError(f"image of {width}x{height} pixels is larger than the format's "
+                             f"{MAX_SIDE} pixel limit; pass max_resolution to shrink it")
+        mode = self._choose_mode(image)
+        if mode == 'jpg':
+            # Pillow writes a mode-L image as a one-component JPEG (FMT-085)
+            payload = np.frombuffer(encode_jpeg(image, self.jpeg_quality), dtype=np.uint8)
+        elif mode == 'png':
+            # ... and as a colour type 0 (grayscale) PNG
             payload = np.frombuffer(encode_png(image), dtype=np.uint8)
         else:
             payload = image.reshape(-1)
