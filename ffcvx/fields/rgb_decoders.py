@@ -213,12 +213,6 @@ class SimpleRGBImageDecoder(Operation):
                              f"this field stores RGB images")
         return out_c
 
-    def _general(self):
-        # Anything but plain RGB in, RGB out takes the general code path, so
-        # the RGB path stays exactly what it was.
-        return (self._in_channels() != 3 or self._out_channels() != 3
-                or self.png_channel_order != 'rgb')
-
     # -- set-up ------------------------------------------------------------
 
     def accept_backends(self, select_backend):
@@ -286,48 +280,9 @@ class SimpleRGBImageDecoder(Operation):
                 AllocationQuery((numba.config.NUMBA_NUM_THREADS, 2), np.dtype(np.int64)))
 
     def generate_code(self):
-        if self._general():
-            return self._generate_general()
-        mem_read = self.memory_read
-        decode_jpeg, _ = self._decode_function('jpeg')
-        decode_png, _ = self._decode_function('png')
-        my_range = Compiler.get_iterator()
-        thread_id = numba.get_thread_id
-        jpg, raw, png = IMAGE_MODES['jpg'], IMAGE_MODES['raw'], IMAGE_MODES['png']
-
-        def decode(batch_indices, destination, metadata, storage_state, shared):
-            images, status = destination
-            _, out_hw_all = shared
-            for k in my_range(batch_indices.shape[0]):
-                record = metadata[batch_indices[k]]
-                height = np.int64(record['height'])
-                width = np.int64(record['width'])
-                mode = record['mode']
-                data = mem_read(record['data_ptr'], storage_state)
-                out = images[k]
-                nbytes = height * width * 3
-                if mode == raw:
-                    out.reshape(-1)[:] = data[:nbytes]
-                    status[k] = 0
-                    continue
-                out_hw = out_hw_all[thread_id()]
-                if mode == jpg:
-                    rc = decode_jpeg(data.ctypes.data, data.shape[0], 0, 0, height, width, 0, 0,
-                                     out.ctypes.data, nbytes, out_hw.ctypes.data)
-                elif mode == png:
-                    rc = decode_png(data.ctypes.data, data.shape[0], 0, 0, height, width, 0, 0,
-                                    out.ctypes.data, nbytes, out_hw.ctypes.data)
-                else:
-                    rc = STATUS_BAD_MODE
-                if rc == 0 and (out_hw[0] != height or out_hw[1] != width):
-                    rc = STATUS_SIZE_MISMATCH
-                status[k] = rc
-            return images
-        decode.is_parallel = True
-        return decode
-
-    def _generate_general(self):
-        # Gray in (1 channel) and/or gray out, and/or R/B swap of PNG samples.
+        # One code path for every case. in_c, out_c and swap_png are closure
+        # constants, so Numba compiles away the branches of the cases not in
+        # use: plain RGB in and out costs what it did before gray existed.
         mem_read = self.memory_read
         decode_jpeg, _ = self._decode_function('jpeg')
         decode_png, _ = self._decode_function('png')
@@ -493,84 +448,11 @@ class ResizedCropRGBImageDecoder(SimpleRGBImageDecoder):
                 AllocationQuery((threads, 2), np.dtype(np.int64)))
 
     def generate_code(self):
-        if self._general():
-            return self._generate_general()
-        mem_read = self.memory_read
-        decode_jpeg, jpeg_crops = self._decode_function('jpeg')
-        decode_png, png_crops = self._decode_function('png')
-        resize_plain, resize_mirror, _ = _resize_functions()
-        flip_prob = self.flip_prob
-        region_bytes, resize_bytes = self._scratch_layout()
-
-        @njit(nogil=True)
-        def resize(src, src_h, src_w, stride, dst, dst_h, dst_w, scratch, scratch_len):
-            if flip_prob > 0 and np.random.rand() < flip_prob:
-                return resize_mirror(src, src_h, src_w, stride, dst, dst_h, dst_w, scratch, scratch_len)
-            return resize_plain(src, src_h, src_w, stride, dst, dst_h, dst_w, scratch, scratch_len)
-        out_h, out_w = self.output_size
-        sample_crop = self.crop_sampler()
-        my_range = Compiler.get_iterator()
-        thread_id = numba.get_thread_id
-        jpg, raw, png = IMAGE_MODES['jpg'], IMAGE_MODES['raw'], IMAGE_MODES['png']
-
-        def decode(batch_indices, destination, metadata, storage_state, shared):
-            images, status = destination
-            scratch_all, out_hw_all = shared
-            for k in my_range(batch_indices.shape[0]):
-                record = metadata[batch_indices[k]]
-                height = np.int64(record['height'])
-                width = np.int64(record['width'])
-                mode = record['mode']
-                i, j, h, w = sample_crop(height, width)
-                data = mem_read(record['data_ptr'], storage_state)
-                out_ptr = images[k].ctypes.data
-                t = thread_id()
-                scratch = scratch_all[t]
-                region_ptr = scratch.ctypes.data
-                resize_ptr = region_ptr + region_bytes
-                if mode == raw:
-                    rc = resize(data.ctypes.data + (i * width + j) * 3, h, w, width * 3,
-                                out_ptr, out_h, out_w, resize_ptr, resize_bytes)
-                    status[k] = rc
-                    continue
-                out_hw = out_hw_all[t]
-                crops = False
-                if mode == jpg:
-                    crops = jpeg_crops
-                    if crops:
-                        rc = decode_jpeg(data.ctypes.data, data.shape[0], i, j, h, w, out_h, out_w,
-                                         region_ptr, region_bytes, out_hw.ctypes.data)
-                    else:
-                        rc = decode_jpeg(data.ctypes.data, data.shape[0], 0, 0, height, width, 0, 0,
-                                         region_ptr, region_bytes, out_hw.ctypes.data)
-                elif mode == png:
-                    crops = png_crops
-                    if crops:
-                        rc = decode_png(data.ctypes.data, data.shape[0], i, j, h, w, out_h, out_w,
-                                        region_ptr, region_bytes, out_hw.ctypes.data)
-                    else:
-                        rc = decode_png(data.ctypes.data, data.shape[0], 0, 0, height, width, 0, 0,
-                                        region_ptr, region_bytes, out_hw.ctypes.data)
-                else:
-                    rc = STATUS_BAD_MODE
-                if rc == 0:
-                    if crops:
-                        rc = resize(region_ptr, out_hw[0], out_hw[1], out_hw[1] * 3,
-                                    out_ptr, out_h, out_w, resize_ptr, resize_bytes)
-                    elif out_hw[0] != height or out_hw[1] != width:
-                        rc = STATUS_SIZE_MISMATCH
-                    else:
-                        rc = resize(region_ptr + (i * width + j) * 3, h, w, width * 3,
-                                    out_ptr, out_h, out_w, resize_ptr, resize_bytes)
-                status[k] = rc
-            return images
-        decode.is_parallel = True
-        return decode
-
-    def _generate_general(self):
-        # Gray in and/or gray out, and/or R/B swap of PNG samples: decode and
-        # resize as RGB (scratch layout: region | resize scratch | RGB output),
-        # then reduce to one channel or swap R and B in the output.
+        # Every case decodes and resizes as RGB (scratch layout: region |
+        # resize scratch | RGB output, the last only for one-channel outputs),
+        # then reduces to one channel or swaps R and B in the output. in_c,
+        # out_c and swap_png are closure constants, so Numba compiles away the
+        # branches of the cases not in use (plain RGB pays nothing for them).
         mem_read = self.memory_read
         decode_jpeg, jpeg_crops = self._decode_function('jpeg')
         decode_png, png_crops = self._decode_function('png')
