@@ -1,120 +1,37 @@
 """Tests of the ffcvx-imagecodecs decoder backend (spec/backends.md).
 
-Tolerances, stated once:
-
-- PNG: exact against the encoded array (lossless, BKD-023);
-- JPEG: against Pillow's decode of the same bytes, maximum absolute difference
-  <= JPEG_VS_PILLOW_MAX (both use libjpeg-turbo's ISLOW IDCT; measured 0 on
-  random and smooth images; 1 allowed so the test does not depend on both
-  wheels bundling the same libjpeg-turbo release);
-- crops: exact against the full decode, cropped (BKD-016, BKD-019).
+The tests every python-kind backend shares come from
+:mod:`ffcvx.testing.python_backends`; this module adds what is imagecodecs'
+own. JPEG tolerance: maximum absolute difference to Pillow's decode of the same
+bytes <= 1 (both use libjpeg-turbo's ISLOW IDCT; measured 0 on random and
+smooth images; 1 allowed so the test does not depend on both wheels bundling
+the same libjpeg-turbo release).
 """
-import importlib.metadata
 import io
-import threading
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from ffcvx.backend_api import DECODE_REGION_PROTO
 from ffcvx.errors import DecodeError
-from ffcvx.fields.rgb_image import encode_jpeg, encode_png
-
-JPEG_VS_PILLOW_MAX = 1
-
-
-@pytest.fixture(scope="module")
-def backend():
-    eps = [ep for ep in importlib.metadata.entry_points(group="ffcvx.decoders")
-           if ep.name == "imagecodecs"]
-    assert len(eps) == 1, "ffcvx-imagecodecs is not installed (entry point missing)"
-    obj = eps[0].load()
-    ok, why = obj.available()
-    assert ok, why
-    return obj
+from ffcvx.testing.python_backends import *  # noqa: F401,F403 - the shared tests and fixtures
+from ffcvx.testing.python_backends import smooth_image
 
 
 @pytest.fixture(scope="module")
-def c_decode(backend):
-    return DECODE_REGION_PROTO(backend.function_address("decode_region"))
+def backend_name():
+    return "imagecodecs"
 
 
-def call_c(c_decode, data, crop, target=(0, 0), capacity=None, fill=0):
-    """Call decode_region as compiled code would; returns (status, out bytes, (h, w))."""
-    src = np.frombuffer(data, np.uint8)
-    if capacity is None:
-        capacity = crop[2] * crop[3] * 3
-    out = np.full(max(capacity, 1), fill, np.uint8)
-    hw = np.full(2, -7, np.int64)
-    status = c_decode(src.ctypes.data, src.size, *crop, *target, out.ctypes.data, capacity,
-                      hw.ctypes.data)
-    return status, out, (int(hw[0]), int(hw[1]))
+@pytest.fixture(scope="module")
+def jpeg_vs_pillow_max():
+    return 1
 
 
-def random_image(h, w, seed=0):
-    return np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
-
-
-def smooth_image(h, w, seed=0):
-    """Gradients plus mild noise: JPEG-like content (pure noise is atypical for JPEG)."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:h, 0:w]
-    base = np.stack([xx * 255 / max(w - 1, 1), yy * 255 / max(h - 1, 1),
-                     (xx + yy) * 127 / max(h + w - 2, 1)], axis=2)
-    return np.clip(base + rng.normal(0, 8, base.shape), 0, 255).astype(np.uint8)
-
-
-def pillow_rgb(data):
-    with Image.open(io.BytesIO(data)) as image:
-        return np.asarray(image.convert("RGB"))
-
-
-def png_of(image, mode=None):
-    out = io.BytesIO()
-    pil = Image.fromarray(image)
-    (pil.convert(mode) if mode else pil).save(out, "PNG")
-    return out.getvalue()
-
-
-# --- the backend object ------------------------------------------------------------
-
-def test_backend_object(backend):
-    """BKD-001 to BKD-005, BKD-010: declared metadata and the exported function."""
-    assert backend.name == "imagecodecs"
+def test_declares_no_crop_or_scale(backend):
+    """BKD-018, BKD-019: imagecodecs has no region or scaled decode (jpeg8_decode / png_decode take no crop)."""
     assert backend.formats == frozenset({"jpeg", "png"})
-    # imagecodecs has no region or scaled decode (jpeg8_decode / png_decode take no crop)
     assert backend.supports_crop is False and backend.supports_scale is False
-    assert backend.device == "cpu" and backend.kind == "python"
-    assert backend.available() == (True, "")
-    assert isinstance(backend.function_address("decode_region"), int)
-    assert backend.function_address("decode_region") == backend.function_address("decode_region")
-    with pytest.raises(KeyError):
-        backend.function_address("decode")
-
-
-# --- PNG -----------------------------------------------------------------------------
-
-@pytest.mark.parametrize("shape", [(1, 1), (2, 3), (37, 53), (64, 64), (129, 7)])
-def test_png_exact(backend, c_decode, shape):
-    """BKD-023: PNG (as the writer encodes it, FMT-037) decodes to exactly the stored array."""
-    image = random_image(*shape, seed=shape[0])
-    data = encode_png(image)
-    np.testing.assert_array_equal(backend.decode_region_py(data), image)
-    status, out, hw = call_c(c_decode, data, (0, 0, *shape))
-    assert status == 0 and hw == shape
-    np.testing.assert_array_equal(out.reshape(*shape, 3), image)
-
-
-@pytest.mark.parametrize("mode", ["L", "LA", "P", "RGBA", "1"])
-def test_png_other_colour_types_become_rgb(backend, mode):
-    """BKD-020: gray, gray + alpha, palette, RGBA and 1-bit PNGs come out as RGB, alpha dropped."""
-    image = random_image(20, 30, seed=3)
-    data = png_of(image, mode)
-    expected = pillow_rgb(data)
-    got = backend.decode_region_py(data)
-    assert got.shape == (20, 30, 3) and got.dtype == np.uint8
-    np.testing.assert_array_equal(got, expected)
 
 
 def test_png_16_bit_keeps_high_byte(backend):
@@ -127,136 +44,9 @@ def test_png_16_bit_keeps_high_byte(backend):
     np.testing.assert_array_equal(got, np.repeat((gray >> 8).astype(np.uint8)[:, :, None], 3, 2))
 
 
-# --- JPEG ----------------------------------------------------------------------------
-
-@pytest.mark.parametrize("quality", [75, 90, 95])
-def test_jpeg_matches_pillow(backend, c_decode, quality):
-    for seed, (h, w) in enumerate([(48, 64), (61, 97), (16, 16)]):
-        data = encode_jpeg(smooth_image(h, w, seed), quality)
-        got = backend.decode_region_py(data)
-        assert got.shape == (h, w, 3)
-        diff = np.abs(got.astype(int) - pillow_rgb(data).astype(int))
-        assert diff.max() <= JPEG_VS_PILLOW_MAX, (quality, seed, diff.max())
-        status, out, hw = call_c(c_decode, data, (0, 0, h, w))
-        assert status == 0 and hw == (h, w)
-        np.testing.assert_array_equal(out.reshape(h, w, 3), got)
-
-
-def test_gray_jpeg_becomes_rgb(backend):
-    out = io.BytesIO()
-    Image.fromarray(smooth_image(24, 40)[:, :, 0]).save(out, "JPEG", quality=90)
-    got = backend.decode_region_py(out.getvalue())
-    assert got.shape == (24, 40, 3)
-    assert np.array_equal(got[:, :, 0], got[:, :, 1]) and np.array_equal(got[:, :, 0], got[:, :, 2])
-
-
 def test_cmyk_jpeg_refused(backend):
     """BKD-020: CMYK JPEGs are refused with the library's message."""
     out = io.BytesIO()
     Image.fromarray(smooth_image(16, 16)).convert("CMYK").save(out, "JPEG")
     with pytest.raises(DecodeError, match="JPEG decode failed"):
         backend.decode_region_py(out.getvalue())
-
-
-# --- crops ---------------------------------------------------------------------------
-
-@pytest.mark.parametrize("fmt", ["png", "jpeg"])
-def test_crop_equals_full_decode_cropped(backend, c_decode, fmt):
-    """BKD-016, BKD-018, BKD-019: any crop (and any target) is the full decode's window, full scale."""
-    h, w = 57, 83
-    image = smooth_image(h, w, seed=5)
-    data = encode_png(image) if fmt == "png" else encode_jpeg(image, 90)
-    full = backend.decode_region_py(data)
-    rng = np.random.default_rng(6)
-    crops = [(0, 0, h, w), (0, 0, 1, 1), (h - 1, w - 1, 1, 1), (3, 5, h - 3, w - 5)]
-    for _ in range(20):
-        ch, cw = int(rng.integers(1, h + 1)), int(rng.integers(1, w + 1))
-        crops.append((int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1)), ch, cw))
-    for crop in crops:
-        y, x, ch, cw = crop
-        expected = full[y:y + ch, x:x + cw]
-        np.testing.assert_array_equal(backend.decode_region_py(data, crop, (2, 2)), expected)
-        status, out, hw = call_c(c_decode, data, crop, target=(2, 2))
-        assert status == 0 and hw == (ch, cw), crop
-        np.testing.assert_array_equal(out.reshape(ch, cw, 3), expected, err_msg=str(crop))
-
-
-# --- errors --------------------------------------------------------------------------
-
-def corrupt_variants(data):
-    yield "truncated-header", data[:10]
-    yield "truncated-half", data[:len(data) // 2]
-    yield "truncated-end", data[:-12]
-    yield "garbage", b"\x00" * 64 + data[64:]
-    yield "gif", b"GIF89a" + data[6:]
-
-
-@pytest.mark.parametrize("fmt", ["png", "jpeg"])
-def test_corrupt_data_raises_and_returns_minus_1(backend, c_decode, fmt):
-    """BKD-013, BKD-021, BKD-022, BKD-030: corrupt or truncated data -> DecodeError / -1, no crash."""
-    image = smooth_image(40, 50, seed=7)
-    data = encode_png(image) if fmt == "png" else encode_jpeg(image, 90)
-    for label, bad in corrupt_variants(data):
-        with pytest.raises(DecodeError):
-            backend.decode_region_py(bad)
-        status, _, _ = call_c(c_decode, bad, (0, 0, 40, 50))
-        assert status == -1, label
-    with pytest.raises(DecodeError):
-        backend.decode_region_py(b"")
-
-
-def test_png_damaged_inside_idat_is_detected(backend):
-    data = bytearray(encode_png(random_image(40, 50)))
-    data[len(data) // 2] ^= 0x55
-    with pytest.raises(DecodeError, match="PNG decode failed"):
-        backend.decode_region_py(bytes(data))
-
-
-def test_capacity_too_small(backend, c_decode):
-    """BKD-014: -2 before writing anything; out_hw holds the size needed; NULL out is capacity 0."""
-    data = encode_png(random_image(30, 40))
-    status, out, hw = call_c(c_decode, data, (0, 0, 30, 40), capacity=30 * 40 * 3 - 1, fill=0xAB)
-    assert status == -2 and hw == (30, 40)
-    assert np.all(out == 0xAB)
-    src = np.frombuffer(data, np.uint8)
-    hw_arr = np.zeros(2, np.int64)
-    assert c_decode(src.ctypes.data, src.size, 0, 0, 30, 40, 0, 0, None, 10**6,
-                    hw_arr.ctypes.data) == -2
-
-
-def test_bad_arguments(backend, c_decode):
-    """BKD-015, BKD-030: -3 from C, ValueError from Python."""
-    data = encode_png(random_image(30, 40))
-    for crop in [(0, 0, 31, 40), (0, 1, 30, 40), (-1, 0, 5, 5), (0, 0, 0, 5), (0, 0, 5, -1)]:
-        status, _, _ = call_c(c_decode, data, crop, capacity=30 * 40 * 3)
-        assert status == -3, crop
-        with pytest.raises(ValueError):
-            backend.decode_region_py(data, crop)
-    src = np.frombuffer(data, np.uint8)
-    out = np.zeros(30 * 40 * 3, np.uint8)
-    hw = np.zeros(2, np.int64)
-    assert c_decode(None, 10, 0, 0, 30, 40, 0, 0, out.ctypes.data, out.size, hw.ctypes.data) == -3
-    assert c_decode(src.ctypes.data, 0, 0, 0, 30, 40, 0, 0, out.ctypes.data, out.size, hw.ctypes.data) == -3
-    assert c_decode(src.ctypes.data, src.size, 0, 0, 30, 40, 0, 0, out.ctypes.data, out.size, None) == -3
-
-
-def test_concurrent_calls(backend, c_decode):
-    """BKD-006: several threads decoding at once get the same pixels as one thread."""
-    datas = [encode_png(random_image(33, 44, seed=s)) for s in range(4)]
-    datas += [encode_jpeg(smooth_image(33, 44, seed=s), 90) for s in range(4)]
-    expected = [backend.decode_region_py(d) for d in datas]
-    failures = []
-
-    def work(offset):
-        for i in range(40):
-            k = (i + offset) % len(datas)
-            status, out, _ = call_c(c_decode, datas[k], (0, 0, 33, 44))
-            if status != 0 or not np.array_equal(out.reshape(33, 44, 3), expected[k]):
-                failures.append((offset, i, status))
-
-    threads = [threading.Thread(target=work, args=(t,)) for t in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not failures
