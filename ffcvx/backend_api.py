@@ -19,6 +19,7 @@ package can import this module cheaply at entry-point load time (BKD-007).
 """
 import ctypes
 import importlib
+from abc import ABC, abstractmethod
 
 import numpy as np
 
@@ -225,7 +226,7 @@ def _memory(address, shape, typestr, readonly):
     return np.asarray(_Memory(address, shape, typestr, readonly))
 
 
-class PythonDecoderBackend:
+class PythonDecoderBackend(ABC):
     """Base class of decoder backends of kind ``python`` (BKD-041).
 
     A subclass sets the class attributes and implements :meth:`decode`; this
@@ -280,6 +281,7 @@ class PythonDecoderBackend:
 
     # -- to implement -----------------------------------------------------------
 
+    @abstractmethod
     def decode(self, data, crop, target):
         """Decode one encoded image; the only method a subclass must implement.
 
@@ -308,7 +310,6 @@ class PythonDecoderBackend:
             Anything else means the data could not be decoded (status -1);
             the message should be the library's.
         """
-        raise NotImplementedError
 
     # -- the backend interface --------------------------------------------------
 
