@@ -20,7 +20,7 @@ import time
 import numpy as np
 
 from .errors import BetonFormatError, WriterError
-from .types import DEFAULT_PAGE_SIZE, FieldDescType, HeaderType
+from .types import CUSTOM_TYPE_ID, DEFAULT_PAGE_SIZE, FieldDescType, HeaderType
 
 __all__ = ['main']
 
@@ -62,13 +62,16 @@ def _region_sizes(reader, ptrs):
 
 def _field_stats(reader, index, handler):
     """One-line summaries of field ``index``'s values, from the metadata alone."""
-    from .fields import BytesField, FloatField, IntField, NDArrayField, RGBImageField
+    from .fields import (BytesField, FloatField, GrayscaleImageField, IntField, NDArrayField,
+                         RGBImageField)
     from .fields.rgb_image import IMAGE_MODES
 
     column = reader.metadata[f'f{index}']
     n = reader.num_samples
     lines = []
-    if isinstance(handler, RGBImageField) and column.dtype.names:
+    # GrayscaleImageField is not an RGBImageField subclass (FMT-083) but has the
+    # same 13-byte record, so the same summary applies.
+    if isinstance(handler, (RGBImageField, GrayscaleImageField)) and column.dtype.names:
         names = {v: k for k, v in IMAGE_MODES.items()}
         modes, counts = np.unique(column['mode'], return_counts=True)
         lines.append('modes: ' + ', '.join(f"{names.get(int(m), f'unknown {int(m)}')} {int(c)}"
@@ -95,6 +98,18 @@ def _field_stats(reader, index, handler):
             lines.append(f"finite values {_range(finite)}; {int(np.isnan(column).sum())} NaN, "
                          f"{int(np.isinf(column).sum())} infinite")
     return lines
+
+
+def _field_kind(type_id, arguments, handler):
+    """How ``ffcvx info`` names a field: its class, and for type id 255 whether ffcvx knows it."""
+    from .fields import extension_field_class
+
+    kind = _TYPE_NAMES.get(type_id, 'unknown')
+    if type_id == CUSTOM_TYPE_ID and type(handler) is extension_field_class(arguments):
+        # a marked ffcvx extension (FMT-087): name the class, not just "custom"
+        return f"{type(handler).__name__} (type id {type_id}, ffcvx extension)"
+    return (f"{kind} (type id {type_id})"
+            + (f", read as {type(handler).__name__}" if type(handler).__name__ != kind else ""))
 
 
 def _cmd_info(args):
@@ -127,10 +142,9 @@ def _cmd_info(args):
     ]
     for index, name in enumerate(reader.field_names):
         handler = reader.handlers[name]
-        type_id = int(descriptors['type_id'][index])
-        kind = _TYPE_NAMES.get(type_id, 'unknown')
-        out.append(f"  [{index}] {name}: {kind} (type id {type_id})"
-                   + (f", read as {type(handler).__name__}" if type(handler).__name__ != kind else ""))
+        kind = _field_kind(int(descriptors['type_id'][index]), descriptors['arguments'][index],
+                           handler)
+        out.append(f"  [{index}] {name}: {kind}")
         out.extend(f"        {line}" for line in _field_stats(reader, index, handler))
     print('\n'.join(out))
     return 0
@@ -142,8 +156,8 @@ def _cmd_info(args):
 def _image_field(args):
     from .fields import GrayscaleImageField, RGBImageField
     if getattr(args, 'grayscale', False):
-        # one channel, as Fashion-MNIST really is (FMT-083); readers need
-        # custom_fields={'image': GrayscaleImageField}
+        # one channel, as Fashion-MNIST really is (FMT-083); ffcvx readers
+        # recognise it by its marker (FMT-087), FFCV 1.0 refuses it
         return GrayscaleImageField(
             write_mode=args.write_mode, max_resolution=args.max_resolution,
             smart_threshold=args.smart_threshold, jpeg_quality=args.jpeg_quality,

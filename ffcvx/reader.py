@@ -13,7 +13,7 @@ import os
 import numpy as np
 
 from .errors import BetonFormatError
-from .fields import TYPE_ID_HANDLER
+from .fields import TYPE_ID_HANDLER, extension_field_class
 from .fields.bytes import BytesField, BytesMetadataType
 from .fields.ndarray import NDArrayField
 from .fields.rgb_image import RGBImageField, RGBMetadataType
@@ -54,9 +54,12 @@ class Reader:
         Path of the ``.beton`` file.
     custom_handlers : Mapping[str, type[Field]], optional
         Field class per field name. Required for fields stored with type id
-        255 (FMT-022); for any other field it replaces the built-in class. The
-        class's ``from_binary(arguments)`` receives the descriptor's 1024
-        ``arguments`` bytes as ``ndarray[uint8], shape (1024,)``.
+        255 (FMT-022) unless their ``arguments`` carry the marker of an ffcvx
+        extension (FMT-087: ``GrayscaleImageField``), which the reader then
+        uses by itself; for any other field it replaces the built-in class.
+        A class given here always wins. The class's ``from_binary(arguments)``
+        receives the descriptor's 1024 ``arguments`` bytes as
+        ``ndarray[uint8], shape (1024,)``.
 
     Attributes
     ----------
@@ -95,7 +98,9 @@ class Reader:
     ------
     BetonFormatError
         For any violation listed under "What a reader must reject" in
-        ``spec/beton.md`` (clauses FMT-060 to FMT-082). ``offset`` is the byte
+        ``spec/beton.md`` (clauses FMT-060 to FMT-082; FMT-066 also for a
+        type-255 field whose marker is unknown or whose class refuses its
+        arguments, FMT-087). ``offset`` is the byte
         offset in the file of the offending value (for a truncated file, the
         file size); ``clause`` the clause number.
     OSError
@@ -190,10 +195,7 @@ class Reader:
         if name in self.custom_handlers:
             return self.custom_handlers[name].from_binary(arguments)
         if type_id == CUSTOM_TYPE_ID:
-            raise BetonFormatError(
-                f"field {index} {name!r} has type id 255 (a custom field class); pass its class "
-                f"as custom_handlers={{{name!r}: FieldClass}} to Reader (custom_fields= to Loader)",
-                offset=at, clause='FMT-066')
+            return self._make_extension_handler(index, name, arguments, at)
         cls = TYPE_ID_HANDLER.get(type_id)
         if cls is None:
             raise BetonFormatError(
@@ -213,6 +215,26 @@ class Reader:
                     f"fixed-size, non-object element type", offset=at + _ARGUMENTS_AT,
                     clause='FMT-067')
         return handler
+
+    def _make_extension_handler(self, index, name, arguments, at):
+        """Field of a type-255 descriptor the user gave no class for (FMT-087, else FMT-066)."""
+        how = (f"pass its class as custom_handlers={{{name!r}: FieldClass}} to Reader "
+               f"(custom_fields= to Loader)")
+        cls = extension_field_class(arguments)
+        if cls is None:
+            raise BetonFormatError(
+                f"field {index} {name!r} has type id 255 (a custom field class) and its arguments "
+                f"carry no ffcvx extension marker; {how}", offset=at, clause='FMT-066')
+        try:
+            return cls.from_binary(arguments)
+        except ValueError as exc:
+            # The marker names the class, but the rest of the arguments break
+            # its clause: the field is not one ffcvx can vouch for, so it is
+            # as unknown as any other custom field (FMT-087).
+            raise BetonFormatError(
+                f"field {index} {name!r} has type id 255 and the {cls.__name__} marker, but "
+                f"{cls.__name__} refuses its arguments ({exc}); {how}", offset=at,
+                clause='FMT-066') from None
 
     def _read_metadata(self, f):
         self.metadata_type = get_metadata_type(list(self.handlers.values()))

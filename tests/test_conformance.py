@@ -9,7 +9,9 @@
 * a third-party backend (``tests/third_party_backend``, package
   ``ffcvx_toy_backend``) installed with pip into a temporary folder passes it
   and decodes a PNG ``.beton`` through ``Loader(backend='toy')`` exactly;
-* the spec vectors in ``spec/vectors`` are what ``make_vectors.py`` writes.
+* the spec vectors (package data ``ffcvx/testing/vectors``) are what
+  ``spec/vectors/make_vectors.py`` writes, and the suite finds them through
+  ``importlib.resources``, as an installed ffcvx does.
 """
 import hashlib
 import json
@@ -29,7 +31,8 @@ from ffcvx.registry import Registry
 from ffcvx.testing.decoders import CHECK_NAMES, Vectors, run_suite
 
 REPO = Path(__file__).resolve().parents[1]
-VECTORS = REPO / 'spec' / 'vectors'
+VECTORS = REPO / 'ffcvx' / 'testing' / 'vectors'
+MAKE_VECTORS = REPO / 'spec' / 'vectors' / 'make_vectors.py'
 
 
 def conformance(*args, env=None):
@@ -274,7 +277,7 @@ def test_third_party_backend_through_the_loader(toy_path, tmp_path):
 
 def test_vectors_are_reproducible(tmp_path):
     """make_vectors.py regenerates exactly the committed vectors."""
-    proc = subprocess.run([sys.executable, str(VECTORS / 'make_vectors.py'), '--out',
+    proc = subprocess.run([sys.executable, str(MAKE_VECTORS), '--out',
                            str(tmp_path)], capture_output=True, text=True, timeout=120, cwd=REPO)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     made = sorted(p.name for p in tmp_path.iterdir())
@@ -295,3 +298,32 @@ def test_vectors_hold_what_the_manifest_says(vectors):
     for row in vectors.samples['raw']:
         assert hashlib.sha256(row['data']).hexdigest() == row['pixels_sha256']
         assert len(row['data']) == row['height'] * row['width'] * 3
+
+
+def test_suite_finds_the_vectors_as_package_data():
+    """The suite locates the vectors through importlib.resources, not the source tree, so a
+    non-editable install (which has no spec/) finds the copy it carries."""
+    import importlib.resources
+
+    from ffcvx.testing.decoders import vectors_dir
+    found = vectors_dir()
+    assert found == importlib.resources.files('ffcvx.testing') / 'vectors'
+    assert Path(str(found)).resolve() == VECTORS.resolve()
+    assert 'spec' not in Path(str(found)).relative_to(REPO).parts
+    manifest = json.loads((found / 'vectors.json').read_text())
+    for entry in manifest['files'].values():
+        assert (found / entry['beton_gz']).is_file(), entry['beton_gz']
+    assert (found / manifest['files']['jpeg']['reference_npz']).is_file()
+    # setup.cfg ships every file of the folder as package data
+    import configparser
+    cfg = configparser.ConfigParser()
+    cfg.read(REPO / 'setup.cfg')
+    patterns = [p.strip() for p in cfg['options.package_data']['ffcvx.testing'].split(',')]
+    shipped = {p.name for pattern in patterns for p in (REPO / 'ffcvx' / 'testing').glob(pattern)}
+    assert shipped == {p.name for p in VECTORS.iterdir()}
+    # ... and make_vectors.py writes there unless told otherwise
+    import importlib.util
+    spec = importlib.util.spec_from_file_location('make_vectors', MAKE_VECTORS)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert Path(module.PACKAGE_VECTORS).resolve() == VECTORS.resolve()

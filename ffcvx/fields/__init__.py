@@ -1,7 +1,14 @@
-"""Field types of a ``.beton`` file and the type ids that name them (FMT-022)."""
+"""Field types of a ``.beton`` file and the type ids that name them (FMT-022).
+
+Also the ffcvx extension fields that are stored as custom fields (type id
+255) and recognised by the marker their descriptor ``arguments`` start with
+(FMT-087).
+"""
+from types import MappingProxyType
+
 from .base import Field
 from .basics import FloatField, IntField
-from .rgb_image import GrayscaleImageField, RGBImageField
+from .rgb_image import GRAY_MAGIC, GrayscaleImageField, RGBImageField
 from .bytes import BytesField
 from .ndarray import NDArrayField, TorchTensorField
 from .json import JSONField
@@ -18,6 +25,38 @@ TYPE_ID_HANDLER = {
     6: NDArrayField,
 }
 
+#: Field class of each ffcvx extension stored with type id 255, keyed by the
+#: marker (ASCII text and its terminating zero byte) that its descriptor
+#: ``arguments`` start with (FMT-087). Read-only: the set of markers is part
+#: of the format, so it is not something to register into at run time; users
+#: name other custom classes with ``custom_handlers`` / ``custom_fields``.
+EXTENSION_MARKERS = MappingProxyType({
+    GRAY_MAGIC: GrayscaleImageField,   # FMT-083, FMT-084
+})
+
+
+def extension_field_class(arguments):
+    """The ffcvx extension class a custom field's ``arguments`` are marked with (FMT-087).
+
+    Parameters
+    ----------
+    arguments : bytes-like, e.g. ndarray[uint8], shape (1024,)
+        A field descriptor's ``arguments`` (FMT-020).
+
+    Returns
+    -------
+    type[Field] or None
+        The class of :data:`EXTENSION_MARKERS` whose marker starts
+        ``arguments``, or None when no known marker does. The class's own
+        ``from_binary`` still checks the rest of the arguments.
+    """
+    # memoryview takes bytes, a descriptor's uint8 array and an ARG_TYPE void alike
+    raw = memoryview(arguments).tobytes()
+    for marker, cls in EXTENSION_MARKERS.items():
+        if raw.startswith(marker):
+            return cls
+    return None
+
 
 def type_id_of(field):
     """Type id the writer stores for ``field`` (FMT-022): exact class match, else 255.
@@ -33,4 +72,5 @@ def type_id_of(field):
 
 
 __all__ = ['Field', 'FloatField', 'IntField', 'RGBImageField', 'BytesField', 'NDArrayField',
-           'TorchTensorField', 'JSONField', 'GrayscaleImageField', 'TYPE_ID_HANDLER', 'type_id_of']
+           'TorchTensorField', 'JSONField', 'GrayscaleImageField', 'TYPE_ID_HANDLER', 'EXTENSION_MARKERS',
+           'extension_field_class', 'type_id_of']

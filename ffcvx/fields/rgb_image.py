@@ -221,9 +221,10 @@ class GrayscaleImageField(Field):
     Same metadata record and modes as :class:`RGBImageField` (FMT-036), but
     each sample holds one channel: mode 1 ``height*width`` raw bytes, mode 0 a
     grayscale (one-component) JPEG, mode 2 a grayscale PNG (colour type 0).
-    The field is written with type id 255 (FMT-022), so readers must be given
-    the class: ``Loader(..., custom_fields={'image': GrayscaleImageField})``;
-    FFCV 1.0 refuses such a file unless given a class (FMT-083).
+    The field is written with type id 255 (FMT-022) and a marker in its
+    descriptor arguments (FMT-084), by which ffcvx readers recognise it
+    without being given the class (FMT-087); FFCV 1.0 refuses such a file
+    unless given a class (FMT-083).
 
     The RGB decoders read it: ``SimpleRGBImageDecoder()`` gives
     ``(B, H, W, 1)`` uint8, ``SimpleRGBImageDecoder(channels=3)`` repeats the
@@ -264,9 +265,12 @@ class GrayscaleImageField(Field):
             (the class was given for a field written by another class).
         """
         raw = np.asarray(binary).tobytes()
-        if raw[:len(GRAY_MAGIC)] != GRAY_MAGIC or raw[len(GRAY_MAGIC)] != 1:
+        if raw[:len(GRAY_MAGIC)] != GRAY_MAGIC:
             raise ValueError("field was not written by GrayscaleImageField: its descriptor "
                              "arguments lack the ffcvx.GrayImage marker (FMT-084)")
+        if raw[len(GRAY_MAGIC)] != 1:
+            raise ValueError(f"the byte after the ffcvx.GrayImage marker is "
+                             f"{raw[len(GRAY_MAGIC)]}, not 1 channel (FMT-084)")
         return GrayscaleImageField()
 
     def to_binary(self):

@@ -25,13 +25,17 @@ one) and ``FFCVX_GOLDEN_DIR`` the FFCV golden files. From Python::
 
 Inputs
 ------
-The spec vectors in ``spec/vectors/`` (small ``.beton`` files written by
-ffcvx, gzipped, with ``vectors.json``; see ``make_vectors.py`` there), and
-FFCV 1.0.2's golden JPEG files when found (``shared/golden/ffcv-1.0.2``).
+The spec vectors, package data of this package (``ffcvx/testing/vectors``:
+small ``.beton`` files written by ffcvx, gzipped, with ``vectors.json``;
+``spec/vectors/make_vectors.py`` of the source tree writes them), so an
+installed ffcvx has them too; and FFCV 1.0.2's golden JPEG files when found
+(``shared/golden/ffcv-1.0.2``).
 """
 import ctypes
 import gzip
 import hashlib
+import importlib.resources
+import io
 import json
 import os
 import subprocess
@@ -121,13 +125,19 @@ def _require(condition, message):
 # inputs
 
 def vectors_dir():
-    """The folder of the spec vectors: ``spec/vectors`` of the ffcvx source tree.
+    """The folder of the spec vectors: package data ``vectors`` of ``ffcvx.testing``.
+
+    Found through :mod:`importlib.resources`, not the source tree, so that a
+    non-editable install finds the copy it carries.
 
     Returns
     -------
-    pathlib.Path
+    importlib.resources.abc.Traversable
+        A :class:`pathlib.Path` when ffcvx is installed as plain files (the
+        usual case); :class:`Vectors` reads it only through ``/``,
+        ``read_text`` and ``read_bytes``, so a zipped install works too.
     """
-    return Path(__file__).resolve().parents[2] / 'spec' / 'vectors'
+    return importlib.resources.files('ffcvx.testing') / 'vectors'
 
 
 class Vectors:
@@ -135,7 +145,7 @@ class Vectors:
 
     Parameters
     ----------
-    folder : str or os.PathLike, optional
+    folder : str, os.PathLike or Traversable, optional
         Where ``vectors.json`` and the ``*.beton.gz`` files are; default
         :func:`vectors_dir`.
 
@@ -152,13 +162,17 @@ class Vectors:
     def __init__(self, folder=None):
         from ..reader import Reader
 
-        folder = Path(folder) if folder is not None else vectors_dir()
+        if folder is None:
+            folder = vectors_dir()
+        elif isinstance(folder, (str, os.PathLike)):
+            folder = Path(folder)
         self.manifest = json.loads((folder / 'vectors.json').read_text())
         self.samples = {}
         references = {}
         jpeg = self.manifest['files'].get('jpeg', {})
         if jpeg.get('reference_npz'):
-            with np.load(folder / jpeg['reference_npz']) as npz:
+            # through bytes: np.load wants a real file, a Traversable need not be one
+            with np.load(io.BytesIO((folder / jpeg['reference_npz']).read_bytes())) as npz:
                 references = {key: npz[key] for key in npz.files}
         with tempfile.TemporaryDirectory(prefix='ffcvx-vectors-') as tmp:
             for fmt, entry in self.manifest['files'].items():
@@ -720,7 +734,7 @@ def run_suite(backend, name=None, golden_dir=None, vectors=None, isolate=True, o
     golden_dir : str or os.PathLike, optional
         FFCV 1.0.2 golden files; None skips the golden check.
     vectors : Vectors, optional
-        Default: the spec vectors of this source tree.
+        Default: ``Vectors()``, the spec vectors ffcvx carries (:func:`vectors_dir`).
     isolate : bool, default True
         Run the corrupt-data decodes in a child process (needs ``name``).
     only : iterable of str, optional

@@ -1,8 +1,12 @@
-"""Regenerate the decoder spec vectors in this folder.
+"""Regenerate the decoder spec vectors in ffcvx/testing/vectors.
 
 Usage::
 
     python spec/vectors/make_vectors.py [--out DIR]
+
+The vectors are package data of ``ffcvx.testing`` (``ffcvx/testing/vectors``
+of the source tree), so that an installed ffcvx can run the conformance suite;
+this script stays with the spec it serves and writes there by default.
 
 Writes, with ffcvx's own ``DatasetWriter`` (one worker, 2 MiB pages, samples
 in dataset order):
@@ -37,6 +41,8 @@ import tempfile
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+#: Where the suite finds the vectors: package data of ffcvx.testing.
+PACKAGE_VECTORS = os.path.normpath(os.path.join(HERE, '..', '..', 'ffcvx', 'testing', 'vectors'))
 SCHEMA = 'ffcvx-decoder-vectors/1'
 SEED = 20260101
 PAGE_SIZE = 1 << 21
@@ -96,7 +102,8 @@ def write_beton(path, images, write_mode):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--out', default=HERE, help="output folder (default: this folder)")
+    parser.add_argument('--out', default=PACKAGE_VECTORS,
+                        help="output folder (default: ffcvx/testing/vectors of this source tree)")
     args = parser.parse_args(argv)
 
     from ffcvx.reader import Reader
