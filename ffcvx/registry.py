@@ -13,6 +13,9 @@ import time. A :class:`Registry` is an ordinary object: a Loader makes its own
 from importlib import metadata
 
 from .backend_api import CALLABLE_KINDS
+
+#: The kind of whole-batch backends (BKD-042): chosen only when named.
+BATCH_KIND = 'batch'
 from .errors import BackendNotFoundError
 
 #: What to ``pip install`` for the backends ffcvx knows about but may not have.
@@ -109,7 +112,7 @@ def _install_hints(fmt):
 
 
 def decoder_for_format(registry, fmt, preferred=None):
-    """Choose the decoder backend of one image format for the per-sample decoders.
+    """Choose the decoder backend of one image format for the image decoders.
 
     Parameters
     ----------
@@ -125,27 +128,32 @@ def decoder_for_format(registry, fmt, preferred=None):
     Returns
     -------
     object
-        The backend: registered, loaded, available, declaring ``fmt``, of a
-        kind whose ``decode_region`` compiled code can call (``native`` or
-        ``python``).
+        The backend: registered, loaded, available and declaring ``fmt``.
+        Without ``preferred`` (and for formats the preferred one does not
+        declare) it is of a kind whose ``decode_region`` compiled code can call
+        (``native`` or ``python``): the default order never picks a ``batch``
+        backend (BKD-052). A named backend of kind ``batch`` is returned for
+        the formats it declares; the image decoder then decodes the field with
+        ``decode_batch``, or raises if it cannot (BKD-042).
 
     Raises
     ------
     BackendNotFoundError
-        If the preferred backend is unknown, unavailable or of kind ``batch``
-        (BKD-053), or if no usable backend decodes ``fmt``; the message lists
-        the registered backends and what to ``pip install`` (BKD-054).
+        If the preferred backend is unknown, unavailable (its ``available()``
+        reason, e.g. ``no CUDA device ...``) or of an unknown kind (BKD-053),
+        or if no usable backend decodes ``fmt``; the message lists the
+        registered backends and what to ``pip install`` (BKD-054).
     """
     if preferred is not None:
         backend = registry.get(preferred)
         ok, why = backend.available()
         if not ok:
             raise BackendNotFoundError(f"decoder backend {preferred!r} is unavailable here: {why}")
-        if backend.kind not in CALLABLE_KINDS:
+        if backend.kind not in CALLABLE_KINDS and backend.kind != BATCH_KIND:
             raise BackendNotFoundError(
                 f"decoder backend {preferred!r} is of kind {backend.kind!r}; the image decoders "
-                f"call per-sample backends of kind {' or '.join(sorted(CALLABLE_KINDS))} only "
-                f"(batch decoding is not implemented yet, spec/backends.md BKD-042)")
+                f"call backends of kind {' or '.join(sorted(CALLABLE_KINDS | {BATCH_KIND}))} only "
+                f"(spec/backends.md BKD-004)")
         if fmt in backend.formats:
             return backend
     for name in decoder_order(registry, fmt):

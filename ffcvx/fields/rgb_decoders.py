@@ -16,6 +16,14 @@ The compiled code calls two C functions per sample, without the GIL:
 Raw samples skip the decoder: the crop is resized straight from the stored
 pixels. Errors are recorded as status codes by the compiled code and raised
 afterwards, in Python, with the library's own message (``finish_batch``).
+
+A backend of kind ``batch`` (BKD-042, e.g. nvjpeg), chosen only when the user
+names it, replaces all of that with a plain-Python step per batch (the *batch
+path*, set up once in ``generate_code``): small jitted helpers copy the
+samples' bytes into one reused host buffer and draw the crops (and flips), and
+one ``backend.decode_batch`` call returns the ``(B, H, W, 3)`` uint8 tensor on
+the backend's device. It needs a field whose samples are all JPEGs and an RGB
+output; anything else raises ``BackendNotFoundError`` when the Loader is built.
 """
 import ctypes
 from abc import abstractmethod
@@ -28,7 +36,7 @@ from numba import njit
 from numba.extending import get_cython_function_address
 
 from ..backend_api import DECODE_REGION_PROTO, STATUS_MEANINGS
-from ..errors import DecodeError
+from ..errors import BackendNotFoundError, DecodeError
 from ..pipeline.allocation_query import AllocationQuery
 from ..pipeline.compiler import Compiler
 from ..pipeline.operation import Operation
@@ -85,6 +93,58 @@ def _swap_rb(img, n):
         r = img[3 * p]
         img[3 * p] = img[3 * p + 2]
         img[3 * p + 2] = r
+
+
+@njit(nogil=True)
+def _whole_image(height, width):
+    # The "crop" of the Simple decoder on the batch path: the whole image.
+    return 0, 0, height, width
+
+
+def _batch_helpers(mem_read, sample_crop, flip_prob):
+    """The two jitted steps of the batch path that need compiled code.
+
+    ``mem_read`` (the memory strategy's reader) and ``sample_crop`` (a
+    decoder's jitted crop sampler) are Numba functions, callable only from
+    compiled code, so the gathering of bytes and the drawing of crops happen
+    here; everything else on the batch path is plain Python.
+
+    Returns
+    -------
+    gather : ``(batch_indices, metadata, storage_state, buffer, offsets) -> int``
+        Copies sample ``k``'s stored bytes to ``buffer[offsets[k]:offsets[k + 1]]``
+        (``buffer`` uint8, ``offsets`` int64 of length ``B + 1``) and returns
+        the bytes needed; when that exceeds ``len(buffer)`` nothing past the
+        end is written and the caller grows the buffer and calls again.
+    plan : ``(batch_indices, metadata, crops, flips) -> None``
+        Fills ``crops`` (int64, ``(B, 4)``, ``(y, x, h, w)`` pixels) from the
+        sampler and ``flips`` (bool, ``(B,)``) with probability ``flip_prob``.
+    """
+    @njit(nogil=True)
+    def gather(batch_indices, metadata, storage_state, buffer, offsets):
+        total = 0
+        capacity = buffer.shape[0]
+        for k in range(batch_indices.shape[0]):
+            data = mem_read(metadata[batch_indices[k]]['data_ptr'], storage_state)
+            n = data.shape[0]
+            offsets[k] = total
+            if total + n <= capacity:
+                buffer[total:total + n] = data
+            total += n
+        offsets[batch_indices.shape[0]] = total
+        return total
+
+    @njit(nogil=True)
+    def plan(batch_indices, metadata, crops, flips):
+        for k in range(batch_indices.shape[0]):
+            record = metadata[batch_indices[k]]
+            i, j, h, w = sample_crop(np.int64(record['height']), np.int64(record['width']))
+            crops[k, 0] = i
+            crops[k, 1] = j
+            crops[k, 2] = h
+            crops[k, 3] = w
+            flips[k] = flip_prob > 0 and np.random.rand() < flip_prob
+    return gather, plan
 
 
 def _resize_functions():
@@ -185,6 +245,12 @@ class SimpleRGBImageDecoder(Operation):
         construction, for ``channels=1`` on an RGB field.
     TypeError
         At Loader construction, if the images differ in size.
+    BackendNotFoundError
+        At Loader construction, when a named backend of kind ``batch``
+        (BKD-042) meets a field with PNG or raw samples or a one-channel
+        output. With a batch backend the output is instead a ``torch.uint8``
+        tensor ``(B, H, W, 3)`` on the backend's device (also for the crop
+        decoders).
     DecodeError
         While iterating, if a sample's bytes cannot be decoded; the message
         names the sample and carries the decoder library's message.
@@ -200,6 +266,8 @@ class SimpleRGBImageDecoder(Operation):
         self.channels = channels
         self.png_channel_order = png_channel_order
         self._backends = {}
+        #: The backend of kind ``batch`` decoding this field, or None (per-sample path).
+        self._batch_backend = None
 
     def _in_channels(self):
         # Channels of a stored sample: 1 for GrayscaleImageField, else 3.
@@ -240,6 +308,98 @@ class SimpleRGBImageDecoder(Operation):
                 raise DecodeError("field has images of width or height 0 (FMT-083, FMT-082)")
         self._backends = {fmt: select_backend(fmt)
                           for mode, fmt in _FORMAT_OF_MODE.items() if mode in modes}
+        self._batch_backend = self._batch_backend_for(modes)
+
+    def _batch_backend_for(self, modes):
+        """The chosen backend of kind ``batch``, if any, after checking the field suits it.
+
+        Raises
+        ------
+        BackendNotFoundError
+            If a batch backend was named but this field cannot be decoded by it
+            alone: samples that are not JPEGs (PNG or raw; mixing per-sample CPU
+            decodes into a device batch is not implemented), a one-channel
+            field or output, or a backend without ``decode_batch`` (BKD-042).
+        """
+        chosen = [b for b in self._backends.values() if getattr(b, 'kind', None) == 'batch']
+        if not chosen:
+            return None
+        backend = chosen[0]
+        problems = []
+        others = sorted(_MODE_NAMES[m] for m in modes if m != IMAGE_MODES['jpg'])
+        if others:
+            problems.append(f"the field also stores {' and '.join(others)} samples; batch backends "
+                            f"need a JPEG-only field (write it with write_mode='jpg')")
+        if self._in_channels() != 3 or self._out_channels() != 3:
+            problems.append("the field or the requested output is not 3-channel RGB")
+        if not callable(getattr(backend, 'decode_batch', None)):
+            problems.append("the backend has no decode_batch method")
+        if problems:
+            raise BackendNotFoundError(
+                f"decoder backend {backend.name!r} is of kind 'batch': batch decoding is not "
+                f"implemented for this {type(self).__name__} here: {'; '.join(problems)}. "
+                f"Use a per-sample backend (backend=None or e.g. 'turbojpeg') for this Loader "
+                f"(spec/backends.md BKD-042)")
+        return backend
+
+    def _batch_state(self, height, width):
+        # The batch path's output: a uint8 tensor already on the backend's device.
+        return State(False, torch.device(self._batch_backend.device), (height, width, 3), torch.uint8)
+
+    def _batch_crop_sampler(self):
+        return _whole_image
+
+    def _batch_code(self):
+        """The plain-Python decode step of the batch path (BKD-042).
+
+        Called as ``code(batch_indices, None, metadata, storage_state)``;
+        returns ``torch.Tensor`` of ``torch.uint8``, shape ``(B, H, W, 3)``,
+        on the backend's device, which the backend allocates. On the host
+        only the gathered bytes (one buffer, reused and grown to the largest
+        batch seen) and the small crop, flip and offset arrays are kept.
+
+        Raises (in the training loop)
+        -----------------------------
+        DecodeError
+            A sample cannot be decoded: the message names the dataset sample
+            (``batch_indices[position]``) and carries the backend's message.
+        """
+        backend = self._batch_backend
+        device = torch.device(backend.device)
+        flip_prob = float(getattr(self, 'flip_prob', 0.0))
+        gather, plan = _batch_helpers(self.memory_read, self._batch_crop_sampler(), flip_prob)
+        output_size = tuple(self.output_size)
+        host = {'bytes': np.empty(0, np.uint8), 'offsets': np.empty(1, np.int64),
+                'crops': np.empty((0, 4), np.int64), 'flips': np.empty(0, np.bool_)}
+
+        def decode(batch_indices, destination, metadata, storage_state):
+            count = batch_indices.shape[0]
+            if host['flips'].shape[0] < count:
+                host['offsets'] = np.empty(count + 1, np.int64)
+                host['crops'] = np.empty((count, 4), np.int64)
+                host['flips'] = np.empty(count, np.bool_)
+            offsets = host['offsets']
+            needed = gather(batch_indices, metadata, storage_state, host['bytes'], offsets)
+            if needed > host['bytes'].shape[0]:
+                # Grown with headroom so later batches of similar size fit.
+                host['bytes'] = np.empty(needed + needed // 4, np.uint8)
+                gather(batch_indices, metadata, storage_state, host['bytes'], offsets)
+            crops, flips = host['crops'][:count], host['flips'][:count]
+            plan(batch_indices, metadata, crops, flips)
+            data = host['bytes']
+            # Views only: decode_batch copies each sample before it returns,
+            # so the buffer may be refilled by the next batch.
+            sources = [data[offsets[k]:offsets[k + 1]] for k in range(count)]
+            try:
+                return backend.decode_batch(sources, crops=crops, output_size=output_size,
+                                            flips=flips if flip_prob > 0 else None, device=device)
+            except DecodeError as exc:
+                position = getattr(exc, 'position', None)
+                if position is None or not 0 <= int(position) < count:
+                    raise
+                sample = int(batch_indices[int(position)])
+                raise DecodeError(f"{self._where(sample)}: {backend.name} failed: {exc}") from exc
+        return decode
 
     def _decode_function(self, fmt):
         # The ctypes object only wraps the address; the backend object, kept
@@ -265,6 +425,8 @@ class SimpleRGBImageDecoder(Operation):
                 f"use RandomResizedCropRGBImageDecoder or CenterCropRGBImageDecoder")
         h, w = self._max_size()
         self.output_size = (h, w)
+        if self._batch_backend is not None:
+            return self._batch_state(h, w), None
         c = self._out_channels()
         return (State(True, _CPU, (h, w, c), np.dtype(np.uint8)),
                 (AllocationQuery((h, w, c), np.dtype(np.uint8)), AllocationQuery((), np.dtype(np.int32))))
@@ -274,6 +436,8 @@ class SimpleRGBImageDecoder(Operation):
         # without region support need no scratch either, so one row of 2 ints
         # per thread is enough. A one-channel output needs an RGB image's
         # worth of scratch: the backends decode to RGB.
+        if self._batch_backend is not None:
+            return None
         h, w = self._max_size()
         scratch = h * w * 3 if self._out_channels() == 1 else 1
         return (AllocationQuery((numba.config.NUMBA_NUM_THREADS, scratch), np.dtype(np.uint8)),
@@ -283,6 +447,8 @@ class SimpleRGBImageDecoder(Operation):
         # One code path for every case. in_c, out_c and swap_png are closure
         # constants, so Numba compiles away the branches of the cases not in
         # use: plain RGB in and out costs what it did before gray existed.
+        if self._batch_backend is not None:
+            return self._batch_code()
         mem_read = self.memory_read
         decode_jpeg, _ = self._decode_function('jpeg')
         decode_png, _ = self._decode_function('png')
@@ -341,6 +507,8 @@ class SimpleRGBImageDecoder(Operation):
     # -- errors --------------------------------------------------------------
 
     def finish_batch(self, result, destination, batch_indices, storage_state=None):
+        if self._batch_backend is not None:
+            return result   # the batch path raises its errors itself
         status = destination[1]
         failed = np.flatnonzero(status[:len(batch_indices)])
         if len(failed) == 0:
@@ -348,11 +516,16 @@ class SimpleRGBImageDecoder(Operation):
         k = int(failed[0])
         raise self._decode_error(int(batch_indices[k]), int(status[k]), storage_state)
 
-    def _decode_error(self, sample, code, storage_state):
+    def _where(self, sample):
+        # How error messages name a dataset sample.
         record = self.metadata[sample]
         mode = _MODE_NAMES.get(int(record['mode']), f"unknown ({int(record['mode'])})")
-        where = (f"sample {sample} ({mode}, {int(record['width'])}x{int(record['height'])} pixels, "
-                 f"data at byte {int(record['data_ptr'])})")
+        return (f"sample {sample} ({mode}, {int(record['width'])}x{int(record['height'])} pixels, "
+                f"data at byte {int(record['data_ptr'])})")
+
+    def _decode_error(self, sample, code, storage_state):
+        record = self.metadata[sample]
+        where = self._where(sample)
         if code == STATUS_SIZE_MISMATCH:
             return DecodeError(f"{where}: decoded size differs from the size in the metadata")
         if code == STATUS_NO_BACKEND:
@@ -423,8 +596,13 @@ class ResizedCropRGBImageDecoder(SimpleRGBImageDecoder):
     def crop_sampler(self):
         """A jitted ``(height, width) -> (i, j, h, w)`` giving the box to decode, pixels."""
 
+    def _batch_crop_sampler(self):
+        return self.crop_sampler()
+
     def declare_state_and_memory(self, previous_state):
         h, w = self.output_size
+        if self._batch_backend is not None:
+            return self._batch_state(h, w), None
         c = self._out_channels()
         return (State(True, _CPU, (h, w, c), np.dtype(np.uint8)),
                 (AllocationQuery((h, w, c), np.dtype(np.uint8)), AllocationQuery((), np.dtype(np.int32))))
@@ -441,6 +619,8 @@ class ResizedCropRGBImageDecoder(SimpleRGBImageDecoder):
         return self.output_size[0] * self.output_size[1] * 3 if self._out_channels() == 1 else 0
 
     def declare_shared_memory(self, previous_state):
+        if self._batch_backend is not None:
+            return None
         region_bytes, resize_bytes = self._scratch_layout()
         threads = numba.config.NUMBA_NUM_THREADS
         total = region_bytes + resize_bytes + self._rgb_out_bytes()
@@ -453,6 +633,8 @@ class ResizedCropRGBImageDecoder(SimpleRGBImageDecoder):
         # then reduces to one channel or swaps R and B in the output. in_c,
         # out_c and swap_png are closure constants, so Numba compiles away the
         # branches of the cases not in use (plain RGB pays nothing for them).
+        if self._batch_backend is not None:
+            return self._batch_code()
         mem_read = self.memory_read
         decode_jpeg, jpeg_crops = self._decode_function('jpeg')
         decode_png, png_crops = self._decode_function('png')

@@ -14,15 +14,22 @@ class ToTensor(Operation):
     """numpy batch -> ``torch.Tensor`` sharing the same memory (no copy).
 
     Output: same shape and dtype as the input, on the CPU; leaves jit mode.
+    A batch that is already a tensor (a batch decoder's output, BKD-042,
+    possibly on a GPU) is passed through unchanged.
     """
 
     def generate_code(self):
         def to_tensor(inp, dst):
+            if isinstance(inp, torch.Tensor):
+                return inp
             return torch.from_numpy(inp)
         return to_tensor
 
     def declare_state_and_memory(self, previous_state):
-        return previous_state.replace(jit_mode=False, dtype=_torch_dtype(previous_state.dtype)), None
+        dtype = previous_state.dtype
+        if not isinstance(dtype, torch.dtype):
+            dtype = _torch_dtype(dtype)
+        return previous_state.replace(jit_mode=False, dtype=dtype), None
 
 
 class ToDevice(Operation):
@@ -31,6 +38,9 @@ class ToDevice(Operation):
     On the CPU this is the identity. On a CUDA device the batch is copied into
     a buffer allocated once on that device; the copy is asynchronous from
     pinned memory and finished before the batch is handed to the training loop.
+    A batch already on ``device`` (a batch decoder's output, BKD-042) is
+    passed through: no buffer, no copy; the device's work on it is still
+    finished before the hand-over.
 
     Parameters
     ----------
@@ -42,8 +52,16 @@ class ToDevice(Operation):
         super().__init__()
         self.device = torch.device(device)
         self.non_blocking = non_blocking
+        self._previous_state = None
+
+    def _already_there(self, state):
+        return state is not None and torch.device(state.device) == self.device
 
     def generate_code(self):
+        if self._already_there(self._previous_state):
+            def already_there(inp, dst):
+                return inp
+            return already_there
         if self.device.type == 'cpu':
             def to_cpu(inp, dst):
                 return inp.cpu()
@@ -58,8 +76,10 @@ class ToDevice(Operation):
         return to_device
 
     def declare_state_and_memory(self, previous_state):
+        # Remembered for generate_code, which the pipeline calls right after.
+        self._previous_state = previous_state
         state = previous_state.replace(device=self.device)
-        if self.device.type == 'cpu':
+        if self.device.type == 'cpu' or self._already_there(previous_state):
             return state, None
         return state, AllocationQuery(previous_state.shape, previous_state.dtype, self.device)
 

@@ -138,8 +138,14 @@ class NvJPEGBackend:
         tensors of shape ``(3, h, w)`` (RGB; ``(1, h, w)`` gray is expanded),
         on ``device`` (a ``torch.device``); raises on any undecodable stream.
         Default :func:`torchvision_decode`. Tests pass a CPU decoder here.
-    py_device : str or torch.device, default ``'cuda'``
-        The device :meth:`decode_region_py` decodes on.
+    py_device : str or torch.device, optional
+        The device :meth:`decode_region_py` decodes on; default ``device``.
+    device : {'cuda', 'cpu'}, default ``'cuda'``
+        Where :meth:`decode_batch` decodes and puts its output by default, and
+        the ``device`` attribute the Loader reads (BKD-003): the device of
+        the batches an image decoder gets from this backend. ``'cpu'`` (with a
+        CPU ``decode_fn``) runs the Loader's whole batch path on a machine
+        without a GPU; then :meth:`available` needs no CUDA device.
 
     Attributes
     ----------
@@ -153,7 +159,7 @@ class NvJPEGBackend:
     supports_scale : bool
         False: every image is decoded at full resolution (BKD-018).
     device : str
-        ``"cuda"``: the output is a CUDA tensor.
+        ``"cuda"`` (the output is a CUDA tensor), or ``"cpu"`` when built so.
     kind : str
         ``"batch"``: called once per batch from Python (BKD-042); not callable
         from compiled per-sample code.
@@ -166,23 +172,28 @@ class NvJPEGBackend:
     device = "cuda"
     kind = "batch"
 
-    def __init__(self, decode_fn=None, py_device="cuda"):
+    def __init__(self, decode_fn=None, py_device=None, device="cuda"):
+        if device not in ("cuda", "cpu"):
+            raise ValueError(f"device must be 'cuda' or 'cpu' (BKD-003), got {device!r}")
         self._custom_decode = decode_fn is not None
         self._decode_fn = decode_fn if decode_fn is not None else torchvision_decode
-        self.py_device = py_device
+        # An instance attribute: the class's "cuda" describes the registered object.
+        self.device = device
+        self.py_device = device if py_device is None else py_device
         self._availability = None
         self._availability_lock = threading.Lock()
 
     # -- availability ---------------------------------------------------------------
 
     def available(self):
-        """Whether this backend can decode on a CUDA device here (BKD-005).
+        """Whether this backend can decode on its ``device`` here (BKD-005).
 
         Checked in this order, and the first failure is reported:
 
-        1. a CUDA device (``torch.cuda.is_available()``);
+        1. a CUDA device (``torch.cuda.is_available()``; skipped when
+           ``device`` is ``'cpu'``);
         2. torchvision imports (skipped when a ``decode_fn`` was given);
-        3. torchvision decodes a small JPEG with ``device='cuda'`` (its build
+        3. torchvision decodes a small JPEG on ``device`` (on CUDA: its build
            has nvJPEG; skipped when a ``decode_fn`` was given).
 
         The result is computed once and cached; it never raises.
@@ -208,7 +219,7 @@ class NvJPEGBackend:
             import torch
         except Exception as exc:
             return False, f"no CUDA device: torch cannot be imported ({exc}); {INSTALL_LINE}"
-        if not torch.cuda.is_available():
+        if self.device == "cuda" and not torch.cuda.is_available():
             build = (f"torch {torch.__version__} is a CPU-only build" if torch.version.cuda is None
                      else f"torch {torch.__version__} (CUDA {torch.version.cuda}) finds no GPU")
             return False, (f"no CUDA device: torch.cuda.is_available() is False ({build}); "
@@ -227,12 +238,13 @@ class NvJPEGBackend:
             import torchvision
             from torchvision.io import encode_jpeg
             probe = encode_jpeg(torch.zeros((3, 16, 16), dtype=torch.uint8), quality=90)
-            out = torchvision_decode([probe], torch.device("cuda"))
-            if len(out) != 1 or tuple(out[0].shape) != (3, 16, 16) or out[0].device.type != "cuda":
+            out = torchvision_decode([probe], torch.device(self.device))
+            if len(out) != 1 or tuple(out[0].shape) != (3, 16, 16) or out[0].device.type != self.device:
                 raise RuntimeError(f"unexpected result {[tuple(t.shape) for t in out]}")
         except Exception as exc:
-            return False, (f"torchvision {torchvision.__version__} cannot decode JPEG on CUDA "
-                           f"({exc}); install a CUDA build with nvJPEG: {INSTALL_LINE}")
+            return False, (f"torchvision {torchvision.__version__} cannot decode JPEG on "
+                           f"{'CUDA' if self.device == 'cuda' else 'the CPU'} ({exc}); install a CUDA "
+                           f"build with nvJPEG: {INSTALL_LINE}")
         return True, ""
 
     def function_address(self, name):
@@ -251,7 +263,7 @@ class NvJPEGBackend:
 
     # -- decoding -------------------------------------------------------------------
 
-    def decode_batch(self, sources, crops=None, output_size=None, flips=None, device="cuda"):
+    def decode_batch(self, sources, crops=None, output_size=None, flips=None, device=None):
         """Decode, crop, resize and mirror a batch of JPEGs on one device.
 
         Parameters
@@ -272,9 +284,10 @@ class NvJPEGBackend:
         flips : ndarray of bool, shape (B,), optional
             Mirror sample ``k`` left-right (after the resize) where
             ``flips[k]``. Default: no flips.
-        device : str or torch.device, default ``'cuda'``
-            Where to decode and where the output lives. ``'cpu'`` is for tests
-            with a CPU ``decode_fn`` (or torchvision's CPU decoder).
+        device : str or torch.device, optional
+            Where to decode and where the output lives; default the backend's
+            ``device``. ``'cpu'`` is for tests with a CPU ``decode_fn`` (or
+            torchvision's CPU decoder).
 
         Returns
         -------
@@ -301,7 +314,7 @@ class NvJPEGBackend:
         """
         import torch
 
-        device = torch.device(device)
+        device = torch.device(self.device if device is None else device)
         count = len(sources)
         crops = self._check_crops(crops, count)
         flips = self._check_flips(flips, count)
