@@ -327,3 +327,19 @@ def test_suite_finds_the_vectors_as_package_data():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     assert Path(module.PACKAGE_VECTORS).resolve() == VECTORS.resolve()
+
+
+def test_pytest_entry_with_the_plugin_option(tmp_path):
+    """The documented pytest form runs one test per check, with the backend's skip reasons."""
+    result = subprocess.run(
+        [sys.executable, '-m', 'pytest', '-p', 'ffcvx.testing.plugin', '--pyargs',
+         'ffcvx.testing.decoders', '--ffcvx-backend', 'pillow', '-q', '-rs'],
+        cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-6000:]
+    summary = output.strip().splitlines()[-1]
+    passed = int(re.search(r'(\d+) passed', summary).group(1))
+    skipped = int(re.search(r'(\d+) skipped', summary).group(1))
+    assert passed + skipped == len(CHECK_NAMES), summary   # pillow only, one test per check
+    assert 'failed' not in summary, summary
+    assert "supports_crop is False" in output               # a skip carries its reason

@@ -13,12 +13,13 @@ From the command line (the must-have entry)::
 
     ffcvx conformance --backend NAME [--golden-dir DIR] [-v]
 
-As a pytest module, one test per (backend, check)::
+As a pytest module, one test per (backend, check), with the plugin's options::
 
-    FFCVX_BACKEND=mine pytest --pyargs ffcvx.testing.decoders
+    pytest -p ffcvx.testing.plugin --pyargs ffcvx.testing.decoders --ffcvx-backend mine
 
-``FFCVX_BACKEND`` names backends (comma separated; default: every registered
-one) and ``FFCVX_GOLDEN_DIR`` the FFCV golden files. From Python::
+``--ffcvx-backend`` (repeatable; default: every registered backend) and
+``--ffcvx-golden-dir``; without the plugin, the environment variables
+``FFCVX_BACKEND`` (comma separated) and ``FFCVX_GOLDEN_DIR`` do the same. From Python::
 
     from ffcvx.testing.decoders import run_suite
     results = run_suite(backend_object)
@@ -791,42 +792,55 @@ def format_table(results, verbose=False):
 
 
 # ---------------------------------------------------------------------------
-# pytest entry: ``FFCVX_BACKEND=name pytest --pyargs ffcvx.testing.decoders``
+# pytest entry:
+#   pytest -p ffcvx.testing.plugin --pyargs ffcvx.testing.decoders --ffcvx-backend NAME
+# (or FFCVX_BACKEND=NAME without the plugin). The suite runs once per backend;
+# its results are cached here for the session and handed out one check per test.
 
 _CACHE = {}
 
 
-def _backend_names():
+def _option(config, name):
+    # The plugin's options exist only when it is loaded (-p ffcvx.testing.plugin).
+    try:
+        return config.getoption(name)
+    except ValueError:
+        return None
+
+
+def _backend_names(config):
     from ..registry import Registry
 
-    chosen = os.environ.get('FFCVX_BACKEND', '')
-    names = [n.strip() for n in chosen.split(',') if n.strip()]
+    names = _option(config, 'ffcvx_backend')
+    if not names:
+        names = [n.strip() for n in os.environ.get('FFCVX_BACKEND', '').split(',') if n.strip()]
     return names or Registry('ffcvx.decoders').names()
 
 
-def _results_for(name):
+def _results_for(name, config):
     if name not in _CACHE:
         from ..registry import Registry
         from . import find_golden_dir
 
         backend = Registry('ffcvx.decoders').get(name)
-        golden = find_golden_dir(os.environ.get('FFCVX_GOLDEN_DIR') or None)
+        golden = find_golden_dir(_option(config, 'ffcvx_golden_dir')
+                                 or os.environ.get('FFCVX_GOLDEN_DIR') or None)
         _CACHE[name] = {r.name: r for r in run_suite(backend, name=name, golden_dir=golden)}
     return _CACHE[name]
 
 
 def pytest_generate_tests(metafunc):
     if 'ffcvx_decoder_check' in metafunc.fixturenames:
-        params = [(n, c) for n in _backend_names() for c in CHECK_NAMES]
+        params = [(n, c) for n in _backend_names(metafunc.config) for c in CHECK_NAMES]
         metafunc.parametrize('ffcvx_decoder_check', params, ids=[f'{n}-{c}' for n, c in params])
 
 
-def test_decoder_conformance(ffcvx_decoder_check):
+def test_decoder_conformance(ffcvx_decoder_check, request):
     """One check of the suite on one backend (pytest entry)."""
     import pytest
 
     name, check = ffcvx_decoder_check
-    result = _results_for(name)[check]
+    result = _results_for(name, request.config)[check]
     if result.status == 'skip':
         pytest.skip(result.detail)
     if result.status == 'fail':

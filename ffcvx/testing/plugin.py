@@ -1,9 +1,10 @@
-"""pytest plugin: command-line options of the memory-strategy conformance suite.
+"""pytest plugin: command-line options of the conformance suites (memory strategies, decoders).
 
 Load it with ``-p ffcvx.testing.plugin``::
 
     pytest -p ffcvx.testing.plugin --pyargs ffcvx.testing.strategies --ffcvx-cache mine \\
         --ffcvx-cache-options '{"mine": {"capacity": 1048576}}'
+    pytest -p ffcvx.testing.plugin --pyargs ffcvx.testing.decoders --ffcvx-backend mine
 
 Options
 -------
@@ -15,6 +16,10 @@ Options
     ``{"redis": {"url": "redis://127.0.0.1:6380/0"}, "process": {"max_bytes": 12582912}}``.
     A strategy that declares ``needs_server = True`` runs only when options
     for it are given.
+``--ffcvx-backend NAME``
+    A decoder backend to check (:mod:`ffcvx.testing.decoders`), by its name in
+    the entry-point group ``ffcvx.decoders``; repeatable. Default: every
+    registered backend.
 ``--ffcvx-golden-dir DIR``
     Folder of FFCV 1.0.2 golden ``.beton`` files; default: found next to the
     ffcvx source tree (``shared/golden/ffcv-1.0.2``), else those tests skip.
@@ -32,7 +37,7 @@ from . import find_golden_dir, parse_cache_options
 
 
 def pytest_addoption(parser):
-    group = parser.getgroup('ffcvx', 'ffcvx memory-strategy conformance suite (ffcvx.testing)')
+    group = parser.getgroup('ffcvx', 'ffcvx conformance suites (ffcvx.testing)')
     group.addoption('--ffcvx-cache', action='append', dest='ffcvx_cache', default=None,
                     metavar='NAME',
                     help="memory strategy to check, by its name in the entry-point group "
@@ -42,6 +47,11 @@ def pytest_addoption(parser):
                     help="constructor options per strategy, a JSON object of objects, e.g. "
                          "'{\"process\": {\"max_bytes\": 12582912}}'; a strategy that needs a "
                          "server is skipped without them")
+    group.addoption('--ffcvx-backend', action='append', dest='ffcvx_backend', default=None,
+                    metavar='NAME',
+                    help="decoder backend to check (ffcvx.testing.decoders), by its name in the "
+                         "entry-point group ffcvx.decoders; repeatable (default: every registered "
+                         "backend)")
     group.addoption('--ffcvx-golden-dir', dest='ffcvx_golden_dir', default=None, metavar='DIR',
                     help="folder of FFCV 1.0.2 golden .beton files (default: "
                          "shared/golden/ffcv-1.0.2 next to the ffcvx source tree)")
