@@ -197,6 +197,9 @@ def test_number_3_and_url_from_the_environment(data_file, url, monkeypatch):
         assert manager.url == url and manager.filled
         keys = {k.decode() for k in _client(url).keys('*')}
         prefix = f"ffcvx:{manager.identity}:"
+        memo = {k for k in keys if k.startswith('ffcvx:local:')}  # the node's identity memo
+        assert [_client(url).get(k).decode() for k in memo] == [manager.identity]
+        keys -= memo
         assert all(k.startswith(prefix) for k in keys)
         assert prefix + 'complete' in keys and prefix + 'lock' not in keys
         marker = json.loads(_client(url).get(prefix + 'complete'))
@@ -303,6 +306,41 @@ def test_identity_is_content_derived_and_path_independent(data_file, tmp_path):
     assert file_identity(original, 'sampled') != file_identity(original, 'full')
     with pytest.raises(ValueError, match='identity'):
         file_identity(original, 'path')
+
+
+def test_default_identity_tells_apart_a_one_byte_change(data_file, url, tmp_path):
+    """Two versions of a dataset that differ in one sample byte never share keys (wrong bytes)."""
+    changed = tmp_path / 'v2.beton'
+    shutil.copyfile(data_file, changed)
+    reader = Reader(str(changed))
+    ptr = int(reader.alloc_table['ptr'][len(reader.alloc_table) // 2]) + 123
+    with open(changed, 'r+b') as f:
+        f.seek(ptr)
+        byte = f.read(1)
+        f.seek(ptr)
+        f.write(bytes([byte[0] ^ 0xFF]))
+    first = RedisCacheManager(Reader(str(data_file)), url=url)
+    second = RedisCacheManager(Reader(str(changed)), url=url)
+    try:
+        assert first.identity != second.identity
+        assert second.filled  # its own copy, not the first file's pages
+    finally:
+        first.close()
+        second.close()
+
+
+def test_full_identity_is_hashed_once_per_node(data_file, url, monkeypatch):
+    """The whole-file hash is kept on the server by this node's view of the file."""
+    import ffcvx.memory_managers.redis_cache as rc
+
+    first = RedisCacheManager(Reader(str(data_file)), url=url)
+    first.close()
+    monkeypatch.setattr(rc, 'file_identity', lambda *a, **k: pytest.fail('hashed the file again'))
+    second = RedisCacheManager(Reader(str(data_file)), url=url)
+    try:
+        assert second.identity == first.identity and not second.filled
+    finally:
+        second.close()
 
 
 def test_copy_at_another_path_uses_the_same_cache(data_file, url, tmp_path):

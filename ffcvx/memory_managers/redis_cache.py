@@ -22,6 +22,9 @@ Keys of a file with identity ``I`` (:func:`file_identity`) under the prefix
   set of pages. Readers use the pages only when it exists and matches the file.
 * ``P:I:fills``: incremented once per fill started (how often the file was
   copied; for monitoring and tests).
+* ``P:local:<L>``: the identity ``I`` of the file as one node sees it (``L``
+  hashes host name, realpath, device, inode, size and mtime), so that each
+  node hashes a version of the file once (identity ``'full'``, the default).
 
 The server must not evict keys (``maxmemory-policy noeviction``, Redis's
 default): a page that disappears after the fill is reported, not refetched.
@@ -29,6 +32,7 @@ default): a page that disappears after the fill is reported, not refetched.
 import hashlib
 import json
 import os
+import socket
 import threading
 import time
 import urllib.parse
@@ -53,8 +57,9 @@ DEFAULT_TIMEOUT = 5.0
 DEFAULT_LOCK_TTL = 30.0
 #: Bytes written per pipelined round trip while filling (the lock is renewed after each).
 _FILL_CHUNK_BYTES = 32 << 20
-#: Bytes one reader thread asks for per ``MGET``: few round trips, bounded reply size.
-_FETCH_BYTES = 4 << 20
+#: Bytes one reader thread asks for per ``MGET``: few round trips (4 pages of the
+#: default 8 MiB), and a reply no larger than this.
+_FETCH_BYTES = 32 << 20
 #: Most pages per ``MGET``, whatever their size.
 _MAX_PAGES_PER_FETCH = 16
 #: Data chunks hashed by the ``sampled`` identity, and their size in bytes.
@@ -99,22 +104,25 @@ def _pread_exact(fd, count, offset):
     return b''.join(parts)
 
 
-def file_identity(reader, mode='sampled'):
+def file_identity(reader, mode='full'):
     """A content-derived name of the file, the same on every node and at every path.
 
     Parameters
     ----------
     reader : ffcvx.reader.Reader
-    mode : {'sampled', 'full'}
-        ``'sampled'`` (cheap: a few MB read at most): SHA-256 of the file size,
+    mode : {'full', 'sampled'}
+        ``'full'`` (the default): SHA-256 of every byte of the file. It reads
+        the whole file, so :class:`RedisCacheManager` computes it once per node
+        and file version and keeps it on the server (see ``identity`` there).
+        ``'sampled'`` (opt-in, cheap: a few MB read at most): SHA-256 of the file size,
         the bytes before the data region (header, field descriptors, the
         metadata table of every sample), the allocation table (every sample's
         region pointers and sizes), and 64 chunks of 4 KiB spread evenly over
         the data region. Two files with the same layout but different data are
         told apart unless they differ only between the sampled chunks (e.g.
-        one pixel of one image); use ``'full'`` where that can happen.
-        ``'full'``: SHA-256 of every byte of the file (reads the whole file
-        once per process).
+        one pixel of one image): then two versions of a dataset would share
+        keys and one would read the other's bytes, which is why it is not the
+        default.
 
     Returns
     -------
@@ -197,14 +205,19 @@ class RedisCacheManager(ProcessCacheManager):
     readers : int
         Threads fetching pages ahead of need.
     pages_per_read : int or None
-        Pages per ``MGET``; None: as many as fit in 4 MiB (1 to 16).
+        Pages per ``MGET``; None: as many as fit in 32 MiB (1 to 16).
     prefix : str
         First part of every key, to keep ffcvx's keys apart from others'.
     lock_ttl : float
         Seconds the fill lock survives without renewal: the longest another
         process waits for a filler that died.
-    identity : {'sampled', 'full'}
-        How the file's key is derived; see :func:`file_identity`.
+    identity : {'full', 'sampled'}
+        How the file's key is derived; see :func:`file_identity`. ``'full'``
+        hashes the whole file the first time a node opens this version of it
+        (same realpath, device, inode, size and mtime) and stores the result
+        on the server under ``prefix:local:<hash of those and the host
+        name>``, so later processes on that node, and later runs, only look
+        it up.
     retries : int
         Retries of a failed command, at once, on a fresh connection (a
         server may close idle connections); 0 for none.
@@ -237,7 +250,7 @@ class RedisCacheManager(ProcessCacheManager):
 
     def __init__(self, reader, url=None, timeout=DEFAULT_TIMEOUT, fallback=None, max_bytes=None,
                  readers=DEFAULT_READERS, pages_per_read=None, prefix='ffcvx',
-                 lock_ttl=DEFAULT_LOCK_TTL, identity='sampled', retries=1):
+                 lock_ttl=DEFAULT_LOCK_TTL, identity='full', retries=1):
         if fallback not in (None, 'os'):
             raise ValueError(f"redis cache: fallback must be None or 'os', got {fallback!r}")
         if not float(timeout) > 0:
@@ -259,11 +272,9 @@ class RedisCacheManager(ProcessCacheManager):
             if int(pages_per_read) < 1:
                 raise ValueError(f"redis cache: pages_per_read must be at least 1, got {pages_per_read}")
             self.pages_per_read = int(pages_per_read)
-            self.identity = file_identity(reader, identity)
-            base = f"{prefix}:{self.identity}:"
-            self._page_prefix = base + 'page:'
-            self._lock_key, self._complete_key, self._fills_key = (
-                base + 'lock', base + 'complete', base + 'fills')
+            if identity not in ('sampled', 'full'):
+                raise ValueError(f"redis cache: identity must be 'sampled' or 'full', got {identity!r}")
+            self.identity = None
             # Every page a batch can ask for: the pages of the samples' regions.
             self._data_pages = np.unique(self._pages).tolist()
             self._marker = {'pages': len(self._data_pages), 'page_size': self.page_size,
@@ -281,6 +292,7 @@ class RedisCacheManager(ProcessCacheManager):
             self._finish = self._client.register_script(_FINISH)
             self._release = self._client.register_script(_RELEASE)
             try:
+                self._set_identity(identity, prefix)
                 self._ensure_filled()
             except redis.RedisError as exc:
                 self._unavailable('while checking or filling the cache', exc)
@@ -289,6 +301,33 @@ class RedisCacheManager(ProcessCacheManager):
             raise
 
     # -- filling ------------------------------------------------------------------------
+
+    def _set_identity(self, mode, prefix):
+        """Find the file's identity and the key names derived from it.
+
+        A ``'full'`` identity is looked up on the server first, by this node's
+        view of the file (host, realpath, device, inode, size, mtime in ns):
+        hashing a large file takes a while, so each node does it once per
+        version of the file. Talks to the server, so RedisError may escape.
+        """
+        if mode == 'full':
+            info = os.stat(self.reader.fname)
+            local = hashlib.sha256('\0'.join(map(str, (
+                socket.gethostname(), os.path.realpath(self.reader.fname), info.st_dev,
+                info.st_ino, info.st_size, info.st_mtime_ns))).encode('utf-8', 'surrogateescape'))
+            memo_key = f"{prefix}:local:{local.hexdigest()[:32]}"
+            known = self._client.get(memo_key)
+            if known is not None:
+                self.identity = known.decode('ascii')
+            else:
+                self.identity = file_identity(self.reader, 'full')
+                self._client.set(memo_key, self.identity)
+        else:
+            self.identity = file_identity(self.reader, 'sampled')
+        base = f"{prefix}:{self.identity}:"
+        self._page_prefix = base + 'page:'
+        self._lock_key, self._complete_key, self._fills_key = (
+            base + 'lock', base + 'complete', base + 'fills')
 
     def _page_key(self, page):
         return f"{self._page_prefix}{page}"
