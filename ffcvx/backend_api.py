@@ -412,7 +412,8 @@ class PythonDecoderBackend(ABC):
         # call, and Pillow and imagecodecs both take bytes without copying again.
         data = data if isinstance(data, bytes) else memoryview(data).cast('B').tobytes()
         if not data:
-            raise DecodeError(f"{self.name}: empty data")
+            # As src_len <= 0 in C: a bad argument (BKD-015, BKD-030), not corrupt data.
+            raise BadRegionError(f"{self.name}: empty data (no bytes to decode)")
         fmt = sniff_format(data)
         if fmt is None or fmt not in self.formats:
             what = f"{fmt.upper()} data" if fmt else f"data starting {bytes(data[:8])!r}"

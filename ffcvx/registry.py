@@ -12,10 +12,7 @@ import time. A :class:`Registry` is an ordinary object: a Loader makes its own
 """
 from importlib import metadata
 
-from .backend_api import CALLABLE_KINDS
-
-#: The kind of whole-batch backends (BKD-042): chosen only when named.
-BATCH_KIND = 'batch'
+from .backend_api import CALLABLE_KINDS, KINDS
 from .errors import BackendNotFoundError
 
 #: What to ``pip install`` for the backends ffcvx knows about but may not have.
@@ -146,21 +143,26 @@ def decoder_for_format(registry, fmt, preferred=None):
     """
     if preferred is not None:
         backend = registry.get(preferred)
-        ok, why = backend.available()
-        if not ok:
-            raise BackendNotFoundError(f"decoder backend {preferred!r} is unavailable here: {why}")
-        if backend.kind not in CALLABLE_KINDS and backend.kind != BATCH_KIND:
+        if backend.kind not in KINDS:
             raise BackendNotFoundError(
                 f"decoder backend {preferred!r} is of kind {backend.kind!r}; the image decoders "
-                f"call backends of kind {' or '.join(sorted(CALLABLE_KINDS | {BATCH_KIND}))} only "
+                f"call backends of kind {' or '.join(sorted(KINDS))} only "
                 f"(spec/backends.md BKD-004)")
+        # A format the named backend does not declare takes the default order
+        # (BKD-053), without asking the backend whether it can run here.
         if fmt in backend.formats:
+            ok, why = backend.available()
+            if not ok:
+                raise BackendNotFoundError(f"decoder backend {preferred!r} is unavailable here: {why}")
             return backend
     for name in decoder_order(registry, fmt):
-        if registry.usable(name):
+        # Format and kind first: available() may be costly (a CUDA probe).
+        try:
             backend = registry.get(name)
-            if fmt in backend.formats and backend.kind in CALLABLE_KINDS:
-                return backend
+        except BackendNotFoundError:
+            continue
+        if fmt in backend.formats and backend.kind in CALLABLE_KINDS and registry.usable(name):
+            return backend
     raise BackendNotFoundError(
         f"no installed decoder backend can decode {fmt!r} images "
         f"(registered: {', '.join(registry.names()) or 'none'}). Install one of: {_install_hints(fmt)}")

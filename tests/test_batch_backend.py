@@ -267,3 +267,44 @@ def test_nvjpeg_on_the_gpu(files):
                                     pipelines={'image': [make(), ToTensor()], 'label': [IntDecoder(), ToTensor()]}))
     assert torch.equal(gpu_labels, cpu_labels)
     _close(gpu.cpu(), cpu, RESIZED_MEAN, RESIZED_MAX)
+
+
+def test_device_without_index_is_resolved_in_the_building_thread(monkeypatch):
+    """'cuda' means the current device of the thread that builds the Loader, not the epoch thread's."""
+    from ffcvx.pipeline.state import State, concrete_device
+    from ffcvx.transforms import ToDevice
+
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
+    monkeypatch.setattr(torch.cuda, 'current_device', lambda: 3)
+    assert concrete_device('cuda') == torch.device('cuda', 3)
+    assert concrete_device('cuda:1') == torch.device('cuda', 1)
+    assert concrete_device('cpu') == torch.device('cpu')
+    # A batch decoded on 'cuda' is already where ToDevice('cuda:3') would put it.
+    decoded = State(False, torch.device('cuda'), (4, 4, 3), torch.uint8)
+    assert ToDevice('cuda:3')._already_there(decoded)
+    assert not ToDevice('cuda:1')._already_there(decoded)
+
+
+def test_field_without_jpegs_uses_the_default_order(tmp_path):
+    """BKD-042, BKD-053: a PNG-only field under backend='nvjpeg' is decoded per sample on the CPU."""
+    path = _write(tmp_path / 'png.beton', _Images(8, size=(32, 40)), write_mode='png')
+    backend = RecordingBackend()
+    loader = _loader(path, [SimpleRGBImageDecoder()], backend)
+    try:
+        images, _ = next(iter(loader))
+    finally:
+        loader.close()
+    assert backend.calls == []                       # the batch backend never ran
+    assert isinstance(images, np.ndarray) and images.shape == (8, 32, 40, 3)
+    np.testing.assert_array_equal(images[3], _Images(8, size=(32, 40))[3][0])  # PNG: exact
+
+
+def test_named_backend_is_only_asked_about_formats_it_declares(tmp_path, monkeypatch):
+    """BKD-053: naming a JPEG-only backend for a PNG field neither uses nor probes it."""
+    class Unavailable(RecordingBackend):
+        def available(self):
+            pytest.fail('available() asked for a format the backend does not declare')
+
+    path = _write(tmp_path / 'png.beton', _Images(4, size=(16, 20)), write_mode='png')
+    registry = Registry('ffcvx.decoders', extra={'nvjpeg': Unavailable()})
+    assert decoder_for_format(registry, 'png', preferred='nvjpeg').name in ('imagecodecs', 'pillow')

@@ -26,6 +26,7 @@ the backend's device. It needs a field whose samples are all JPEGs and an RGB
 output; anything else raises ``BackendNotFoundError`` when the Loader is built.
 """
 import ctypes
+from contextlib import nullcontext
 from abc import abstractmethod
 from math import exp, log, sqrt
 
@@ -40,7 +41,7 @@ from ..errors import BackendNotFoundError, DecodeError
 from ..pipeline.allocation_query import AllocationQuery
 from ..pipeline.compiler import Compiler
 from ..pipeline.operation import Operation
-from ..pipeline.state import State
+from ..pipeline.state import State, concrete_device
 from .rgb_image import IMAGE_MODES
 
 _CPU = torch.device('cpu')
@@ -309,6 +310,9 @@ class SimpleRGBImageDecoder(Operation):
         self._backends = {fmt: select_backend(fmt)
                           for mode, fmt in _FORMAT_OF_MODE.items() if mode in modes}
         self._batch_backend = self._batch_backend_for(modes)
+        # Resolved now, in the thread that builds the Loader (see concrete_device).
+        self._batch_device = (concrete_device(self._batch_backend.device)
+                              if self._batch_backend is not None else None)
 
     def _batch_backend_for(self, modes):
         """The chosen backend of kind ``batch``, if any, after checking the field suits it.
@@ -344,7 +348,7 @@ class SimpleRGBImageDecoder(Operation):
 
     def _batch_state(self, height, width):
         # The batch path's output: a uint8 tensor already on the backend's device.
-        return State(False, torch.device(self._batch_backend.device), (height, width, 3), torch.uint8)
+        return State(False, self._batch_device, (height, width, 3), torch.uint8)
 
     def _batch_crop_sampler(self):
         return _whole_image
@@ -365,7 +369,10 @@ class SimpleRGBImageDecoder(Operation):
             (``batch_indices[position]``) and carries the backend's message.
         """
         backend = self._batch_backend
-        device = torch.device(backend.device)
+        device = self._batch_device
+        # The pipeline runs in the Loader's thread, whose current CUDA device
+        # is not the user's: decode under the resolved one.
+        on_device = (lambda: torch.cuda.device(device)) if device.type == 'cuda' else nullcontext
         flip_prob = float(getattr(self, 'flip_prob', 0.0))
         gather, plan = _batch_helpers(self.memory_read, self._batch_crop_sampler(), flip_prob)
         output_size = tuple(self.output_size)
@@ -391,8 +398,9 @@ class SimpleRGBImageDecoder(Operation):
             # so the buffer may be refilled by the next batch.
             sources = [data[offsets[k]:offsets[k + 1]] for k in range(count)]
             try:
-                return backend.decode_batch(sources, crops=crops, output_size=output_size,
-                                            flips=flips if flip_prob > 0 else None, device=device)
+                with on_device():
+                    return backend.decode_batch(sources, crops=crops, output_size=output_size,
+                                                flips=flips if flip_prob > 0 else None, device=device)
             except DecodeError as exc:
                 position = getattr(exc, 'position', None)
                 if position is None or not 0 <= int(position) < count:

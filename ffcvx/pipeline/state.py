@@ -39,5 +39,28 @@ class State:
         return replace(self, **changes)
 
 
+def concrete_device(device):
+    """``device`` with its index filled in: ``cuda`` becomes ``cuda:<current device>``.
+
+    CUDA's current device is per thread, and the Loader runs its pipelines in
+    its own thread, where it is device 0 unless set again. So a device named
+    without an index is resolved once, in the thread that builds the Loader
+    (where the user called ``torch.cuda.set_device(rank)``), and used with
+    that index from then on.
+
+    Parameters
+    ----------
+    device : torch.device or str
+
+    Returns
+    -------
+    torch.device
+    """
+    device = torch.device(device)
+    if device.type == 'cuda' and device.index is None and torch.cuda.is_available():
+        return torch.device('cuda', torch.cuda.current_device())
+    return device
+
+
 #: The state a decoder starts from: raw bytes on the CPU.
 INITIAL_STATE = State(jit_mode=True, device=torch.device('cpu'), shape=None, dtype=np.dtype('u1'))

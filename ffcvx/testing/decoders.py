@@ -677,8 +677,9 @@ def _check_batch(ctx):
                         np.frombuffer(bad[:len(bad) // 2], dtype=np.uint8)],
                        output_size=(8, 8), device=b.device)
     except DecodeError as exc:
-        _require(getattr(exc, 'position', 1) == 1, f"a truncated sample 1 was reported at "
-                                                   f"position {getattr(exc, 'position', None)}")
+        # BKD-042: the error says which sample of the batch failed.
+        _require(getattr(exc, 'position', None) == 1, f"a truncated sample 1 was reported at "
+                                                      f"position {getattr(exc, 'position', None)}")
     else:
         raise _Fail("decode_batch accepted a truncated JPEG")
     return f"{count} batches; a truncated sample raises DecodeError"

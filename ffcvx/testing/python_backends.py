@@ -200,8 +200,9 @@ def test_corrupt_data_raises_and_returns_minus_1(backend, c_decode, fmt):
             backend.decode_region_py(bad)
         status, _, _ = call_c(c_decode, bad, (0, 0, 40, 50))
         assert status == -1, label
-    with pytest.raises(DecodeError):
+    with pytest.raises(ValueError, match="empty"):   # BKD-015, BKD-030: a bad argument
         backend.decode_region_py(b"")
+    assert call_c(c_decode, b"", (0, 0, 40, 50))[0] == -3
 
 
 def test_png_damaged_inside_idat_is_detected(backend):

@@ -4,6 +4,7 @@ import torch
 
 from ..pipeline.allocation_query import AllocationQuery
 from ..pipeline.operation import Operation
+from ..pipeline.state import concrete_device
 
 
 def _torch_dtype(np_dtype):
@@ -55,7 +56,9 @@ class ToDevice(Operation):
         self._previous_state = None
 
     def _already_there(self, state):
-        return state is not None and torch.device(state.device) == self.device
+        # 'cuda' and 'cuda:0' name one device when 0 is the current one.
+        return (state is not None
+                and concrete_device(state.device) == concrete_device(self.device))
 
     def generate_code(self):
         if self._already_there(self._previous_state):
