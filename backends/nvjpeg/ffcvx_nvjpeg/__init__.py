@@ -426,18 +426,20 @@ class NvJPEGBackend:
         where = f"nvjpeg: sample at position {k} of the batch"
         if len(raw) == 0:
             raise SampleDecodeError(f"{where}: empty data", k)
-        if bytes(raw[:3]) != _JPEG_SOI:
-            raise SampleDecodeError(f"{where}: not JPEG data (starts {bytes(raw[:8])!r})", k)
+        # The one copy of the sample: private and writable (the caller's
+        # buffer may be reused afterwards, and torch wraps only writable
+        # memory); the checks below read it without copying again.
+        data = bytearray(raw)
+        if data[:3] != _JPEG_SOI:
+            raise SampleDecodeError(f"{where}: not JPEG data (starts {bytes(data[:8])!r})", k)
         try:
-            check_complete(raw, "jpeg")  # nvJPEG may decode a cut-off file without error
+            check_complete(data, "jpeg")  # nvJPEG may decode a cut-off file without error
         except DecodeError as exc:
             raise SampleDecodeError(f"{where}: {exc}", k) from exc
-        frame = _jpeg_frame(raw)
+        frame = _jpeg_frame(data)
         if frame is not None and frame[2] == 4:
             raise SampleDecodeError(f"{where}: CMYK/YCCK JPEGs are not decoded (BKD-020)", k)
-        # A private, writable copy: torch refuses to wrap read-only memory
-        # without a warning, and the caller's buffer may be reused afterwards.
-        return torch.from_numpy(np.frombuffer(raw, dtype=np.uint8).copy())
+        return torch.frombuffer(data, dtype=torch.uint8)
 
     def _decode(self, tensors, device):
         """Run ``decode_fn`` on the batch; on failure find the culprit sample by sample."""
