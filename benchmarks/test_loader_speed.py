@@ -29,10 +29,10 @@ def _epoch_rate(loader):
     return count / (time.perf_counter() - start)
 
 
-def _loader(path, threads, decoder, flip=True):
+def _loader(path, threads, decoder, flip=True, backend='turbojpeg'):
     ops = [decoder] + ([RandomHorizontalFlip()] if flip else [])
     loader = Loader(str(path), batch_size=128, num_workers=threads, order=OrderOption.RANDOM,
-                    seed=0, drop_last=False, backend='turbojpeg',
+                    seed=0, drop_last=False, backend=backend,
                     pipelines={'image': ops, 'label': [IntDecoder()]})
     _epoch_rate(loader)  # compile and warm the page cache
     return loader
@@ -101,3 +101,47 @@ def test_full_decode_limit(benchmark, photo_jpegs):
         ratio = RESULTS['rrc224_flip_1t'] / rate
         benchmark.extra_info['rrc_over_full_decode'] = round(ratio, 3)
         print(f"RandomResizedCrop 224 + flip / full decode, 1 thread: {ratio:.2f}")
+
+
+@pytest.fixture(scope='module')
+def gray_photos_beton(tmp_path_factory):
+    """The benchmark photos as one-component JPEGs (q90) of a GrayscaleImageField."""
+    from conftest import BENCH_SAMPLES, PhotoCrops, photos_dir
+    from ffcvx.fields import GrayscaleImageField, IntField
+    from ffcvx.writer import DatasetWriter
+
+    root = photos_dir()
+    if root is None:
+        pytest.skip('shared/data/photos not found next to the repository')
+    path = tmp_path_factory.mktemp('bench_gray') / 'photos_gray.beton'
+    DatasetWriter(str(path), {'image': GrayscaleImageField(write_mode='jpg', jpeg_quality=90),
+                              'label': IntField()},
+                  num_workers=2, progress=False).from_indexed_dataset(PhotoCrops(root, BENCH_SAMPLES))
+    return path
+
+
+@pytest.mark.parametrize('backend', ['turbojpeg', 'imagecodecs', 'pillow'])
+def test_gray_random_resized_crop_224_flip(benchmark, gray_photos_beton, backend):
+    """Gray JPEGs, RandomResizedCrop 224 + flip, 1 thread: channels=1 against channels=3.
+
+    channels=1 runs the one-channel path (decode_region_gray, ffcvx_resize_gray);
+    channels=3 decodes and resizes as RGB, which is what channels=1 cost before
+    the one-channel path (it then only kept channel 0). Rounds alternate between
+    the two Loaders so that both see the same machine; the ratio is of the best rounds.
+    """
+    loaders = {c: _loader(gray_photos_beton, 1, RandomResizedCropRGBImageDecoder((224, 224), channels=c),
+                          backend=backend)
+               for c in (1, 3)}
+    rates = {1: [], 3: []}
+
+    def run():
+        for c in (3, 1):
+            rates[c].append(_epoch_rate(loaders[c]))
+    benchmark.pedantic(run, rounds=3, iterations=1)
+    for loader in loaders.values():
+        loader.close()
+    one, three = max(rates[1]), max(rates[3])
+    benchmark.extra_info.update(img_per_s_channels1=round(one), img_per_s_channels3=round(three),
+                                ratio=round(one / three, 3))
+    print(f"\ngray RRC 224 + flip, {backend}, 1 thread: channels=1 {one:,.0f} img/s, "
+          f"channels=3 {three:,.0f} img/s, ratio {one / three:.2f}")

@@ -12,7 +12,8 @@ code shares:
 * :class:`PythonDecoderBackend`, the adapter that turns a plain Python
   ``decode(data, crop, target) -> ndarray`` into a ``decode_region`` C
   function that compiled (Numba) code can call (backend kind ``python``,
-  BKD-041).
+  BKD-041), and an optional ``decode_gray`` into ``decode_region_gray``
+  (BKD-025, BKD-026).
 
 Only ctypes, numpy and ``ffcvx.errors`` are imported here, so a backend
 package can import this module cheaply at entry-point load time (BKD-007).
@@ -29,17 +30,21 @@ __all__ = [
     'DECODE_REGION_PROTO', 'DECODE_OK', 'DECODE_CORRUPT', 'DECODE_CAPACITY', 'DECODE_BAD_ARGUMENT',
     'STATUS_MEANINGS', 'FORMATS', 'DEVICES', 'KINDS', 'CALLABLE_KINDS', 'PNG_SIGNATURE',
     'BadRegionError', 'choose_scale', 'scaled_range', 'sniff_format', 'check_complete',
-    'to_rgb8', 'PythonDecoderBackend',
+    'to_rgb8', 'to_gray8', 'PythonDecoderBackend', 'GRAY_FUNCTION',
 ]
 
 #: ``int decode_region(const uint8_t *src, int64_t src_len, int64_t crop_y, int64_t crop_x,
 #: int64_t crop_h, int64_t crop_w, int64_t target_h, int64_t target_w, uint8_t *out,
-#: int64_t out_capacity, int64_t *out_hw)`` (BKD-010).
+#: int64_t out_capacity, int64_t *out_hw)`` (BKD-010). Also the prototype of
+#: ``decode_region_gray`` (BKD-026).
 DECODE_REGION_PROTO = ctypes.CFUNCTYPE(
     ctypes.c_int, ctypes.c_void_p, ctypes.c_int64,
     ctypes.c_int64, ctypes.c_int64, ctypes.c_int64, ctypes.c_int64,
     ctypes.c_int64, ctypes.c_int64,
     ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p)
+
+#: Name of the optional one-channel function of backends with ``supports_gray`` (BKD-026).
+GRAY_FUNCTION = 'decode_region_gray'
 
 # Status codes of decode_region (BKD-013).
 DECODE_OK = 0
@@ -207,6 +212,36 @@ def to_rgb8(pixels):
     return np.repeat(pixels[:, :, :1], 3, axis=2)
 
 
+def to_gray8(pixels):
+    """Channel 0 of :func:`to_rgb8`'s result, without building the other two (BKD-026).
+
+    Parameters
+    ----------
+    pixels : ndarray, shape (H, W), (H, W, 1), (H, W, 2), (H, W, 3) or (H, W, 4)
+        As for :func:`to_rgb8`.
+
+    Returns
+    -------
+    ndarray of uint8, shape (H, W)
+        The gray channel (R for colour pixels); may be a view of ``pixels``.
+
+    Raises
+    ------
+    DecodeError
+        For any other dtype or shape.
+    """
+    pixels = np.asarray(pixels)
+    if pixels.ndim == 3 and pixels.shape[2] in (1, 2, 3, 4):
+        pixels = pixels[:, :, 0]    # gray (+ alpha) or R: channel 0 of to_rgb8
+    if pixels.dtype == np.uint16:
+        pixels = (pixels >> 8).astype(np.uint8)
+    elif pixels.dtype != np.uint8:
+        raise DecodeError(f"decoded pixels have dtype {pixels.dtype}; expected uint8 or uint16")
+    if pixels.ndim != 2 or 0 in pixels.shape:
+        raise DecodeError(f"decoded pixels have shape {pixels.shape}; expected (H, W, 1..4)")
+    return pixels
+
+
 class _Memory:
     """Exposes caller-owned memory to numpy without copying (``__array_interface__``).
 
@@ -236,7 +271,9 @@ class PythonDecoderBackend(ABC):
     takes the GIL itself), ``decode_region_py`` (BKD-030), crop and scale
     handling for libraries without them (BKD-018, BKD-019), format and
     truncation checks (BKD-021, BKD-022), the capacity check (BKD-014) and
-    the status codes (BKD-013).
+    the status codes (BKD-013). A subclass that sets ``supports_gray`` and
+    implements :meth:`decode_gray` also gets ``decode_region_gray``
+    (BKD-025, BKD-026), with the same checks.
 
     A subclass that defines ``__init__`` must call ``super().__init__()``.
 
@@ -252,6 +289,9 @@ class PythonDecoderBackend(ABC):
     supports_scale : bool
         True when :meth:`decode` honours ``target`` (BKD-017); needs
         ``supports_crop``.
+    supports_gray : bool
+        True when :meth:`decode_gray` is implemented (BKD-025); only then
+        ``function_address('decode_region_gray')`` answers.
     device : str
         ``'cpu'``.
     kind : str
@@ -266,18 +306,19 @@ class PythonDecoderBackend(ABC):
     formats = frozenset()
     supports_crop = False
     supports_scale = False
+    supports_gray = False
     device = 'cpu'
     kind = 'python'
     requires = ()
     install_hint = ''
 
-    _FUNCTIONS = ('decode_region',)
-
     def __init__(self):
-        # The CFUNCTYPE object owns the C thunk whose address compiled code
-        # calls; it lives exactly as long as this backend object (BKD-041).
-        self._callback = DECODE_REGION_PROTO(self._decode_region_c)
-        self._callback_address = ctypes.cast(self._callback, ctypes.c_void_p).value
+        # The CFUNCTYPE objects own the C thunks whose addresses compiled code
+        # calls; they live exactly as long as this backend object (BKD-041).
+        self._callbacks = {'decode_region': DECODE_REGION_PROTO(self._decode_region_c),
+                           GRAY_FUNCTION: DECODE_REGION_PROTO(self._decode_region_gray_c)}
+        self._addresses = {name: ctypes.cast(callback, ctypes.c_void_p).value
+                           for name, callback in self._callbacks.items()}
 
     # -- to implement -----------------------------------------------------------
 
@@ -311,6 +352,29 @@ class PythonDecoderBackend(ABC):
             the message should be the library's.
         """
 
+    def decode_gray(self, data, crop, target):
+        """Decode one encoded image to one channel; needed with ``supports_gray`` (BKD-026).
+
+        Parameters
+        ----------
+        data, crop, target
+            As for :meth:`decode`.
+
+        Returns
+        -------
+        ndarray of uint8, shape (h, w)
+            For a one-component (grayscale) source exactly channel 0 of what
+            :meth:`decode` returns for the same arguments. :func:`to_gray8`
+            converts what :func:`to_rgb8` would take.
+
+        Raises
+        ------
+        BadRegionError, Exception
+            As for :meth:`decode`.
+        """
+        raise NotImplementedError(f"{type(self).__name__} declares supports_gray but does not "
+                                  f"implement decode_gray")
+
     # -- the backend interface --------------------------------------------------
 
     def available(self):
@@ -332,12 +396,13 @@ class PythonDecoderBackend(ABC):
         return True, ''
 
     def function_address(self, name):
-        """Address of the backend's C function ``name`` (BKD-010).
+        """Address of the backend's C function ``name`` (BKD-010, BKD-026).
 
         Parameters
         ----------
         name : str
-            ``'decode_region'``.
+            ``'decode_region'``, or ``'decode_region_gray'`` when
+            ``supports_gray``.
 
         Returns
         -------
@@ -350,15 +415,16 @@ class PythonDecoderBackend(ABC):
         KeyError
             If ``name`` is not a function of this backend.
         """
-        if name not in self._FUNCTIONS:
+        names = ('decode_region', GRAY_FUNCTION) if self.supports_gray else ('decode_region',)
+        if name not in names:
             raise KeyError(f"{self.name} backend has no function {name!r}; "
-                           f"it exports {', '.join(self._FUNCTIONS)}")
-        if getattr(self, '_callback_address', None) is None:
+                           f"it exports {', '.join(names)}")
+        if getattr(self, '_addresses', None) is None:
             raise TypeError(f"{type(self).__name__}.__init__ did not call "
                             f"PythonDecoderBackend.__init__()")
-        return self._callback_address
+        return self._addresses[name]
 
-    def decode_region_py(self, data, crop=None, target=None):
+    def decode_region_py(self, data, crop=None, target=None, gray=False):
         """Decode (a region of) an image from Python (BKD-030).
 
         Parameters
@@ -370,11 +436,14 @@ class PythonDecoderBackend(ABC):
         target : tuple of 2 int (target_h, target_w), optional
             Smallest acceptable output size (only used when
             ``supports_scale``); default full scale.
+        gray : bool, optional
+            Decode one channel, the pixels ``decode_region_gray`` writes
+            (needs ``supports_gray``; an ffcvx convenience, not in BKD-030).
 
         Returns
         -------
-        ndarray of uint8, shape (h, w, 3), C-contiguous
-            The same pixels ``decode_region`` writes.
+        ndarray of uint8, shape (h, w, 3) or, with ``gray``, (h, w); C-contiguous
+            The same pixels ``decode_region`` (``decode_region_gray``) writes.
 
         Raises
         ------
@@ -384,12 +453,16 @@ class PythonDecoderBackend(ABC):
         ValueError
             (:class:`BadRegionError`) The crop is not inside the image or has a
             non-positive size.
+        NotImplementedError
+            ``gray`` without ``supports_gray``.
         """
+        if gray and not self.supports_gray:
+            raise NotImplementedError(f"{self.name} backend does not support gray decoding")
         if isinstance(data, np.ndarray):
             if not data.flags.c_contiguous:
                 raise ValueError("array data must be C-contiguous")
             data = data.reshape(-1).view(np.uint8)
-        region = self._region(data, crop, target)
+        region = self._region(data, crop, target, gray)
         return np.ascontiguousarray(region)
 
     def __repr__(self):
@@ -398,8 +471,11 @@ class PythonDecoderBackend(ABC):
 
     # -- shared by both entry points ----------------------------------------------
 
-    def _region(self, data, crop, target):
-        """Checked decode of ``crop`` at ``target``; raises DecodeError or BadRegionError."""
+    def _region(self, data, crop, target, gray=False):
+        """Checked decode of ``crop`` at ``target``; raises DecodeError or BadRegionError.
+
+        ``gray``: with :meth:`decode_gray`, shape ``(h, w)``; else ``(h, w, 3)``.
+        """
         if crop is not None:
             y, x, h, w = (int(v) for v in crop)
             if h <= 0 or w <= 0 or y < 0 or x < 0:
@@ -422,17 +498,18 @@ class PythonDecoderBackend(ABC):
         own_crop = crop if self.supports_crop else None
         own_target = target if (self.supports_scale and own_crop is not None) else None
         try:
-            image = self.decode(data, own_crop, own_target)
+            image = (self.decode_gray if gray else self.decode)(data, own_crop, own_target)
         except (DecodeError, BadRegionError):
             raise
         except Exception as exc:  # the library's own exception types vary
             message = str(exc) or type(exc).__name__
             raise DecodeError(f"{fmt.upper()} decode failed ({self.name}): {message}") from exc
-        if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 \
-                or image.shape[2] != 3:
+        if not isinstance(image, np.ndarray) or image.dtype != np.uint8 \
+                or image.ndim != (2 if gray else 3) or (not gray and image.shape[2] != 3):
             shape = getattr(image, 'shape', None)
-            raise DecodeError(f"{self.name}.decode returned {type(image).__name__} {shape}, "
-                              f"not uint8 (h, w, 3)")
+            method, want = ('decode_gray', '(h, w)') if gray else ('decode', '(h, w, 3)')
+            raise DecodeError(f"{self.name}.{method} returned {type(image).__name__} {shape}, "
+                              f"not uint8 {want}")
         if crop is None:
             return image
         y, x, h, w = crop
@@ -446,9 +523,15 @@ class PythonDecoderBackend(ABC):
             raise DecodeError(f"{self.name}.decode returned {image.shape[:2]} for a {h}x{w} crop")
         return image
 
+    def _decode_region_gray_c(self, src, src_len, crop_y, crop_x, crop_h, crop_w,
+                              target_h, target_w, out, out_capacity, out_hw):
+        # Body of the decode_region_gray callback (BKD-026).
+        return self._decode_region_c(src, src_len, crop_y, crop_x, crop_h, crop_w,
+                                     target_h, target_w, out, out_capacity, out_hw, True)
+
     def _decode_region_c(self, src, src_len, crop_y, crop_x, crop_h, crop_w,
-                         target_h, target_w, out, out_capacity, out_hw):
-        # Body of the ctypes callback. An exception escaping a ctypes callback
+                         target_h, target_w, out, out_capacity, out_hw, gray=False):
+        # Body of the ctypes callbacks. An exception escaping a ctypes callback
         # is printed and the C caller sees 0 (success, garbage pixels), so
         # every path must end in a status code (BKD-024).
         try:
@@ -458,7 +541,7 @@ class PythonDecoderBackend(ABC):
             data = _memory(src, (int(src_len),), '|u1', True)
             target = (target_h, target_w) if target_h > 0 and target_w > 0 else None
             try:
-                region = self._region(data, (crop_y, crop_x, crop_h, crop_w), target)
+                region = self._region(data, (crop_y, crop_x, crop_h, crop_w), target, gray)
             except BadRegionError:
                 return DECODE_BAD_ARGUMENT
             except Exception:
@@ -467,11 +550,10 @@ class PythonDecoderBackend(ABC):
             hw = _memory(out_hw, (2,), '<i8', False)
             hw[0] = h
             hw[1] = w
-            needed = h * w * 3
             # Capacity first: nothing may be written past out_capacity (BKD-014).
-            if not out or out_capacity < needed:
+            if not out or out_capacity < region.size:
                 return DECODE_CAPACITY
-            np.copyto(_memory(out, (h, w, 3), '|u1', False), region)
+            np.copyto(_memory(out, region.shape, '|u1', False), region)
             return DECODE_OK
         except BaseException:  # noqa: B036 -- see the comment above; never let anything escape
             return DECODE_CORRUPT

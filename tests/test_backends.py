@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from ffcvx.backend_api import (DECODE_REGION_PROTO, PythonDecoderBackend, choose_scale,
-                               scaled_range, sniff_format, to_rgb8)
+                               scaled_range, sniff_format, to_gray8, to_rgb8)
 from ffcvx.errors import BackendNotFoundError, DecodeError
 from ffcvx.fields import IntField, RGBImageField
 from ffcvx.fields.decoders import (CenterCropRGBImageDecoder, IntDecoder,
@@ -263,8 +263,8 @@ class _Misbehaving(PythonDecoderBackend):
         return self.action()
 
 
-def _call(backend, data, crop, capacity):
-    fn = DECODE_REGION_PROTO(backend.function_address('decode_region'))
+def _call(backend, data, crop, capacity, function='decode_region'):
+    fn = DECODE_REGION_PROTO(backend.function_address(function))
     src = np.frombuffer(data, np.uint8)
     out = np.full(max(capacity, 1), 0xCD, np.uint8)
     hw = np.zeros(2, np.int64)
@@ -313,6 +313,96 @@ def test_python_adapter_refuses_other_formats():
     assert _call(backend, data, (0, 0, 4, 4), 48)[0] == -1
     with pytest.raises(DecodeError, match='misbehaving decodes png; got JPEG data'):
         backend.decode_region_py(data)
+
+
+# --- one channel (BKD-025, BKD-026) ----------------------------------------------------
+
+def test_to_gray8_is_channel0_of_to_rgb8():
+    rng = np.random.default_rng(0)
+    for shape, dtype in [((3, 4), np.uint8), ((3, 4, 1), np.uint8), ((3, 4, 2), np.uint8),
+                         ((3, 4, 3), np.uint8), ((3, 4, 4), np.uint8), ((3, 4), np.uint16),
+                         ((3, 4, 2), np.uint16), ((3, 4, 3), np.uint16)]:
+        pixels = rng.integers(0, np.iinfo(dtype).max + 1, shape, dtype=dtype)
+        gray = to_gray8(pixels)
+        assert gray.shape == (3, 4) and gray.dtype == np.uint8
+        assert np.array_equal(gray, to_rgb8(pixels)[:, :, 0]), (shape, dtype)
+    for bad in (np.zeros((3, 4, 5), np.uint8), np.zeros((3, 4), np.float32), np.zeros((0, 4), np.uint8)):
+        with pytest.raises(DecodeError):
+            to_gray8(bad)
+
+
+class _GrayMisbehaving(_Misbehaving):
+    supports_gray = True
+
+    def decode_gray(self, data, crop, target):
+        return self.action()
+
+
+@pytest.mark.parametrize('action, status', [
+    (lambda: 1 / 0, -1),
+    (lambda: np.zeros((4, 4, 3), np.uint8), -1),            # RGB from decode_gray
+    (lambda: np.zeros((4, 4), np.int16), -1),               # wrong dtype
+    (lambda: np.zeros((4, 4), np.uint8), 0),
+])
+def test_python_adapter_gray_callback_statuses(action, status):
+    """decode_region_gray through the adapter: status codes as for decode_region (BKD-024, BKD-026)."""
+    from ffcvx.fields.rgb_image import encode_png
+    data = encode_png(np.zeros((4, 4, 3), np.uint8))
+    backend = _GrayMisbehaving(action)
+    got, out, hw = _call(backend, data, (0, 0, 4, 4), 16, 'decode_region_gray')
+    assert got == status
+    if status == 0:
+        assert np.all(out[:16] == 0) and np.all(out[16:] == 0xCD) and list(hw) == [4, 4]
+        got, out, hw = _call(backend, data, (0, 0, 4, 4), 15, 'decode_region_gray')
+        assert got == -2 and np.all(out == 0xCD) and list(hw) == [4, 4]
+        assert _call(backend, data, (1, 1, 4, 4), 16, 'decode_region_gray')[0] == -3
+
+
+def test_python_adapter_gray_needs_the_capability():
+    """No supports_gray: KeyError for the name (BKD-010); declared without decode_gray: status -1."""
+    from ffcvx.fields.rgb_image import encode_png
+    with pytest.raises(KeyError, match='decode_region_gray'):
+        _Misbehaving(lambda: None).function_address('decode_region_gray')
+    with pytest.raises(NotImplementedError):
+        _Misbehaving(lambda: None).decode_region_py(b'x', gray=True)
+
+    class _Declared(_Misbehaving):
+        supports_gray = True
+    data = encode_png(np.zeros((4, 4, 3), np.uint8))
+    assert _call(_Declared(lambda: None), data, (0, 0, 4, 4), 16, 'decode_region_gray')[0] == -1
+    with pytest.raises(DecodeError, match='decode_gray'):
+        _Declared(lambda: None).decode_region_py(data, gray=True)
+
+
+def _gray_pngs():
+    """PNGs of colour type 0 (1, 8 and 16 bits) and 4 (gray + alpha), Pillow-encoded."""
+    import io
+    from PIL import Image
+    rng = np.random.default_rng(9)
+    pixels = rng.integers(0, 256, (13, 17), dtype=np.uint8)
+    images = [Image.fromarray(pixels, 'L'), Image.fromarray(pixels > 127),
+              Image.fromarray(pixels.astype(np.uint16) * 257 + 3),
+              Image.merge('LA', (Image.fromarray(pixels, 'L'), Image.fromarray(pixels[::-1], 'L')))]
+    out = []
+    for image in images:
+        buf = io.BytesIO()
+        image.save(buf, 'PNG')
+        out.append((image.mode, buf.getvalue()))
+    return out
+
+
+@pytest.mark.parametrize('backend', PYTHON_BACKENDS)
+def test_python_backends_gray_png_depths(backend):
+    """One-component PNGs of every kind: the gray decode is channel 0 of the RGB one (BKD-026)."""
+    b = Registry('ffcvx.decoders').get(backend)
+    assert b.supports_gray is True
+    for mode, data in _gray_pngs():
+        rgb = b.decode_region_py(data)
+        for crop in (None, (2, 3, 9, 11)):
+            gray = b.decode_region_py(data, crop, gray=True)
+            want = rgb if crop is None else rgb[2:11, 3:14]
+            assert gray.shape == want.shape[:2], mode
+            assert np.array_equal(gray, want[..., 0]), mode
 
 
 # --- PNG through the Loader -----------------------------------------------------------

@@ -69,11 +69,12 @@ def pillow():
 # --- the installed backends, through the CLI ------------------------------------------------
 
 @pytest.mark.parametrize('name, expect_pass, expect_skip', [
-    ('turbojpeg', {'jpeg-vectors', 'jpeg-golden', 'crop', 'scale', 'corrupt', 'capacity'},
+    ('turbojpeg', {'jpeg-vectors', 'jpeg-golden', 'crop', 'scale', 'corrupt', 'capacity', 'gray'},
      {'png-vectors', 'target-ignored', 'batch'}),
-    ('imagecodecs', {'jpeg-vectors', 'jpeg-golden', 'png-vectors', 'target-ignored', 'corrupt'},
+    ('imagecodecs', {'jpeg-vectors', 'jpeg-golden', 'png-vectors', 'target-ignored', 'corrupt',
+                     'gray'},
      {'crop', 'scale', 'batch'}),
-    ('pillow', {'jpeg-vectors', 'jpeg-golden', 'png-vectors', 'target-ignored', 'corrupt'},
+    ('pillow', {'jpeg-vectors', 'jpeg-golden', 'png-vectors', 'target-ignored', 'corrupt', 'gray'},
      {'crop', 'scale', 'batch'}),
 ])
 def test_cpu_backends_pass(name, expect_pass, expect_skip):
@@ -168,12 +169,45 @@ class _ShiftedCrop(_Wrapped):
         return full[y:y + h, x:x + w]
 
 
+class _Gray(_Wrapped):
+    """A conforming one-channel decode: channel 0 of the RGB one (BKD-025, BKD-026)."""
+
+    supports_gray = True
+
+    def decode_gray(self, data, crop, target):
+        return self.decode(data, crop, target)[:, :, 0]
+
+
+class _GrayOffByOne(_Gray):
+    def decode_gray(self, data, crop, target):
+        image = super().decode_gray(data, crop, target).copy()
+        image[-1, -1] ^= 1
+        return image
+
+
+class _GrayFromGreenOfColour(_Gray):
+    """Channel 1, not 0: the same on gray sources, all BKD-026 fixes, so it conforms."""
+
+    def decode_gray(self, data, crop, target):
+        return self.decode(data, crop, target)[:, :, 1]
+
+
+class _GrayAcceptsTruncated(_Gray):
+    def _region(self, data, crop, target, gray=False):
+        try:
+            return super()._region(data, crop, target, gray)
+        except Exception:
+            if not gray:
+                raise
+            return np.zeros((1, 1), np.uint8)
+
+
 class _AcceptsTruncated(_Wrapped):
     """Turns truncated data into pixels instead of status -1."""
 
-    def _region(self, data, crop, target):
+    def _region(self, data, crop, target, gray=False):
         try:
-            return super()._region(data, crop, target)
+            return super()._region(data, crop, target, gray)
         except Exception:
             return np.zeros((1, 1, 3), np.uint8)
 
@@ -183,6 +217,8 @@ class _AcceptsTruncated(_Wrapped):
     (_OffByOne, {'png-vectors'}),
     (_ShiftedCrop, {'crop'}),
     (_AcceptsTruncated, {'corrupt'}),
+    (_GrayOffByOne, {'gray'}),
+    (_GrayAcceptsTruncated, {'gray'}),
 ])
 def test_broken_backends_fail(pillow, vectors, broken, failing):
     results = {r.name: r for r in run_suite(broken(pillow, 'broken'), vectors=vectors,
@@ -193,8 +229,28 @@ def test_broken_backends_fail(pillow, vectors, broken, failing):
 
 def test_a_conforming_wrapper_passes(pillow, vectors):
     """The control for the test above: the same wrapper without a bug passes."""
-    results = run_suite(_Wrapped(pillow, 'wrapped'), vectors=vectors)
-    assert not [r for r in results if r.status == 'fail'], results
+    results = {r.name: r for r in run_suite(_Wrapped(pillow, 'wrapped'), vectors=vectors)}
+    assert not [r for r in results.values() if r.status == 'fail'], results
+    assert results['gray'].status == 'skip' and 'supports_gray' in results['gray'].detail
+    for gray in (_Gray, _GrayFromGreenOfColour):
+        results = {r.name: r for r in run_suite(gray(pillow, 'gray'), vectors=vectors,
+                                                only={'interface', 'function-address', 'gray'})}
+        assert all(r.status == 'pass' for r in results.values()), results
+
+
+def test_gray_function_only_with_supports_gray(pillow):
+    """BKD-010: 'decode_region_gray' answers exactly when supports_gray is True."""
+    with pytest.raises(KeyError):
+        _Wrapped(pillow, 'w').function_address('decode_region_gray')
+    assert isinstance(_Gray(pillow, 'g').function_address('decode_region_gray'), int)
+    results = {r.name: r for r in run_suite(_Wrapped(pillow, 'w'), only={'function-address'})}
+    assert 'decode_region_gray' in results['function-address'].detail
+
+    class _Lies(_Wrapped):      # answers for the gray name without declaring it
+        def function_address(self, name):
+            return super().function_address('decode_region' if name == 'decode_region_gray' else name)
+    results = {r.name: r for r in run_suite(_Lies(pillow, 'l'), only={'function-address'})}
+    assert results['function-address'].status == 'fail'
 
 
 def test_wrong_name_and_bad_capacity_fail(pillow, vectors):

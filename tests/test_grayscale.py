@@ -2,6 +2,8 @@
 import numpy as np
 import pytest
 
+from ffcvx.backend_api import PythonDecoderBackend
+from ffcvx.errors import DecodeError
 from ffcvx.fields import GrayscaleImageField, IntField, RGBImageField
 from ffcvx.fields.decoders import (CenterCropRGBImageDecoder, IntDecoder,
                                    RandomResizedCropRGBImageDecoder, SimpleRGBImageDecoder)
@@ -48,10 +50,10 @@ def _write(path, images, field):
     return str(path)
 
 
-def _load(path, decoder, custom_fields=GRAY, batch_size=8, **kwargs):
+def _load(path, decoder, custom_fields=GRAY, batch_size=8, pipelines_extra=(), **kwargs):
     loader = Loader(path, batch_size=batch_size, num_workers=2, drop_last=False,
                     custom_fields=custom_fields,
-                    pipelines={'image': [decoder], 'label': [IntDecoder()]}, **kwargs)
+                    pipelines={'image': [decoder, *pipelines_extra], 'label': [IntDecoder()]}, **kwargs)
     images, labels = [], []
     for x, y in loader:
         images.append(x.copy())
@@ -242,3 +244,218 @@ def test_cli_fashion_mnist_grayscale(tmp_path):
     assert main(['convert', 'fashion-mnist', str(rgb), '--source', str(tmp_path), '--quiet',
                  '--num-workers', '1']) == 0
     assert type(Reader(str(rgb / 'test.beton')).handlers['image']) is RGBImageField
+
+
+# --- the one-channel path (BKD-025 to BKD-027): channels=1 == channel 0 of channels=3 ---------
+#
+# Before the one-channel path, channels=1 decoded and resized as RGB (R = G = B) and kept
+# channel 0; that is still exactly what channels=3 does, so channels=3's channel 0 is the
+# previous behaviour. Each file stores the same images in a pair of fields read with
+# channels=1 and channels=3 by one Loader. The crop samplers are reseeded from each image's
+# size, so both fields of a sample get the same random crop and the same random flip.
+
+class _SeededRRC(RandomResizedCropRGBImageDecoder):
+    """RandomResizedCrop whose per-sample draws (crop, then the fused flip) depend only on the size."""
+
+    def crop_sampler(self):
+        from numba import njit
+        from ffcvx.fields.rgb_decoders import get_random_crop
+        from math import log
+        scale_lo, scale_hi = self.scale
+        log_lo, log_hi = log(self.ratio[0]), log(self.ratio[1])
+
+        @njit(nogil=True)
+        def sample(height, width):
+            np.random.seed(height * 7919 + width)
+            return get_random_crop(height, width, scale_lo, scale_hi, log_lo, log_hi)
+        return sample
+
+
+class _NoGray(PythonDecoderBackend):
+    """Pillow without ``supports_gray``: the decoders fall back to the RGB decode (BKD-027)."""
+
+    name = 'nogray'
+    formats = frozenset({'jpeg', 'png'})
+    requires = ('PIL.Image',)
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner = inner
+
+    def decode(self, data, crop, target):
+        return self.inner.decode_region_py(data)
+
+
+class _Rows:
+    def __init__(self, rows):
+        self.rows = rows
+
+    def __len__(self):
+        return len(self.rows)
+
+    def __getitem__(self, index):
+        return self.rows[index]
+
+
+PAIRS = ('simple', 'rrc', 'center')
+
+
+def _pair_file(path, mode):
+    """20 samples: one 40x56 image for the Simple pair, one of varying size (3..130 px) for the crop pairs."""
+    rng = np.random.default_rng(11)
+    fixed = _smooth(20, 40, 56, seed=5)
+    rows = []
+    for k in range(20):
+        h, w = int(rng.integers(3, 130)), int(rng.integers(3, 130))
+        varied = (_smooth(1, h, w, seed=k)[0] if k % 2 else _noise(1, h, w, seed=k)[0])
+        rows.append((fixed[k], fixed[k], varied, varied, varied, varied, k))
+    field = lambda: GrayscaleImageField(write_mode=mode, jpeg_quality=90)
+    fields = {f'{p}{c}': field() for p in PAIRS for c in (1, 3)}
+    order = ['simple1', 'simple3', 'rrc1', 'rrc3', 'center1', 'center3']
+    DatasetWriter(str(path), {**{name: fields[name] for name in order}, 'label': IntField()},
+                  num_workers=1, progress=False).from_indexed_dataset(_Rows(rows))
+    return str(path)
+
+
+def _pair_pipelines(flip):
+    from ffcvx.transforms import RandomHorizontalFlip
+    pipes = {}
+    for c in (1, 3):
+        pipes[f'simple{c}'] = [SimpleRGBImageDecoder(channels=c)]
+        pipes[f'rrc{c}'] = [_SeededRRC((24, 20), channels=c)] + ([RandomHorizontalFlip(0.5)] if flip else [])
+        pipes[f'center{c}'] = [CenterCropRGBImageDecoder((17, 23), ratio=0.7, channels=c)]
+    return pipes
+
+
+#: (write mode, backend): raw samples never reach a backend, so once is enough;
+#: turbojpeg decodes no PNG (the default order would take those samples).
+PAIR_CASES = ([('jpg', b) for b in ('turbojpeg', 'pillow', 'imagecodecs', 'nogray')]
+              + [('png', b) for b in ('pillow', 'imagecodecs', 'nogray')] + [('raw', 'turbojpeg')])
+
+
+@pytest.fixture(scope='module')
+def pair_files(tmp_path_factory):
+    """``mode -> path`` of the paired-fields file, written once per mode."""
+    made = {}
+
+    def get(mode):
+        if mode not in made:
+            made[mode] = _pair_file(tmp_path_factory.mktemp('gray_pairs') / 'p.beton', mode)
+        return made[mode]
+    return get
+
+
+@pytest.mark.parametrize('mode, backend', PAIR_CASES)
+def test_one_channel_path_equals_channel0_of_rgb_path(pair_files, mode, backend):
+    from ffcvx.registry import Registry
+    path = pair_files(mode)
+    registry = Registry('ffcvx.decoders')
+    registry = Registry('ffcvx.decoders', extra={'nogray': _NoGray(registry.get('pillow'))})
+    chosen = registry.get(backend)
+    assert getattr(chosen, 'supports_gray', False) is (backend != 'nogray')
+    loader = Loader(path, batch_size=6, num_workers=2, drop_last=False, custom_fields=None,
+                    decoder_registry=registry, backend=backend,
+                    pipelines={**_pair_pipelines(flip=True), 'label': [IntDecoder()]})
+    # every decoder of the one-channel fields takes the one-channel path
+    one_channel = [op for op in _decoders(loader) if op.channels == 1]
+    assert len(one_channel) == 3
+    for op in one_channel:
+        assert op._one_channel()
+        for fmt in op._backends:
+            assert op._decode_function(fmt)[2] is (backend != 'nogray')
+    names = [pipeline.name for pipeline in loader.graph.pipelines]
+    out = {name: [] for name in names}
+    for batch in loader:
+        for name, array in zip(names, batch):
+            out[name].append(array.copy())
+    flipped = 0
+    for p in PAIRS:
+        one, three = np.concatenate(out[f'{p}1']), np.concatenate(out[f'{p}3'])
+        assert one.shape[-1] == 1 and three.shape[-1] == 3 and len(one) == 20
+        assert np.array_equal(three[..., 0], three[..., 2])     # gray stays gray as RGB
+        assert np.array_equal(one[..., 0], three[..., 0]), (p, np.abs(
+            one[..., 0].astype(int) - three[..., 0]).max())
+        assert one.std() > 5                                    # real pixels
+    # the seeded sampler gives varied crops and flips: not all outputs are alike
+    rrc = np.concatenate(out['rrc1'])
+    assert len({rrc[k].tobytes() for k in range(20)}) == 20
+
+
+def _decoders(loader):
+    from ffcvx.fields.rgb_decoders import SimpleRGBImageDecoder as Base
+    return [step.operation for pipeline in loader.graph.pipelines for step in pipeline.steps
+            if isinstance(step.operation, Base)]
+
+
+def test_one_channel_scratch_is_smaller(tmp_path):
+    """One-channel decoders declare one byte per pixel of region and the gray resize scratch."""
+    from ffcvx.reader import Reader
+    images = [np.zeros((60, 80), np.uint8)] * 2
+    path = _write(tmp_path / 'g.beton', images, GrayscaleImageField(write_mode='jpg'))
+    sizes = {}
+    for c in (1, 3):
+        loader = Loader(path, batch_size=2, custom_fields=GRAY, backend='turbojpeg',
+                        pipelines={'image': [CenterCropRGBImageDecoder((32, 32), channels=c)],
+                                   'label': None})
+        (op,) = _decoders(loader)
+        region, resize = op._scratch_layout()
+        sizes[c] = (region, resize, op.declare_shared_memory(None)[0].shape[1])
+        simple = Loader(path, batch_size=2, custom_fields=GRAY, backend='turbojpeg',
+                        pipelines={'image': [SimpleRGBImageDecoder(channels=c)], 'label': None})
+        (sop,) = _decoders(simple)
+        sizes[f's{c}'] = sop.declare_shared_memory(None)[0].shape[1]
+    assert sizes[1][0] == 60 * 80 and sizes[3][0] == 60 * 80 * 3
+    assert sizes[1][1] < sizes[3][1] and sizes[1][2] == sizes[1][0] + sizes[1][1]
+    assert sizes['s1'] == 1     # decoded straight into the output, no RGB scratch
+    assert Reader(path).num_samples == 2
+
+
+@pytest.mark.parametrize('backend', ['turbojpeg', 'pillow', 'nogray'])
+def test_corrupt_gray_jpeg_raises_in_loop(tmp_path, backend):
+    """A damaged gray JPEG read with one channel: DecodeError naming the sample, no crash."""
+    from ffcvx.registry import Registry
+    path = _write(tmp_path / 'g.beton', _noise(12, 30, 40, seed=4), GrayscaleImageField(write_mode='jpg'))
+    ptr = int(Reader(path).metadata['f0'][7]['data_ptr'])
+    with open(path, 'r+b') as f:       # destroy sample 7's start-of-image marker
+        f.seek(ptr)
+        f.write(b'\x00\x00')
+    registry = Registry('ffcvx.decoders')
+    registry = Registry('ffcvx.decoders', extra={'nogray': _NoGray(registry.get('pillow'))})
+    for decoder in (SimpleRGBImageDecoder(), RandomResizedCropRGBImageDecoder((16, 16))):
+        loader = Loader(path, batch_size=4, num_workers=2, custom_fields=GRAY, backend=backend,
+                        decoder_registry=registry, pipelines={'image': [decoder], 'label': None})
+        with pytest.raises(DecodeError, match=r'sample 7 \(jpg, .* failed: '):
+            for _ in loader:
+                pass
+
+
+def test_raw_gray_crop_and_flip_match_a_reference(tmp_path):
+    """One channel, raw samples, RRC + fused flip: exactly resize_gray of the same box, mirrored
+    where the decoder's draw says so (the draws are replayed with the same seed)."""
+    from numba import njit
+    from math import log
+    from ffcvx._ext.resize import resize_gray
+    from ffcvx.fields.rgb_decoders import get_random_crop
+    from ffcvx.transforms import RandomHorizontalFlip
+    rng = np.random.default_rng(8)
+    images = [_noise(1, int(rng.integers(20, 90)), int(rng.integers(20, 90)), seed=k)[0] for k in range(24)]
+    path = _write(tmp_path / 'g.beton', images, GrayscaleImageField(write_mode='raw'))
+    decoder = _SeededRRC((24, 20), channels=1)
+    log_lo, log_hi = log(decoder.ratio[0]), log(decoder.ratio[1])
+    scale_lo, scale_hi = decoder.scale
+
+    @njit
+    def replay(height, width):
+        np.random.seed(height * 7919 + width)
+        i, j, h, w = get_random_crop(height, width, scale_lo, scale_hi, log_lo, log_hi)
+        return i, j, h, w, np.random.rand() < 0.5
+
+    got, labels = _load(path, decoder, pipelines_extra=[RandomHorizontalFlip(0.5)])
+    flips = 0
+    for image, label in zip(got, labels):
+        source = images[int(label)]
+        i, j, h, w, flip = replay(*source.shape)
+        flips += flip
+        want = resize_gray(source[i:i + h, j:j + w], np.empty((24, 20), np.uint8), mirror=flip)
+        assert np.array_equal(image[..., 0], want), int(label)
+    assert 0 < flips < len(images)

@@ -13,6 +13,13 @@ The compiled code calls two C functions per sample, without the GIL:
 * the core ``ffcvx_resize_rgb`` kernel (``ffcvx/_ext/resize.pyx``), which
   resamples that region into the sample's slot of the output batch.
 
+A GrayscaleImageField (FMT-083) decoded to one channel stays one channel
+end to end: its JPEG and PNG samples go through the backend's
+``decode_region_gray`` when the backend ``supports_gray`` (BKD-025 to
+BKD-027; else through ``decode_region``, keeping channel 0 of the region),
+and through ``ffcvx_resize_gray``, which gives exactly channel 0 of the RGB
+kernel's result on R = G = B, at a third of the work.
+
 Raw samples skip the decoder: the crop is resized straight from the stored
 pixels. Errors are recorded as status codes by the compiled code and raised
 afterwards, in Python, with the library's own message (``finish_batch``).
@@ -36,7 +43,7 @@ import torch
 from numba import njit
 from numba.extending import get_cython_function_address
 
-from ..backend_api import DECODE_REGION_PROTO, STATUS_MEANINGS
+from ..backend_api import DECODE_REGION_PROTO, GRAY_FUNCTION, STATUS_MEANINGS
 from ..errors import BackendNotFoundError, DecodeError
 from ..pipeline.allocation_query import AllocationQuery
 from ..pipeline.compiler import Compiler
@@ -85,6 +92,19 @@ def _rgb_to_gray(src, dst, n):
     # resized as RGB, where R = G = B, so this loses nothing.
     for p in range(n):
         dst[p] = src[3 * p]
+
+
+@njit(nogil=True)
+def _keep_channel0(buf, i, j, h, w, width):
+    # In place: the R bytes of the h x w box at (i, j) of a packed RGB image of
+    # the given width, packed as a gray h x w image at the start of buf. Each
+    # gray byte is written at or before the RGB byte it comes from, and before
+    # every RGB byte still to be read, so the forward loop reads them intact.
+    for r in range(h):
+        src = ((i + r) * width + j) * 3
+        dst = r * w
+        for c in range(w):
+            buf[dst + c] = buf[src + 3 * c]
 
 
 @njit(nogil=True)
@@ -148,12 +168,22 @@ def _batch_helpers(mem_read, sample_crop, flip_prob):
     return gather, plan
 
 
-def _resize_functions():
+def _resize_functions(channels=3):
+    """The resize kernel of ``ffcvx/_ext/resize.pyx`` for 3 (RGB) or 1 (gray) channels.
+
+    Returns
+    -------
+    (resize, resize_mirror, scratch_bytes) : ctypes functions
+        ``ffcvx_resize_rgb``, ``ffcvx_resize_rgb_mirror`` and
+        ``ffcvx_resize_scratch_bytes``, or their ``_gray`` forms.
+    """
     def address(name):
         return get_cython_function_address('ffcvx._ext.resize', name)
-    return (RESIZE_PROTO(address('ffcvx_resize_rgb')),
-            RESIZE_PROTO(address('ffcvx_resize_rgb_mirror')),
-            RESIZE_SCRATCH_PROTO(address('ffcvx_resize_scratch_bytes')))
+    kind = 'rgb' if channels == 3 else 'gray'
+    scratch = 'ffcvx_resize_scratch_bytes' if channels == 3 else 'ffcvx_resize_gray_scratch_bytes'
+    return (RESIZE_PROTO(address(f'ffcvx_resize_{kind}')),
+            RESIZE_PROTO(address(f'ffcvx_resize_{kind}_mirror')),
+            RESIZE_SCRATCH_PROTO(address(scratch)))
 
 
 @DECODE_REGION_PROTO
@@ -224,10 +254,12 @@ class SimpleRGBImageDecoder(Operation):
     are copied, PNG samples (FMT-037) decoded losslessly.
 
     On a :class:`~ffcvx.fields.GrayscaleImageField` (FMT-083) the output is
-    ``(B, H, W, 1)``, or ``(B, H, W, 3)`` with ``channels=3``. Gray JPEG and
-    PNG samples go through the backends' RGB ``decode_region`` (which gives
-    R = G = B) and are reduced to one channel afterwards: 3x the decoded bytes
-    of a one-channel decode, the price of needing no new backend entry point.
+    ``(B, H, W, 1)``, or ``(B, H, W, 3)`` with ``channels=3``. For one
+    channel, gray JPEG and PNG samples are decoded straight into the output
+    with the backend's ``decode_region_gray`` when it ``supports_gray``
+    (BKD-027); otherwise the RGB ``decode_region`` (R = G = B, BKD-020)
+    decodes into scratch memory and channel 0 is kept. The pixels are the
+    same either way (BKD-026).
 
     Parameters
     ----------
@@ -273,6 +305,17 @@ class SimpleRGBImageDecoder(Operation):
     def _in_channels(self):
         # Channels of a stored sample: 1 for GrayscaleImageField, else 3.
         return int(getattr(self.field, 'channels', 3)) if self.field is not None else 3
+
+    def _one_channel(self):
+        # A gray field decoded to one channel: the case that never needs RGB.
+        return self._in_channels() == 1 and self._out_channels() == 1
+
+    def _decodes_rgb(self):
+        # Whether some chosen backend decodes this field's samples to RGB:
+        # always for an RGB output, and for one channel unless every backend
+        # in use has decode_region_gray (BKD-025, BKD-027).
+        return not self._one_channel() or not all(
+            getattr(b, 'supports_gray', False) is True for b in self._backends.values())
 
     def _out_channels(self):
         in_c = self._in_channels()
@@ -410,13 +453,28 @@ class SimpleRGBImageDecoder(Operation):
         return decode
 
     def _decode_function(self, fmt):
+        """The compiled decoders' view of the backend chosen for ``fmt``.
+
+        Returns
+        -------
+        function : ctypes function of ``DECODE_REGION_PROTO``
+            ``decode_region_gray`` for a one-channel field and output when the
+            backend ``supports_gray`` (BKD-027), else ``decode_region``; a
+            stub returning ``STATUS_NO_BACKEND`` when no backend was chosen.
+        crops : bool
+            The backend's ``supports_crop``.
+        gray : bool
+            Whether ``function`` writes one byte per pixel.
+        """
         # The ctypes object only wraps the address; the backend object, kept
         # in self._backends for the decoder's lifetime, owns the function
         # (for a python backend, the callback thunk, BKD-041).
         backend = self._backends.get(fmt)
         if backend is None:
-            return _NO_BACKEND_FN, False
-        return DECODE_REGION_PROTO(backend.function_address('decode_region')), bool(backend.supports_crop)
+            return _NO_BACKEND_FN, False, False
+        gray = self._one_channel() and getattr(backend, 'supports_gray', False) is True
+        name = GRAY_FUNCTION if gray else 'decode_region'
+        return DECODE_REGION_PROTO(backend.function_address(name)), bool(backend.supports_crop), gray
 
     def _max_size(self):
         if len(self.metadata) == 0:
@@ -440,14 +498,14 @@ class SimpleRGBImageDecoder(Operation):
                 (AllocationQuery((h, w, c), np.dtype(np.uint8)), AllocationQuery((), np.dtype(np.int32))))
 
     def declare_shared_memory(self, previous_state):
-        # Full decodes go straight into the output slot; only PNG backends
-        # without region support need no scratch either, so one row of 2 ints
-        # per thread is enough. A one-channel output needs an RGB image's
-        # worth of scratch: the backends decode to RGB.
+        # Full decodes go straight into the output slot, so one row of 2 ints
+        # per thread is enough, unless a one-channel output is decoded by a
+        # backend without decode_region_gray: that decodes an RGB image into
+        # scratch first.
         if self._batch_backend is not None:
             return None
         h, w = self._max_size()
-        scratch = h * w * 3 if self._out_channels() == 1 else 1
+        scratch = h * w * 3 if self._out_channels() == 1 and self._decodes_rgb() else 1
         return (AllocationQuery((numba.config.NUMBA_NUM_THREADS, scratch), np.dtype(np.uint8)),
                 AllocationQuery((numba.config.NUMBA_NUM_THREADS, 2), np.dtype(np.int64)))
 
@@ -458,8 +516,8 @@ class SimpleRGBImageDecoder(Operation):
         if self._batch_backend is not None:
             return self._batch_code()
         mem_read = self.memory_read
-        decode_jpeg, _ = self._decode_function('jpeg')
-        decode_png, _ = self._decode_function('png')
+        decode_jpeg, _, jpeg_gray = self._decode_function('jpeg')
+        decode_png, _, png_gray = self._decode_function('png')
         my_range = Compiler.get_iterator()
         thread_id = numba.get_thread_id
         jpg, raw, png = IMAGE_MODES['jpg'], IMAGE_MODES['raw'], IMAGE_MODES['png']
@@ -488,24 +546,28 @@ class SimpleRGBImageDecoder(Operation):
                         _gray_to_rgb(data, flat, pixels)
                         status[k] = 0
                     continue
-                # Compressed: the backends decode to RGB, into the output
-                # itself when it has 3 channels, else into scratch.
-                rgb = flat if out_c == 3 else scratch_all[t]
+                # Compressed: decoded straight into the output when it has 3
+                # channels, or 1 and the backend decodes one (gray_decode);
+                # else an RGB decode into scratch keeps channel 0.
+                gray_decode = (mode == jpg and jpeg_gray) or (mode == png and png_gray)
+                direct = out_c == 3 or gray_decode
+                buf = flat if direct else scratch_all[t]
+                capacity = pixels if gray_decode else pixels * 3
                 out_hw = out_hw_all[t]
                 if mode == jpg:
                     rc = decode_jpeg(data.ctypes.data, data.shape[0], 0, 0, height, width, 0, 0,
-                                     rgb.ctypes.data, pixels * 3, out_hw.ctypes.data)
+                                     buf.ctypes.data, capacity, out_hw.ctypes.data)
                 elif mode == png:
                     rc = decode_png(data.ctypes.data, data.shape[0], 0, 0, height, width, 0, 0,
-                                    rgb.ctypes.data, pixels * 3, out_hw.ctypes.data)
+                                    buf.ctypes.data, capacity, out_hw.ctypes.data)
                 else:
                     rc = STATUS_BAD_MODE
                 if rc == 0 and (out_hw[0] != height or out_hw[1] != width):
                     rc = STATUS_SIZE_MISMATCH
                 if rc == 0:
-                    if out_c == 1:
-                        _rgb_to_gray(rgb, flat, pixels)
-                    elif swap_png and mode == png:
+                    if not direct:
+                        _rgb_to_gray(buf, flat, pixels)
+                    elif swap_png and mode == png and out_c == 3:
                         _swap_rb(flat, pixels)
                 status[k] = rc
             return images
@@ -565,10 +627,14 @@ class ResizedCropRGBImageDecoder(SimpleRGBImageDecoder):
     scratch memory and the box read out of it (BKD-019). The box is then
     resampled with an antialiased separable filter.
 
-    On a GrayscaleImageField the crop is resized as RGB (R = G = B) and reduced
-    to one channel, or kept as 3 with ``channels=3``; a raw gray crop box is
-    first expanded to RGB in scratch. This costs 3x the resize work of a
-    one-channel kernel, which the resize extension does not have.
+    On a GrayscaleImageField decoded to one channel the region is decoded
+    with the backend's ``decode_region_gray`` where it has one (else decoded
+    as RGB and channel 0 of the crop kept in place, BKD-027), and raw crops
+    are read straight from the stored pixels; the one-channel kernel
+    ``ffcvx_resize_gray`` then writes the output slot: the same pixels as
+    resizing R = G = B and keeping one channel, a third of the work. With
+    ``channels=3`` the crop is resized as RGB (a raw gray crop box is first
+    expanded to RGB in scratch).
 
     Parameters
     ----------
@@ -616,37 +682,39 @@ class ResizedCropRGBImageDecoder(SimpleRGBImageDecoder):
                 (AllocationQuery((h, w, c), np.dtype(np.uint8)), AllocationQuery((), np.dtype(np.int32))))
 
     def _scratch_layout(self):
+        # Per thread: the decoded region (RGB, or one byte per pixel when no
+        # backend in use decodes RGB), then the resize kernel's scratch.
         max_h, max_w = self._max_size()
-        _, _, resize_scratch = _resize_functions()
-        region_bytes = max_h * max_w * 3
+        _, _, resize_scratch = _resize_functions(1 if self._one_channel() else 3)
+        region_bytes = max_h * max_w * (3 if self._decodes_rgb() else 1)
         resize_bytes = int(resize_scratch(max_h, max_w, *self.output_size))
         return region_bytes, max(resize_bytes, 0)
-
-    def _rgb_out_bytes(self):
-        # An RGB output image in scratch, for one-channel outputs only.
-        return self.output_size[0] * self.output_size[1] * 3 if self._out_channels() == 1 else 0
 
     def declare_shared_memory(self, previous_state):
         if self._batch_backend is not None:
             return None
         region_bytes, resize_bytes = self._scratch_layout()
         threads = numba.config.NUMBA_NUM_THREADS
-        total = region_bytes + resize_bytes + self._rgb_out_bytes()
-        return (AllocationQuery((threads, total), np.dtype(np.uint8)),
+        return (AllocationQuery((threads, region_bytes + resize_bytes), np.dtype(np.uint8)),
                 AllocationQuery((threads, 2), np.dtype(np.int64)))
 
     def generate_code(self):
-        # Every case decodes and resizes as RGB (scratch layout: region |
-        # resize scratch | RGB output, the last only for one-channel outputs),
-        # then reduces to one channel or swaps R and B in the output. in_c,
-        # out_c and swap_png are closure constants, so Numba compiles away the
-        # branches of the cases not in use (plain RGB pays nothing for them).
+        # One path for every case (scratch layout: region | resize scratch).
+        # The region is decoded, then resized straight into the output slot:
+        # as RGB, or as one channel for a gray field decoded to one channel
+        # (gray), where a backend without decode_region_gray decodes RGB and
+        # channel 0 of the crop is kept in place first. in_c, out_c, gray,
+        # swap_png and the backends' capabilities are closure constants, so
+        # Numba compiles away the branches of the cases not in use (plain RGB
+        # pays nothing for them).
         if self._batch_backend is not None:
             return self._batch_code()
         mem_read = self.memory_read
-        decode_jpeg, jpeg_crops = self._decode_function('jpeg')
-        decode_png, png_crops = self._decode_function('png')
-        resize_plain, resize_mirror, _ = _resize_functions()
+        decode_jpeg, jpeg_crops, jpeg_gray = self._decode_function('jpeg')
+        decode_png, png_crops, png_gray = self._decode_function('png')
+        gray = self._one_channel()
+        px = 1 if gray else 3      # bytes per pixel of what is resized
+        resize_plain, resize_mirror, _ = _resize_functions(px)
         flip_prob = self.flip_prob
         region_bytes, resize_bytes = self._scratch_layout()
         in_c, out_c = self._in_channels(), self._out_channels()
@@ -679,14 +747,14 @@ class ResizedCropRGBImageDecoder(SimpleRGBImageDecoder):
                 scratch = scratch_all[t]
                 region_ptr = scratch.ctypes.data
                 resize_ptr = region_ptr + region_bytes
-                rgb_out = scratch[region_bytes + resize_bytes:]
-                dst_ptr = flat.ctypes.data if out_c == 3 else rgb_out.ctypes.data
+                dst_ptr = flat.ctypes.data
                 if mode == raw:
                     if data.shape[0] < height * width * in_c:
                         status[k] = STATUS_SHORT_RAW
                         continue
-                    if in_c == 3:
-                        rc = resize(data.ctypes.data + (i * width + j) * 3, h, w, width * 3,
+                    if in_c == px:
+                        # RGB, or gray to one channel: straight from the stored pixels
+                        rc = resize(data.ctypes.data + (i * width + j) * px, h, w, width * px,
                                     dst_ptr, out_h, out_w, resize_ptr, resize_bytes)
                     else:
                         # Expand only the crop box to RGB, rows packed (stride w*3).
@@ -716,19 +784,23 @@ class ResizedCropRGBImageDecoder(SimpleRGBImageDecoder):
                                             region_ptr, region_bytes, out_hw.ctypes.data)
                     else:
                         rc = STATUS_BAD_MODE
+                    # The box to resize within the decoded image: the whole
+                    # decoded region, or the crop of a whole-image decode.
+                    by, bx, bh, bw, row = i, j, h, w, width
                     if rc == 0:
                         if crops:
-                            rc = resize(region_ptr, out_hw[0], out_hw[1], out_hw[1] * 3,
-                                        dst_ptr, out_h, out_w, resize_ptr, resize_bytes)
+                            by, bx, bh, bw, row = 0, 0, out_hw[0], out_hw[1], out_hw[1]
                         elif out_hw[0] != height or out_hw[1] != width:
                             rc = STATUS_SIZE_MISMATCH
-                        else:
-                            rc = resize(region_ptr + (i * width + j) * 3, h, w, width * 3,
-                                        dst_ptr, out_h, out_w, resize_ptr, resize_bytes)
+                    if rc == 0:
+                        if gray and not ((mode == jpg and jpeg_gray) or (mode == png and png_gray)):
+                            # RGB decode for a one-channel output: keep channel 0
+                            _keep_channel0(scratch, by, bx, bh, bw, row)
+                            by, bx, row = 0, 0, bw
+                        rc = resize(region_ptr + (by * row + bx) * px, bh, bw, row * px,
+                                    dst_ptr, out_h, out_w, resize_ptr, resize_bytes)
                     if rc == 0 and swap_png and mode == png and out_c == 3:
                         _swap_rb(flat, out_pixels)
-                if rc == 0 and out_c == 1:
-                    _rgb_to_gray(rgb_out, flat, out_pixels)
                 status[k] = rc
             return images
         decode.is_parallel = True

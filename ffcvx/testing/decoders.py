@@ -2,7 +2,7 @@
 
 The checks follow ``spec/backends.md`` (section "Conformance") and are chosen
 by what a backend *declares* (``formats``, ``supports_crop``,
-``supports_scale``, ``kind``), never by its name. Every check of
+``supports_scale``, ``supports_gray``, ``kind``), never by its name. Every check of
 :data:`CHECKS` ends as ``pass``, ``fail`` or ``skip``; a skip always carries
 its reason (a capability not declared, the backend unavailable, no golden
 files).
@@ -30,7 +30,9 @@ The spec vectors, package data of this package (``ffcvx/testing/vectors``:
 small ``.beton`` files written by ffcvx, gzipped, with ``vectors.json``;
 ``spec/vectors/make_vectors.py`` of the source tree writes them), so an
 installed ffcvx has them too; and FFCV 1.0.2's golden JPEG files when found
-(``shared/golden/ffcv-1.0.2``).
+(``shared/golden/ffcv-1.0.2``). The ``gray`` check makes its one-component
+JPEGs and PNGs itself with Pillow (:func:`gray_inputs`): it compares two
+decodes of the same bytes, so it needs no reference pixels.
 """
 import ctypes
 import gzip
@@ -49,12 +51,12 @@ from pathlib import Path
 import numpy as np
 
 from ..backend_api import (CALLABLE_KINDS, DECODE_BAD_ARGUMENT, DECODE_CAPACITY, DECODE_CORRUPT,
-                           DECODE_OK, DECODE_REGION_PROTO, DEVICES, FORMATS, KINDS, choose_scale,
-                           scaled_range)
+                           DECODE_OK, DECODE_REGION_PROTO, DEVICES, FORMATS, GRAY_FUNCTION, KINDS,
+                           choose_scale, scaled_range)
 from ..errors import DecodeError
 
 __all__ = ['CHECKS', 'CheckResult', 'Vectors', 'run_suite', 'format_table', 'vectors_dir',
-           'SCALED_MEAN', 'TIMEOUT_S']
+           'gray_inputs', 'SCALED_MEAN', 'TIMEOUT_S']
 
 #: Every check, in the order they run and print: (name, clauses, what it checks).
 CHECKS = (
@@ -72,6 +74,8 @@ CHECKS = (
     ('capacity', 'BKD-014', "status -2, out untouched and out_hw filled when out is too small or NULL"),
     ('bad-arguments', 'BKD-015', "status -3 for bad crops; ValueError from decode_region_py"),
     ('corrupt', 'BKD-021, BKD-022', "truncated, damaged and foreign data: status -1 and DecodeError, no crash"),
+    ('gray', 'BKD-025, BKD-026', "decode_region_gray == channel 0 of decode_region on gray JPEG/PNG; "
+                                 "capacity -2, corrupt -1"),
     ('batch', 'BKD-042', "decode_batch: (B, H, W, 3) uint8 within BKD-023 of the reference"),
 )
 CHECK_NAMES = tuple(name for name, _, _ in CHECKS)
@@ -234,16 +238,18 @@ def _golden_jpegs(golden_dir, limit=None):
 # calling a backend
 
 class _Caller:
-    """Calls a backend's C ``decode_region`` through ctypes (BKD-010)."""
+    """Calls a backend's C ``decode_region`` (or ``decode_region_gray``) through ctypes (BKD-010)."""
 
-    def __init__(self, backend):
-        self.function = DECODE_REGION_PROTO(backend.function_address('decode_region'))
+    def __init__(self, backend, function='decode_region'):
+        self.function = DECODE_REGION_PROTO(backend.function_address(function))
+        #: bytes per output pixel (BKD-012, BKD-026)
+        self.channels = 1 if function == GRAY_FUNCTION else 3
 
     def __call__(self, data, crop, target=(0, 0), capacity=None, null_out=False):
         """``(status, out_hw, out)``: one call with a fresh output buffer of ``capacity`` bytes."""
         src = np.frombuffer(data, dtype=np.uint8)
         if capacity is None:
-            capacity = max(crop[2] * crop[3] * 3, 1)
+            capacity = max(crop[2] * crop[3] * self.channels, 1)
         # 64 guard bytes past the capacity catch writes beyond out_capacity (BKD-006).
         out = np.full(capacity + 64, 0xA5, dtype=np.uint8)
         hw = np.full(2, -7, dtype=np.int64)
@@ -254,15 +260,19 @@ class _Caller:
 
 
 def _decode_c(caller, data, crop, target=(0, 0)):
-    """Pixels from ``decode_region``, growing the buffer once on status -2 (BKD-014)."""
+    """Pixels from ``decode_region``, growing the buffer once on status -2 (BKD-014).
+
+    ``(h, w, 3)``, or ``(h, w)`` when ``caller`` calls ``decode_region_gray``.
+    """
+    c = caller.channels
     status, hw, out = caller(data, crop, target)
     if status == DECODE_CAPACITY:
-        status, hw, out = caller(data, crop, target, capacity=int(hw[0] * hw[1] * 3))
-    _require(status == DECODE_OK, f"decode_region returned {status} for crop {crop}, "
-                                  f"target {target}")
+        status, hw, out = caller(data, crop, target, capacity=int(hw[0] * hw[1] * c))
+    _require(status == DECODE_OK, f"decode_region{'_gray' if c == 1 else ''} returned {status} "
+                                  f"for crop {crop}, target {target}")
     _require(np.all(out[out.size - 64:] == 0xA5), "decode_region wrote past out_capacity")
     h, w = int(hw[0]), int(hw[1])
-    return out[:h * w * 3].reshape(h, w, 3).copy()
+    return out[:h * w * c].reshape((h, w) if c == 1 else (h, w, 3)).copy()
 
 
 def _samples(vectors, backend, formats=('jpeg', 'png')):
@@ -289,6 +299,10 @@ def _check_interface(ctx):
              f"formats {formats!r} is not a non-empty frozenset within {sorted(FORMATS)}")
     for attr in ('supports_crop', 'supports_scale'):
         _require(isinstance(getattr(b, attr, None), bool), f"{attr} is not a bool")
+    _require(isinstance(getattr(b, 'supports_gray', False), bool),
+             "supports_gray is not a bool (BKD-025; absent means False)")
+    if getattr(b, 'supports_gray', False):
+        _require(b.kind in CALLABLE_KINDS, "a batch backend declares supports_gray (BKD-025)")
     _require(getattr(b, 'device', None) in DEVICES, f"device {getattr(b, 'device', None)!r}")
     _require(getattr(b, 'kind', None) in KINDS, f"kind {getattr(b, 'kind', None)!r}")
     if b.kind in CALLABLE_KINDS:
@@ -311,11 +325,16 @@ def _check_function_address(ctx):
     _needs_callable(ctx)
     address = ctx.backend.function_address('decode_region')
     _require(isinstance(address, int) and address != 0, f"address {address!r} is not a non-zero int")
-    try:
-        ctx.backend.function_address('no_such_function')
-    except KeyError:
-        return "decode_region address; KeyError for other names"
-    raise _Fail("function_address('no_such_function') did not raise KeyError")
+    names = ['no_such_function']
+    if not getattr(ctx.backend, 'supports_gray', False):
+        names.append(GRAY_FUNCTION)      # only with supports_gray (BKD-010, BKD-025)
+    for name in names:
+        try:
+            ctx.backend.function_address(name)
+        except KeyError:
+            continue
+        raise _Fail(f"function_address({name!r}) did not raise KeyError")
+    return f"decode_region address; KeyError for {', '.join(names)}"
 
 
 def _check_jpeg_vectors(ctx):
@@ -619,17 +638,7 @@ def corrupt_report(backend, vectors):
 def _check_corrupt(ctx):
     _needs_callable(ctx)
     if ctx.name is not None and ctx.isolate:
-        # A crash on bad data (BKD-006 forbids it) must fail this check, not
-        # end the suite: run the decodes in a child process.
-        code = ("import json, sys; from ffcvx.testing.decoders import _corrupt_child; "
-                "_corrupt_child(sys.argv[1])")
-        proc = subprocess.run([sys.executable, '-c', code, ctx.name], capture_output=True,
-                              text=True, timeout=TIMEOUT_S)
-        if proc.returncode != 0:
-            tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
-            raise _Fail(f"the child decoding corrupt data exited with {proc.returncode}: "
-                        f"{' | '.join(tail)}")
-        report = json.loads(proc.stdout.strip().splitlines()[-1])
+        report = _in_child(ctx, gray=False)
     else:
         report = corrupt_report(ctx.backend, ctx.vectors)
     for label, status, raised, message in report:
@@ -640,11 +649,146 @@ def _check_corrupt(ctx):
     return f"{len(report)} inputs refused" + (" (in a child process)" if ctx.isolate and ctx.name else "")
 
 
-def _corrupt_child(name):
+def _corrupt_child(name, gray=False):
     from ..registry import Registry
 
     backend = Registry('ffcvx.decoders').get(name)
-    print(json.dumps(corrupt_report(backend, Vectors())))
+    report = gray_corrupt_report(backend, Vectors()) if gray else corrupt_report(backend, Vectors())
+    print(json.dumps(report))
+
+
+def _in_child(ctx, gray):
+    """The corrupt-data report of ``ctx.backend`` computed in a child process.
+
+    A crash on bad data (BKD-006 forbids it) must fail the check, not end the suite.
+    """
+    code = ("import sys; from ffcvx.testing.decoders import _corrupt_child; "
+            "_corrupt_child(sys.argv[1], sys.argv[2] == 'gray')")
+    proc = subprocess.run([sys.executable, '-c', code, ctx.name, 'gray' if gray else 'rgb'],
+                          capture_output=True, text=True, timeout=TIMEOUT_S)
+    if proc.returncode != 0:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+        raise _Fail(f"the child decoding corrupt data exited with {proc.returncode}: "
+                    f"{' | '.join(tail)}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+#: (height, width, kind, variant) of the one-component images of the gray check;
+#: variant 'progressive' (JPEG) and 'alpha' (a gray + alpha PNG, colour type 4).
+GRAY_SHAPES = ((1, 1, 'noise', ''), (17, 23, 'noise', ''), (48, 64, 'smooth', ''),
+               (131, 97, 'smooth', ''), (64, 80, 'smooth', 'progressive'), (40, 72, 'noise', 'alpha'))
+
+
+def gray_inputs(formats, seed=20260102):
+    """One-component (grayscale) images of ``formats``, encoded by Pillow (BKD-026).
+
+    Parameters
+    ----------
+    formats : collection of str
+        ``'jpeg'`` and/or ``'png'`` are used.
+    seed : int
+        Seed of the pixels (the bytes also depend on Pillow's encoders).
+
+    Returns
+    -------
+    list of (label, data, height, width)
+        JPEGs of one component (baseline at quality 90, one progressive),
+        PNGs of colour type 0 (8-bit) and one of colour type 4.
+    """
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    out = []
+    for h, w, kind, variant in GRAY_SHAPES:
+        if kind == 'noise':
+            pixels = rng.integers(0, 256, (h, w), dtype=np.uint8)
+        else:
+            yy, xx = np.mgrid[0:h, 0:w]
+            pixels = np.clip(128 + 90 * np.sin(xx / 6.0) * np.cos(yy / 9.0)
+                             + rng.normal(0, 5, (h, w)), 0, 255).astype(np.uint8)
+        image = Image.fromarray(pixels, 'L')
+        if 'jpeg' in formats and variant != 'alpha':
+            buf = io.BytesIO()
+            image.save(buf, 'JPEG', quality=90, progressive=variant == 'progressive')
+            out.append((f"gray jpeg {h}x{w}{' ' + variant if variant else ''}", buf.getvalue(), h, w))
+        if 'png' in formats and variant != 'progressive':
+            buf = io.BytesIO()
+            if variant == 'alpha':
+                alpha = Image.fromarray(rng.integers(0, 256, (h, w), dtype=np.uint8), 'L')
+                Image.merge('LA', (image, alpha)).save(buf, 'PNG')
+            else:
+                image.save(buf, 'PNG')
+            out.append((f"gray png {h}x{w}{' ' + variant if variant else ''}", buf.getvalue(), h, w))
+    return out
+
+
+def gray_corrupt_report(backend, vectors):
+    """``[(label, status)]`` of ``decode_region_gray`` on data it MUST refuse with -1 (BKD-026).
+
+    The inputs of :func:`corrupt_inputs`, and gray JPEGs and PNGs of the
+    declared formats truncated in the middle.
+    """
+    caller = _Caller(backend, GRAY_FUNCTION)
+    cases = corrupt_inputs(vectors, backend.formats)
+    for label, data, h, w in gray_inputs(backend.formats):
+        if h * w > 1000:
+            cases.append((f"{label} truncated", data[:len(data) // 2], (0, 0, h, w)))
+    return [(label, int(caller(data, crop, capacity=crop[2] * crop[3])[0]))
+            for label, data, crop in cases]
+
+
+def _gray_cases(backend, h, w):
+    """(crop, target) pairs: whole image, crops, and DCT-scale targets when declared."""
+    cases = [((0, 0, h, w), (0, 0))] + [(c, (0, 0)) for c in _crops(h, w) if c != (0, 0, h, w)]
+    if backend.supports_scale and min(h, w) >= 16:
+        cases += [((0, 0, h, w), (h // 2, w // 2)), ((0, 0, h, w), (h // 8, w // 8)),
+                  ((3, 5, h - 7, w - 9), ((h - 7) // 4, (w - 9) // 4))]
+    return cases
+
+
+def _check_gray(ctx):
+    b = ctx.backend
+    if not getattr(b, 'supports_gray', False):
+        raise _Skip("supports_gray is False or absent (BKD-025: callers use decode_region)")
+    _needs_callable(ctx)
+    rgb, gray = _Caller(b), _Caller(b, GRAY_FUNCTION)
+    inputs = gray_inputs(b.formats)
+    _require(inputs, f"no gray inputs for formats {sorted(b.formats)}")
+    count = 0
+    for label, data, h, w in inputs:
+        for crop, target in _gray_cases(b, h, w):
+            s_rgb, hw_rgb, out_rgb = rgb(data, crop, target, capacity=h * w * 3)
+            s_gray, hw_gray, out_gray = gray(data, crop, target, capacity=h * w)
+            what = f"{label} crop {crop} target {target}"
+            _require(s_gray == s_rgb == DECODE_OK,
+                     f"{what}: status {s_gray} from decode_region_gray, {s_rgb} from decode_region")
+            _require(hw_gray.tolist() == hw_rgb.tolist(),
+                     f"{what}: out_hw {hw_gray.tolist()}, decode_region gave {hw_rgb.tolist()}")
+            oh, ow = int(hw_rgb[0]), int(hw_rgb[1])
+            want = out_rgb[:oh * ow * 3].reshape(oh, ow, 3)[:, :, 0]
+            got = out_gray[:oh * ow].reshape(oh, ow)
+            _require(np.array_equal(got, want),
+                     f"{what}: not channel 0 of decode_region (max abs {_diff(got, want)[0]})")
+            _require(np.all(out_gray[oh * ow:] == 0xA5),
+                     f"{what}: decode_region_gray wrote past h * w bytes")
+            count += 1
+        status, hw, out = gray(data, (0, 0, h, w), capacity=h * w - 1)
+        _require(status == DECODE_CAPACITY and np.all(out == 0xA5)
+                 and (int(hw[0]), int(hw[1])) == (h, w),
+                 f"{label}: capacity h * w - 1 gave status {status}, out_hw {hw.tolist()}, "
+                 f"out {'untouched' if np.all(out == 0xA5) else 'written'} (BKD-014, BKD-026)")
+        status, _, _ = gray(data, (0, 0, h + 1, w), capacity=(h + 1) * w)
+        _require(status == DECODE_BAD_ARGUMENT, f"{label}: crop outside the image gave status "
+                                                f"{status}, expected -3 (BKD-015)")
+    if ctx.name is not None and ctx.isolate:
+        report = _in_child(ctx, gray=True)
+    else:
+        report = gray_corrupt_report(b, ctx.vectors)
+    for label, status in report:
+        _require(status == DECODE_CORRUPT, f"decode_region_gray, {label}: status {status}, "
+                                           f"expected -1")
+    return (f"{len(inputs)} gray images, {count} regions == channel 0 of decode_region; "
+            f"{len(report)} corrupt inputs refused")
 
 
 def _check_batch(ctx):
@@ -700,6 +844,7 @@ _RUNNERS = {
     'capacity': _check_capacity,
     'bad-arguments': _check_bad_arguments,
     'corrupt': _check_corrupt,
+    'gray': _check_gray,
     'batch': _check_batch,
 }
 

@@ -16,6 +16,11 @@ format: ``jpeg8_decode`` takes ``tables``, ``colorspace``, ``outcolorspace``,
 ``out``. So ``supports_crop = False`` and ``supports_scale = False``: every
 image is decoded whole at full resolution, then cropped (BKD-018, BKD-019).
 
+One channel (``supports_gray``, BKD-025, BKD-026): one-component JPEGs are
+decoded with ``outcolorspace='GRAY'`` (the same samples the RGB decode
+repeats; libjpeg's luma for a colour JPEG), PNGs keep channel 0 of what the
+RGB decode would give (the gray channel, or R).
+
 Colour (BKD-020): gray JPEGs are expanded by libjpeg; gray, gray + alpha,
 1-bit and palette PNGs (libpng expands palettes) are converted to RGB, alpha
 is dropped (not composited) and 16-bit samples keep their high byte. CMYK/YCCK
@@ -25,7 +30,7 @@ JPEGs are refused by libjpeg ("Unsupported color conversion request", status
 imagecodecs is imported on first use (BKD-007), so loading the entry point
 costs nothing.
 """
-from ffcvx.backend_api import PythonDecoderBackend, sniff_format, to_rgb8
+from ffcvx.backend_api import PythonDecoderBackend, sniff_format, to_gray8, to_rgb8
 
 __all__ = ["backend", "ImagecodecsBackend"]
 
@@ -41,6 +46,8 @@ class ImagecodecsBackend(PythonDecoderBackend):
         ``{"jpeg", "png"}``.
     supports_crop, supports_scale : bool
         False: imagecodecs decodes whole images only (BKD-018, BKD-019).
+    supports_gray : bool
+        True: :meth:`decode_gray` (BKD-026).
     device : str
         ``"cpu"``.
     kind : str
@@ -51,6 +58,7 @@ class ImagecodecsBackend(PythonDecoderBackend):
     formats = frozenset({"jpeg", "png"})
     supports_crop = False
     supports_scale = False
+    supports_gray = True
     device = "cpu"
     kind = "python"
     requires = ("imagecodecs",)
@@ -103,6 +111,35 @@ class ImagecodecsBackend(PythonDecoderBackend):
         if sniff_format(data) == "png":
             return to_rgb8(imagecodecs.png_decode(data))
         return to_rgb8(imagecodecs.jpeg8_decode(data, outcolorspace="RGB"))
+
+    def decode_gray(self, data, crop, target):
+        """Decode a whole PNG or JPEG file to one channel (BKD-026).
+
+        Parameters
+        ----------
+        data : bytes
+            As for :meth:`decode`.
+        crop, target : None
+            Always None.
+
+        Returns
+        -------
+        ndarray of uint8, shape (H, W)
+            PNG: channel 0 of :meth:`decode`'s pixels (a gray PNG decodes to
+            2-D already). JPEG: libjpeg's grayscale output, the decoded
+            component itself for a one-component JPEG (which :meth:`decode`
+            repeats into R, G and B); CMYK/YCCK are refused as there.
+
+        Raises
+        ------
+        Exception
+            As for :meth:`decode`.
+        """
+        import imagecodecs
+
+        if sniff_format(data) == "png":
+            return to_gray8(imagecodecs.png_decode(data))
+        return to_gray8(imagecodecs.jpeg8_decode(data, outcolorspace="GRAY"))
 
     def __repr__(self):
         return "<ffcvx decoder backend 'imagecodecs' (libpng + libjpeg-turbo wheels, full decode then crop)>"

@@ -11,6 +11,11 @@ It has no shortcut: every image is decoded whole at full resolution, then
 cropped (``supports_crop = False``, ``supports_scale = False``; BKD-018,
 BKD-019). That makes it the reference the faster backends are compared with.
 
+One channel (``supports_gray``, BKD-025, BKD-026): ``decode_region_gray``
+returns a mode ``L`` image's pixels as they are, and channel 0 of the RGB
+decode of any other image, so it always equals channel 0 of
+``decode_region``.
+
 Colour (BKD-020): RGB images come out unchanged; gray, 1-bit, palette and
 YCbCr images are converted to RGB; an alpha channel is dropped (not
 composited); 16-bit samples keep their high byte. CMYK/YCCK JPEGs are refused
@@ -42,6 +47,8 @@ class PillowBackend(PythonDecoderBackend):
         ``{"jpeg", "png"}``.
     supports_crop, supports_scale : bool
         False: full decode, then crop (BKD-019); targets are ignored (BKD-018).
+    supports_gray : bool
+        True: :meth:`decode_gray` (BKD-026).
     device : str
         ``"cpu"``.
     kind : str
@@ -52,6 +59,7 @@ class PillowBackend(PythonDecoderBackend):
     formats = frozenset({"jpeg", "png"})
     supports_crop = False
     supports_scale = False
+    supports_gray = True
     device = "cpu"
     kind = "python"
     requires = ("PIL.Image",)
@@ -80,15 +88,52 @@ class PillowBackend(PythonDecoderBackend):
             Pillow's own (``OSError``, ``SyntaxError``, ...) for corrupt data;
             the base class turns it into ``DecodeError`` / status -1.
         """
-        from PIL import Image
-
-        fmt = sniff_format(data)
-        with Image.open(io.BytesIO(data), formats=[_PIL_FORMATS[fmt]]) as image:
-            image.load()
+        with _open(data) as image:
             return _pil_to_rgb8(image)
+
+    def decode_gray(self, data, crop, target):
+        """Decode a whole JPEG or PNG file to one channel (BKD-026).
+
+        Parameters
+        ----------
+        data : bytes
+            As for :meth:`decode`.
+        crop, target : None
+            Always None.
+
+        Returns
+        -------
+        ndarray of uint8, shape (H, W)
+            A mode ``L`` image (one-component JPEG, 8-bit gray PNG) as
+            decoded; otherwise channel 0 of :meth:`decode`'s pixels.
+
+        Raises
+        ------
+        ValueError, Exception
+            As for :meth:`decode`.
+        """
+        import numpy as np
+
+        with _open(data) as image:
+            if image.mode == "L":
+                return np.asarray(image)
+            return _pil_to_rgb8(image)[:, :, 0]
 
     def __repr__(self):
         return "<ffcvx decoder backend 'pillow' (Pillow, JPEG + PNG, full decode then crop)>"
+
+
+def _open(data):
+    """The loaded Pillow image of a JPEG or PNG file, its plugin fixed by the signature."""
+    from PIL import Image
+
+    image = Image.open(io.BytesIO(data), formats=[_PIL_FORMATS[sniff_format(data)]])
+    try:
+        image.load()
+    except BaseException:
+        image.close()
+        raise
+    return image
 
 
 def _pil_to_rgb8(image):

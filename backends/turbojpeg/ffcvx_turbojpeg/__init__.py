@@ -2,7 +2,8 @@
 
 The entry point ``ffcvx.decoders: turbojpeg`` loads :data:`backend`. Its
 native function ``decode_region`` decodes only a rectangle of a JPEG, at the
-smallest DCT scale that still covers the requested output size; see
+smallest DCT scale that still covers the requested output size, and
+``decode_region_gray`` does the same with one byte per pixel; see
 ``spec/backends.md`` and ``DEVELOPERS.md`` ("Decoder backends") in ffcvx.
 
 The extension module is imported lazily, so that ``available()`` can report
@@ -12,7 +13,7 @@ a missing or broken build instead of failing at entry-point load time.
 __all__ = ["backend", "TurboJPEGBackend"]
 
 _MODULE = "ffcvx_turbojpeg._libjpeg"
-_FUNCTIONS = ("decode_region",)
+_FUNCTIONS = ("decode_region", "decode_region_gray")
 
 
 class TurboJPEGBackend:
@@ -28,6 +29,9 @@ class TurboJPEGBackend:
         True: ``decode_region`` decodes only the requested rectangle.
     supports_scale : bool
         True: it decodes at 1/8, 1/4, 1/2 or full scale.
+    supports_gray : bool
+        True: ``function_address("decode_region_gray")`` decodes one channel
+        (libjpeg's grayscale output; BKD-025, BKD-026).
     device : str
         ``"cpu"``.
     kind : str
@@ -39,6 +43,7 @@ class TurboJPEGBackend:
     formats = frozenset({"jpeg"})
     supports_crop = True
     supports_scale = True
+    supports_gray = True
     device = "cpu"
     kind = "native"
 
@@ -69,7 +74,8 @@ class TurboJPEGBackend:
         Parameters
         ----------
         name : str
-            ``"decode_region"``, whose C signature is::
+            ``"decode_region"`` or ``"decode_region_gray"`` (BKD-026: the
+            same signature, one byte per pixel), whose C signature is::
 
                 int decode_region(const uint8_t *src, int64_t src_len,
                                   int64_t crop_y, int64_t crop_x,
@@ -97,7 +103,7 @@ class TurboJPEGBackend:
         from numba.extending import get_cython_function_address
         return get_cython_function_address(_MODULE, name)
 
-    def decode_region_py(self, data, crop=None, target=None):
+    def decode_region_py(self, data, crop=None, target=None, gray=False):
         """Decode a rectangle of a JPEG from Python.
 
         Parameters
@@ -110,11 +116,15 @@ class TurboJPEGBackend:
             ``(target_h, target_w)``: decode at the smallest DCT scale k/8
             (k in 1, 2, 4, 8) at which the crop is at least this big;
             default full scale.
+        gray : bool, optional
+            Decode one channel, the pixels of ``decode_region_gray``
+            (BKD-026; an ffcvx convenience, not in BKD-030).
 
         Returns
         -------
-        ndarray of uint8, shape (h, w, 3)
-            Packed RGB pixels (grayscale JPEGs are expanded to RGB).
+        ndarray of uint8, shape (h, w, 3), or (h, w) with ``gray``
+            Packed RGB pixels (grayscale JPEGs are expanded to RGB), or one
+            channel.
 
         Raises
         ------
@@ -123,7 +133,7 @@ class TurboJPEGBackend:
         ValueError
             The crop is not inside the image or has a non-positive size.
         """
-        return self._module().decode_region_py(data, crop, target)
+        return self._module().decode_region_py(data, crop, target, gray)
 
     def __repr__(self):
         return "<ffcvx decoder backend 'turbojpeg' (libjpeg-turbo, crop + DCT scale)>"

@@ -16,6 +16,12 @@ only a rectangle of a JPEG, at the smallest DCT scale ``k/8`` (k in 1, 2, 4,
 - output is packed RGB; grayscale JPEGs are expanded to RGB, CMYK/YCCK JPEGs
   are refused with status -1.
 
+``decode_region_gray`` (BKD-025, BKD-026) is the same decode with libjpeg's
+``out_color_space = JCS_GRAYSCALE``: one byte per pixel. For a one-component
+JPEG libjpeg then copies the decoded component where the RGB decode repeats
+it three times, so the output is exactly channel 0 of ``decode_region``'s;
+for a colour JPEG it is libjpeg's luma (Y).
+
 Coordinate mapping at scale ``k/8`` (documented rounding)
 ---------------------------------------------------------
 libjpeg's scaled image is ``ceil(H*k/8) x ceil(W*k/8)``. A full-resolution
@@ -134,7 +140,9 @@ cdef int _decode_body(jpeg_decompress_struct *cinfo,
                       int64_t crop_y, int64_t crop_x, int64_t crop_h, int64_t crop_w,
                       int64_t target_h, int64_t target_w,
                       uint8_t *out, int64_t out_capacity, int64_t *out_hw,
-                      char *msg, size_t msg_len) noexcept nogil:
+                      bint gray, char *msg, size_t msg_len) noexcept nogil:
+    """The decode; ``gray``: one byte per pixel (JCS_GRAYSCALE), else RGB."""
+    cdef int64_t channels = 1 if gray else 3
     cdef int64_t img_h, img_w, k, y0, y1, x0, x1, out_h, out_w, sw, sh
     cdef int64_t ctx0, ctx1, dx, row_bytes, r
     cdef JDIMENSION xoff, width, got
@@ -168,7 +176,7 @@ cdef int _decode_body(jpeg_decompress_struct *cinfo,
     k = _choose_k(crop_h, crop_w, target_h, target_w)
     cinfo.scale_num = <unsigned int>k
     cinfo.scale_denom = 8
-    cinfo.out_color_space = JCS_RGB
+    cinfo.out_color_space = JCS_GRAYSCALE if gray else JCS_RGB
     cinfo.dct_method = JDCT_IFAST
     cinfo.do_fancy_upsampling = 1
     if ffcvx_jpeg_calc_dimensions(cinfo) != 0:
@@ -199,16 +207,16 @@ cdef int _decode_body(jpeg_decompress_struct *cinfo,
     out_w = x1 - x0
     out_hw[0] = out_h
     out_hw[1] = out_w
-    if out_h * out_w * 3 > out_capacity or out == NULL:
+    if out_h * out_w * channels > out_capacity or out == NULL:
         if msg != NULL:
-            snprintf(msg, msg_len, "output needs %lld bytes (%lldx%lldx3), capacity is %lld",
-                     <long long>(out_h * out_w * 3), <long long>out_h, <long long>out_w,
-                     <long long>out_capacity)
+            snprintf(msg, msg_len, "output needs %lld bytes (%lldx%lldx%lld), capacity is %lld",
+                     <long long>(out_h * out_w * channels), <long long>out_h,
+                     <long long>out_w, <long long>channels, <long long>out_capacity)
         return DECODE_CAPACITY
 
     if ffcvx_jpeg_start(cinfo) != 0:
         return DECODE_CORRUPT
-    if cinfo.output_components != 3 or cinfo.output_width != sw or cinfo.output_height != sh:
+    if cinfo.output_components != channels or cinfo.output_width != sw or cinfo.output_height != sh:
         if msg != NULL:
             snprintf(msg, msg_len, "libjpeg produced an unexpected output geometry")
         return DECODE_CORRUPT
@@ -240,9 +248,9 @@ cdef int _decode_body(jpeg_decompress_struct *cinfo,
     # +40% decode time). So rows are never handed to libjpeg 16-byte aligned:
     # the bounce row starts 1 byte past an aligned address, and a row of
     # ``out`` is only decoded in place when its address is not aligned.
-    row_bytes = out_w * 3
+    row_bytes = out_w * channels
     direct_ok = dx == 0 and <int64_t>width == out_w
-    if ffcvx_jpeg_alloc_rows(cinfo, width * 3 + 32, 1, &rowbuf) != 0:
+    if ffcvx_jpeg_alloc_rows(cinfo, <JDIMENSION>(width * channels + 32), 1, &rowbuf) != 0:
         return DECODE_CORRUPT
     bounce[0] = rowbuf[0] + 1
     r = 0
@@ -256,7 +264,7 @@ cdef int _decode_body(jpeg_decompress_struct *cinfo,
             if ffcvx_jpeg_read(cinfo, bounce, 1, &got) != 0:
                 return DECODE_CORRUPT
             if got == 1:
-                memcpy(dest, bounce[0] + dx * 3, <size_t>row_bytes)
+                memcpy(dest, bounce[0] + dx * channels, <size_t>row_bytes)
         if got != 1:
             if msg != NULL:
                 snprintf(msg, msg_len, "libjpeg returned no scanline at row %lld",
@@ -270,8 +278,11 @@ cdef int _decode_region_impl(const uint8_t *src, int64_t src_len, bint whole,
                              int64_t crop_y, int64_t crop_x, int64_t crop_h, int64_t crop_w,
                              int64_t target_h, int64_t target_w,
                              uint8_t *out, int64_t out_capacity, int64_t *out_hw,
-                             char *msg, size_t msg_len) noexcept nogil:
-    """Argument checks, then one decompressor on the stack for one decode."""
+                             bint gray, char *msg, size_t msg_len) noexcept nogil:
+    """Argument checks, then one decompressor on the stack for one decode.
+
+    Shared by ``decode_region`` (RGB) and ``decode_region_gray`` (``gray``).
+    """
     cdef jpeg_decompress_struct cinfo
     cdef ffcvx_jpeg_error_mgr jerr
     cdef int status
@@ -305,7 +316,7 @@ cdef int _decode_region_impl(const uint8_t *src, int64_t src_len, bint whole,
         ffcvx_jpeg_destroy(&cinfo)
         return DECODE_CORRUPT
     status = _decode_body(&cinfo, src, src_len, whole, crop_y, crop_x, crop_h, crop_w,
-                          target_h, target_w, out, out_capacity, out_hw, msg, msg_len)
+                          target_h, target_w, out, out_capacity, out_hw, gray, msg, msg_len)
     # destroy releases every pool; rows below the crop are never decoded
     if ffcvx_jpeg_destroy(&cinfo) != 0 and status == DECODE_OK:
         status = DECODE_CORRUPT
@@ -332,7 +343,25 @@ cdef api int decode_region(const uint8_t *src, int64_t src_len,
     Thread-safe: all state lives on the caller's stack for one call.
     """
     return _decode_region_impl(src, src_len, False, crop_y, crop_x, crop_h, crop_w,
-                               target_h, target_w, out, out_capacity, out_hw, NULL, 0)
+                               target_h, target_w, out, out_capacity, out_hw, False, NULL, 0)
+
+
+cdef api int decode_region_gray(const uint8_t *src, int64_t src_len,
+                                int64_t crop_y, int64_t crop_x, int64_t crop_h, int64_t crop_w,
+                                int64_t target_h, int64_t target_w,
+                                uint8_t *out, int64_t out_capacity,
+                                int64_t *out_hw) noexcept nogil:
+    """``decode_region`` with one byte per pixel (BKD-025, BKD-026).
+
+    Same arguments, scale rule, checks and status codes as
+    ``decode_region``; writes ``out_hw[0]`` rows of ``out_hw[1]`` bytes
+    (libjpeg's ``JCS_GRAYSCALE`` output), so status -2 means
+    ``out_capacity < h * w``. For a one-component JPEG the pixels are
+    exactly channel 0 of ``decode_region``'s output; for a colour JPEG,
+    libjpeg's luma. Thread-safe like ``decode_region``.
+    """
+    return _decode_region_impl(src, src_len, False, crop_y, crop_x, crop_h, crop_w,
+                               target_h, target_w, out, out_capacity, out_hw, True, NULL, 0)
 
 
 cdef enum:
@@ -360,7 +389,7 @@ def _as_bytes_1d(buf):
     return numpy.frombuffer(buf, dtype=numpy.uint8)
 
 
-def decode_region_into(data, crop, target, out):
+def decode_region_into(data, crop, target, out, gray=False):
     """Decode a region of a JPEG into a caller-provided buffer.
 
     Parameters
@@ -373,7 +402,10 @@ def decode_region_into(data, crop, target, out):
         ``(target_h, target_w)`` minimum output size that sets the DCT
         scale; None (or zeros) for full scale.
     out : writable bytes-like (uint8), C-contiguous
-        Destination; the first ``h * w * 3`` bytes receive packed RGB rows.
+        Destination; the first ``h * w * 3`` bytes receive packed RGB rows
+        (``h * w`` bytes of one channel with ``gray``).
+    gray : bool, optional
+        Decode one channel, as ``decode_region_gray``.
 
     Returns
     -------
@@ -388,6 +420,7 @@ def decode_region_into(data, crop, target, out):
     cdef uint8_t[::1] dst = _as_bytes_1d(out)
     cdef int64_t cy = 0, cx = 0, ch = 0, cw = 0, th = 0, tw = 0
     cdef bint whole = crop is None
+    cdef bint one_channel = bool(gray)
     cdef int64_t hw[2]
     cdef char msg[MSG_LEN]
     cdef int status
@@ -407,11 +440,11 @@ def decode_region_into(data, crop, target, out):
     msg[0] = 0
     with nogil:
         status = _decode_region_impl(sp, n_src, whole, cy, cx, ch, cw, th, tw,
-                                     dp, n_dst, hw, msg, MSG_LEN)
+                                     dp, n_dst, hw, one_channel, msg, MSG_LEN)
     return status, (hw[0], hw[1]), (<bytes>msg).decode("utf-8", "replace")
 
 
-def decode_region_py(data, crop=None, target=None):
+def decode_region_py(data, crop=None, target=None, gray=False):
     """Decode a region of a JPEG into a new array.
 
     Parameters
@@ -425,11 +458,13 @@ def decode_region_py(data, crop=None, target=None):
         ``(target_h, target_w)``: the decode runs at the smallest DCT scale
         k/8 (k in 1, 2, 4, 8) at which the crop is still at least this big.
         Default: full scale.
+    gray : bool, optional
+        Decode one channel, as ``decode_region_gray`` (BKD-026).
 
     Returns
     -------
-    ndarray of uint8, shape (h, w, 3)
-        Packed RGB pixels of the region at the chosen scale.
+    ndarray of uint8, shape (h, w, 3), or (h, w) with ``gray``
+        Packed RGB (or gray) pixels of the region at the chosen scale.
 
     Raises
     ------
@@ -440,10 +475,11 @@ def decode_region_py(data, crop=None, target=None):
         The crop is not inside the image or has a non-positive size.
     """
     import numpy
-    status, shape, message = decode_region_into(data, crop, target, bytearray(0))
+    status, shape, message = decode_region_into(data, crop, target, bytearray(0), gray)
     if status == DECODE_CAPACITY:
-        out = numpy.empty((shape[0], shape[1], 3), dtype=numpy.uint8)
-        status, shape2, message = decode_region_into(data, crop, target, out)
+        out = numpy.empty((shape[0], shape[1]) if gray else (shape[0], shape[1], 3),
+                          dtype=numpy.uint8)
+        status, shape2, message = decode_region_into(data, crop, target, out, gray)
         if status == DECODE_OK and shape2 != shape:
             raise RuntimeError("decode_region changed its output size between calls")
         if status == DECODE_OK:
