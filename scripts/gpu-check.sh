@@ -15,7 +15,8 @@
 #   2. the CUDA tests of the backend and the batch path    pytest.txt
 #   3. scripts/gpu_check.py: measured tolerance margins    gpu_check.json
 #   4. benchmarks/test_gpu_speed.py: img/s to the GPU       bench.txt
-# and ends with one line per step: its exit status.
+# and ends with one line per step (its exit status); exits with the number of
+# steps that failed.
 set -u
 cd "$(dirname "$0")/.."
 
@@ -66,3 +67,5 @@ step speed bench.txt $py -m pytest -q -p no:cacheprovider benchmarks/test_gpu_sp
 
 echo "=== summary"
 printf '%s\n' "${results[@]}"
+failed=$(printf '%s\n' "${results[@]}" | grep -cv ': exit 0$')
+exit "$failed"

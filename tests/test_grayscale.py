@@ -368,7 +368,6 @@ def test_one_channel_path_equals_channel0_of_rgb_path(pair_files, mode, backend)
     for batch in loader:
         for name, array in zip(names, batch):
             out[name].append(array.copy())
-    flipped = 0
     for p in PAIRS:
         one, three = np.concatenate(out[f'{p}1']), np.concatenate(out[f'{p}3'])
         assert one.shape[-1] == 1 and three.shape[-1] == 3 and len(one) == 20

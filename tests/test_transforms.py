@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from ffcvx._ext.resize import resize_rgb
-from ffcvx.fields import IntField, RGBImageField
+from ffcvx._ext.resize import resize_gray, resize_rgb
+from ffcvx.fields import GrayscaleImageField, IntField, RGBImageField
 from ffcvx.fields.decoders import IntDecoder, RandomResizedCropRGBImageDecoder, SimpleRGBImageDecoder
 from ffcvx.loader import Loader, OrderOption
 from ffcvx.transforms import (Convert, Cutout, ImageMixup, LabelMixup, MixupToOneHot, Poison,
@@ -204,8 +204,9 @@ def test_poison_changes_exactly_the_listed_samples(beton, originals):
     assert sorted(seen) == list(range(N))
 
 
-def test_poison_clamp_and_per_pixel_alpha(beton, originals):
-    alpha = np.zeros((H, W, 1))
+@pytest.mark.parametrize('alpha_shape', [(H, W, 1), (H, W)])  # (H, W) is FFCV's form
+def test_poison_clamp_and_per_pixel_alpha(beton, originals, alpha_shape):
+    alpha = np.zeros(alpha_shape)
     alpha[:, :W // 2] = 1.0                   # left half replaced by the mask, right half kept
     mask = np.full((H, W, 3), 255.0)
     images = np.concatenate([b[0] for b in _run(beton, [Poison(mask, alpha, [3], clamp=(0, 100))])])
@@ -437,9 +438,9 @@ def test_argument_checks(beton):
         _loader_error(beton, [Poison(np.zeros((3, 3, 3)), 0.5, [1])])
     from ffcvx.pipeline.state import State
     cpu = torch.device('cpu')
-    with pytest.raises(ValueError, match='RandomResizedCrop needs 3-channel images'):
+    with pytest.raises(ValueError, match='RandomResizedCrop needs 3- or 1-channel images'):
         RandomResizedCrop((0.5, 1), (1, 1), 4).declare_state_and_memory(
-            State(True, cpu, (H, W, 1), np.dtype(np.uint8)))
+            State(True, cpu, (H, W, 2), np.dtype(np.uint8)))
     with pytest.raises(ValueError, match='RandomContrast needs uint8 images, got float32'):
         RandomContrast(0.5).declare_state_and_memory(State(True, cpu, (H, W, 3), np.dtype(np.float32)))
     with pytest.raises(ValueError, match=r'Cutout needs images of shape \(H, W, C\)'):
@@ -472,3 +473,35 @@ def test_ffcv_module_paths_and_parallel_loops():
     for name in ('RandomTranslate', 'Cutout', 'RandomResizedCrop', 'Poison', 'ReplaceLabel', 'ImageMixup',
                  'LabelMixup', 'MixupToOneHot', 'RandomBrightness', 'RandomContrast', 'RandomSaturation'):
         assert name in transforms.__all__
+
+
+# -- one-channel (gray) images -------------------------------------------------------------------
+
+@pytest.fixture(scope='module')
+def gray_beton(tmp_path_factory, originals):
+    path = tmp_path_factory.mktemp('transforms_gray') / 'gray.beton'
+    DatasetWriter(str(path), {'image': GrayscaleImageField(write_mode='raw'), 'label': IntField()},
+                  num_workers=1, progress=False).from_indexed_dataset(_Noise(originals[..., 0]))
+    return str(path)
+
+
+def test_default_fills_serve_gray_images(gray_beton, originals):
+    gray = originals[..., 0]
+    (images, labels), = _run(gray_beton, [Cutout(3), RandomTranslate(1)], batch_size=N)
+    assert images.shape == (N, H, W, 1)
+    for image, label in zip(images[..., 0], labels[:, 0]):
+        zeros = image == 0                    # the square, and a translated border
+        assert zeros.sum() >= 9 and not np.array_equal(image, gray[label])
+    with pytest.raises(ValueError, match='fill has 3 values but the images have 1 channels'):
+        _loader_error(gray_beton, [Cutout(2, fill=(1, 2, 3))])
+
+
+def test_random_resized_crop_of_gray_images(gray_beton, originals):
+    size = 2 * H
+    ops = [RandomResizedCrop(scale=(1, 1), ratio=(W / H, W / H), size=size)]
+    got = np.concatenate([b[0] for b in _run(gray_beton, ops)])
+    assert got.shape == (N, size, size, 1)
+    for k in (0, 17, N - 1):
+        reference = np.empty((size, size), np.uint8)
+        resize_gray(np.ascontiguousarray(originals[k, :, :, 0]), reference)
+        assert np.array_equal(got[k, :, :, 0], reference)

@@ -379,6 +379,15 @@ cdef inline bint _sizes_ok(int64_t src_h, int64_t src_w, int64_t dst_h,
             and 0 < dst_h <= MAX_SIDE and 0 < dst_w <= MAX_SIDE)
 
 
+cdef inline int64_t _scratch_bytes(int64_t src_h, int64_t src_w, int64_t dst_h, int64_t dst_w,
+                                   int channels) noexcept nogil:
+    cdef _Layout lay
+    if not _sizes_ok(src_h, src_w, dst_h, dst_w):
+        return RESIZE_BAD_ARGUMENT
+    _layout(src_h, src_w, dst_h, dst_w, channels, &lay)
+    return lay.total
+
+
 cdef api int64_t ffcvx_resize_scratch_bytes(int64_t src_h, int64_t src_w,
                                             int64_t dst_h, int64_t dst_w) noexcept nogil:
     """Bytes of scratch memory ``ffcvx_resize_rgb`` needs for these sizes.
@@ -386,26 +395,18 @@ cdef api int64_t ffcvx_resize_scratch_bytes(int64_t src_h, int64_t src_w,
     Returns -3 when a size is not in ``1 .. 2**24``. The figure includes 64
     bytes of slack, so any base address works (the kernel aligns it).
     """
-    cdef _Layout lay
-    if not _sizes_ok(src_h, src_w, dst_h, dst_w):
-        return RESIZE_BAD_ARGUMENT
-    _layout(src_h, src_w, dst_h, dst_w, 3, &lay)
-    return lay.total
+    return _scratch_bytes(src_h, src_w, dst_h, dst_w, 3)
 
 
 cdef api int64_t ffcvx_resize_gray_scratch_bytes(int64_t src_h, int64_t src_w,
                                                  int64_t dst_h, int64_t dst_w) noexcept nogil:
     """Bytes of scratch memory ``ffcvx_resize_gray`` needs for these sizes.
 
-    As ``ffcvx_resize_scratch_bytes``, for one byte per pixel: never more
-    than the RGB figure for the same sizes. Returns -3 when a size is not
-    in ``1 .. 2**24``.
+    As ``ffcvx_resize_scratch_bytes``, for one byte per pixel (its weight
+    tables can make it larger than the RGB figure for small images). Returns
+    -3 when a size is not in ``1 .. 2**24``.
     """
-    cdef _Layout lay
-    if not _sizes_ok(src_h, src_w, dst_h, dst_w):
-        return RESIZE_BAD_ARGUMENT
-    _layout(src_h, src_w, dst_h, dst_w, 1, &lay)
-    return lay.total
+    return _scratch_bytes(src_h, src_w, dst_h, dst_w, 1)
 
 
 cdef inline double _triangle(double x) noexcept nogil:
@@ -976,6 +977,33 @@ def resize_scratch_bytes(int64_t src_h, int64_t src_w, int64_t dst_h, int64_t ds
     return n
 
 
+cdef _run_resize(const uint8_t *src, int64_t h, int64_t w, int64_t stride, uint8_t *dst,
+                 int64_t H, int64_t W, scratch, bint allow_simd, bint do_mirror, int channels):
+    # The part of resize_rgb / resize_gray after their shape checks: scratch,
+    # the kernel call without the GIL, and its status as a ValueError.
+    cdef uint8_t[::1] tv
+    cdef uint8_t *scratch_ptr
+    cdef int64_t scratch_len
+    cdef int rc
+    cdef int64_t need = _scratch_bytes(h, w, H, W, channels)
+    if need < 0:
+        raise ValueError(f"bad resize sizes {h}x{w} -> {H}x{W}")
+    if scratch is None:
+        import numpy
+        scratch = numpy.empty(need, dtype=numpy.uint8)
+    tv = scratch
+    scratch_len = tv.shape[0]
+    scratch_ptr = &tv[0] if scratch_len > 0 else NULL
+    with nogil:
+        rc = _resize(src, h, w, stride, dst, H, W, scratch_ptr, scratch_len, channels,
+                     allow_simd, do_mirror)
+    if rc == RESIZE_SCRATCH_TOO_SMALL:
+        raise ValueError(f"scratch has {scratch_len} bytes, resize needs {need}")
+    if rc != RESIZE_OK:
+        name = 'ffcvx_resize_rgb' if channels == 3 else 'ffcvx_resize_gray'
+        raise ValueError(f"{name} rejected {h}x{w} -> {H}x{W} (status {rc})")
+
+
 def resize_rgb(src, dst, scratch=None, simd=True, mirror=False):
     """Resize an RGB image into ``dst`` (antialiased bilinear, fixed point).
 
@@ -1008,35 +1036,13 @@ def resize_rgb(src, dst, scratch=None, simd=True, mirror=False):
     """
     cdef const uint8_t[:, :, :] sv = src
     cdef uint8_t[:, :, ::1] dv = dst
-    cdef uint8_t[::1] tv
-    cdef int64_t h = sv.shape[0], w = sv.shape[1]
-    cdef int64_t H = dv.shape[0], W = dv.shape[1]
-    cdef int64_t need
-    cdef int rc
-    cdef bint allow_simd = bool(simd)
-    cdef bint do_mirror = bool(mirror)
-    cdef uint8_t *scratch_ptr
-    cdef int64_t scratch_len
+    cdef int64_t w = sv.shape[1]
     if sv.shape[2] != 3 or dv.shape[2] != 3:
         raise ValueError("src and dst must have 3 channels (shape (h, w, 3))")
     if sv.strides[2] != 1 or sv.strides[1] != 3 or sv.strides[0] < 3 * w:
         raise ValueError("src pixel rows must be packed RGB: strides (>= 3*w, 3, 1)")
-    need = ffcvx_resize_scratch_bytes(h, w, H, W)
-    if need < 0:
-        raise ValueError(f"bad resize sizes {h}x{w} -> {H}x{W}")
-    if scratch is None:
-        import numpy
-        scratch = numpy.empty(need, dtype=numpy.uint8)
-    tv = scratch
-    scratch_len = tv.shape[0]
-    scratch_ptr = &tv[0] if scratch_len > 0 else NULL
-    with nogil:
-        rc = _resize(&sv[0, 0, 0], h, w, sv.strides[0], &dv[0, 0, 0], H, W,
-                     scratch_ptr, scratch_len, 3, allow_simd, do_mirror)
-    if rc == RESIZE_SCRATCH_TOO_SMALL:
-        raise ValueError(f"scratch has {scratch_len} bytes, resize needs {need}")
-    if rc != RESIZE_OK:
-        raise ValueError(f"ffcvx_resize_rgb rejected {h}x{w} -> {H}x{W} (status {rc})")
+    _run_resize(&sv[0, 0, 0], sv.shape[0], w, sv.strides[0], &dv[0, 0, 0], dv.shape[0], dv.shape[1],
+                scratch, bool(simd), bool(mirror), 3)
     return dst
 
 
@@ -1074,31 +1080,9 @@ def resize_gray(src, dst, scratch=None, simd=True, mirror=False):
     """
     cdef const uint8_t[:, :] sv = src
     cdef uint8_t[:, ::1] dv = dst
-    cdef uint8_t[::1] tv
-    cdef int64_t h = sv.shape[0], w = sv.shape[1]
-    cdef int64_t H = dv.shape[0], W = dv.shape[1]
-    cdef int64_t need
-    cdef int rc
-    cdef bint allow_simd = bool(simd)
-    cdef bint do_mirror = bool(mirror)
-    cdef uint8_t *scratch_ptr
-    cdef int64_t scratch_len
+    cdef int64_t w = sv.shape[1]
     if sv.strides[1] != 1 or sv.strides[0] < w:
         raise ValueError("src pixel rows must be packed: strides (>= w, 1)")
-    need = ffcvx_resize_gray_scratch_bytes(h, w, H, W)
-    if need < 0:
-        raise ValueError(f"bad resize sizes {h}x{w} -> {H}x{W}")
-    if scratch is None:
-        import numpy
-        scratch = numpy.empty(need, dtype=numpy.uint8)
-    tv = scratch
-    scratch_len = tv.shape[0]
-    scratch_ptr = &tv[0] if scratch_len > 0 else NULL
-    with nogil:
-        rc = _resize(&sv[0, 0], h, w, sv.strides[0], &dv[0, 0], H, W,
-                     scratch_ptr, scratch_len, 1, allow_simd, do_mirror)
-    if rc == RESIZE_SCRATCH_TOO_SMALL:
-        raise ValueError(f"scratch has {scratch_len} bytes, resize needs {need}")
-    if rc != RESIZE_OK:
-        raise ValueError(f"ffcvx_resize_gray rejected {h}x{w} -> {H}x{W} (status {rc})")
+    _run_resize(&sv[0, 0], sv.shape[0], w, sv.strides[0], &dv[0, 0], dv.shape[0], dv.shape[1],
+                scratch, bool(simd), bool(mirror), 1)
     return dst

@@ -87,6 +87,9 @@ def fill_vector(op_name, fill):
 def fill_for(op_name, fill, shape, dtype):
     """The fill colour in the images' dtype, after checking its length and range.
 
+    A fill of one value, or of equal values (FFCV's default ``(0, 0, 0)``),
+    serves images of any channel count, gray ``(H, W, 1)`` ones included.
+
     Parameters
     ----------
     fill : ndarray, shape (k,)
@@ -102,12 +105,15 @@ def fill_for(op_name, fill, shape, dtype):
     Raises
     ------
     ValueError
-        If ``k != C``, or an integer dtype cannot hold a value exactly.
+        If ``k != C`` and the values differ, or an integer dtype cannot hold a
+        value exactly.
     """
     channels = shape[2]
     if fill.size != channels:
-        raise ValueError(f"{op_name}: fill has {fill.size} values but the images have "
-                         f"{channels} channels (shape {shape})")
+        if np.any(fill != fill[0]):
+            raise ValueError(f"{op_name}: fill has {fill.size} values but the images have "
+                             f"{channels} channels (shape {shape})")
+        fill = np.full(channels, fill[0])
     dtype = np.dtype(dtype)
     if dtype.kind in 'iu':
         info = np.iinfo(dtype)

@@ -21,7 +21,7 @@ class Cutout(Operation):
     ----------
     crop_size : int, >= 1
         Side of the square, pixels; at most ``min(H, W)``.
-    fill : sequence of C numbers, default (0, 0, 0)
+    fill : sequence of C numbers (or of equal numbers, any length), default (0, 0, 0)
         Colour of the square, in pixel units of the images' dtype.
 
     Raises

@@ -25,8 +25,10 @@ class Poison(Operation):
     ----------
     mask : array_like, broadcastable to S
         What is blended in, in the samples' units (0..255 for uint8 images).
-    alpha : float or array_like broadcastable to S, values in [0, 1]
+    alpha : float or array_like, values in [0, 1]
         Opacity of the mask: 0 keeps the sample, 1 replaces it by the mask.
+        Broadcastable to S, or of shape ``(H, W)`` for images ``(H, W, C)``
+        (FFCV's form: one opacity per pixel, the same for every channel).
     indices : sequence of int, >= 0
         Dataset indices of the samples to poison.
     clamp : (float, float), default (0, 255)
@@ -63,9 +65,12 @@ class Poison(Operation):
     def declare_state_and_memory(self, previous_state):
         require_numpy('Poison', previous_state)
         shape = tuple(previous_state.shape or ())
+        alpha = self.alpha
+        if len(shape) == 3 and alpha.shape == shape[:2]:
+            alpha = alpha[:, :, None]  # per pixel, every channel (FFCV's (H, W) form)
         try:
             mask = np.broadcast_to(self.mask, shape)
-            alpha = np.broadcast_to(self.alpha, shape)
+            alpha = np.broadcast_to(alpha, shape)
         except ValueError:
             raise ValueError(f"Poison: mask {self.mask.shape} and alpha {self.alpha.shape} must "
                              f"broadcast to the sample shape {shape}") from None

@@ -29,12 +29,12 @@ class RandomResizedCrop(Operation):
     (torchvision's: up to 10 tries of area ``U(scale) * H * W`` and aspect
     ratio ``exp(U(log ratio))``, else a centred box clamped to the ratio
     range) and resampled with the same antialiased kernel
-    (``ffcvx_resize_rgb``). Prefer that decoder where possible: it decodes
+    (``ffcvx_resize_rgb``, or ``ffcvx_resize_gray`` for one channel). Prefer that decoder where possible: it decodes
     only the box. This step is for images that are already pixels (e.g.
     after ``SimpleRGBImageDecoder`` and other transforms).
 
-    Input: ``ndarray[uint8], shape (B, H, W, 3)`` (jit mode). Output:
-    ``ndarray[uint8], shape (B, size, size, 3)``, a new buffer.
+    Input: ``ndarray[uint8], shape (B, H, W, C)``, C = 3 or 1 (jit mode).
+    Output: ``ndarray[uint8], shape (B, size, size, C)``, a new buffer.
 
     Parameters
     ----------
@@ -50,7 +50,7 @@ class RandomResizedCrop(Operation):
     ValueError
         At construction, for a malformed ``scale``, ``ratio`` or ``size``;
         when the Loader is built, if the step comes after ``ToTensor()`` or
-        the input is not uint8 ``(H, W, 3)``.
+        the input is not uint8 ``(H, W, 3)`` or ``(H, W, 1)``.
     RuntimeError
         In the training loop, if the resize kernel reports a failure (which
         would be a bug: sizes are checked beforehand).
@@ -62,11 +62,15 @@ class RandomResizedCrop(Operation):
         self.ratio = _range('RandomResizedCrop', 'ratio', ratio)
         self.size = positive_int('RandomResizedCrop', 'size', size)
         self._scratch_bytes = None
+        self._channels = 3
 
     def _check(self, previous_state):
-        height, width, _ = require_images('RandomResizedCrop', previous_state, channels=3,
-                                          dtype=np.uint8)
-        _, _, scratch_bytes = _resize_functions()
+        height, width, channels = require_images('RandomResizedCrop', previous_state, dtype=np.uint8)
+        if channels not in (1, 3):
+            raise ValueError(f"RandomResizedCrop needs 3- or 1-channel images, got shape "
+                             f"{previous_state.shape}")
+        self._channels = channels
+        _, _, scratch_bytes = _resize_functions(channels)
         # The scratch need grows with the source size: the whole image bounds every box.
         needed = int(scratch_bytes(height, width, self.size, self.size))
         if needed < 0:
@@ -80,14 +84,15 @@ class RandomResizedCrop(Operation):
 
     def declare_state_and_memory(self, previous_state):
         self._check(previous_state)
-        shape = (self.size, self.size, 3)
+        shape = (self.size, self.size, self._channels)
         return (previous_state.replace(shape=shape),
                 (AllocationQuery(shape, np.dtype(np.uint8)), AllocationQuery((), np.dtype(np.int32))))
 
     def generate_code(self):
         my_range = Compiler.get_iterator()
         thread_id = Compiler.thread_id()
-        resize, _, _ = _resize_functions()
+        channels = self._channels
+        resize, _, _ = _resize_functions(channels)
         scale_lo, scale_hi = self.scale
         log_lo, log_hi = log(self.ratio[0]), log(self.ratio[1])
         size = self.size
@@ -97,13 +102,13 @@ class RandomResizedCrop(Operation):
             out, status = destination
             height, width = images.shape[1], images.shape[2]
             row_stride = images.strides[1]
-            packed = images.strides[2] == 3 and images.strides[3] == 1
+            packed = images.strides[2] == channels and images.strides[3] == 1
             for k in my_range(images.shape[0]):
                 if not packed:
                     status[k] = -3
                     continue
                 i, j, h, w = get_random_crop(height, width, scale_lo, scale_hi, log_lo, log_hi)
-                src = images.ctypes.data + k * images.strides[0] + i * row_stride + j * 3
+                src = images.ctypes.data + k * images.strides[0] + i * row_stride + j * channels
                 scratch = shared[thread_id()]
                 status[k] = resize(src, h, w, row_stride, out[k].ctypes.data, size, size,
                                    scratch.ctypes.data, scratch_len)

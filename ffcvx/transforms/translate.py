@@ -59,7 +59,7 @@ class RandomTranslate(Operation):
     ----------
     padding : int, >= 0
         Largest shift in pixels; 0 leaves images unchanged.
-    fill : sequence of C numbers, default (0, 0, 0)
+    fill : sequence of C numbers (or of equal numbers, any length), default (0, 0, 0)
         Colour of the uncovered border, in pixel units of the images' dtype.
 
     Raises
