@@ -55,3 +55,27 @@ class Field(ABC):
 def zero_arguments():
     """An all-zero ``arguments`` blob, as Int/Float/RGB/Bytes/JSON fields store (FMT-021)."""
     return np.zeros(1, dtype=ARG_TYPE)[0]
+
+
+def decoder_aliases(module_name, *names):
+    """A module ``__getattr__`` (PEP 562) that serves decoders under FFCV's paths.
+
+    FFCV 1.0 defined its decoders next to their fields (``from
+    ffcv.fields.basics import IntDecoder``). ffcvx keeps them in the decoder
+    modules, which import the pipeline and torch; the field modules are part
+    of the format layer (reader, writer) and must not. So the names resolve
+    on first use instead of at import.
+
+    Parameters
+    ----------
+    module_name : str
+        The field module's ``__name__``, for the AttributeError.
+    *names : str
+        Decoder names of ``ffcvx.fields.decoders`` to serve.
+    """
+    def __getattr__(name):
+        if name in names:
+            from . import decoders
+            return getattr(decoders, name)
+        raise AttributeError(f"module {module_name!r} has no attribute {name!r}")
+    return __getattr__

@@ -1,7 +1,7 @@
 """Scalar fields: ``IntField`` (int64) and ``FloatField`` (float64)."""
 import numpy as np
 
-from .base import Field, zero_arguments
+from .base import Field, decoder_aliases, zero_arguments
 
 
 class FloatField(Field):
@@ -51,3 +51,7 @@ class IntField(Field):
     def get_decoder_class(self):
         from .decoders import IntDecoder
         return IntDecoder
+
+
+# FFCV 1.0's import path for this field's decoder(s), resolved on first use.
+__getattr__ = decoder_aliases(__name__, 'FloatDecoder', 'IntDecoder')

@@ -1,7 +1,7 @@
 """Variable-length byte strings: ``BytesField`` (FMT-033)."""
 import numpy as np
 
-from .base import Field, zero_arguments
+from .base import Field, decoder_aliases, zero_arguments
 
 #: Metadata record of a bytes-like field: region offset and length, packed (FMT-033).
 BytesMetadataType = np.dtype([
@@ -46,3 +46,7 @@ class BytesField(Field):
     def get_decoder_class(self):
         from .decoders import BytesDecoder
         return BytesDecoder
+
+
+# FFCV 1.0's import path for this field's decoder(s), resolved on first use.
+__getattr__ = decoder_aliases(__name__, 'BytesDecoder')

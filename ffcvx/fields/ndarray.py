@@ -4,7 +4,7 @@ import math
 
 import numpy as np
 
-from .base import Field
+from .base import Field, decoder_aliases
 from ..errors import BetonFormatError
 from ..types import ARG_TYPE
 
@@ -122,3 +122,7 @@ class TorchTensorField(NDArrayField):
         if isinstance(field, torch.Tensor):
             field = field.detach().cpu().numpy()
         super().encode(destination, field, malloc)
+
+
+# FFCV 1.0's import path for this field's decoder(s), resolved on first use.
+__getattr__ = decoder_aliases(__name__, 'NDArrayDecoder')

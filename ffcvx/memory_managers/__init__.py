@@ -1,5 +1,6 @@
 """Memory strategies: how a sample's stored bytes reach its decoder."""
 from .base import MemoryManager
 from .os_cache import OSCacheManager
+from .process_cache import ProcessCacheManager
 
-__all__ = ['MemoryManager', 'OSCacheManager']
+__all__ = ['MemoryManager', 'OSCacheManager', 'ProcessCacheManager']
