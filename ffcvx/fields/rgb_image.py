@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image
 
 from ..types import ARG_TYPE, ARGUMENTS_LENGTH
-from .base import Field, zero_arguments
+from .base import Field, decoder_aliases, zero_arguments
 
 #: Per-sample storage modes (FMT-036, FMT-037).
 IMAGE_MODES = {'jpg': 0, 'raw': 1, 'png': 2}
@@ -107,6 +107,31 @@ def encode_png(image):
     return out.getvalue()
 
 
+def _store(image_field, image, destination, malloc):
+    """Encode one image in the mode ``image_field`` chooses and fill its record (FMT-036).
+
+    ``image`` is ``ndarray[uint8]``, shape (H, W, 3) or (H, W); raises
+    ValueError when a side exceeds the format's limit (``MAX_SIDE``).
+    """
+    height, width = image.shape[:2]
+    if height > MAX_SIDE or width > MAX_SIDE:
+        raise ValueError(f"image of {width}x{height} pixels is larger than the format's "
+                         f"{MAX_SIDE} pixel limit; pass max_resolution to shrink it")
+    mode = image_field._choose_mode(image)
+    if mode == 'jpg':
+        payload = np.frombuffer(encode_jpeg(image, image_field.jpeg_quality), dtype=np.uint8)
+    elif mode == 'png':
+        payload = np.frombuffer(encode_png(image), dtype=np.uint8)
+    else:
+        payload = image.reshape(-1)
+    ptr, buffer = malloc(payload.size)
+    buffer[:] = payload
+    destination['mode'] = IMAGE_MODES[mode]
+    destination['width'] = width
+    destination['height'] = height
+    destination['data_ptr'] = ptr
+
+
 class RGBImageField(Field):
     """Images of any size with three 8-bit channels.
 
@@ -160,24 +185,7 @@ class RGBImageField(Field):
         return self.write_mode
 
     def encode(self, destination, field, malloc):
-        image = shrink_to(to_rgb_array(field), self.max_resolution)
-        height, width = image.shape[:2]
-        if height > MAX_SIDE or width > MAX_SIDE:
-            raise ValueError(f"image of {width}x{height} pixels is larger than the format's "
-                             f"{MAX_SIDE} pixel limit; pass max_resolution to shrink it")
-        mode = self._choose_mode(image)
-        if mode == 'jpg':
-            payload = np.frombuffer(encode_jpeg(image, self.jpeg_quality), dtype=np.uint8)
-        elif mode == 'png':
-            payload = np.frombuffer(encode_png(image), dtype=np.uint8)
-        else:
-            payload = image.reshape(-1)
-        ptr, buffer = malloc(payload.size)
-        buffer[:] = payload
-        destination['mode'] = IMAGE_MODES[mode]
-        destination['width'] = width
-        destination['height'] = height
-        destination['data_ptr'] = ptr
+        _store(self, shrink_to(to_rgb_array(field), self.max_resolution), destination, malloc)
 
     def get_decoder_class(self):
         from .decoders import SimpleRGBImageDecoder
@@ -282,40 +290,16 @@ class GrayscaleImageField(Field):
     _choose_mode = RGBImageField._choose_mode
 
     def encode(self, destination, field, malloc):
-        image = shrink_to(to_gray_array(field), self.max_resolution)
-        height, width = image.shape
-        if height > MAX_SIDE or width > MAX_SIDE:
-            raise ValueError(f"image of {width}x{height} pixels is larger than the format's "
-                             f"{MAX_SIDE} pixel limit; pass max_resolution to shrink it")
-        mode = self._choose_mode(image)
-        if mode == 'jpg':
-            # Pillow writes a mode-L image as a one-component JPEG (FMT-085)
-            payload = np.frombuffer(encode_jpeg(image, self.jpeg_quality), dtype=np.uint8)
-        elif mode == 'png':
-            # ... and as a colour type 0 (grayscale) PNG
-            payload = np.frombuffer(encode_png(image), dtype=np.uint8)
-        else:
-            payload = image.reshape(-1)
-        ptr, buffer = malloc(payload.size)
-        buffer[:] = payload
-        destination['mode'] = IMAGE_MODES[mode]
-        destination['width'] = width
-        destination['height'] = height
-        destination['data_ptr'] = ptr
+        # A (H, W) array: Pillow writes it as a one-component JPEG (FMT-085) or
+        # a colour type 0 (grayscale) PNG.
+        _store(self, shrink_to(to_gray_array(field), self.max_resolution), destination, malloc)
 
     def get_decoder_class(self):
         from .decoders import SimpleRGBImageDecoder
         return SimpleRGBImageDecoder
 
 
-_DECODER_NAMES = ('SimpleRGBImageDecoder', 'ResizedCropRGBImageDecoder',
-                  'RandomResizedCropRGBImageDecoder', 'CenterCropRGBImageDecoder')
-
-
-def __getattr__(name):
-    # FFCV users import the image decoders from this module; load them lazily
-    # so that writing datasets never imports Numba.
-    if name in _DECODER_NAMES:
-        from . import rgb_decoders
-        return getattr(rgb_decoders, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# FFCV users import the image decoders from this module; they resolve on first
+# use, so that writing datasets never imports Numba.
+__getattr__ = decoder_aliases(__name__, 'SimpleRGBImageDecoder', 'ResizedCropRGBImageDecoder',
+                              'RandomResizedCropRGBImageDecoder', 'CenterCropRGBImageDecoder')
