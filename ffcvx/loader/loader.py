@@ -9,7 +9,7 @@ import torch
 
 from ..fields import decoders as _decoders
 from ..memory_managers.select import select_strategy
-from ..pipeline.graph import Graph, Pipeline
+from ..pipeline.graph import Branch, Graph, Pipeline
 from ..pipeline.operation import Operation
 from ..pipeline.spec import PipelineSpec
 from ..reader import Reader
@@ -115,7 +115,10 @@ class Loader:
     pipelines : dict of str to (list of Operation, PipelineSpec or None)
         Per field: the decoder (optional; the field's default otherwise) and
         transforms. A missing field gets ``[default decoder, ToTensor()]``;
-        None drops it. Extra keys with a PipelineSpec add outputs.
+        None drops it. Extra keys with a PipelineSpec add outputs, in this
+        dict's order after the fields': ``source`` a field name reads that
+        field again; ``source`` an Operation of a pipeline listed before it
+        starts from that Operation's output (one decode, several outputs).
     custom_fields : dict of str to Field class
         Classes for fields stored with type id 255.
     drop_last : bool
@@ -227,16 +230,21 @@ class Loader:
     def _select_backend(self, fmt):
         return decoder_for_format(self._decoders, fmt, preferred=self._backend_name)
 
+    @staticmethod
+    def _as_operations(name, ops):
+        ops = [ModuleWrapper(op) if isinstance(op, torch.nn.Module) else op for op in ops]
+        for op in ops:
+            if not isinstance(op, Operation):
+                raise ValueError(f"pipeline {name!r}: {op!r} is not an Operation")
+        return ops
+
     def _operations_for(self, name, field, spec):
         decoder_class = field.get_decoder_class()
         if isinstance(spec, PipelineSpec):
             ops = ([spec.decoder] if spec.decoder is not None else []) + list(spec.transforms)
         else:
             ops = list(spec)
-        ops = [ModuleWrapper(op) if isinstance(op, torch.nn.Module) else op for op in ops]
-        for op in ops:
-            if not isinstance(op, Operation):
-                raise ValueError(f"pipeline {name!r}: {op!r} is not an Operation")
+        ops = self._as_operations(name, ops)
         if ops and isinstance(ops[0], decoder_class):
             return ops
         if ops and isinstance(ops[0], _BUILTIN_DECODERS):
@@ -266,23 +274,43 @@ class Loader:
                     raise ValueError(f"field {name!r} has no default pipeline; pass one in "
                                      f"pipelines={{{name!r}: [...]}}") from None
             entries.append((name, index, spec))
-        for name, spec in pipelines.items():
-            if name in names:
-                continue
+        extras = [(name, spec) for name, spec in pipelines.items() if name not in names]
+        for name, spec in extras:
             if not isinstance(spec, PipelineSpec):
                 raise ValueError(f"pipelines has {name!r}, which is not a field of {self.fname} "
                                  f"(fields: {', '.join(names)}); use PipelineSpec(source=...) "
                                  f"for extra outputs")
-            if spec.source not in names:
+            if isinstance(spec.source, Operation):
+                if spec.decoder is not None:
+                    raise ValueError(f"PipelineSpec for {name!r} starts from an Operation's output, "
+                                     f"so it takes no decoder; put its steps in transforms")
+            elif spec.source not in names:
                 raise ValueError(f"PipelineSpec for {name!r} reads unknown field {spec.source!r}")
-            entries.append((name, names.index(spec.source), spec))
+        # Operations that branches start from: a decoder among them keeps its own output.
+        sources = {id(spec.source) for _, spec in extras if isinstance(spec.source, Operation)}
 
         built = []
-        for name, index, spec in entries:
+
+        def add_pipeline(name, index, spec):
             field = reader.handlers[names[index]]
             ops = self._operations_for(name, field, spec)
             built.append(Pipeline(name, index, field, ops, reader.metadata[f'f{index}'], memory_read,
-                                  self.batch_size, self.num_slots, self._select_backend))
+                                  self.batch_size, self.num_slots, self._select_backend,
+                                  keep_decoder_output=id(ops[0]) in sources))
+
+        for entry in entries:
+            add_pipeline(*entry)
+        for name, spec in extras:
+            if not isinstance(spec.source, Operation):
+                add_pipeline(name, names.index(spec.source), spec)
+                continue
+            steps = [p.step_of(spec.source) for p in built]
+            source = next((step for step in steps if step is not None), None)
+            if source is None:
+                raise ValueError(f"PipelineSpec for {name!r} starts from {type(spec.source).__name__}, "
+                                 f"which is in no pipeline listed before it")
+            built.append(Branch(name, source, self._as_operations(name, spec.transforms),
+                                self.batch_size, self.num_slots))
         return built
 
     # -- iteration ----------------------------------------------------------
