@@ -271,14 +271,14 @@ def test_mixup_lambdas_are_beta_distributed():
 
 
 def test_mixup_does_not_reseed_other_augmentations(beton):
-    # FFCV re-seeded the thread's generator per batch; here a flip after ImageMixup
-    # still flips a random subset, different between two passes over the same batch
-    # (one thread, so a re-seeded generator would repeat its draws exactly).
+    # FFCV re-seeded the thread's generator from the batch; here a flip after
+    # ImageMixup follows the Loader's seed (per sample, ffcvx.pipeline.seeds),
+    # so two seeds flip different subsets of the same batch.
     flips = []
-    for _ in range(2):
-        (images, _), = _run(beton, [ImageMixup(1.0, True)], batch_size=N, num_workers=1)
+    for seed in (3, 4):
+        (images, _), = _run(beton, [ImageMixup(1.0, True)], batch_size=N, num_workers=1, seed=seed)
         (flipped, _), = _run(beton, [ImageMixup(1.0, True), RandomHorizontalFlip()], batch_size=N,
-                             num_workers=1)
+                             num_workers=1, seed=seed)
         flips.append(tuple(not np.array_equal(a, b) for a, b in zip(images, flipped)))
     assert 0 < sum(flips[0]) < N and flips[0] != flips[1]
 

@@ -48,6 +48,7 @@ from ..errors import BackendNotFoundError, DecodeError
 from ..pipeline.allocation_query import AllocationQuery
 from ..pipeline.compiler import Compiler
 from ..pipeline.operation import Operation
+from ..pipeline.seeds import seed_sample
 from ..pipeline.state import State, concrete_device
 from .rgb_image import IMAGE_MODES
 
@@ -137,9 +138,10 @@ def _batch_helpers(mem_read, sample_crop, flip_prob):
         (``buffer`` uint8, ``offsets`` int64 of length ``B + 1``) and returns
         the bytes needed; when that exceeds ``len(buffer)`` nothing past the
         end is written and the caller grows the buffer and calls again.
-    plan : ``(batch_indices, metadata, crops, flips) -> None``
+    plan : ``(batch_indices, metadata, crops, flips, seed) -> None``
         Fills ``crops`` (int64, ``(B, 4)``, ``(y, x, h, w)`` pixels) from the
-        sampler and ``flips`` (bool, ``(B,)``) with probability ``flip_prob``.
+        sampler and ``flips`` (bool, ``(B,)``) with probability ``flip_prob``,
+        drawing per sample from ``seed`` (``ffcvx.pipeline.seeds``).
     """
     @njit(nogil=True)
     def gather(batch_indices, metadata, storage_state, buffer, offsets):
@@ -156,8 +158,9 @@ def _batch_helpers(mem_read, sample_crop, flip_prob):
         return total
 
     @njit(nogil=True)
-    def plan(batch_indices, metadata, crops, flips):
+    def plan(batch_indices, metadata, crops, flips, seed):
         for k in range(batch_indices.shape[0]):
+            seed_sample(seed, batch_indices[k])
             record = metadata[batch_indices[k]]
             i, j, h, w = sample_crop(np.int64(record['height']), np.int64(record['width']))
             crops[k, 0] = i
@@ -399,7 +402,7 @@ class SimpleRGBImageDecoder(Operation):
     def _batch_code(self):
         """The plain-Python decode step of the batch path (BKD-042).
 
-        Called as ``code(batch_indices, None, metadata, storage_state)``;
+        Called as ``code(batch_indices, None, metadata, storage_state, seed)``;
         returns ``torch.Tensor`` of ``torch.uint8``, shape ``(B, H, W, 3)``,
         on the backend's device, which the backend allocates. On the host
         only the gathered bytes (one buffer, reused and grown to the largest
@@ -422,7 +425,7 @@ class SimpleRGBImageDecoder(Operation):
         host = {'bytes': np.empty(0, np.uint8), 'offsets': np.empty(1, np.int64),
                 'crops': np.empty((0, 4), np.int64), 'flips': np.empty(0, np.bool_)}
 
-        def decode(batch_indices, destination, metadata, storage_state):
+        def decode(batch_indices, destination, metadata, storage_state, seed):
             count = batch_indices.shape[0]
             if host['flips'].shape[0] < count:
                 host['offsets'] = np.empty(count + 1, np.int64)
@@ -435,7 +438,7 @@ class SimpleRGBImageDecoder(Operation):
                 host['bytes'] = np.empty(needed + needed // 4, np.uint8)
                 gather(batch_indices, metadata, storage_state, host['bytes'], offsets)
             crops, flips = host['crops'][:count], host['flips'][:count]
-            plan(batch_indices, metadata, crops, flips)
+            plan(batch_indices, metadata, crops, flips, seed)
             data = host['bytes']
             # Views only: decode_batch copies each sample before it returns,
             # so the buffer may be refilled by the next batch.
@@ -450,6 +453,7 @@ class SimpleRGBImageDecoder(Operation):
                     raise
                 sample = int(batch_indices[int(position)])
                 raise DecodeError(f"{self._where(sample)}: {backend.name} failed: {exc}") from exc
+        decode.with_seed = True
         return decode
 
     def _decode_function(self, fmt):
@@ -732,10 +736,12 @@ class ResizedCropRGBImageDecoder(SimpleRGBImageDecoder):
         thread_id = numba.get_thread_id
         jpg, raw, png = IMAGE_MODES['jpg'], IMAGE_MODES['raw'], IMAGE_MODES['png']
 
-        def decode(batch_indices, destination, metadata, storage_state, shared):
+        def decode(batch_indices, destination, metadata, storage_state, seed, shared):
             images, status = destination
             scratch_all, out_hw_all = shared
             for k in my_range(batch_indices.shape[0]):
+                # The crop and the fused flip draw from this sample's seed.
+                seed_sample(seed, batch_indices[k])
                 record = metadata[batch_indices[k]]
                 height = np.int64(record['height'])
                 width = np.int64(record['width'])
@@ -804,6 +810,7 @@ class ResizedCropRGBImageDecoder(SimpleRGBImageDecoder):
                 status[k] = rc
             return images
         decode.is_parallel = True
+        decode.with_seed = True
         return decode
 
 

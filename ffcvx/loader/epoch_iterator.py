@@ -24,8 +24,9 @@ class _Producer:
     """The thread's side. Holds no reference to the EpochIterator, so that an
     abandoned iterator is garbage-collected and its finaliser stops the thread."""
 
-    def __init__(self, graph, memory, batches, num_slots, num_threads, batches_ahead):
+    def __init__(self, graph, memory, batches, num_slots, num_threads, batches_ahead, epoch_seed):
         self.graph = graph
+        self.epoch_seed = epoch_seed
         self.memory = memory
         self.batches = batches
         self.num_slots = num_slots
@@ -53,7 +54,8 @@ class _Producer:
                     if self.stop.is_set():
                         return
                     self.memory.start_batch(number)
-                    outputs = self.graph.run_batch(number % self.num_slots, indices, storage_state)
+                    outputs = self.graph.run_batch(number % self.num_slots, indices, storage_state,
+                                                   self.epoch_seed)
                     if not self._put((_BATCH, outputs)):
                         return
             self._put((_END, None))
@@ -88,10 +90,13 @@ class EpochIterator:
         Threads of the compiled pipelines.
     batches_ahead : int
         Finished batches the producer may keep ready.
+    epoch_seed : int
+        Seed of this epoch's random steps (:func:`ffcvx.pipeline.seeds.epoch_seed`).
     """
 
-    def __init__(self, graph, memory, batches, num_slots, num_threads, batches_ahead):
-        self._producer = _Producer(graph, memory, batches, num_slots, num_threads, batches_ahead)
+    def __init__(self, graph, memory, batches, num_slots, num_threads, batches_ahead, epoch_seed=0):
+        self._producer = _Producer(graph, memory, batches, num_slots, num_threads, batches_ahead,
+                                   epoch_seed)
         self._thread = threading.Thread(target=self._producer.run, name='ffcvx-epoch', daemon=True)
         self._remaining = len(batches)
         self._finished = False

@@ -10,6 +10,7 @@ import torch
 from ..fields import decoders as _decoders
 from ..memory_managers.select import select_strategy
 from ..pipeline.graph import Branch, Graph, Pipeline
+from ..pipeline.seeds import epoch_seed
 from ..pipeline.operation import Operation
 from ..pipeline.spec import PipelineSpec
 from ..reader import Reader
@@ -108,8 +109,12 @@ class Loader:
         samples, and those few head samples are seen twice in that epoch.
         ``len(loader)`` is the number of batches of one rank.
     seed : int or None
-        Seed of the traversal order; None draws one (0 when distributed, so
-        ranks agree).
+        Seed of the traversal order and of the random augmentations; None
+        draws one (0 when distributed, so ranks agree). Built-in random steps
+        (crop decoders, flips, RandomTranslate, Cutout, colour jitter,
+        RandomResizedCrop) draw per sample from (seed, epoch, step, sample
+        index): the same seed gives the same batches whatever the thread
+        count or batch size.
     indices : sequence of int or None
         Restrict the Loader to these samples, in this order for SEQUENTIAL.
     pipelines : dict of str to (list of Operation, PipelineSpec or None)
@@ -329,7 +334,8 @@ class Loader:
         epoch = self.next_epoch
         self.next_epoch += 1
         self._current = EpochIterator(self.graph, self.memory_manager, self._batches(epoch),
-                                      self.num_slots, self.num_workers, self.batches_ahead)
+                                      self.num_slots, self.num_workers, self.batches_ahead,
+                                      epoch_seed(self.seed, epoch))
         return self._current
 
     def __len__(self):

@@ -14,6 +14,7 @@ import torch
 
 from .allocation_query import AllocationQuery, allocate
 from .compiler import Compiler
+from .seeds import step_salt, step_seed
 from .state import INITIAL_STATE
 
 
@@ -70,9 +71,10 @@ class Step:
     is_decoder: bool
     state: Any                # the State of this step's output
     taps: List[Any]           # branches' input buffers (num_slots, batch_size, ...) to copy the output into
+    seed_salt: Optional[int]  # for a step with ``with_seed``: its stable salt (seeds.step_salt)
 
 
-def _build_steps(operations, state, batch_size, num_slots, decoder_first):
+def _build_steps(name, operations, state, batch_size, num_slots, decoder_first):
     steps = []
     for position, op in enumerate(operations):
         is_decoder = decoder_first and position == 0
@@ -84,7 +86,9 @@ def _build_steps(operations, state, batch_size, num_slots, decoder_first):
                           destination=_allocate_destination(query, num_slots, batch_size),
                           shared=_allocate_shared(shared_query),
                           with_indices=bool(getattr(raw_code, 'with_indices', False)),
-                          is_decoder=is_decoder, state=state, taps=[]))
+                          is_decoder=is_decoder, state=state, taps=[],
+                          seed_salt=(step_salt(name, position)
+                                     if getattr(raw_code, 'with_seed', False) else None)))
     return steps
 
 
@@ -95,7 +99,11 @@ def _copy_into(buffer, result):
         np.copyto(buffer, result)
 
 
-def _run_steps(steps, result, slot, batch_indices, storage_state, metadata=None):
+def _run_steps(steps, result, slot, batch_indices, storage_state, epoch_seed, metadata=None):
+    # Arguments: a decoder gets (batch_indices, dst, metadata, storage_state),
+    # a transform (result, dst), plus batch_indices with ``with_indices``;
+    # then the step's seed with ``with_seed`` (a transform gets the indices
+    # too, to seed each sample), then its shared buffer if it declared one.
     count = len(batch_indices)
     for step in steps:
         dst = _slot_view(step.destination, slot, count)
@@ -103,8 +111,10 @@ def _run_steps(steps, result, slot, batch_indices, storage_state, metadata=None)
             args = [batch_indices, dst, metadata, storage_state]
         else:
             args = [result, dst]
-            if step.with_indices:
+            if step.with_indices or step.seed_salt is not None:
                 args.append(batch_indices)
+        if step.seed_salt is not None:
+            args.append(step_seed(epoch_seed, step.seed_salt))
         if step.shared is not None:
             args.append(step.shared)
         result = step.code(*args)
@@ -156,7 +166,7 @@ class Pipeline:
         decoder.accept_globals(metadata, memory_read)
         if hasattr(decoder, 'accept_backends'):
             decoder.accept_backends(select_backend)
-        self.steps: List[Step] = _build_steps(kept, INITIAL_STATE, batch_size, num_slots, True)
+        self.steps: List[Step] = _build_steps(name, kept, INITIAL_STATE, batch_size, num_slots, True)
         self.output_state = self.steps[-1].state
 
     def step_of(self, op):
@@ -164,9 +174,9 @@ class Pipeline:
         index = self._step_of.get(id(op))
         return None if index is None else self.steps[index]
 
-    def run(self, slot, batch_indices, storage_state):
+    def run(self, slot, batch_indices, storage_state, epoch_seed=0):
         """Run every step on one batch; returns the last step's output."""
-        return _run_steps(self.steps, None, slot, batch_indices, storage_state, self.metadata)
+        return _run_steps(self.steps, None, slot, batch_indices, storage_state, epoch_seed, self.metadata)
 
 
 class Branch:
@@ -204,7 +214,7 @@ class Branch:
         source.taps.append(tap)
         self._tap = tap
         self._step_of = {id(op): k for k, op in enumerate(operations)}
-        self.steps: List[Step] = _build_steps(operations, state, batch_size, num_slots, False)
+        self.steps: List[Step] = _build_steps(name, operations, state, batch_size, num_slots, False)
         self.output_state = self.steps[-1].state if self.steps else state
 
     def step_of(self, op):
@@ -212,10 +222,10 @@ class Branch:
         index = self._step_of.get(id(op))
         return None if index is None else self.steps[index]
 
-    def run(self, slot, batch_indices, storage_state):
+    def run(self, slot, batch_indices, storage_state, epoch_seed=0):
         """This branch's transforms on its copy of the source's output for this batch."""
         start = self._tap[slot][:len(batch_indices)]
-        return _run_steps(self.steps, start, slot, batch_indices, storage_state)
+        return _run_steps(self.steps, start, slot, batch_indices, storage_state, epoch_seed)
 
 
 class Graph:
@@ -231,9 +241,13 @@ class Graph:
     def __init__(self, pipelines: List[Any]):
         self.pipelines = pipelines
 
-    def run_batch(self, slot, batch_indices, storage_state):
-        """Outputs of every pipeline for ``batch_indices``, written into buffer slot ``slot``."""
-        return tuple(p.run(slot, batch_indices, storage_state) for p in self.pipelines)
+    def run_batch(self, slot, batch_indices, storage_state, epoch_seed=0):
+        """Outputs of every pipeline for ``batch_indices``, written into buffer slot ``slot``.
+
+        ``epoch_seed`` (:func:`ffcvx.pipeline.seeds.epoch_seed`) seeds the
+        steps that declare ``with_seed``.
+        """
+        return tuple(p.run(slot, batch_indices, storage_state, epoch_seed) for p in self.pipelines)
 
     @property
     def output_names(self) -> List[Optional[str]]:

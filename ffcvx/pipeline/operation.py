@@ -17,12 +17,17 @@ class Operation(ABC):
 
     Code signatures
     ---------------
-    decoder : ``code(batch_indices, destination, metadata, storage_state[, shared])``
+    decoder : ``code(batch_indices, destination, metadata, storage_state[, seed][, shared])``
         ``batch_indices`` is ``ndarray[uint64], shape (B,)``; ``metadata`` the
         field's column of the metadata table; ``storage_state`` what the memory
         strategy hands to ``memory_read(ptr, storage_state)``.
-    transform : ``code(previous, destination[, batch_indices][, shared])``
-        ``batch_indices`` only if ``code.with_indices`` is set.
+    transform : ``code(previous, destination[, batch_indices][, seed][, shared])``
+        ``batch_indices`` if ``code.with_indices`` or ``code.with_seed`` is set.
+
+    ``seed`` (``numpy.uint64``) only if ``code.with_seed`` is set: a random
+    step calls ``ffcvx.pipeline.seeds.seed_sample(seed, batch_indices[k])``
+    before sample ``k``'s draws, so they depend on the Loader's seed, the
+    epoch, the step and the sample only (not on threads or batch size).
 
     ``destination`` is ``buffer[slot][:B]`` for the AllocationQuery (a tuple
     of them if a tuple was declared), or None. ``shared`` is the buffer of

@@ -18,6 +18,7 @@ from numba import njit
 
 from ..pipeline.compiler import Compiler
 from ..pipeline.operation import Operation
+from ..pipeline.seeds import seed_sample
 from ._checks import probability, require_images
 
 _BRIGHTNESS, _CONTRAST, _SATURATION = 0, 1, 2
@@ -99,13 +100,15 @@ class _ColorJitter(Operation):
         low, high = max(0.0, 1.0 - self.magnitude), 1.0 + self.magnitude
         kind = self._kind
 
-        def jitter(images, dst):
+        def jitter(images, dst, indices, seed):
             for k in my_range(images.shape[0]):
+                seed_sample(seed, indices[k])
                 if np.random.rand() < p:
                     factor = np.random.uniform(low, high)
                     blend_with_reference(images[k], factor, kind)
             return images
         jitter.is_parallel = True
+        jitter.with_seed = True
         return jitter
 
 

@@ -3,6 +3,7 @@ import numpy as np
 
 from ..pipeline.compiler import Compiler
 from ..pipeline.operation import Operation
+from ..pipeline.seeds import seed_sample
 from ._checks import fill_for, fill_vector, positive_int, require_images
 
 
@@ -53,9 +54,10 @@ class Cutout(Operation):
         size = self.crop_size
         fill = self._fill
 
-        def cutout(images, dst):
+        def cutout(images, dst, indices, seed):
             height, width, channels = images.shape[1], images.shape[2], images.shape[3]
             for k in my_range(images.shape[0]):
+                seed_sample(seed, indices[k])
                 top = np.random.randint(0, height - size + 1)
                 left = np.random.randint(0, width - size + 1)
                 image = images[k]
@@ -65,4 +67,5 @@ class Cutout(Operation):
                             image[y, x, c] = fill[c]
             return images
         cutout.is_parallel = True
+        cutout.with_seed = True
         return cutout

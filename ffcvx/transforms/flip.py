@@ -3,6 +3,7 @@ import numpy as np
 
 from ..pipeline.compiler import Compiler
 from ..pipeline.operation import Operation
+from ..pipeline.seeds import seed_sample
 
 
 class RandomHorizontalFlip(Operation):
@@ -31,10 +32,11 @@ class RandomHorizontalFlip(Operation):
         my_range = Compiler.get_iterator()
         flip_prob = self.flip_prob
 
-        def flip(images, dst):
+        def flip(images, dst, indices, seed):
             width = images.shape[2]
             channels = images.shape[3]
             for i in my_range(images.shape[0]):
+                seed_sample(seed, indices[i])
                 if np.random.rand() < flip_prob:
                     image = images[i]
                     for y in range(image.shape[0]):
@@ -47,6 +49,7 @@ class RandomHorizontalFlip(Operation):
                                 row[mirror, c] = value
             return images
         flip.is_parallel = True
+        flip.with_seed = True
         return flip
 
     def declare_state_and_memory(self, previous_state):

@@ -24,21 +24,13 @@ from numba import njit
 from ..pipeline.allocation_query import AllocationQuery
 from ..pipeline.compiler import Compiler
 from ..pipeline.operation import Operation
+from ..pipeline.seeds import mix64 as _mix64
 from ._checks import positive_int, require_numpy
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-_MUL1 = np.uint64(0xBF58476D1CE4E5B9)
 _MUL2 = np.uint64(0x94D049BB133111EB)
-_S30, _S27, _S31, _S11 = np.uint64(30), np.uint64(27), np.uint64(31), np.uint64(11)
+_S11 = np.uint64(11)
 _BATCH_SALT = np.uint64(0x6D69787570000001)  # "mixup" + 1: any fixed constant
-
-
-@njit(nogil=True)
-def _mix64(z):
-    """SplitMix64's finaliser: a bijective scramble of a uint64."""
-    z = (z ^ (z >> _S30)) * _MUL1
-    z = (z ^ (z >> _S27)) * _MUL2
-    return z ^ (z >> _S31)
 
 
 @njit(nogil=True)

@@ -8,6 +8,7 @@ from ..fields.rgb_decoders import _resize_functions, get_random_crop
 from ..pipeline.allocation_query import AllocationQuery
 from ..pipeline.compiler import Compiler
 from ..pipeline.operation import Operation
+from ..pipeline.seeds import seed_sample
 from ._checks import positive_int, require_images
 
 
@@ -98,7 +99,7 @@ class RandomResizedCrop(Operation):
         size = self.size
         scratch_len = self._scratch_bytes
 
-        def random_resized_crop(images, destination, shared):
+        def random_resized_crop(images, destination, indices, seed, shared):
             out, status = destination
             height, width = images.shape[1], images.shape[2]
             row_stride = images.strides[1]
@@ -107,6 +108,7 @@ class RandomResizedCrop(Operation):
                 if not packed:
                     status[k] = -3
                     continue
+                seed_sample(seed, indices[k])
                 i, j, h, w = get_random_crop(height, width, scale_lo, scale_hi, log_lo, log_hi)
                 src = images.ctypes.data + k * images.strides[0] + i * row_stride + j * channels
                 scratch = shared[thread_id()]
@@ -114,6 +116,7 @@ class RandomResizedCrop(Operation):
                                    scratch.ctypes.data, scratch_len)
             return out
         random_resized_crop.is_parallel = True
+        random_resized_crop.with_seed = True
         return random_resized_crop
 
     def finish_batch(self, result, destination, batch_indices):

@@ -4,6 +4,7 @@ from numba import njit
 
 from ..pipeline.compiler import Compiler
 from ..pipeline.operation import Operation
+from ..pipeline.seeds import seed_sample
 from ._checks import fill_for, fill_vector, positive_int, require_images
 
 
@@ -91,11 +92,13 @@ class RandomTranslate(Operation):
                 return images
             return unchanged
 
-        def translate(images, dst):
+        def translate(images, dst, indices, seed):
             for k in my_range(images.shape[0]):
+                seed_sample(seed, indices[k])
                 y = np.random.randint(0, 2 * padding + 1)
                 x = np.random.randint(0, 2 * padding + 1)
                 shift_in_place(images[k], y - padding, x - padding, fill)
             return images
         translate.is_parallel = True
+        translate.with_seed = True
         return translate
