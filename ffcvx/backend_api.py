@@ -453,11 +453,12 @@ class PythonDecoderBackend(ABC):
         ValueError
             (:class:`BadRegionError`) The crop is not inside the image or has a
             non-positive size.
-        NotImplementedError
-            ``gray`` without ``supports_gray``.
+        ValueError
+            ``gray`` without ``supports_gray`` (as ``function_address`` then
+            refuses ``decode_region_gray``, BKD-010).
         """
         if gray and not self.supports_gray:
-            raise NotImplementedError(f"{self.name} backend does not support gray decoding")
+            raise ValueError(f"{self.name} backend has no gray decode (supports_gray is False)")
         if isinstance(data, np.ndarray):
             if not data.flags.c_contiguous:
                 raise ValueError("array data must be C-contiguous")

@@ -363,7 +363,7 @@ def test_python_adapter_gray_needs_the_capability():
     from ffcvx.fields.rgb_image import encode_png
     with pytest.raises(KeyError, match='decode_region_gray'):
         _Misbehaving(lambda: None).function_address('decode_region_gray')
-    with pytest.raises(NotImplementedError):
+    with pytest.raises(ValueError, match='has no gray decode'):
         _Misbehaving(lambda: None).decode_region_py(b'x', gray=True)
 
     class _Declared(_Misbehaving):
