@@ -222,3 +222,25 @@ def make_beton(tmp_path):
         path = tmp_path / name
         return path, build_beton(path, fields, samples, **kwargs)
     return make
+
+
+class _Labelled:
+    """``dataset[i] -> (images[i], i)``: each sample's label is its index."""
+
+    def __init__(self, images):
+        self.images = images
+
+    def __len__(self):
+        return len(self.images)
+
+    def __getitem__(self, i):
+        return self.images[i], i
+
+
+def write_labelled(path, images, image_field):
+    """Write ``images`` into ``path`` as fields ``image`` (``image_field``) and ``label`` (= index)."""
+    from ffcvx.fields import IntField
+    from ffcvx.writer import DatasetWriter
+    DatasetWriter(str(path), {'image': image_field, 'label': IntField()},
+                  num_workers=1, progress=False).from_indexed_dataset(_Labelled(images))
+    return str(path)

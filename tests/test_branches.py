@@ -8,25 +8,15 @@ import numpy as np
 import pytest
 import torch
 
-from ffcvx.fields import IntField, RGBImageField
+from ffcvx.fields import RGBImageField
 from ffcvx.fields.decoders import IntDecoder, RandomResizedCropRGBImageDecoder, SimpleRGBImageDecoder
 from ffcvx.loader import Loader, OrderOption
 from ffcvx.pipeline import PipelineSpec
 from ffcvx.transforms import Cutout, RandomHorizontalFlip, ToTensor, ToTorchImage
-from ffcvx.writer import DatasetWriter
+
+from conftest import write_labelled
 
 N, H, W = 20, 10, 14
-
-
-class _Images:
-    def __init__(self, images):
-        self.images = images
-
-    def __len__(self):
-        return len(self.images)
-
-    def __getitem__(self, i):
-        return self.images[i], i
 
 
 @pytest.fixture(scope='module')
@@ -38,9 +28,7 @@ def originals():
 @pytest.fixture(scope='module')
 def beton(tmp_path_factory, originals):
     path = tmp_path_factory.mktemp('branches') / 'raw.beton'
-    DatasetWriter(str(path), {'image': RGBImageField(write_mode='raw'), 'label': IntField()},
-                  num_workers=1, progress=False).from_indexed_dataset(_Images(originals))
-    return str(path)
+    return write_labelled(path, originals, RGBImageField(write_mode='raw'))
 
 
 def _epoch(loader):

@@ -7,26 +7,16 @@ samples. Here every draw depends on (seed, epoch, step, sample index) only.
 import numpy as np
 import pytest
 
-from ffcvx.fields import IntField, RGBImageField
+from ffcvx.fields import RGBImageField
 from ffcvx.fields.decoders import IntDecoder, RandomResizedCropRGBImageDecoder, SimpleRGBImageDecoder
 from ffcvx.loader import Loader, OrderOption
 from ffcvx.pipeline import PipelineSpec
 from ffcvx.transforms import (Cutout, RandomBrightness, RandomHorizontalFlip, RandomResizedCrop,
                               RandomSaturation, RandomTranslate)
-from ffcvx.writer import DatasetWriter
+
+from conftest import write_labelled
 
 N, H, W = 40, 24, 32
-
-
-class _Images:
-    def __init__(self, images):
-        self.images = images
-
-    def __len__(self):
-        return len(self.images)
-
-    def __getitem__(self, i):
-        return self.images[i], i
 
 
 @pytest.fixture(scope='module')
@@ -37,9 +27,7 @@ def originals():
 @pytest.fixture(scope='module')
 def beton(tmp_path_factory, originals):
     path = tmp_path_factory.mktemp('seeds') / 'raw.beton'
-    DatasetWriter(str(path), {'image': RGBImageField(write_mode='raw'), 'label': IntField()},
-                  num_workers=1, progress=False).from_indexed_dataset(_Images(originals))
-    return str(path)
+    return write_labelled(path, originals, RGBImageField(write_mode='raw'))
 
 
 def _augmented():

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from ffcvx._ext.resize import resize_gray, resize_rgb
-from ffcvx.fields import GrayscaleImageField, IntField, RGBImageField
+from ffcvx.fields import GrayscaleImageField, RGBImageField
 from ffcvx.fields.decoders import IntDecoder, RandomResizedCropRGBImageDecoder, SimpleRGBImageDecoder
 from ffcvx.loader import Loader, OrderOption
 from ffcvx.transforms import (Convert, Cutout, ImageMixup, LabelMixup, MixupToOneHot, Poison,
@@ -20,22 +20,12 @@ from ffcvx.transforms import (Convert, Cutout, ImageMixup, LabelMixup, MixupToOn
 from ffcvx.transforms.color_jitter import blend_with_reference
 from ffcvx.transforms.mixup import mixup_lambdas
 from ffcvx.transforms.translate import shift_in_place
-from ffcvx.writer import DatasetWriter
+
+from conftest import write_labelled
 
 N, H, W = 48, 12, 16
 FILL = (7, 8, 9)
 LUMA = np.array([0.299, 0.587, 0.114])
-
-
-class _Noise:
-    def __init__(self, images):
-        self.images = images
-
-    def __len__(self):
-        return len(self.images)
-
-    def __getitem__(self, i):
-        return self.images[i], i
 
 
 @pytest.fixture(scope='module')
@@ -46,9 +36,7 @@ def originals():
 @pytest.fixture(scope='module')
 def beton(tmp_path_factory, originals):
     path = tmp_path_factory.mktemp('transforms') / 'noise.beton'
-    DatasetWriter(str(path), {'image': RGBImageField(write_mode='raw'), 'label': IntField()},
-                  num_workers=1, progress=False).from_indexed_dataset(_Noise(originals))
-    return str(path)
+    return write_labelled(path, originals, RGBImageField(write_mode='raw'))
 
 
 def _run(path, image_ops, label_ops=None, batch_size=16, order=OrderOption.SEQUENTIAL, seed=3,
@@ -480,9 +468,7 @@ def test_ffcv_module_paths_and_parallel_loops():
 @pytest.fixture(scope='module')
 def gray_beton(tmp_path_factory, originals):
     path = tmp_path_factory.mktemp('transforms_gray') / 'gray.beton'
-    DatasetWriter(str(path), {'image': GrayscaleImageField(write_mode='raw'), 'label': IntField()},
-                  num_workers=1, progress=False).from_indexed_dataset(_Noise(originals[..., 0]))
-    return str(path)
+    return write_labelled(path, originals[..., 0], GrayscaleImageField(write_mode='raw'))
 
 
 def test_default_fills_serve_gray_images(gray_beton, originals):
