@@ -54,3 +54,11 @@ class CacheUnavailableError(FFCVXError, ConnectionError):
     message names the server's URL (without its password). Pass
     ``cache_options={'fallback': 'os'}`` to read the local file instead.
     """
+
+
+class PipelineError(FFCVXError, ValueError):
+    """An Operation's declarations or output do not fit the pipeline.
+
+    The message names the pipeline, the step and the Operation, and what it
+    declared (its State and AllocationQuery) against what it produced.
+    """

@@ -14,6 +14,7 @@ import threading
 import weakref
 
 import numba
+import numpy as np
 
 _BATCH, _END, _ERROR = 'batch', 'end', 'error'
 #: Seconds between checks of the stop flag while the queue is full or empty.
@@ -99,6 +100,8 @@ class EpochIterator:
                                    epoch_seed)
         self._thread = threading.Thread(target=self._producer.run, name='ffcvx-epoch', daemon=True)
         self._remaining = len(batches)
+        #: This epoch's samples in order (FFCV's ``EpochIterator.order``), ndarray[uint64].
+        self.order = np.concatenate(batches) if batches else np.empty(0, np.uint64)
         self._finished = False
         self._thread.start()
         self._finalizer = weakref.finalize(self, _shutdown, self._producer, self._thread)

@@ -2,25 +2,20 @@
 import enum
 import os
 import warnings
+from typing import Literal, Mapping, Union
 
 import numba
 import numpy as np
-import torch
 
-from ..fields import decoders as _decoders
 from ..memory_managers.select import select_strategy
-from ..pipeline.graph import Branch, Graph, Pipeline
+from ..pipeline.compiler import Compiler
 from ..pipeline.seeds import epoch_seed
-from ..pipeline.operation import Operation
-from ..pipeline.spec import PipelineSpec
 from ..reader import Reader
 from ..registry import Registry, decoder_for_format
 from ..traversal_order import QuasiRandom, Random, Sequential, TraversalOrder
-from ..transforms import ModuleWrapper, ToTensor
+from .assembly import build_graph
+from .distributed import rank_and_world_size
 from .epoch_iterator import EpochIterator
-
-
-_BUILTIN_DECODERS = tuple(getattr(_decoders, n) for n in _decoders.__all__)
 
 
 class OrderOption(enum.Enum):
@@ -31,41 +26,11 @@ class OrderOption(enum.Enum):
     QUASI_RANDOM = QuasiRandom
 
 
-def _dist_rank_world():
-    """This process's ``(rank, world_size)`` for ``distributed=True``.
+#: FFCV's type of the ``order`` argument.
+ORDER_TYPE = Union[TraversalOrder, Literal[OrderOption.SEQUENTIAL, OrderOption.RANDOM]]
 
-    The initialised default ``torch.distributed`` process group decides; without
-    one (e.g. a Loader built before ``init_process_group``), the ``RANK`` and
-    ``WORLD_SIZE`` environment variables that ``torchrun`` sets; without those,
-    ``(0, 1)`` with a warning.
-
-    Raises
-    ------
-    ValueError
-        If only one of ``RANK`` / ``WORLD_SIZE`` is set, either is not an
-        integer, or they do not satisfy ``0 <= RANK < WORLD_SIZE``.
-    """
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_rank(), torch.distributed.get_world_size()
-    rank_text, world_text = os.environ.get('RANK'), os.environ.get('WORLD_SIZE')
-    if rank_text is None and world_text is None:
-        warnings.warn("distributed=True, but no torch.distributed process group is initialised "
-                      "and RANK / WORLD_SIZE are unset: this process loads the whole dataset "
-                      "(rank 0 of 1)")
-        return 0, 1
-    if rank_text is None or world_text is None:
-        # Guessing the missing one could give two processes the same shard.
-        raise ValueError(f"distributed=True needs both RANK and WORLD_SIZE in the environment "
-                         f"(or an initialised process group); got RANK={rank_text!r}, "
-                         f"WORLD_SIZE={world_text!r}")
-    try:
-        rank, world_size = int(rank_text), int(world_text)
-    except ValueError:
-        raise ValueError(f"RANK and WORLD_SIZE must be integers, got RANK={rank_text!r}, "
-                         f"WORLD_SIZE={world_text!r}") from None
-    if not 0 <= rank < world_size:
-        raise ValueError(f"need 0 <= RANK < WORLD_SIZE, got RANK={rank}, WORLD_SIZE={world_size}")
-    return rank, world_size
+#: FFCV's map from an OrderOption to its TraversalOrder class.
+ORDER_MAP: Mapping[OrderOption, type] = {option: option.value for option in OrderOption}
 
 
 class Loader:
@@ -131,7 +96,12 @@ class Loader:
     batches_ahead : int
         Batches prepared ahead of the training loop.
     recompile : bool
-        Accepted for FFCV compatibility; compiled code is reused across epochs.
+        Generate and compile every Operation's code again at each epoch
+        (FFCV's meaning). Without it, each epoch still plans the pipelines
+        again: a step whose declared State or buffer, input, or simple
+        attributes (numbers, strings, tuples, e.g. ``decoder.output_size``
+        set between epochs for progressive resizing) changed gets new buffers
+        and new code; unchanged steps keep theirs.
     backend : str or None
         Decoder backend name (entry-point group ``ffcvx.decoders``), e.g.
         ``"turbojpeg"``; None picks the best installed one per format. The
@@ -153,6 +123,17 @@ class Loader:
         ``{"url": "redis://host:6379/0", "fallback": "os"}`` (Redis; the URL
         defaults to ``FFCV_REDIS_URL``).
 
+    jit : bool or None
+        Compile the Operations with Numba (True) or run them as plain Python
+        (False: slow, ordinary tracebacks). None: ``Compiler.is_enabled``
+        when the Loader is made (FFCV's ``Compiler.set_enabled``).
+    path : str or path
+        FFCV-SSL's name for ``fname``; give one of the two.
+    custom_field_mapper : dict of str to str or None
+        FFCV-SSL's extra reads of a field: ``{new output name: field name}``;
+        each new output needs its pipeline in ``pipelines`` and is decoded
+        from that field independently (e.g. two augmented views).
+
     Raises
     ------
     BetonFormatError
@@ -164,11 +145,28 @@ class Loader:
         memory strategy (the message lists the registered ones).
     """
 
-    def __init__(self, fname, batch_size, num_workers=-1, os_cache=None,
+    def __init__(self, fname=None, batch_size=None, num_workers=-1, os_cache=None,
                  order=OrderOption.SEQUENTIAL, distributed=False, seed=None, indices=None,
                  pipelines=None, custom_fields=None, drop_last=True, batches_ahead=3,
                  recompile=False, backend=None, order_kwargs=None, decoder_registry=None,
-                 cache=None, cache_options=None):
+                 cache=None, cache_options=None, jit=None, path=None, custom_field_mapper=None):
+        if isinstance(num_workers, (OrderOption, type)):
+            # FFCV-SSL's positional order is (path, batch_size, order, num_workers).
+            num_workers, order = (-1 if order is OrderOption.SEQUENTIAL else order), num_workers
+        if (fname is None) == (path is None):
+            raise TypeError("Loader needs the .beton file as fname (FFCV) or path (FFCV-SSL), once")
+        if batch_size is None:
+            raise TypeError("Loader needs batch_size")
+        # The arguments as given, for filter() (FFCV's ``_args``).
+        self._args = dict(fname=fname if path is None else path, batch_size=batch_size,
+                          num_workers=num_workers, os_cache=os_cache, order=order,
+                          distributed=distributed, seed=seed, indices=indices, pipelines=pipelines,
+                          custom_fields=custom_fields, drop_last=drop_last,
+                          batches_ahead=batches_ahead, recompile=recompile, backend=backend,
+                          order_kwargs=order_kwargs, decoder_registry=decoder_registry, cache=cache,
+                          cache_options=cache_options, jit=jit,
+                          custom_field_mapper=custom_field_mapper)
+        fname = fname if path is None else path
         if int(batch_size) < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         if int(batches_ahead) < 1:
@@ -177,12 +175,13 @@ class Loader:
         self.batch_size = int(batch_size)
         self.drop_last = bool(drop_last)
         self.batches_ahead = int(batches_ahead)
-        self.recompile = recompile
+        self.recompile = bool(recompile)
+        self.jit = Compiler.is_enabled if jit is None else bool(jit)
         self.distributed = bool(distributed)
         self.reader = Reader(self.fname, custom_handlers=custom_fields or {})
 
         self.num_workers = self._thread_count(num_workers)
-        self.rank, self.world_size = _dist_rank_world() if self.distributed else (0, 1)
+        self.rank, self.world_size = rank_and_world_size() if self.distributed else (0, 1)
         if seed is None:
             if self.distributed:
                 warnings.warn("distributed=True without a seed: using seed 0 so that ranks agree")
@@ -190,6 +189,7 @@ class Loader:
             else:
                 seed = int(np.random.SeedSequence().generate_state(1)[0] & 0x7FFFFFFF)
         self.seed = int(seed)
+        self._args['seed'] = self.seed  # a filtered Loader keeps this one's order and draws
 
         if indices is None:
             self.indices = np.arange(self.reader.num_samples, dtype=np.uint64)
@@ -215,9 +215,16 @@ class Loader:
         if backend is not None:
             self._decoders.get(backend)  # unknown names fail here, listing the registered ones
         self.num_slots = self.batches_ahead + 2
-        self.graph = Graph(self._build_pipelines(pipelines or {}))
+        with Compiler.planning(self.jit, self.num_workers):
+            self.graph, self.pipeline_specs = build_graph(
+                self.reader, pipelines or {}, self.memory_manager.compile_reader(), self.batch_size,
+                self.num_slots, self._select_backend, self.fname, custom_field_mapper)
+        #: Output name -> its Pipeline (FFCV's ``Loader.pipelines``); ``.operations`` lists its steps.
+        self.pipelines = {p.name: p for p in self.graph.pipelines}
         self.next_epoch = 0
         self._current = None
+        #: The sample order of epoch 0 (FFCV's attribute).
+        self.first_traversal_order = self.next_traversal_order()
 
     # -- construction helpers -----------------------------------------------
 
@@ -235,90 +242,11 @@ class Loader:
     def _select_backend(self, fmt):
         return decoder_for_format(self._decoders, fmt, preferred=self._backend_name)
 
-    @staticmethod
-    def _as_operations(name, ops):
-        ops = [ModuleWrapper(op) if isinstance(op, torch.nn.Module) else op for op in ops]
-        for op in ops:
-            if not isinstance(op, Operation):
-                raise ValueError(f"pipeline {name!r}: {op!r} is not an Operation")
-        return ops
-
-    def _operations_for(self, name, field, spec):
-        decoder_class = field.get_decoder_class()
-        if isinstance(spec, PipelineSpec):
-            ops = ([spec.decoder] if spec.decoder is not None else []) + list(spec.transforms)
-        else:
-            ops = list(spec)
-        ops = self._as_operations(name, ops)
-        if ops and isinstance(ops[0], decoder_class):
-            return ops
-        if ops and isinstance(ops[0], _BUILTIN_DECODERS):
-            raise ValueError(f"pipeline {name!r}: {type(ops[0]).__name__} cannot decode a "
-                             f"{type(field).__name__}; its decoder must be a {decoder_class.__name__}")
-        try:
-            decoder = decoder_class()
-        except TypeError as exc:
-            raise ValueError(f"pipeline {name!r}: the default decoder {decoder_class.__name__} needs "
-                             f"arguments; put a decoder first in the pipeline ({exc})") from None
-        return [decoder] + ops
-
-    def _build_pipelines(self, pipelines):
-        reader = self.reader
-        memory_read = self.memory_manager.compile_reader()
-        names = list(reader.field_names)
-        entries = []
-        for index, name in enumerate(names):
-            if name in pipelines:
-                spec = pipelines[name]
-                if spec is None:
-                    continue
-            else:
-                try:
-                    spec = [reader.handlers[name].get_decoder_class()(), ToTensor()]
-                except TypeError:
-                    raise ValueError(f"field {name!r} has no default pipeline; pass one in "
-                                     f"pipelines={{{name!r}: [...]}}") from None
-            entries.append((name, index, spec))
-        extras = [(name, spec) for name, spec in pipelines.items() if name not in names]
-        for name, spec in extras:
-            if not isinstance(spec, PipelineSpec):
-                raise ValueError(f"pipelines has {name!r}, which is not a field of {self.fname} "
-                                 f"(fields: {', '.join(names)}); use PipelineSpec(source=...) "
-                                 f"for extra outputs")
-            if isinstance(spec.source, Operation):
-                if spec.decoder is not None:
-                    raise ValueError(f"PipelineSpec for {name!r} starts from an Operation's output, "
-                                     f"so it takes no decoder; put its steps in transforms")
-            elif spec.source not in names:
-                raise ValueError(f"PipelineSpec for {name!r} reads unknown field {spec.source!r}")
-        # Operations that branches start from: a decoder among them keeps its own output.
-        sources = {id(spec.source) for _, spec in extras if isinstance(spec.source, Operation)}
-
-        built = []
-
-        def add_pipeline(name, index, spec):
-            field = reader.handlers[names[index]]
-            ops = self._operations_for(name, field, spec)
-            built.append(Pipeline(name, index, field, ops, reader.metadata[f'f{index}'], memory_read,
-                                  self.batch_size, self.num_slots, self._select_backend,
-                                  keep_decoder_output=id(ops[0]) in sources))
-
-        for entry in entries:
-            add_pipeline(*entry)
-        for name, spec in extras:
-            if not isinstance(spec.source, Operation):
-                add_pipeline(name, names.index(spec.source), spec)
-                continue
-            steps = [p.step_of(spec.source) for p in built]
-            source = next((step for step in steps if step is not None), None)
-            if source is None:
-                raise ValueError(f"PipelineSpec for {name!r} starts from {type(spec.source).__name__}, "
-                                 f"which is in no pipeline listed before it")
-            built.append(Branch(name, source, self._as_operations(name, spec.transforms),
-                                self.batch_size, self.num_slots))
-        return built
-
     # -- iteration ----------------------------------------------------------
+
+    def next_traversal_order(self):
+        """The sample order of the next epoch (this rank's share), ndarray[uint64]."""
+        return self.traversal_order.sample_order(self.next_epoch)
 
     def _batches(self, epoch):
         order = self.traversal_order.sample_order(epoch)
@@ -331,9 +259,16 @@ class Loader:
         # thread instead of leaking it (FFCV issues #345, #393).
         if self._current is not None:
             self._current.close()
+            self._current = None
         epoch = self.next_epoch
+        if epoch > 0 or self.recompile:
+            # Operations' attributes may have changed since the last epoch
+            # (progressive resizing sets decoder.output_size): plan again.
+            with Compiler.planning(self.jit, self.num_workers):
+                self.graph.plan(recompile=self.recompile)
         self.next_epoch += 1
-        self._current = EpochIterator(self.graph, self.memory_manager, self._batches(epoch),
+        batches = self._batches(epoch)
+        self._current = EpochIterator(self.graph, self.memory_manager, batches,
                                       self.num_slots, self.num_workers, self.batches_ahead,
                                       epoch_seed(self.seed, epoch))
         return self._current
@@ -345,6 +280,46 @@ class Loader:
             # The padded shard size (TraversalOrder.shard): equal on all ranks.
             count = -(-count // self.world_size)
         return count // self.batch_size if self.drop_last else -(-count // self.batch_size)
+
+    def filter(self, field_name, condition):
+        """A Loader over the samples whose ``field_name`` output satisfies ``condition`` (FFCV's API).
+
+        The field is decoded once, in dataset order, with this Loader's
+        pipeline for it (the default one if none was given); every other
+        argument is kept.
+
+        Parameters
+        ----------
+        field_name : str
+        condition : callable(sample) -> bool
+            Called with one sample of the field's output (one row of a batch).
+
+        Returns
+        -------
+        Loader
+            With ``indices`` the selected samples' numbers, in this Loader's
+            ``indices`` order.
+        """
+        if field_name not in self.reader.field_names:
+            raise ValueError(f"filter: {field_name!r} is not a field of {self.fname} "
+                             f"(fields: {', '.join(self.reader.field_names)})")
+        given = self._args['pipelines'] or {}
+        pipelines = {name: None for name in self.reader.field_names if name != field_name}
+        if field_name in given:
+            pipelines[field_name] = given[field_name]
+        probe = Loader(**{**self._args, 'pipelines': pipelines, 'order': OrderOption.SEQUENTIAL,
+                          'drop_last': False, 'distributed': False, 'custom_field_mapper': None,
+                          'indices': self.indices})
+        selected = []
+        with probe:
+            position = 0
+            for (batch,) in probe:
+                for sample in batch:
+                    if condition(sample):
+                        # FFCV kept the position; the sample's number is what indices means.
+                        selected.append(int(self.indices[position]))
+                    position += 1
+        return Loader(**{**self._args, 'indices': np.asarray(selected, dtype=np.uint64)})
 
     def close(self):
         """Stop any running epoch and release the file."""

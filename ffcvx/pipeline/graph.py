@@ -6,14 +6,17 @@ allocated once, and each Operation whose output is in ``jit_mode`` is compiled
 with Numba. Running a batch is then a short Python loop over compiled calls
 that release the GIL; no code is generated as text and nothing is ``exec``-ed.
 """
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, List, Optional
 
+import numba
 import numpy as np
 import torch
 
+from ..errors import PipelineError
 from .allocation_query import AllocationQuery, allocate
 from .compiler import Compiler
+from .planning import check_output, declare, describe, fingerprint
 from .seeds import step_salt, step_seed
 from .state import INITIAL_STATE
 
@@ -61,35 +64,61 @@ def fuse(operations):
 
 @dataclass
 class Step:
-    """One Operation, ready to run."""
+    """One Operation, planned and ready to run (replanned at each epoch start)."""
 
     operation: Any
-    code: Any
-    destination: Any          # buffers with leading (num_slots, batch_size), or None
-    shared: Any               # buffer allocated once, or None
-    with_indices: bool
+    where: str                # how errors name it: "pipeline 'image', step 0 (Decoder)"
     is_decoder: bool
-    state: Any                # the State of this step's output
-    taps: List[Any]           # branches' input buffers (num_slots, batch_size, ...) to copy the output into
-    seed_salt: Optional[int]  # for a step with ``with_seed``: its stable salt (seeds.step_salt)
+    seed_salt: Optional[int] = None  # for a step with ``with_seed``: its stable salt (seeds.step_salt)
+    code: Any = None
+    with_indices: bool = False
+    destination: Any = None   # buffers with leading (num_slots, batch_size), or None
+    shared: Any = None        # buffer allocated once, or None
+    input_state: Any = None
+    state: Any = None         # the State of this step's output
+    query: Any = None
+    shared_query: Any = None
+    attributes: Any = None    # planning.fingerprint of the operation when its code was generated
+    taps: List[Any] = field(default_factory=list)  # branches starting from this step's output
 
 
-def _build_steps(name, operations, state, batch_size, num_slots, decoder_first):
-    steps = []
-    for position, op in enumerate(operations):
-        is_decoder = decoder_first and position == 0
-        shared_query = op.declare_shared_memory(state)
-        state, query = op.declare_state_and_memory(state)
-        raw_code = op.generate_code()
-        code = Compiler.compile(raw_code) if state.jit_mode else raw_code
-        steps.append(Step(operation=op, code=code,
-                          destination=_allocate_destination(query, num_slots, batch_size),
-                          shared=_allocate_shared(shared_query),
-                          with_indices=bool(getattr(raw_code, 'with_indices', False)),
-                          is_decoder=is_decoder, state=state, taps=[],
-                          seed_salt=(step_salt(name, position)
-                                     if getattr(raw_code, 'with_seed', False) else None)))
-    return steps
+def _plan_step(step, state, batch_size, num_slots, recompile, position, name):
+    """(Re)plan one step for input ``state``; returns its output State.
+
+    Buffers are reallocated only when their declaration changed, code is
+    generated again only when the input, the declarations or the
+    Operation's simple attributes changed, or ``recompile`` is set.
+    """
+    op = step.operation
+    shared_query, out_state, query = declare(op, step.where, state)
+    changed = (step.code is None or recompile or state != step.input_state
+               or out_state != step.state or query != step.query
+               or shared_query != step.shared_query or fingerprint(op) != step.attributes)
+    if not changed:
+        return out_state
+    if step.code is None or query != step.query:
+        step.destination = _allocate_destination(query, num_slots, batch_size)
+    if step.code is None or shared_query != step.shared_query:
+        step.shared = _allocate_shared(shared_query)
+    raw_code = op.generate_code()
+    step.code = Compiler.compile(raw_code) if out_state.jit_mode else raw_code
+    step.with_indices = bool(getattr(raw_code, 'with_indices', False))
+    step.seed_salt = step_salt(name, position) if getattr(raw_code, 'with_seed', False) else None
+    step.input_state, step.state, step.query, step.shared_query = state, out_state, query, shared_query
+    step.attributes = fingerprint(op)
+    return out_state
+
+
+def _make_steps(name, operations, decoder_first):
+    return [Step(operation=op, is_decoder=decoder_first and k == 0,
+                 where=f"pipeline {name!r}, step {k} ({describe(op)})")
+            for k, op in enumerate(operations)]
+
+
+def _plan_steps(name, steps, state, batch_size, num_slots, recompile):
+    for position, step in enumerate(steps):
+        state = _plan_step(step, state, batch_size, num_slots, recompile, position, name)
+    return state
 
 
 def _copy_into(buffer, result):
@@ -97,6 +126,15 @@ def _copy_into(buffer, result):
         buffer.copy_(result)
     else:
         np.copyto(buffer, result)
+
+
+def _call(step, args):
+    # A Numba error (typing, lowering) names the Operation whose code it is in.
+    try:
+        return step.code(*args)
+    except numba.core.errors.NumbaError as exc:
+        raise PipelineError(f"{step.where}: its code failed to compile for the buffers it declared "
+                            f"(State {step.state}, buffer {step.query!r}): {exc}") from exc
 
 
 def _run_steps(steps, result, slot, batch_indices, storage_state, epoch_seed, metadata=None):
@@ -117,13 +155,14 @@ def _run_steps(steps, result, slot, batch_indices, storage_state, epoch_seed, me
             args.append(step_seed(epoch_seed, step.seed_salt))
         if step.shared is not None:
             args.append(step.shared)
-        result = step.code(*args)
+        result = _call(step, args)
         if step.is_decoder:
             result = step.operation.finish_batch(result, dst, batch_indices, storage_state)
         else:
             result = step.operation.finish_batch(result, dst, batch_indices)
-        for tap in step.taps:
-            _copy_into(tap[slot][:count], result)
+        check_output(step.where, step.state, step.query, result, count)
+        for branch in step.taps:
+            _copy_into(branch.tap[slot][:count], result)
     return result
 
 
@@ -149,6 +188,11 @@ class Pipeline:
     keep_decoder_output : bool
         The decoder's own output is a branch's source: do not let it absorb
         the steps after it (that would change its output, see :func:`fuse`).
+
+    Raises
+    ------
+    PipelineError
+        When an Operation's declarations are malformed (see ``planning.declare``).
     """
 
     def __init__(self, name, field_index, field, operations, metadata, memory_read,
@@ -156,6 +200,8 @@ class Pipeline:
         self.name = name
         self.field_index = field_index
         self.metadata = metadata
+        #: The Operations as given (FFCV's ``Pipeline.operations``), before fusion.
+        self.operations = list(operations)
         self.batch_size, self.num_slots = batch_size, num_slots
         kept = list(operations) if keep_decoder_output else fuse(operations)
         # An absorbed step's output is the decoder's output.
@@ -166,8 +212,14 @@ class Pipeline:
         decoder.accept_globals(metadata, memory_read)
         if hasattr(decoder, 'accept_backends'):
             decoder.accept_backends(select_backend)
-        self.steps: List[Step] = _build_steps(name, kept, INITIAL_STATE, batch_size, num_slots, True)
-        self.output_state = self.steps[-1].state
+        self.steps: List[Step] = _make_steps(name, kept, True)
+        self.output_state = None
+        self.plan()
+
+    def plan(self, recompile=False):
+        """Declare every step again from the start state, updating buffers and code that changed."""
+        self.output_state = _plan_steps(self.name, self.steps, INITIAL_STATE, self.batch_size,
+                                        self.num_slots, recompile)
 
     def step_of(self, op):
         """The step whose output is ``op``'s output, or None when ``op`` is not in this pipeline."""
@@ -184,8 +236,8 @@ class Branch:
 
     Several outputs can so share one decode, e.g. two augmented views of one
     decoded image. The source step's output is copied into this branch's own
-    buffer right after that step runs, for every batch, so in-place steps of
-    either side (flips, Cutout) never change the other's pixels.
+    buffer (``tap``) right after that step runs, for every batch, so in-place
+    steps of either side (flips, Cutout) never change the other's pixels.
 
     Parameters
     ----------
@@ -205,17 +257,29 @@ class Branch:
 
     def __init__(self, name, source, operations, batch_size, num_slots):
         self.name = name
-        state = source.state
-        if state.shape is None:
-            raise ValueError(f"pipeline {name!r}: its source {type(source.operation).__name__} "
-                             f"declares no output shape, so it cannot be branched from")
-        tap = allocate(AllocationQuery(tuple(state.shape), state.dtype, state.device),
-                       (num_slots, batch_size))
-        source.taps.append(tap)
-        self._tap = tap
+        self.source = source
+        self.operations = list(operations)
+        self.batch_size, self.num_slots = batch_size, num_slots
+        self.tap = None
+        self._tap_state = None
+        source.taps.append(self)
         self._step_of = {id(op): k for k, op in enumerate(operations)}
-        self.steps: List[Step] = _build_steps(name, operations, state, batch_size, num_slots, False)
-        self.output_state = self.steps[-1].state if self.steps else state
+        self.steps: List[Step] = _make_steps(name, operations, False)
+        self.output_state = None
+        self.plan()
+
+    def plan(self, recompile=False):
+        """Follow the source step's (re)planned State: reallocate the copy if it changed, replan the steps."""
+        state = self.source.state
+        if state.shape is None:
+            raise ValueError(f"pipeline {self.name!r}: its source {describe(self.source.operation)} "
+                             f"declares no output shape, so it cannot be branched from")
+        if state != self._tap_state:
+            self.tap = allocate(AllocationQuery(tuple(state.shape), state.dtype, state.device),
+                                (self.num_slots, self.batch_size))
+            self._tap_state = state
+        self.output_state = _plan_steps(self.name, self.steps, state, self.batch_size,
+                                        self.num_slots, recompile)
 
     def step_of(self, op):
         """The step whose output is ``op``'s output, or None when ``op`` is not in this branch."""
@@ -224,7 +288,7 @@ class Branch:
 
     def run(self, slot, batch_indices, storage_state, epoch_seed=0):
         """This branch's transforms on its copy of the source's output for this batch."""
-        start = self._tap[slot][:len(batch_indices)]
+        start = self.tap[slot][:len(batch_indices)]
         return _run_steps(self.steps, start, slot, batch_indices, storage_state, epoch_seed)
 
 
@@ -240,6 +304,11 @@ class Graph:
 
     def __init__(self, pipelines: List[Any]):
         self.pipelines = pipelines
+
+    def plan(self, recompile=False):
+        """Plan every pipeline again (at an epoch start), in order, so branches follow their sources."""
+        for pipeline in self.pipelines:
+            pipeline.plan(recompile)
 
     def run_batch(self, slot, batch_indices, storage_state, epoch_seed=0):
         """Outputs of every pipeline for ``batch_indices``, written into buffer slot ``slot``.
