@@ -51,17 +51,17 @@ def pytest_generate_tests(metafunc):
 
 @pytest.fixture(scope='session')
 def shared_dir():
-    """The project's ``shared/`` folder (golden files, photos); skips when absent."""
+    """The project's ``shared/`` folder (golden files, photos); fails the test when absent."""
     if GOLDEN_DIR is None:
-        pytest.skip(GOLDEN_MISSING)
+        pytest.fail(GOLDEN_MISSING)
     return GOLDEN_DIR.parents[1]
 
 
 @pytest.fixture(scope='session')
 def golden_dir():
-    """Path of the FFCV 1.0.2 golden files; skips the test when they are absent."""
+    """Path of the FFCV 1.0.2 golden files; fails the test when they are absent."""
     if GOLDEN_DIR is None:
-        pytest.skip(GOLDEN_MISSING)
+        pytest.fail(GOLDEN_MISSING)
     return GOLDEN_DIR
 
 
