@@ -93,9 +93,13 @@ class EpochIterator:
         Finished batches the producer may keep ready.
     epoch_seed : int
         Seed of this epoch's random steps (:func:`ffcvx.pipeline.seeds.epoch_seed`).
+    owner : object, optional
+        Kept alive while this iterator is (the Loader, as in FFCV).
     """
 
-    def __init__(self, graph, memory, batches, num_slots, num_threads, batches_ahead, epoch_seed=0):
+    def __init__(self, graph, memory, batches, num_slots, num_threads, batches_ahead, epoch_seed=0,
+                 owner=None):
+        self._owner = owner
         self._producer = _Producer(graph, memory, batches, num_slots, num_threads, batches_ahead,
                                    epoch_seed)
         self._thread = threading.Thread(target=self._producer.run, name='ffcvx-epoch', daemon=True)

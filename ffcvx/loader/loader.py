@@ -2,6 +2,7 @@
 import enum
 import os
 import warnings
+import weakref
 from typing import Literal, Mapping, Union
 
 import numba
@@ -257,9 +258,7 @@ class Loader:
     def __iter__(self):
         # One live epoch per Loader: a new iter() stops the previous epoch's
         # thread instead of leaking it (FFCV issues #345, #393).
-        if self._current is not None:
-            self._current.close()
-            self._current = None
+        self._close_current()
         epoch = self.next_epoch
         if epoch > 0 or self.recompile:
             # Operations' attributes may have changed since the last epoch
@@ -268,10 +267,19 @@ class Loader:
                 self.graph.plan(recompile=self.recompile)
         self.next_epoch += 1
         batches = self._batches(epoch)
-        self._current = EpochIterator(self.graph, self.memory_manager, batches,
-                                      self.num_slots, self.num_workers, self.batches_ahead,
-                                      epoch_seed(self.seed, epoch))
-        return self._current
+        iterator = EpochIterator(self.graph, self.memory_manager, batches, self.num_slots,
+                                 self.num_workers, self.batches_ahead, epoch_seed(self.seed, epoch),
+                                 owner=self)
+        # Weak: the iterator keeps this Loader alive (``next(iter(Loader(...)))``
+        # works, as in FFCV), not the other way round, so no cycle delays freeing.
+        self._current = weakref.ref(iterator)
+        return iterator
+
+    def _close_current(self):
+        current = self._current() if self._current is not None else None
+        if current is not None:
+            current.close()
+        self._current = None
 
     def __len__(self):
         """Batches per epoch of this rank (the shard's size when distributed)."""
@@ -323,9 +331,7 @@ class Loader:
 
     def close(self):
         """Stop any running epoch and release the file."""
-        if self._current is not None:
-            self._current.close()
-            self._current = None
+        self._close_current()
         if self.memory_manager is not None:
             self.memory_manager.close()
             self.memory_manager = None
@@ -337,6 +343,7 @@ class Loader:
         self.close()
 
     def __del__(self):
-        current = getattr(self, '_current', None)
-        if current is not None:
-            current.close()
+        # A live iterator holds this Loader, so here none is left but at
+        # interpreter exit; stop its thread then too.
+        if getattr(self, '_current', None) is not None:
+            self._close_current()
