@@ -24,9 +24,6 @@ from .types import CUSTOM_TYPE_ID, DEFAULT_PAGE_SIZE, FieldDescType, HeaderType
 
 __all__ = ['main']
 
-_TYPE_NAMES = {0: 'FloatField', 1: 'IntField', 2: 'RGBImageField', 3: 'BytesField',
-               4: 'NDArrayField', 5: 'JSONField', 6: 'TorchTensorField', 255: 'custom'}
-
 
 class _UsageError(Exception):
     """A problem with the user's input that needs a message, not a traceback (exit 2)."""
@@ -102,9 +99,12 @@ def _field_stats(reader, index, handler):
 
 def _field_kind(type_id, arguments, handler):
     """How ``ffcvx info`` names a field: its class, and for type id 255 whether ffcvx knows it."""
-    from .fields import extension_field_class
+    from .fields import TYPE_ID_HANDLER, extension_field_class
 
-    kind = _TYPE_NAMES.get(type_id, 'unknown')
+    if type_id not in TYPE_ID_HANDLER:
+        kind = 'unknown'
+    else:
+        kind = 'custom' if type_id == CUSTOM_TYPE_ID else TYPE_ID_HANDLER[type_id].__name__
     if type_id == CUSTOM_TYPE_ID and type(handler) is extension_field_class(arguments):
         # a marked ffcvx extension (FMT-087): name the class, not just "custom"
         return f"{type(handler).__name__} (type id {type_id}, ffcvx extension)"

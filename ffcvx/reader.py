@@ -38,7 +38,8 @@ _ARGUMENTS_AT = FieldDescType.fields['arguments'][1]
 
 
 def _known_type_ids():
-    return ", ".join(f"{tid} ({cls.__name__})" for tid, cls in sorted(TYPE_ID_HANDLER.items()))
+    return ", ".join(f"{tid} ({cls.__name__})" for tid, cls in sorted(TYPE_ID_HANDLER.items())
+                     if cls is not None)
 
 
 class Reader:

@@ -80,3 +80,15 @@ def get_metadata_type(handlers):
         field's ``metadata_type``.
     """
     return np.dtype([('', h.metadata_type) for h in handlers], align=True)
+
+
+def __getattr__(name):
+    """FFCV 1.0 also has ``TYPE_ID_HANDLER`` and ``get_handlers`` in ``ffcv.types``.
+
+    They live in :mod:`ffcvx.fields`, which imports this module; serving them
+    on first use (PEP 562) instead of importing them here avoids the cycle.
+    """
+    if name in ('TYPE_ID_HANDLER', 'get_handlers'):
+        from . import fields
+        return getattr(fields, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -153,15 +153,18 @@ def test_page_size_constants():
 
 
 def test_type_ids_match_spec_table():
-    """FMT-022: the type-id table of the spec is TYPE_ID_HANDLER; id 6 reads back as NDArray."""
+    """FMT-022: the type-id table of the spec is TYPE_ID_HANDLER (FFCV's, 255 -> None);
+    id 6 reads back as NDArray through the class's from_binary."""
     table = {int(r['type_id']): r['class'] for r in spec_table('FMT-022')}
     assert table.pop(255).startswith('custom')
     assert {tid: name for tid, name in table.items()} == {
         0: 'FloatField', 1: 'IntField', 2: 'RGBImageField', 3: 'BytesField',
         4: 'NDArrayField', 5: 'JSONField', 6: 'TorchTensorField'}
+    assert TYPE_ID_HANDLER[255] is None and set(TYPE_ID_HANDLER) == set(table) | {255}
     for tid, name in table.items():
-        expected = 'NDArrayField' if tid == 6 else name
-        assert TYPE_ID_HANDLER[tid].__name__ == expected
+        assert TYPE_ID_HANDLER[tid].__name__ == name
+    args = NDArrayField('<f4', (5,)).to_binary()
+    assert type(TYPE_ID_HANDLER[6].from_binary(np.frombuffer(bytes(args), np.uint8))) is NDArrayField
     assert types.CUSTOM_TYPE_ID == 255
 
 

@@ -1,11 +1,16 @@
 """Field types of a ``.beton`` file and the type ids that name them (FMT-022).
 
+:data:`TYPE_ID_HANDLER` is the one table of type ids: the writer stores the
+id whose class is exactly the field's class (:func:`type_id_of`), the reader
+builds a field with ``TYPE_ID_HANDLER[type_id].from_binary(arguments)``.
+
 Also the ffcvx extension fields that are stored as custom fields (type id
 255) and recognised by the marker their descriptor ``arguments`` start with
 (FMT-087).
 """
 from types import MappingProxyType
 
+from ..types import CUSTOM_TYPE_ID
 from .base import Field
 from .basics import FloatField, IntField
 from .rgb_image import GRAY_MAGIC, GrayscaleImageField, RGBImageField
@@ -13,17 +18,20 @@ from .bytes import BytesField
 from .ndarray import NDArrayField, TorchTensorField
 from .json import JSONField
 
-#: Field class for each built-in type id (FMT-022). Type id 6 reads back as an
-#: NDArrayField, exactly as FFCV 1.0 does.
-TYPE_ID_HANDLER = {
+#: Field class of each type id, FFCV 1.0's table (FMT-022); 255 (custom) maps
+#: to None: the user names the class. Read-only. A type id names the class
+#: that *writes* it: reading goes through ``from_binary``, so type id 6 reads
+#: back as an NDArrayField (TorchTensorField inherits NDArrayField's), as in FFCV.
+TYPE_ID_HANDLER = MappingProxyType({
+    CUSTOM_TYPE_ID: None,
     0: FloatField,
     1: IntField,
     2: RGBImageField,
     3: BytesField,
     4: NDArrayField,
     5: JSONField,
-    6: NDArrayField,
-}
+    6: TorchTensorField,
+})
 
 #: Field class of each ffcvx extension stored with type id 255, keyed by the
 #: marker (ASCII text and its terminating zero byte) that its descriptor
@@ -61,16 +69,42 @@ def extension_field_class(arguments):
 def type_id_of(field):
     """Type id the writer stores for ``field`` (FMT-022): exact class match, else 255.
 
-    GrayscaleImageField (an ffcvx extension) is not in the map on purpose: it
-    is stored as 255 so that FFCV 1.0 refuses it cleanly (FMT-083).
+    A subclass of a built-in class is a custom field (255), as in FFCV;
+    GrayscaleImageField (an ffcvx extension) is not in the table on purpose:
+    it is stored as 255 so that FFCV 1.0 refuses it cleanly (FMT-083).
     """
-    for type_id, cls in ((0, FloatField), (1, IntField), (2, RGBImageField), (3, BytesField),
-                         (4, NDArrayField), (5, JSONField), (6, TorchTensorField)):
-        if type(field) is cls:
+    for type_id, cls in TYPE_ID_HANDLER.items():
+        if cls is not None and type(field) is cls:
             return type_id
-    return 255
+    return CUSTOM_TYPE_ID
+
+
+def get_handlers(field_descriptors):
+    """FFCV 1.0's ``get_handlers``: one field per descriptor, None for custom fields.
+
+    No validation, unlike :class:`ffcvx.reader.Reader`, which also applies
+    ``custom_handlers`` and extension markers and checks the whole file.
+
+    Parameters
+    ----------
+    field_descriptors : ndarray[FieldDescType], shape (F,)
+
+    Returns
+    -------
+    list of Field or None
+
+    Raises
+    ------
+    KeyError
+        For a type id that is not in :data:`TYPE_ID_HANDLER` (7 to 254).
+    """
+    handlers = []
+    for descriptor in field_descriptors:
+        cls = TYPE_ID_HANDLER[int(descriptor['type_id'])]
+        handlers.append(None if cls is None else cls.from_binary(descriptor['arguments']))
+    return handlers
 
 
 __all__ = ['Field', 'FloatField', 'IntField', 'RGBImageField', 'BytesField', 'NDArrayField',
-           'TorchTensorField', 'JSONField', 'GrayscaleImageField', 'TYPE_ID_HANDLER', 'EXTENSION_MARKERS',
-           'extension_field_class', 'type_id_of']
+           'TorchTensorField', 'JSONField', 'GrayscaleImageField', 'TYPE_ID_HANDLER',
+           'EXTENSION_MARKERS', 'extension_field_class', 'get_handlers', 'type_id_of']

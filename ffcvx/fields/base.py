@@ -13,10 +13,11 @@ class Field(ABC):
     metadata table (``metadata_type``), how the writer turns a user value into
     that record plus optional data regions (``encode``), and which decoder
     Operation reads it back (``get_decoder_class``).
-    """
 
-    #: Type id stored in the field descriptor (FMT-022); 255 for custom fields.
-    TYPE_ID = 255
+    A field's type id (FMT-022) is not an attribute of the class: it is the
+    key of the class in :data:`ffcvx.fields.TYPE_ID_HANDLER` (exact class
+    match), else 255.
+    """
 
     @property
     @abstractmethod

@@ -7,8 +7,6 @@ from .base import Field, decoder_aliases, zero_arguments
 class FloatField(Field):
     """A float64 per sample, stored in the metadata table itself (FMT-032)."""
 
-    TYPE_ID = 0
-
     @property
     def metadata_type(self):
         return np.dtype('<f8')
@@ -30,8 +28,6 @@ class FloatField(Field):
 
 class IntField(Field):
     """An int64 per sample, stored in the metadata table itself (FMT-032)."""
-
-    TYPE_ID = 1
 
     @property
     def metadata_type(self):

@@ -18,8 +18,6 @@ class BytesField(Field):
     on the allocation table for it (FMT-033).
     """
 
-    TYPE_ID = 3
-
     @property
     def metadata_type(self):
         return BytesMetadataType

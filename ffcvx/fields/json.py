@@ -14,8 +14,6 @@ class JSONField(BytesField):
     objects with :meth:`unpack`.
     """
 
-    TYPE_ID = 5
-
     @staticmethod
     def from_binary(binary):
         return JSONField()

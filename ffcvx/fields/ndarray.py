@@ -30,8 +30,6 @@ class NDArrayField(Field):
         At most 32 dimensions, each > 0.
     """
 
-    TYPE_ID = 4
-
     def __init__(self, dtype, shape):
         self.dtype = np.dtype(dtype)
         self.shape = tuple(int(s) for s in shape)
@@ -108,8 +106,6 @@ class TorchTensorField(NDArrayField):
     dtype : torch.dtype
     shape : tuple of int
     """
-
-    TYPE_ID = 6
 
     def __init__(self, dtype, shape):
         import torch

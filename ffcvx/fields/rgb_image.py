@@ -149,8 +149,6 @@ class RGBImageField(Field):
     compress_probability : float, 0..1
     """
 
-    TYPE_ID = 2
-
     def __init__(self, write_mode='raw', max_resolution=None, smart_threshold=None,
                  jpeg_quality=90, compress_probability=0.5):
         if write_mode not in WRITE_MODES:
