@@ -59,16 +59,14 @@ def _region_sizes(reader, ptrs):
 
 def _field_stats(reader, index, handler):
     """One-line summaries of field ``index``'s values, from the metadata alone."""
-    from .fields import (BytesField, FloatField, GrayscaleImageField, IntField, NDArrayField,
-                         RGBImageField)
+    from .fields import BytesField, FloatField, ImageField, IntField, NDArrayField
     from .fields.rgb_image import IMAGE_MODES
 
     column = reader.metadata[f'f{index}']
     n = reader.num_samples
     lines = []
-    # GrayscaleImageField is not an RGBImageField subclass (FMT-083) but has the
-    # same 13-byte record, so the same summary applies.
-    if isinstance(handler, (RGBImageField, GrayscaleImageField)) and column.dtype.names:
+    # RGB and gray fields share the 13-byte record (FMT-036, FMT-083).
+    if isinstance(handler, ImageField) and column.dtype.names:
         names = {v: k for k, v in IMAGE_MODES.items()}
         modes, counts = np.unique(column['mode'], return_counts=True)
         lines.append('modes: ' + ', '.join(f"{names.get(int(m), f'unknown {int(m)}')} {int(c)}"

@@ -13,10 +13,7 @@ import os
 import numpy as np
 
 from .errors import BetonFormatError
-from .fields import TYPE_ID_HANDLER, extension_field_class
-from .fields.bytes import BytesField, BytesMetadataType
-from .fields.ndarray import NDArrayField
-from .fields.rgb_image import RGBImageField, RGBMetadataType
+from .fields import TYPE_ID_HANDLER, MetadataColumn, RegionTable, extension_field_class
 from .types import (ALLOC_TABLE_TYPE, CURRENT_VERSION, CUSTOM_TYPE_ID, FIELD_NAME_LENGTH,
                     FieldDescType, HeaderType, align_to_page, get_metadata_type, metadata_offset)
 
@@ -203,19 +200,10 @@ class Reader:
                 f"field {index} {name!r} has unknown type id {type_id}; known type ids are "
                 f"{_known_type_ids()} and 255 (custom)", offset=at, clause='FMT-065')
         try:
-            handler = cls.from_binary(arguments)
+            return cls.from_binary(arguments)
         except Exception as exc:
             raise BetonFormatError(f"field {index} {name!r}: bad {cls.__name__} arguments: {exc}",
                                    offset=at + _ARGUMENTS_AT, clause='FMT-067') from None
-        if isinstance(handler, NDArrayField):
-            dtype = handler.dtype
-            if (dtype.fields is not None or dtype.subdtype is not None or dtype.hasobject
-                    or dtype.itemsize == 0):
-                raise BetonFormatError(
-                    f"field {index} {name!r}: array dtype {dtype.str!r} is not a plain, "
-                    f"fixed-size, non-object element type", offset=at + _ARGUMENTS_AT,
-                    clause='FMT-067')
-        return handler
 
     def _make_extension_handler(self, index, name, arguments, at):
         """Field of a type-255 descriptor the user gave no class for (FMT-087, else FMT-066)."""
@@ -293,20 +281,19 @@ class Reader:
         sizes.flags.writeable = False
         self.region_ptrs = ptrs
         self.region_sizes = sizes
+        self._regions = RegionTable(ptrs, sizes)
+
+    def _column(self, index):
+        """Field ``index``'s records, as ``Field.check_metadata`` takes them."""
+        raw = self.metadata.view(np.uint8).reshape(self.num_samples, self.metadata_type.itemsize)
+        return MetadataColumn(name=self.field_names[index], values=self.metadata[f'f{index}'],
+                              raw=raw, member=self.metadata_type.fields[f'f{index}'][1],
+                              table_offset=self._metadata_start)
 
     def _check_metadata_pointers(self):
-        raw = self.metadata.view(np.uint8).reshape(self.num_samples, self.metadata_type.itemsize)
-        for index, (name, handler) in enumerate(self.handlers.items()):
-            member = self.metadata_type.fields[f'f{index}'][1]
-            mtype = handler.metadata_type
-            args = (raw, member, self.region_ptrs, self.region_sizes, self._metadata_start, name)
-            if isinstance(handler, RGBImageField) and mtype == RGBMetadataType:
-                _beton.check_rgb_records(*args)
-            elif isinstance(handler, BytesField) and mtype == BytesMetadataType:
-                _beton.check_bytes_pointers(*args)
-            elif isinstance(handler, NDArrayField) and mtype == np.dtype('<u8'):
-                _beton.check_ndarray_pointers(raw, member, handler.element_size,
-                                              *args[2:])
+        # FMT-079 to FMT-082: each field knows its own record layout.
+        for index, handler in enumerate(self.handlers.values()):
+            handler.check_metadata(self._column(index), self._regions)
 
     # -- access --------------------------------------------------------------------------
 
@@ -318,11 +305,12 @@ class Reader:
         sample : int
             Sample index, ``0 <= sample < num_samples``.
         field_name : str
-            One of :attr:`field_names`; its field must store data in a region:
-            RGB images (the JPEG/PNG file or the ``H*W*3`` raw pixels, size from
-            the region table, FMT-036), Bytes and JSON (``size`` bytes from the
-            metadata, FMT-033/FMT-035; JSON text includes its trailing NUL) or
-            arrays (``element_size`` bytes, FMT-034).
+            One of :attr:`field_names`; its field must store data in regions
+            (``Field.data_regions``): for the built-in fields, images (the
+            JPEG/PNG file or the raw pixels, size from the region table,
+            FMT-036), Bytes and JSON (``size`` bytes from the metadata,
+            FMT-033/FMT-035; JSON text includes its trailing NUL) and arrays
+            (``element_size`` bytes, FMT-034).
 
         Returns
         -------
@@ -337,26 +325,26 @@ class Reader:
             If there is no such field.
         TypeError
             If the field keeps its value in the metadata (Int, Float) or is a
-            custom field whose layout the reader does not know.
+            custom field that does not say where its data is.
         BetonFormatError
-            If the file has shrunk since it was opened (FMT-060).
+            FMT-079 if the record names no region (only for fields not
+            checked at open, such as GrayscaleImageField); FMT-060 if the file
+            has shrunk since it was opened.
         """
         if not 0 <= sample < self.num_samples:
             raise IndexError(f"sample {sample} out of range for {self.num_samples} samples")
         handler = self.handlers[field_name]
         index = self.field_names.index(field_name)
-        record = self.metadata[sample][f'f{index}']
-        mtype = handler.metadata_type
-        if isinstance(handler, RGBImageField) and mtype == RGBMetadataType:
-            ptr = int(record['data_ptr'])
-            size = _beton.region_size(self.region_ptrs, self.region_sizes, ptr)
-        elif isinstance(handler, BytesField) and mtype == BytesMetadataType:
-            ptr, size = int(record['ptr']), int(record['size'])
-        elif isinstance(handler, NDArrayField) and mtype == np.dtype('<u8'):
-            ptr, size = int(record), handler.element_size
-        else:
+        found = handler.data_regions(self.metadata[f'f{index}'][sample:sample + 1], self._regions)
+        if found is None:
             raise TypeError(f"field {field_name!r} ({type(handler).__name__}) has no data region "
-                            f"this reader knows how to find")
+                            f"(its data_regions gives None: the value is in the metadata)")
+        ptr, size = int(found[0][0]), int(found[1][0])
+        if size < 0:
+            raise BetonFormatError(
+                f"sample {sample}, field {field_name!r}: pointer {ptr} is not the start of any "
+                f"allocation-table region", offset=self._column(index).offset_of(sample),
+                clause='FMT-079')
         if size == 0:
             data = b''
         else:

@@ -11,9 +11,9 @@ Also the ffcvx extension fields that are stored as custom fields (type id
 from types import MappingProxyType
 
 from ..types import CUSTOM_TYPE_ID
-from .base import Field
+from .base import Field, MetadataColumn, RegionTable
 from .basics import FloatField, IntField
-from .rgb_image import GRAY_MAGIC, GrayscaleImageField, RGBImageField
+from .rgb_image import GRAY_MAGIC, GrayscaleImageField, ImageField, RGBImageField
 from .bytes import BytesField
 from .ndarray import NDArrayField, TorchTensorField
 from .json import JSONField
@@ -106,5 +106,6 @@ def get_handlers(field_descriptors):
 
 
 __all__ = ['Field', 'FloatField', 'IntField', 'RGBImageField', 'BytesField', 'NDArrayField',
-           'TorchTensorField', 'JSONField', 'GrayscaleImageField', 'TYPE_ID_HANDLER',
-           'EXTENSION_MARKERS', 'extension_field_class', 'get_handlers', 'type_id_of']
+           'TorchTensorField', 'JSONField', 'GrayscaleImageField', 'ImageField', 'MetadataColumn',
+           'RegionTable', 'TYPE_ID_HANDLER', 'EXTENSION_MARKERS', 'extension_field_class',
+           'get_handlers', 'type_id_of']

@@ -1,18 +1,107 @@
-"""The Field interface: what one column of a ``.beton`` file stores and how."""
+"""The Field interface: what one column of a ``.beton`` file stores and how.
+
+FFCV 1.0's interface (``metadata_type``, ``from_binary``, ``to_binary``,
+``encode``, ``get_decoder_class``) plus two methods through which the reader
+asks a field about its own records, so that the reader never needs to know
+the field classes (``spec/beton.md`` section 7):
+
+- :meth:`Field.check_metadata` validates the field's column of the metadata
+  table against the allocation table when a file is opened (FMT-079 to
+  FMT-082 for the built-in fields; nothing by default, since a custom field's
+  records are opaque to readers);
+- :meth:`Field.data_regions` says where each sample's stored bytes are, as
+  ``(ptrs, sizes)`` (``None`` by default: the value lives in the metadata).
+
+Both receive the allocation table as a :class:`RegionTable`, and the first
+also the column as a :class:`MetadataColumn`.
+"""
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 
 import numpy as np
 
 from ..types import ARG_TYPE
 
+__all__ = ['ARG_TYPE', 'Field', 'MetadataColumn', 'RegionTable', 'decoder_aliases',
+           'zero_arguments']
+
+
+@dataclass(frozen=True)
+class RegionTable:
+    """The allocation table as a lookup from a region's first byte to its size (FMT-050).
+
+    Attributes
+    ----------
+    ptrs : ndarray[uint64], shape (m,)
+        Distinct region start offsets, absolute, bytes, ascending.
+    sizes : ndarray[uint64], shape (m,)
+        Size in bytes of the region at each of ``ptrs``; where several records
+        share a pointer, the largest (FMT-050).
+    """
+
+    ptrs: np.ndarray
+    sizes: np.ndarray
+
+    def size_at(self, ptrs):
+        """Size of the region that starts at each pointer.
+
+        Parameters
+        ----------
+        ptrs : array_like of uint64, shape (n,)
+            Absolute file offsets, bytes.
+
+        Returns
+        -------
+        ndarray[int64], shape (n,)
+            The region's size in bytes, or -1 where no region starts at the pointer.
+        """
+        ptrs = np.asarray(ptrs, dtype=np.uint64).reshape(-1)
+        out = np.full(ptrs.shape, -1, dtype=np.int64)
+        if self.ptrs.size == 0 or ptrs.size == 0:
+            return out
+        pos = np.minimum(np.searchsorted(self.ptrs, ptrs), self.ptrs.size - 1)
+        found = self.ptrs[pos] == ptrs
+        out[found] = self.sizes[pos[found]].astype(np.int64)
+        return out
+
+
+@dataclass(frozen=True)
+class MetadataColumn:
+    """One field's member of every metadata record, as the reader hands it to the field.
+
+    Attributes
+    ----------
+    name : str
+        The field's name, for error messages.
+    values : ndarray[metadata_type], shape (N,)
+        This field's member of each record (a read-only view).
+    raw : ndarray[uint8], shape (N, R)
+        The whole records as bytes, C order (``R`` = record size, FMT-031).
+    member : int, bytes
+        Offset of this field's member inside a record.
+    table_offset : int, bytes
+        File offset of the metadata table (FMT-030).
+    """
+
+    name: str
+    values: np.ndarray
+    raw: np.ndarray
+    member: int
+    table_offset: int
+
+    def offset_of(self, sample, within=0):
+        """File offset of byte ``within`` of ``sample``'s member, for error messages."""
+        return self.table_offset + int(sample) * self.raw.shape[1] + self.member + within
+
 
 class Field(ABC):
     """One column of a dataset.
 
-    A field fixes three things: the dtype of its per-sample record in the
-    metadata table (``metadata_type``), how the writer turns a user value into
-    that record plus optional data regions (``encode``), and which decoder
-    Operation reads it back (``get_decoder_class``).
+    A field fixes the dtype of its per-sample record in the metadata table
+    (``metadata_type``), how the writer turns a user value into that record
+    plus optional data regions (``encode``), which decoder Operation reads it
+    back (``get_decoder_class``), and, for readers, how its records point at
+    data regions (``check_metadata``, ``data_regions``).
 
     A field's type id (FMT-022) is not an attribute of the class: it is the
     key of the class in :data:`ffcvx.fields.TYPE_ID_HANDLER` (exact class
@@ -27,7 +116,11 @@ class Field(ABC):
     @staticmethod
     @abstractmethod
     def from_binary(binary: ARG_TYPE) -> 'Field':
-        """Rebuild the field from its descriptor's 1024-byte ``arguments`` (FMT-021)."""
+        """Rebuild the field from its descriptor's 1024-byte ``arguments`` (FMT-021).
+
+        ``binary`` is ``ndarray[uint8], shape (1024,)`` when a reader calls it,
+        an ``ARG_TYPE`` void when code passes ``to_binary()``'s result back.
+        """
 
     @abstractmethod
     def to_binary(self) -> ARG_TYPE:
@@ -52,10 +145,58 @@ class Field(ABC):
     def get_decoder_class(self):
         """The default decoder Operation class for this field."""
 
+    # -- record layout, for readers ---------------------------------------------------
+
+    def check_metadata(self, column, regions):
+        """Check this field's records when a file is opened (``spec/beton.md`` section 7).
+
+        The default checks nothing: a custom field's records are opaque to the
+        reader. Built-in fields check their pointers and sizes.
+
+        Parameters
+        ----------
+        column : MetadataColumn
+            This field's records.
+        regions : RegionTable
+            The file's allocation table.
+
+        Raises
+        ------
+        BetonFormatError
+            For a record that breaks the field's clauses (FMT-079 to FMT-082
+            for the built-in fields), ``offset`` inside that record.
+        """
+
+    def data_regions(self, values, regions):
+        """Where the stored bytes of some samples are.
+
+        Parameters
+        ----------
+        values : ndarray[metadata_type], shape (n,)
+            Records of this field, e.g. a slice of one metadata column.
+        regions : RegionTable
+            The file's allocation table.
+
+        Returns
+        -------
+        (ptrs, sizes) or None
+            ``ndarray[uint64]`` absolute offsets and ``ndarray[int64]`` lengths
+            in bytes, both shape (n,); a size of -1 means that the record names
+            no region (possible only for fields not checked at open). None when
+            the field keeps its value in the metadata (the default).
+        """
+        return None
+
 
 def zero_arguments():
     """An all-zero ``arguments`` blob, as Int/Float/RGB/Bytes/JSON fields store (FMT-021)."""
     return np.zeros(1, dtype=ARG_TYPE)[0]
+
+
+def native_core():
+    """:mod:`ffcvx._ext.beton`, imported on first use so that writing needs no build of it."""
+    from .._ext import beton
+    return beton
 
 
 def decoder_aliases(module_name, *names):

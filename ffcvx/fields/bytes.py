@@ -1,7 +1,7 @@
 """Variable-length byte strings: ``BytesField`` (FMT-033)."""
 import numpy as np
 
-from .base import Field, decoder_aliases, zero_arguments
+from .base import Field, decoder_aliases, native_core, zero_arguments
 
 #: Metadata record of a bytes-like field: region offset and length, packed (FMT-033).
 BytesMetadataType = np.dtype([
@@ -40,6 +40,22 @@ class BytesField(Field):
         buffer[:] = field
         destination['ptr'] = ptr
         destination['size'] = field.size
+
+    def check_metadata(self, column, regions):
+        """FMT-079/FMT-080: each payload with ``size > 0`` starts a region of at least ``size`` bytes.
+
+        Only for the ``{ptr, size}`` record: a subclass with another metadata
+        type has a layout this check does not know.
+        """
+        if self.metadata_type == BytesMetadataType:
+            native_core().check_bytes_pointers(column.raw, column.member, regions.ptrs,
+                                               regions.sizes, column.table_offset, column.name)
+
+    def data_regions(self, values, regions):
+        """``(ptr, size)`` straight from each record: the length is the metadata's (FMT-033)."""
+        if self.metadata_type != BytesMetadataType:
+            return None
+        return (values['ptr'].astype(np.uint64), values['size'].astype(np.int64))
 
     def get_decoder_class(self):
         from .decoders import BytesDecoder

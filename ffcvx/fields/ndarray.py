@@ -4,7 +4,7 @@ import math
 
 import numpy as np
 
-from .base import Field, decoder_aliases
+from .base import Field, decoder_aliases, native_core
 from ..errors import BetonFormatError
 from ..types import ARG_TYPE
 
@@ -13,6 +13,13 @@ NDArrayArgsType = np.dtype([
     ('shape', '<u8', 32),
     ('type_length', '<u8'),
 ])
+
+
+def _check_element_dtype(dtype):
+    """Raise ValueError unless ``dtype`` can be an array field's element type (FMT-023)."""
+    if dtype.fields is not None or dtype.subdtype is not None or dtype.hasobject or dtype.itemsize == 0:
+        raise ValueError(f"array dtype {dtype.str!r} is not a plain, fixed-size, non-object "
+                         f"element type")
 
 
 class NDArrayField(Field):
@@ -24,15 +31,30 @@ class NDArrayField(Field):
 
     Parameters
     ----------
-    dtype : numpy.dtype
-        Element type; stored as ``json.dumps(dtype.descr)`` (FMT-023).
+    dtype : numpy.dtype or anything ``numpy.dtype()`` takes
+        Element type, plain and fixed-size (no struct, sub-array or object);
+        stored as ``json.dumps(dtype.descr)`` (FMT-023).
     shape : tuple of int
         At most 32 dimensions, each > 0.
+
+    Attributes
+    ----------
+    dtype : numpy.dtype
+    shape : tuple of int
+    element_size : int, bytes
+        ``dtype.itemsize * prod(shape)``, the size of each sample's region.
+
+    Raises
+    ------
+    ValueError
+        For a dtype that is not plain, more than 32 dimensions or a
+        dimension below 1.
     """
 
     def __init__(self, dtype, shape):
         self.dtype = np.dtype(dtype)
         self.shape = tuple(int(s) for s in shape)
+        _check_element_dtype(self.dtype)
         if len(self.shape) > 32:
             raise ValueError(f"NDArrayField supports at most 32 dimensions, got {len(self.shape)}")
         if any(s <= 0 for s in self.shape):
@@ -45,7 +67,17 @@ class NDArrayField(Field):
 
     @staticmethod
     def from_binary(binary):
-        raw = np.frombuffer(binary.tobytes(), dtype=np.uint8)
+        """Rebuild an ``NDArrayField`` from FMT-023 arguments.
+
+        Always an ``NDArrayField``, also for type id 6 (``TorchTensorField``
+        inherits this method, as in FFCV 1.0).
+
+        Raises
+        ------
+        BetonFormatError
+            Clause FMT-023, for arguments that break it.
+        """
+        raw = np.frombuffer(memoryview(binary).tobytes(), dtype=np.uint8)
         header = raw[:NDArrayArgsType.itemsize].view(NDArrayArgsType)[0]
         type_length = int(header['type_length'])
         if type_length == 0 or type_length > raw.size - NDArrayArgsType.itemsize:
@@ -55,8 +87,11 @@ class NDArrayField(Field):
         text = raw[NDArrayArgsType.itemsize:NDArrayArgsType.itemsize + type_length].tobytes()
         try:
             descr = json.loads(text.decode('ascii'))
+            if not isinstance(descr, list) or len(descr) != 1:
+                raise ValueError("it must describe exactly one member")
             dtype = np.dtype([tuple(x) for x in descr])['f0']
-        except (ValueError, TypeError, KeyError, UnicodeDecodeError) as exc:
+            _check_element_dtype(dtype)
+        except (ValueError, TypeError, KeyError, UnicodeDecodeError, RecursionError) as exc:
             raise BetonFormatError(f"array field arguments: bad dtype description {text!r} ({exc})",
                                    clause='FMT-023') from None
         shape = [int(s) for s in header['shape']]
@@ -89,6 +124,20 @@ class NDArrayField(Field):
         ptr, buffer = malloc(self.element_size)
         buffer[:] = np.ascontiguousarray(value).reshape(-1).view('<u1')
         destination[0] = ptr
+
+    def check_metadata(self, column, regions):
+        """FMT-079/FMT-080: each pointer starts a region of exactly ``element_size`` bytes."""
+        if self.metadata_type == np.dtype('<u8'):
+            native_core().check_ndarray_pointers(column.raw, column.member, self.element_size,
+                                                 regions.ptrs, regions.sizes, column.table_offset,
+                                                 column.name)
+
+    def data_regions(self, values, regions):
+        """``(ptr, element_size)`` per record (FMT-034)."""
+        if self.metadata_type != np.dtype('<u8'):
+            return None
+        ptrs = np.asarray(values, dtype=np.uint64).reshape(-1)
+        return ptrs, np.full(ptrs.shape, self.element_size, dtype=np.int64)
 
     def get_decoder_class(self):
         from .decoders import NDArrayDecoder

@@ -1,4 +1,4 @@
-"""RGB images: ``RGBImageField`` (FMT-036) and its decoders.
+"""Image fields: ``RGBImageField`` (FMT-036), ``GrayscaleImageField`` and their base ``ImageField``.
 
 A stored image is either raw ``uint8`` pixels (H, W, 3) in C order, a baseline
 JPEG, or (ffcvx extension, FMT-037) a standard RGB PNG. Which one is recorded
@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image
 
 from ..types import ARG_TYPE, ARGUMENTS_LENGTH
-from .base import Field, decoder_aliases, zero_arguments
+from .base import Field, decoder_aliases, native_core, zero_arguments
 
 #: Per-sample storage modes (FMT-036, FMT-037).
 IMAGE_MODES = {'jpg': 0, 'raw': 1, 'png': 2}
@@ -107,47 +107,48 @@ def encode_png(image):
     return out.getvalue()
 
 
-def _store(image_field, image, destination, malloc):
-    """Encode one image in the mode ``image_field`` chooses and fill its record (FMT-036).
+class ImageField(Field):
+    """Base of the image fields: the 13-byte record (FMT-036), write modes, encoding.
 
-    ``image`` is ``ndarray[uint8]``, shape (H, W, 3) or (H, W); raises
-    ValueError when a side exceeds the format's limit (``MAX_SIDE``).
-    """
-    height, width = image.shape[:2]
-    if height > MAX_SIDE or width > MAX_SIDE:
-        raise ValueError(f"image of {width}x{height} pixels is larger than the format's "
-                         f"{MAX_SIDE} pixel limit; pass max_resolution to shrink it")
-    mode = image_field._choose_mode(image)
-    if mode == 'jpg':
-        payload = np.frombuffer(encode_jpeg(image, image_field.jpeg_quality), dtype=np.uint8)
-    elif mode == 'png':
-        payload = np.frombuffer(encode_png(image), dtype=np.uint8)
-    else:
-        payload = image.reshape(-1)
-    ptr, buffer = malloc(payload.size)
-    buffer[:] = payload
-    destination['mode'] = IMAGE_MODES[mode]
-    destination['width'] = width
-    destination['height'] = height
-    destination['data_ptr'] = ptr
-
-
-class RGBImageField(Field):
-    """Images of any size with three 8-bit channels.
+    Subclasses fix the number of channels (``channels``), turn a writer input
+    into pixels (``_pixels``), and write their own descriptor ``arguments``
+    (``from_binary``, ``to_binary``). Decoders read ``channels`` to size
+    their output.
 
     Parameters
     ----------
     write_mode : {'raw', 'jpg', 'smart', 'proportion', 'png'}
         ``raw`` stores pixels; ``jpg`` a JPEG of ``jpeg_quality``; ``smart``
-        a JPEG iff ``H*W*3 > smart_threshold`` bytes, else raw; ``proportion``
-        a JPEG with probability ``compress_probability``, else raw; ``png`` a
-        lossless PNG (ffcvx extension, FMT-037).
+        a JPEG iff the raw pixels would take more than ``smart_threshold``
+        bytes, else raw; ``proportion`` a JPEG with probability
+        ``compress_probability``, else raw; ``png`` a lossless PNG (ffcvx
+        extension, FMT-037).
     max_resolution : int or None, pixels
         Longest side after writing; larger images are shrunk (never enlarged).
     smart_threshold : int or None, bytes
+        ``write_mode='smart'`` only; None stores every image raw (as FFCV).
     jpeg_quality : int, 1..100
+        Quality of the JPEGs written (modes ``jpg``, ``smart``, ``proportion``).
     compress_probability : float, 0..1
+        ``write_mode='proportion'`` only.
+
+    Attributes
+    ----------
+    write_mode, max_resolution, smart_threshold, jpeg_quality
+        As given (``jpeg_quality`` as an int).
+    proportion : float
+        ``compress_probability``, under FFCV 1.0's attribute name;
+        ``compress_probability`` is the same value.
+
+    Raises
+    ------
+    ValueError
+        For an unknown ``write_mode``, a ``jpeg_quality`` outside 1..100, a
+        ``max_resolution`` below 1 or a ``compress_probability`` outside 0..1.
     """
+
+    #: Channels of a stored sample (3 for RGB, 1 for gray).
+    channels = None
 
     def __init__(self, write_mode='raw', max_resolution=None, smart_threshold=None,
                  jpeg_quality=90, compress_probability=0.5):
@@ -157,15 +158,91 @@ class RGBImageField(Field):
             raise ValueError(f"jpeg_quality must be in 1..100, got {jpeg_quality}")
         if max_resolution is not None and int(max_resolution) < 1:
             raise ValueError(f"max_resolution must be positive, got {max_resolution}")
+        if not 0 <= compress_probability <= 1:
+            raise ValueError(f"compress_probability must be in 0..1, got {compress_probability}")
         self.write_mode = write_mode
         self.max_resolution = max_resolution
         self.smart_threshold = smart_threshold
         self.jpeg_quality = int(jpeg_quality)
-        self.compress_probability = compress_probability
+        self.proportion = compress_probability
+
+    @property
+    def compress_probability(self):
+        """float: probability of a JPEG in ``write_mode='proportion'`` (FFCV: ``proportion``)."""
+        return self.proportion
+
+    @compress_probability.setter
+    def compress_probability(self, value):
+        self.proportion = value
 
     @property
     def metadata_type(self):
         return RGBMetadataType
+
+    def _pixels(self, value):
+        """The writer input as ``ndarray[uint8]``, (H, W, 3) or (H, W) by ``channels``."""
+        raise NotImplementedError
+
+    def _choose_mode(self, image):
+        if self.write_mode == 'smart':
+            # image.size is the raw size in bytes (uint8 pixels), which FFCV compares
+            compress = self.smart_threshold is not None and image.size > self.smart_threshold
+            return 'jpg' if compress else 'raw'
+        if self.write_mode == 'proportion':
+            return 'jpg' if np.random.rand() < self.proportion else 'raw'
+        return self.write_mode
+
+    def encode(self, destination, field, malloc):
+        """Store one image in the mode ``write_mode`` chooses and fill its record (FMT-036).
+
+        Raises
+        ------
+        TypeError
+            For an input the field cannot take as pixels.
+        ValueError
+            When a side exceeds the format's limit (``MAX_SIDE``) after shrinking.
+        """
+        image = shrink_to(self._pixels(field), self.max_resolution)
+        height, width = image.shape[:2]
+        if height > MAX_SIDE or width > MAX_SIDE:
+            raise ValueError(f"image of {width}x{height} pixels is larger than the format's "
+                             f"{MAX_SIDE} pixel limit; pass max_resolution to shrink it")
+        mode = self._choose_mode(image)
+        if mode == 'jpg':
+            payload = np.frombuffer(encode_jpeg(image, self.jpeg_quality), dtype=np.uint8)
+        elif mode == 'png':
+            payload = np.frombuffer(encode_png(image), dtype=np.uint8)
+        else:
+            payload = image.reshape(-1)
+        ptr, buffer = malloc(payload.size)
+        buffer[:] = payload
+        destination['mode'] = IMAGE_MODES[mode]
+        destination['width'] = width
+        destination['height'] = height
+        destination['data_ptr'] = ptr
+
+    def data_regions(self, values, regions):
+        """``(data_ptr, size of the region there)`` per record: a JPEG/PNG file or raw pixels."""
+        if self.metadata_type != RGBMetadataType:
+            return None
+        ptrs = values['data_ptr'].astype(np.uint64)
+        return ptrs, regions.size_at(ptrs)
+
+    def get_decoder_class(self):
+        from .decoders import SimpleRGBImageDecoder
+        return SimpleRGBImageDecoder
+
+
+class RGBImageField(ImageField):
+    """Images of any size with three 8-bit channels (FMT-036, FMT-037).
+
+    Takes a PIL image of any mode (converted to RGB) or a uint8 array of
+    shape (H, W, 3), (H, W, 1) or (H, W). Parameters and attributes: see
+    :class:`ImageField`. Its descriptor ``arguments`` are all zero, so a
+    field always reads back as ``RGBImageField()`` (FMT-021).
+    """
+
+    channels = 3
 
     @staticmethod
     def from_binary(binary):
@@ -174,20 +251,18 @@ class RGBImageField(Field):
     def to_binary(self):
         return zero_arguments()
 
-    def _choose_mode(self, image):
-        if self.write_mode == 'smart':
-            compress = self.smart_threshold is not None and image.size > self.smart_threshold
-            return 'jpg' if compress else 'raw'
-        if self.write_mode == 'proportion':
-            return 'jpg' if np.random.rand() < self.compress_probability else 'raw'
-        return self.write_mode
+    def _pixels(self, value):
+        return to_rgb_array(value)
 
-    def encode(self, destination, field, malloc):
-        _store(self, shrink_to(to_rgb_array(field), self.max_resolution), destination, malloc)
+    def check_metadata(self, column, regions):
+        """FMT-079 to FMT-082: modes, sizes, and the region of every ``data_ptr``.
 
-    def get_decoder_class(self):
-        from .decoders import SimpleRGBImageDecoder
-        return SimpleRGBImageDecoder
+        Only for the 13-byte record: a subclass with another metadata type
+        has a layout this check does not know.
+        """
+        if self.metadata_type == RGBMetadataType:
+            native_core().check_rgb_records(column.raw, column.member, regions.ptrs, regions.sizes,
+                                            column.table_offset, column.name)
 
 
 #: First bytes of a GrayscaleImageField's descriptor ``arguments`` (FMT-084).
@@ -221,7 +296,7 @@ def to_gray_array(value):
     return np.ascontiguousarray(value)
 
 
-class GrayscaleImageField(Field):
+class GrayscaleImageField(ImageField):
     """Images of any size with one 8-bit channel (ffcvx extension, FMT-083 to FMT-085).
 
     Same metadata record and modes as :class:`RGBImageField` (FMT-036), but
@@ -230,35 +305,18 @@ class GrayscaleImageField(Field):
     The field is written with type id 255 (FMT-022) and a marker in its
     descriptor arguments (FMT-084), by which ffcvx readers recognise it
     without being given the class (FMT-087); FFCV 1.0 refuses such a file
-    unless given a class (FMT-083).
+    unless given a class (FMT-083). It is not an RGBImageField, so code that
+    asks ``isinstance(field, RGBImageField)`` keeps meaning three channels.
 
     The RGB decoders read it: ``SimpleRGBImageDecoder()`` gives
     ``(B, H, W, 1)`` uint8, ``SimpleRGBImageDecoder(channels=3)`` repeats the
     channel to ``(B, H, W, 3)``; the crop decoders likewise.
 
-    Parameters
-    ----------
-    write_mode : {'raw', 'jpg', 'smart', 'proportion', 'png'}
-        As for RGBImageField; ``smart`` compares ``H*W`` bytes with ``smart_threshold``.
-    max_resolution : int or None, pixels
-    smart_threshold : int or None, bytes
-    jpeg_quality : int, 1..100
-    compress_probability : float, 0..1
+    Parameters are those of :class:`ImageField`; ``smart`` compares the
+    ``H*W`` bytes of the gray pixels with ``smart_threshold``.
     """
 
-    #: Channels of a stored sample; the decoders read it to size their output.
     channels = 1
-
-    def __init__(self, write_mode='raw', max_resolution=None, smart_threshold=None,
-                 jpeg_quality=90, compress_probability=0.5):
-        # Validation is RGBImageField's; reuse it without inheriting (a
-        # subclass would be checked by readers as an RGB field, FMT-080).
-        RGBImageField.__init__(self, write_mode, max_resolution, smart_threshold,
-                               jpeg_quality, compress_probability)
-
-    @property
-    def metadata_type(self):
-        return RGBMetadataType
 
     @staticmethod
     def from_binary(binary):
@@ -285,16 +343,13 @@ class GrayscaleImageField(Field):
         raw[len(GRAY_MAGIC)] = 1
         return raw.view(ARG_TYPE)[0]
 
-    _choose_mode = RGBImageField._choose_mode
-
-    def encode(self, destination, field, malloc):
+    def _pixels(self, value):
         # A (H, W) array: Pillow writes it as a one-component JPEG (FMT-085) or
         # a colour type 0 (grayscale) PNG.
-        _store(self, shrink_to(to_gray_array(field), self.max_resolution), destination, malloc)
+        return to_gray_array(value)
 
-    def get_decoder_class(self):
-        from .decoders import SimpleRGBImageDecoder
-        return SimpleRGBImageDecoder
+    # No check_metadata: a custom field's records are not checked at open
+    # (FMT-083); the decoders report bad modes, sizes and short regions.
 
 
 # FFCV users import the image decoders from this module; they resolve on first
