@@ -40,29 +40,35 @@ def _known_type_ids():
 
 
 class Reader:
-    """A validated, read-only view of a ``.beton`` file's tables.
+    """A validated, read-only view of a ``.beton`` file's tables (FFCV 1.0's ``Reader``).
 
-    Opening reads the header, field descriptors, metadata table and allocation
-    table into memory and checks all of them against ``spec/beton.md``. Sample
-    data stays on disk; :meth:`read_sample_region` fetches one region.
+    Opening calls :meth:`read_header`, :meth:`read_field_descriptors`,
+    :meth:`read_metadata` and :meth:`read_allocation_table`, in that order
+    (as FFCV does), and checks everything they read against
+    ``spec/beton.md``. Sample data stays on disk; :meth:`read_sample_region`
+    fetches one region. The reader knows no field class: each field checks
+    its own records (``Field.check_metadata``) and says where its data is
+    (``Field.data_regions``).
 
     Parameters
     ----------
     fname : str or os.PathLike
         Path of the ``.beton`` file.
     custom_handlers : Mapping[str, type[Field]], optional
-        Field class per field name. Required for fields stored with type id
-        255 (FMT-022) unless their ``arguments`` carry the marker of an ffcvx
-        extension (FMT-087: ``GrayscaleImageField``), which the reader then
-        uses by itself; for any other field it replaces the built-in class.
-        A class given here always wins. The class's ``from_binary(arguments)``
-        receives the descriptor's 1024 ``arguments`` bytes as
-        ``ndarray[uint8], shape (1024,)``.
+        Field class per field name, applied by name whatever the stored type
+        id, so also in place of a built-in class (as in FFCV). Required for
+        fields stored with type id 255 (FMT-022) unless their ``arguments``
+        carry the marker of an ffcvx extension (FMT-087:
+        ``GrayscaleImageField``), which the reader then uses by itself. The
+        class's ``from_binary(arguments)`` receives the descriptor's 1024
+        ``arguments`` bytes as ``ndarray[uint8], shape (1024,)``.
 
     Attributes
     ----------
+    file_name : str
+        The path given, as a string (FFCV's name; ``fname`` is the same).
     header : numpy.void of :data:`ffcvx.types.HeaderType`
-        The 24-byte header (FMT-010).
+        The 24-byte header (FMT-010), read-only.
     num_samples : int
         Number of samples (metadata records).
     num_fields : int
@@ -70,7 +76,9 @@ class Reader:
     page_size : int, bytes
         Page size, a power of two (FMT-013).
     file_size : int, bytes
-        Size of the file when it was opened.
+        Size of the file when it was last read.
+    field_descriptors : ndarray[FieldDescType], shape (num_fields,)
+        The field descriptors as stored (FMT-020), read-only.
     field_names : list of str
         Field names in file order (FMT-020).
     handlers : dict of str to Field
@@ -98,31 +106,197 @@ class Reader:
         For any violation listed under "What a reader must reject" in
         ``spec/beton.md`` (clauses FMT-060 to FMT-082; FMT-066 also for a
         type-255 field whose marker is unknown or whose class refuses its
-        arguments, FMT-087). ``offset`` is the byte
-        offset in the file of the offending value (for a truncated file, the
-        file size); ``clause`` the clause number.
+        arguments, FMT-087). ``offset`` is the byte offset in the file of the
+        offending value (for a truncated file, the file size); ``clause`` the
+        clause number. FFCV raises ``AssertionError`` for a wrong version
+        (FMT-061) and ``ValueError`` for a custom field without a class
+        (FMT-066), and checks nothing else.
     OSError
         If the file cannot be opened or read.
     """
 
     def __init__(self, fname, custom_handlers={}):
         self._fname = os.fspath(fname)
-        self.custom_handlers = dict(custom_handlers)
-        with open(self._fname, 'rb') as f:
-            self.file_size = os.fstat(f.fileno()).st_size
-            self._read_header(f)
-            self._read_field_descriptors(f)
-            self._read_metadata(f)
-            self._read_alloc_table(f)
-        self._check_regions()
-        self._check_metadata_pointers()
+        self._custom_handlers = dict(custom_handlers)
+        self._regions = None
+        self.read_header()
+        self.read_field_descriptors()
+        self.read_metadata()
+        self.read_allocation_table()
 
     @property
-    def fname(self):
-        """str: path the reader was opened with."""
+    def file_name(self):
+        """str: path the reader was opened with (FFCV's name)."""
         return self._fname
 
-    # -- parsing -------------------------------------------------------------------------
+    #: ffcvx's earlier name of :attr:`file_name`, kept for its callers.
+    fname = file_name
+
+    # -- the four parts, FFCV's methods ----------------------------------------------------
+    # Each opens the file again, so calling one again re-reads its part from the
+    # file as it is now and re-runs that part's checks against the parts already
+    # read. To take in a file that changed, call all four in order, as __init__ does.
+
+    def read_header(self):
+        """Read and check the header (FMT-010 to FMT-013).
+
+        Sets ``header``, ``num_samples``, ``page_size``, ``num_fields`` and
+        ``file_size``.
+
+        Raises
+        ------
+        BetonFormatError
+            FMT-060 (file shorter than 24 bytes), FMT-061 (version not 2),
+            FMT-062 (page size), FMT-063 (no fields).
+        """
+        with self._open() as f:
+            header = self._read_exact(f, 0, HeaderType, 1, 'FMT-060', 'the 24-byte header')[0]
+        version = int(header['version'])
+        if version != CURRENT_VERSION:
+            raise BetonFormatError(
+                f"unsupported format version {version}; this reader reads version "
+                f"{CURRENT_VERSION} (FFCV 1.0)", offset=_VERSION_AT, clause='FMT-061')
+        page_size = int(header['page_size'])
+        if page_size == 0 or page_size & (page_size - 1):
+            raise BetonFormatError(f"page size {page_size} is not a power of two",
+                                   offset=_PAGE_SIZE_AT, clause='FMT-062')
+        num_fields = int(header['num_fields'])
+        if num_fields == 0:
+            raise BetonFormatError("the file declares 0 fields", offset=_NUM_FIELDS_AT,
+                                   clause='FMT-063')
+        self.header = header
+        self.num_samples = int(header['num_samples'])
+        self.num_fields = num_fields
+        self.page_size = page_size
+
+    def read_field_descriptors(self):
+        """Read the ``num_fields`` descriptors and build a field for each (FMT-020 to FMT-023).
+
+        Sets ``field_descriptors``, ``field_names``, ``handlers`` and
+        ``metadata_type``. A class in ``custom_handlers`` wins for its field
+        name; otherwise the class is ``TYPE_ID_HANDLER[type_id]`` (type id 6
+        reads back as an NDArrayField), or for type id 255 the ffcvx
+        extension named by the arguments' marker (FMT-087).
+
+        Raises
+        ------
+        BetonFormatError
+            FMT-064 (file too short), FMT-068 (name not ASCII or repeated),
+            FMT-066 (custom field without a class), FMT-065 (unknown type
+            id), FMT-067 (bad array arguments).
+        """
+        with self._open() as f:
+            descriptors = self._read_exact(f, HeaderType.itemsize, FieldDescType, self.num_fields,
+                                           'FMT-064', f'{self.num_fields} field descriptors')
+        handlers = {}
+        for index, desc in enumerate(descriptors):
+            at = HeaderType.itemsize + index * FieldDescType.itemsize
+            raw_name = desc['name'].tobytes()
+            try:
+                name = raw_name.split(b'\0', 1)[0].decode('ascii')
+            except UnicodeDecodeError:
+                raise BetonFormatError(f"field {index}: name {raw_name!r} is not ASCII",
+                                       offset=at + _NAME_AT, clause='FMT-068') from None
+            if name in handlers:
+                raise BetonFormatError(
+                    f"field {index}: name {name!r} is used by an earlier field (names are cut to "
+                    f"{FIELD_NAME_LENGTH} bytes, so long names can collide)",
+                    offset=at + _NAME_AT, clause='FMT-068')
+            handlers[name] = self._make_handler(index, name, int(desc['type_id']),
+                                                desc['arguments'], at)
+        self.field_descriptors = descriptors
+        self.field_names = list(handlers)
+        self.handlers = handlers
+        self.metadata_type = get_metadata_type(list(handlers.values()))
+
+    def read_metadata(self):
+        """Read the ``num_samples`` metadata records (FMT-030, FMT-031).
+
+        Sets ``metadata`` and ``data_region_start``. When the allocation
+        table has been read already (a second call), the records' pointers
+        are checked against it again.
+
+        Raises
+        ------
+        BetonFormatError
+            FMT-069 (table past the end of the file, or records of 0 bytes);
+            on a second call also FMT-079 to FMT-082.
+        """
+        self._metadata_start = metadata_offset(self.num_fields)
+        itemsize = self.metadata_type.itemsize
+        if itemsize == 0:
+            raise BetonFormatError("the metadata record of these fields is 0 bytes long",
+                                   offset=self._metadata_start, clause='FMT-069')
+        with self._open() as f:
+            end = self._metadata_start + self.num_samples * itemsize
+            if end > self.file_size:
+                raise BetonFormatError(
+                    f"file too short for the metadata table: {self.num_samples} samples of "
+                    f"{itemsize} bytes end at {end}, the file has {self.file_size} bytes",
+                    offset=self.file_size, clause='FMT-069')
+            self.metadata = self._read_exact(f, self._metadata_start, self.metadata_type,
+                                             self.num_samples, 'FMT-069', 'the metadata table')
+        self._metadata_end = end
+        self.data_region_start = align_to_page(end, self.page_size)
+        if self._regions is not None:
+            self._check_metadata_pointers()
+
+    def read_allocation_table(self):
+        """Read the allocation table, from ``alloc_table_ptr`` to the end of the file (FMT-050).
+
+        Sets ``alloc_table``, ``region_ptrs`` and ``region_sizes``, then has
+        every field check its records against the regions.
+
+        Raises
+        ------
+        BetonFormatError
+            FMT-070 to FMT-078 (table placement and regions), then FMT-079 to
+            FMT-082 (the fields' records).
+        """
+        ptr = int(self.header['alloc_table_ptr'])
+        with self._open() as f:
+            if ptr > self.file_size:
+                raise BetonFormatError(
+                    f"alloc_table_ptr {ptr} is past the end of the file ({self.file_size} bytes)",
+                    offset=_ALLOC_PTR_AT, clause='FMT-071')
+            if ptr < self._metadata_end:
+                raise BetonFormatError(
+                    f"alloc_table_ptr {ptr} is before the end of the metadata table "
+                    f"({self._metadata_end})", offset=_ALLOC_PTR_AT, clause='FMT-070')
+            table_bytes = self.file_size - ptr
+            if table_bytes % ALLOC_TABLE_TYPE.itemsize:
+                raise BetonFormatError(
+                    f"the allocation table from {ptr} to the end of the file is {table_bytes} "
+                    f"bytes, not a multiple of {ALLOC_TABLE_TYPE.itemsize}", offset=_ALLOC_PTR_AT,
+                    clause='FMT-072')
+            data_bytes = ptr - self.data_region_start
+            if ptr != self._metadata_end and (data_bytes < 0 or data_bytes % self.page_size):
+                raise BetonFormatError(
+                    f"alloc_table_ptr {ptr} is neither the end of the metadata "
+                    f"({self._metadata_end}) nor the end of a whole page after the data region "
+                    f"start {self.data_region_start} (page size {self.page_size})",
+                    offset=_ALLOC_PTR_AT, clause='FMT-073')
+            table = self._read_exact(f, ptr, ALLOC_TABLE_TYPE,
+                                     table_bytes // ALLOC_TABLE_TYPE.itemsize,
+                                     'FMT-072', 'the allocation table')
+        raw = table.view(np.uint8).reshape(-1, ALLOC_TABLE_TYPE.itemsize)
+        ptrs, sizes = _beton.check_alloc_table(raw, self.num_samples, self.data_region_start,
+                                               ptr, self.page_size)
+        ptrs.flags.writeable = False
+        sizes.flags.writeable = False
+        self.alloc_table = table
+        self.region_ptrs = ptrs
+        self.region_sizes = sizes
+        self._regions = RegionTable(ptrs, sizes)
+        self._check_metadata_pointers()
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _open(self):
+        """The file, opened for reading; sets ``file_size`` from the open descriptor."""
+        f = open(self._fname, 'rb')
+        self.file_size = os.fstat(f.fileno()).st_size
+        return f
 
     def _read_exact(self, f, offset, dtype, count, clause, what):
         """Read ``count`` items of ``dtype`` at ``offset`` into a fresh read-only array.
@@ -145,53 +319,9 @@ class Reader:
         out.flags.writeable = False
         return out
 
-    def _read_header(self, f):
-        header = self._read_exact(f, 0, HeaderType, 1, 'FMT-060', 'the 24-byte header')[0]
-        version = int(header['version'])
-        if version != CURRENT_VERSION:
-            raise BetonFormatError(
-                f"unsupported format version {version}; this reader reads version "
-                f"{CURRENT_VERSION} (FFCV 1.0)", offset=_VERSION_AT, clause='FMT-061')
-        page_size = int(header['page_size'])
-        if page_size == 0 or page_size & (page_size - 1):
-            raise BetonFormatError(f"page size {page_size} is not a power of two",
-                                   offset=_PAGE_SIZE_AT, clause='FMT-062')
-        num_fields = int(header['num_fields'])
-        if num_fields == 0:
-            raise BetonFormatError("the file declares 0 fields", offset=_NUM_FIELDS_AT,
-                                   clause='FMT-063')
-        self.header = header
-        self.num_samples = int(header['num_samples'])
-        self.num_fields = num_fields
-        self.page_size = page_size
-
-    def _read_field_descriptors(self, f):
-        descriptors = self._read_exact(f, HeaderType.itemsize, FieldDescType, self.num_fields,
-                                       'FMT-064', f'{self.num_fields} field descriptors')
-        names = []
-        handlers = {}
-        for index, desc in enumerate(descriptors):
-            at = HeaderType.itemsize + index * FieldDescType.itemsize
-            raw_name = desc['name'].tobytes()
-            try:
-                name = raw_name.split(b'\0', 1)[0].decode('ascii')
-            except UnicodeDecodeError:
-                raise BetonFormatError(f"field {index}: name {raw_name!r} is not ASCII",
-                                       offset=at + _NAME_AT, clause='FMT-068') from None
-            if name in handlers:
-                raise BetonFormatError(
-                    f"field {index}: name {name!r} is used by an earlier field (names are cut to "
-                    f"{FIELD_NAME_LENGTH} bytes, so long names can collide)",
-                    offset=at + _NAME_AT, clause='FMT-068')
-            handlers[name] = self._make_handler(index, name, int(desc['type_id']),
-                                                desc['arguments'], at)
-            names.append(name)
-        self.field_names = names
-        self.handlers = handlers
-
     def _make_handler(self, index, name, type_id, arguments, at):
-        if name in self.custom_handlers:
-            return self.custom_handlers[name].from_binary(arguments)
+        if name in self._custom_handlers:
+            return self._custom_handlers[name].from_binary(arguments)
         if type_id == CUSTOM_TYPE_ID:
             return self._make_extension_handler(index, name, arguments, at)
         cls = TYPE_ID_HANDLER.get(type_id)
@@ -224,64 +354,6 @@ class Reader:
                 f"field {index} {name!r} has type id 255 and the {cls.__name__} marker, but "
                 f"{cls.__name__} refuses its arguments ({exc}); {how}", offset=at,
                 clause='FMT-066') from None
-
-    def _read_metadata(self, f):
-        self.metadata_type = get_metadata_type(list(self.handlers.values()))
-        self._metadata_start = metadata_offset(self.num_fields)
-        itemsize = self.metadata_type.itemsize
-        if itemsize == 0:
-            raise BetonFormatError("the metadata record of these fields is 0 bytes long",
-                                   offset=self._metadata_start, clause='FMT-069')
-        end = self._metadata_start + self.num_samples * itemsize
-        if end > self.file_size:
-            raise BetonFormatError(
-                f"file too short for the metadata table: {self.num_samples} samples of "
-                f"{itemsize} bytes end at {end}, the file has {self.file_size} bytes",
-                offset=self.file_size, clause='FMT-069')
-        self.metadata = self._read_exact(f, self._metadata_start, self.metadata_type,
-                                         self.num_samples, 'FMT-069', 'the metadata table')
-        self._metadata_end = end
-        self.data_region_start = align_to_page(end, self.page_size)
-
-    def _read_alloc_table(self, f):
-        ptr = int(self.header['alloc_table_ptr'])
-        if ptr > self.file_size:
-            raise BetonFormatError(
-                f"alloc_table_ptr {ptr} is past the end of the file ({self.file_size} bytes)",
-                offset=_ALLOC_PTR_AT, clause='FMT-071')
-        if ptr < self._metadata_end:
-            raise BetonFormatError(
-                f"alloc_table_ptr {ptr} is before the end of the metadata table "
-                f"({self._metadata_end})", offset=_ALLOC_PTR_AT, clause='FMT-070')
-        table_bytes = self.file_size - ptr
-        if table_bytes % ALLOC_TABLE_TYPE.itemsize:
-            raise BetonFormatError(
-                f"the allocation table from {ptr} to the end of the file is {table_bytes} bytes, "
-                f"not a multiple of {ALLOC_TABLE_TYPE.itemsize}", offset=_ALLOC_PTR_AT,
-                clause='FMT-072')
-        data_bytes = ptr - self.data_region_start
-        if ptr != self._metadata_end and (data_bytes < 0 or data_bytes % self.page_size):
-            raise BetonFormatError(
-                f"alloc_table_ptr {ptr} is neither the end of the metadata ({self._metadata_end}) "
-                f"nor the end of a whole page after the data region start "
-                f"{self.data_region_start} (page size {self.page_size})",
-                offset=_ALLOC_PTR_AT, clause='FMT-073')
-        self.alloc_table = self._read_exact(f, ptr, ALLOC_TABLE_TYPE,
-                                            table_bytes // ALLOC_TABLE_TYPE.itemsize,
-                                            'FMT-072', 'the allocation table')
-        self._alloc_table_ptr = ptr
-
-    # -- validation ----------------------------------------------------------------------
-
-    def _check_regions(self):
-        raw = self.alloc_table.view(np.uint8).reshape(-1, ALLOC_TABLE_TYPE.itemsize)
-        ptrs, sizes = _beton.check_alloc_table(raw, self.num_samples, self.data_region_start,
-                                               self._alloc_table_ptr, self.page_size)
-        ptrs.flags.writeable = False
-        sizes.flags.writeable = False
-        self.region_ptrs = ptrs
-        self.region_sizes = sizes
-        self._regions = RegionTable(ptrs, sizes)
 
     def _column(self, index):
         """Field ``index``'s records, as ``Field.check_metadata`` takes them."""
