@@ -22,6 +22,31 @@ def _check_element_dtype(dtype):
                          f"element type")
 
 
+def _to_dtype(value, dtype):
+    """``value`` (an ndarray) as ``dtype``, refusing conversions that would change values.
+
+    Equal dtypes pass untouched. Other dtypes are converted when numpy calls
+    the cast ``same_kind`` (``'>i4'`` to ``'<i4'``, int to float, float64 to
+    float32, ...); a narrowing integer cast must keep every value.
+
+    Raises
+    ------
+    TypeError
+        For a cast across kinds (float to int, complex to float, ...).
+    ValueError
+        When an integer value does not fit the field's integer dtype.
+    """
+    if value.dtype == dtype:
+        return value
+    if not np.can_cast(value.dtype, dtype, casting='same_kind'):
+        raise TypeError(f"NDArrayField expects dtype {dtype}, got {value.dtype}")
+    converted = value.astype(dtype)
+    if (dtype.kind in 'biu' and not np.can_cast(value.dtype, dtype, casting='safe')
+            and not np.array_equal(converted.astype(value.dtype), value)):
+        raise ValueError(f"NDArrayField of dtype {dtype}: some {value.dtype} values do not fit")
+    return converted
+
+
 class NDArrayField(Field):
     """An array of fixed ``shape`` and ``dtype`` per sample.
 
@@ -114,13 +139,31 @@ class NDArrayField(Field):
         return result
 
     def encode(self, destination, field, malloc):
+        """Store one array: its ``prod(shape)`` elements in C order, in ``dtype``.
+
+        As in FFCV 1.0 only the elements count, not the shape: a 0-d array
+        fills a ``shape=(1,)`` field, a (3, 4) array a (4, 3) one (C order).
+
+        Parameters
+        ----------
+        field : array_like
+            ``prod(shape)`` elements of ``dtype`` or of a dtype that converts
+            to it without a change of kind (see ``_to_dtype``).
+
+        Raises
+        ------
+        ValueError
+            If the number of elements is not ``prod(shape)``, or an integer
+            does not fit the field's integer dtype.
+        TypeError
+            For a dtype of another kind (float values for an int field, ...).
+        """
         value = np.asarray(field)
-        if value.shape != self.shape:
-            raise ValueError(f"NDArrayField expects shape {self.shape}, got {value.shape}")
-        if value.dtype != self.dtype:
-            if not np.can_cast(value.dtype, self.dtype, casting='same_kind'):
-                raise TypeError(f"NDArrayField expects dtype {self.dtype}, got {value.dtype}")
-            value = value.astype(self.dtype)
+        count = math.prod(self.shape)
+        if value.size != count:
+            raise ValueError(f"NDArrayField expects {count} elements (shape {self.shape}), "
+                             f"got shape {value.shape}")
+        value = _to_dtype(value, self.dtype)
         ptr, buffer = malloc(self.element_size)
         buffer[:] = np.ascontiguousarray(value).reshape(-1).view('<u1')
         destination[0] = ptr
@@ -147,13 +190,23 @@ class NDArrayField(Field):
 class TorchTensorField(NDArrayField):
     """A torch tensor of fixed shape and dtype, stored exactly like an NDArrayField.
 
-    Its type id is 6 (FMT-022); it reads back as an ``NDArrayField`` of the
-    equivalent numpy dtype, as in FFCV.
+    Written with type id 6 (FMT-022) and the arguments of an NDArrayField of
+    the equivalent numpy dtype (FMT-023). As in FFCV 1.0 it reads back as a
+    plain :class:`NDArrayField` (this class inherits ``from_binary``), so a
+    Loader yields the numpy dtype from ``NDArrayDecoder`` and, after
+    ``ToTensor``, the equivalent torch dtype.
 
     Parameters
     ----------
     dtype : torch.dtype
+        Any torch dtype with a numpy equivalent (not bfloat16).
     shape : tuple of int
+
+    Attributes
+    ----------
+    dtype : numpy.dtype
+        The numpy equivalent of ``torch_dtype`` (as FFCV sets it).
+    torch_dtype : torch.dtype
     """
 
     def __init__(self, dtype, shape):
@@ -163,8 +216,8 @@ class TorchTensorField(NDArrayField):
         super().__init__(np_dtype, shape)
 
     def encode(self, destination, field, malloc):
-        import torch
-        if isinstance(field, torch.Tensor):
+        """Store one tensor (or anything NDArrayField takes), moved to the CPU first."""
+        if hasattr(field, 'detach'):
             field = field.detach().cpu().numpy()
         super().encode(destination, field, malloc)
 
