@@ -5,13 +5,19 @@ import numpy as np
 
 from .bytes import BytesField
 
+#: Text encoding of the stored documents (FMT-035).
+ENCODING = 'utf8'
+#: Byte that ends each stored document (FMT-035).
+SEPARATOR = '\0'
+
 
 class JSONField(BytesField):
     """Any JSON-serialisable object per sample.
 
     Stored as ``json.dumps(obj).encode('utf-8') + b'\\0'`` in a bytes-like
-    region (FMT-035). Read it with ``BytesDecoder`` and turn a batch back into
-    objects with :meth:`unpack`.
+    region (FMT-035), with the same ``{ptr, size}`` record as
+    :class:`BytesField`. Read it with ``BytesDecoder`` and turn what the
+    Loader yields back into objects with :meth:`unpack`.
     """
 
     @staticmethod
@@ -19,27 +25,41 @@ class JSONField(BytesField):
         return JSONField()
 
     def encode(self, destination, field, malloc):
-        text = json.dumps(field).encode('utf-8') + b'\0'
+        text = (json.dumps(field) + SEPARATOR).encode(ENCODING)
         super().encode(destination, np.frombuffer(text, dtype=np.uint8), malloc)
 
     @staticmethod
     def unpack(batch):
-        """Decode a batch from ``BytesDecoder`` into Python objects.
+        """Decode ``BytesDecoder`` output back into Python objects.
+
+        Works on a whole batch, giving a list, or on one sample's row, giving
+        that one object (as FFCV 1.0 does).
 
         Parameters
         ----------
-        batch : ndarray[uint8] or torch.Tensor, shape (B, L)
-            Rows of stored text, each ending in a NUL (FMT-035).
+        batch : ndarray[uint8] or torch.Tensor, shape (B, L) or (L,)
+            Rows of stored text, each ending in a NUL (FMT-035); bytes after
+            the first NUL are ignored (``BytesDecoder`` rows are as long as
+            the longest sample and their tails are not cleared).
 
         Returns
         -------
-        list
-            One object per row.
+        list or object
+            One object per row for a 2-D ``batch``; the object itself for a
+            1-D one.
+
+        Raises
+        ------
+        json.JSONDecodeError, UnicodeDecodeError
+            If a row's text is not UTF-8 JSON.
         """
-        rows = batch.numpy() if hasattr(batch, 'numpy') else np.asarray(batch)
+        if hasattr(batch, 'detach'):  # a torch tensor, possibly on a GPU
+            batch = batch.detach().cpu().numpy()
+        rows = np.asarray(batch, dtype=np.uint8)
+        single = rows.ndim == 1
         out = []
-        for row in rows:
+        for row in (rows[None] if single else rows):
             data = row.tobytes()
-            end = data.find(b'\0')
-            out.append(json.loads(data[:end if end >= 0 else len(data)].decode('utf-8')))
-        return out
+            end = data.find(SEPARATOR.encode(ENCODING))
+            out.append(json.loads(data[:end if end >= 0 else len(data)].decode(ENCODING)))
+        return out[0] if single else out
