@@ -19,7 +19,7 @@
 #include "resize_kernels_avx2.h"
 
 enum {
-    COEF_BITS = 14,
+    COEF_BITS = FFCVX_RK_COEF_BITS,
     COEF_ONE = 1 << COEF_BITS,
     COEF_HALF = 1 << (COEF_BITS - 1),
     ALIGN = 64
@@ -315,7 +315,7 @@ static void rk_run_horizontal(int simd, int64_t channels, const uint8_t *src,
             last = lastrow;
         }
         ffcvx_rk_horizontal_gray_avx2(src, src_stride, rows, last, dst, dst_w,
-                                      (const uint8_t *)xpack, used, loads, COEF_BITS);
+                                      (const uint8_t *)xpack, used, loads);
         return;
     }
     if (simd)
@@ -329,8 +329,7 @@ static void rk_run_horizontal(int simd, int64_t channels, const uint8_t *src,
         memset(lastrow + 3 * src_w, 0, 16);
         last = lastrow;
     }
-    ffcvx_rk_horizontal_avx2(src, src_stride, rows, last, dst, dst_w, xlo, xpack, used,
-                             COEF_BITS);
+    ffcvx_rk_horizontal_avx2(src, src_stride, rows, last, dst, dst_w, xlo, xpack, used);
 }
 
 /* Vertical pass with the AVX2 kernel when possible, else the loop. */
@@ -341,7 +340,7 @@ static void rk_run_vertical(int simd, const uint8_t *src, int64_t src_stride, in
 {
     if (simd && n >= 32)
         ffcvx_rk_vertical_avx2(src, src_stride, n, dst, dst_stride, dst_h, bounds, coef,
-                               taps, COEF_BITS);
+                               taps);
     else
         rk_vertical(src, src_stride, n, dst, dst_stride, dst_h, bounds, coef, taps, acc);
 }

@@ -183,10 +183,10 @@ __attribute__((target("avx2")))
 void ffcvx_rk_vertical_avx2(const uint8_t *src, int64_t src_stride, int64_t n,
                             uint8_t *dst, int64_t dst_stride, int64_t dst_h,
                             const int32_t *bounds, const int16_t *coef,
-                            int64_t taps, int bits)
+                            int64_t taps)
 {
     const __m256i zero = _mm256_setzero_si256();
-    const __m256i half = _mm256_set1_epi32(1 << (bits - 1));
+    const __m256i half = _mm256_set1_epi32(1 << (FFCVX_RK_COEF_BITS - 1));
     int64_t y, x, t;
     for (y = 0; y < dst_h; y++) {
         const int64_t first = bounds[2 * y], count = bounds[2 * y + 1];
@@ -217,10 +217,10 @@ void ffcvx_rk_vertical_avx2(const uint8_t *src, int64_t src_stride, int64_t n,
                 s2 = _mm256_add_epi32(s2, _mm256_madd_epi16(_mm256_unpacklo_epi8(hi, zero), c));
                 s3 = _mm256_add_epi32(s3, _mm256_madd_epi16(_mm256_unpackhi_epi8(hi, zero), c));
             }
-            s0 = _mm256_srai_epi32(s0, bits);
-            s1 = _mm256_srai_epi32(s1, bits);
-            s2 = _mm256_srai_epi32(s2, bits);
-            s3 = _mm256_srai_epi32(s3, bits);
+            s0 = _mm256_srai_epi32(s0, FFCVX_RK_COEF_BITS);
+            s1 = _mm256_srai_epi32(s1, FFCVX_RK_COEF_BITS);
+            s2 = _mm256_srai_epi32(s2, FFCVX_RK_COEF_BITS);
+            s3 = _mm256_srai_epi32(s3, FFCVX_RK_COEF_BITS);
             /* in-lane packs undo the in-lane unpacks: bytes come out in order */
             _mm256_storeu_si256((__m256i *)(out + x),
                                 _mm256_packus_epi16(_mm256_packs_epi32(s0, s1),
@@ -234,8 +234,7 @@ void ffcvx_rk_vertical_avx2(const uint8_t *src, int64_t src_stride, int64_t n,
  * nchunks 4-tap chunks from p, weights c; R, G, B in bytes 0..2 of the result. */
 __attribute__((target("avx2"), always_inline))
 static inline __m128i rk_hpixel_avx2(const uint8_t *p, const int16_t *c,
-                                     int64_t nchunks, __m256i shuf, __m128i half,
-                                     int bits)
+                                     int64_t nchunks, __m256i shuf, __m128i half)
 {
     __m256i acc = _mm256_madd_epi16(
         _mm256_shuffle_epi8(_mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)p)),
@@ -249,7 +248,7 @@ static inline __m128i rk_hpixel_avx2(const uint8_t *p, const int16_t *c,
         acc = _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_shuffle_epi8(px, shuf), w));
     }
     sum = _mm_add_epi32(_mm256_castsi256_si128(acc), _mm256_extracti128_si256(acc, 1));
-    sum = _mm_srai_epi32(_mm_add_epi32(sum, half), bits);
+    sum = _mm_srai_epi32(_mm_add_epi32(sum, half), FFCVX_RK_COEF_BITS);
     return _mm_packus_epi16(_mm_packs_epi32(sum, sum), sum);
 }
 
@@ -267,12 +266,12 @@ __attribute__((target("avx2")))
 void ffcvx_rk_horizontal_avx2(const uint8_t *src, int64_t src_stride, int64_t rows,
                               const uint8_t *last_row, uint8_t *dst, int64_t dst_w,
                               const int32_t *lo, const int16_t *pack,
-                              int64_t nchunks, int bits)
+                              int64_t nchunks)
 {
     const __m256i shuf = _mm256_setr_epi8(
         0, -1, 3, -1, 1, -1, 4, -1, 2, -1, 5, -1, -1, -1, -1, -1,
         6, -1, 9, -1, 7, -1, 10, -1, 8, -1, 11, -1, -1, -1, -1, -1);
-    const __m128i half = _mm_set1_epi32(1 << (bits - 1));
+    const __m128i half = _mm_set1_epi32(1 << (FFCVX_RK_COEF_BITS - 1));
     const int64_t step = nchunks * 16;
     int64_t y, xx, end;
     uint32_t v;
@@ -285,17 +284,17 @@ void ffcvx_rk_horizontal_avx2(const uint8_t *src, int64_t src_stride, int64_t ro
             for (xx = 0; xx < end; xx++)
                 _mm_storeu_si32(out + 3 * xx,
                                 rk_hpixel_avx2(row + 3 * (int64_t)lo[xx], pack + xx * 16,
-                                                  1, shuf, half, bits));
+                                               1, shuf, half));
         } else {
             for (xx = 0; xx < end; xx++)
                 _mm_storeu_si32(out + 3 * xx,
                                 rk_hpixel_avx2(row + 3 * (int64_t)lo[xx], pack + xx * step,
-                                                  nchunks, shuf, half, bits));
+                                               nchunks, shuf, half));
         }
         if (end < dst_w) {
             v = (uint32_t)_mm_cvtsi128_si32(
                 rk_hpixel_avx2(row + 3 * (int64_t)lo[end], pack + end * step,
-                                  nchunks, shuf, half, bits));
+                               nchunks, shuf, half));
             memcpy(out + 3 * end, &v, 3);
         }
     }
@@ -320,10 +319,9 @@ void ffcvx_rk_horizontal_avx2(const uint8_t *src, int64_t src_stride, int64_t ro
 __attribute__((target("avx2")))
 void ffcvx_rk_horizontal_gray_avx2(const uint8_t *src, int64_t src_stride, int64_t rows,
                                    const uint8_t *last_row, uint8_t *dst, int64_t dst_w,
-                                   const uint8_t *pack, int64_t nchunks, int64_t loads,
-                                   int bits)
+                                   const uint8_t *pack, int64_t nchunks, int64_t loads)
 {
-    const __m256i half = _mm256_set1_epi32(1 << (bits - 1));
+    const __m256i half = _mm256_set1_epi32(1 << (FFCVX_RK_COEF_BITS - 1));
     const int64_t steps = (dst_w + 7) / 8, weights = 16 + 64 * loads;
     const int64_t block = weights + 64 * nchunks;
     int64_t y, g, c, x0;
@@ -360,7 +358,7 @@ void ffcvx_rk_horizontal_gray_avx2(const uint8_t *src, int64_t src_stride, int64
                 acc = _mm256_add_epi32(acc, _mm256_madd_epi16(
                     od, _mm256_loadu_si256((const __m256i *)(w + 32))));
             }
-            acc = _mm256_srai_epi32(acc, bits);
+            acc = _mm256_srai_epi32(acc, FFCVX_RK_COEF_BITS);
             /* in-lane packs: bytes 0..3 of each lane are its four outputs */
             t = _mm256_packus_epi16(_mm256_packs_epi32(acc, acc), acc);
             v0 = (uint32_t)_mm_cvtsi128_si32(_mm256_castsi256_si128(t));
@@ -376,14 +374,13 @@ int ffcvx_rk_have_avx2(void) { return 0; }
 void ffcvx_rk_vertical_avx2(const uint8_t *src, int64_t src_stride, int64_t n,
                             uint8_t *dst, int64_t dst_stride, int64_t dst_h,
                             const int32_t *bounds, const int16_t *coef,
-                            int64_t taps, int bits) { }
+                            int64_t taps) { }
 void ffcvx_rk_horizontal_avx2(const uint8_t *src, int64_t src_stride, int64_t rows,
                               const uint8_t *last_row, uint8_t *dst, int64_t dst_w,
                               const int32_t *lo, const int16_t *pack,
-                              int64_t nchunks, int bits) { }
+                              int64_t nchunks) { }
 void ffcvx_rk_horizontal_gray_avx2(const uint8_t *src, int64_t src_stride, int64_t rows,
                                    const uint8_t *last_row, uint8_t *dst, int64_t dst_w,
-                                   const uint8_t *pack, int64_t nchunks, int64_t loads,
-                                   int bits) { }
+                                   const uint8_t *pack, int64_t nchunks, int64_t loads) { }
 #endif
 

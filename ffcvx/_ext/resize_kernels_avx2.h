@@ -13,6 +13,9 @@
 
 #include "resize_kernels.h"
 
+/* Fractional bits of the int16 filter weights (shared by both passes). */
+#define FFCVX_RK_COEF_BITS 14
+
 /* 1 when the CPU running this has AVX2 (and it was compiled in), else 0. */
 FFCVX_RK_HIDDEN int ffcvx_rk_have_avx2(void);
 
@@ -38,19 +41,19 @@ FFCVX_RK_HIDDEN int64_t ffcvx_rk_pack_gray(int64_t in_size, int64_t out_size, in
 FFCVX_RK_HIDDEN void ffcvx_rk_vertical_avx2(const uint8_t *src, int64_t src_stride, int64_t n,
                                             uint8_t *dst, int64_t dst_stride, int64_t dst_h,
                                             const int32_t *bounds, const int16_t *coef,
-                                            int64_t taps, int bits);
+                                            int64_t taps);
 
 /* Horizontal pass over RGB rows with the tables of ffcvx_rk_pack_rgb. */
 FFCVX_RK_HIDDEN void ffcvx_rk_horizontal_avx2(const uint8_t *src, int64_t src_stride,
                                               int64_t rows, const uint8_t *last_row,
                                               uint8_t *dst, int64_t dst_w, const int32_t *lo,
-                                              const int16_t *pack, int64_t nchunks, int bits);
+                                              const int16_t *pack, int64_t nchunks);
 
 /* Horizontal pass over one-channel rows with the tables of ffcvx_rk_pack_gray. */
 FFCVX_RK_HIDDEN void ffcvx_rk_horizontal_gray_avx2(const uint8_t *src, int64_t src_stride,
                                                    int64_t rows, const uint8_t *last_row,
                                                    uint8_t *dst, int64_t dst_w,
                                                    const uint8_t *pack, int64_t nchunks,
-                                                   int64_t loads, int bits);
+                                                   int64_t loads);
 
 #endif /* FFCVX_RESIZE_KERNELS_AVX2_H */
