@@ -8,7 +8,12 @@ STAMP := $(VENV)/.ffcvx-installed
 DATA := data
 SHARED ?= $(abspath ../shared)
 BACKENDS := $(wildcard backends/*)
-SOURCES := requirements.txt setup.py setup.cfg pyproject.toml $(wildcard ffcvx/_ext/*.pyx) \
+EXT := ffcvx/_ext
+# what cythonize writes next to each .pyx (untracked; `make clean` removes it)
+EXT_GENERATED := $(patsubst %.pyx,%.c,$(wildcard $(EXT)/*.pyx)) $(wildcard $(EXT)/*_api.h)
+# hand-written C compiled into the extensions (setup.py: EXTRA_SOURCES)
+EXT_C := $(filter-out $(EXT_GENERATED),$(wildcard $(EXT)/*.c $(EXT)/*.h))
+SOURCES := requirements.txt setup.py setup.cfg pyproject.toml $(wildcard $(EXT)/*.pyx) $(EXT_C) \
            $(foreach b,$(BACKENDS),$(wildcard $(b)/pyproject.toml $(b)/setup.py $(b)/*/*.pyx $(b)/*/*.c $(b)/*/*.h))
 
 .PHONY: setup build demo test bench clean
@@ -44,4 +49,4 @@ bench: $(STAMP)
 	$(PY) -m pytest benchmarks --benchmark-only
 
 clean:
-	rm -rf $(VENV) $(DATA) build *.egg-info ffcvx/_ext/*.so ffcvx/_ext/*.c
+	rm -rf $(VENV) $(DATA) build *.egg-info $(EXT)/*.so $(EXT_GENERATED)

@@ -64,30 +64,48 @@ def to_rgb_array(value):
 
 
 def shrink_to(image, max_resolution):
-    """Shrink ``image`` so its longest side is at most ``max_resolution`` (FFCV's rule).
+    """Shrink ``image`` so its longest side is at most ``max_resolution``, as FFCV 1.0 writes it.
 
-    ``ratio = max_resolution / max(W, H)``; if ``ratio < 1`` the new size is
-    ``trunc(ratio * (W, H))``, resampled with area averaging (Pillow ``BOX``,
-    the equivalent of OpenCV's ``INTER_AREA`` FFCV uses). Images are never enlarged.
+    Implements the ``max_resolution`` step of FFCV 1.0's image writer
+    (``ffcv/fields/rgb_image.py: resizer``) with the same arithmetic:
+    ``ratio = max_resolution / max(W, H)`` (float64); if ``ratio < 1`` the
+    new size is ``(ratio * [W, H]).astype(int)`` (float64 products truncated
+    toward zero) and the pixels are resampled with OpenCV's
+    ``cv2.resize(..., interpolation=cv2.INTER_AREA)``: each output pixel is
+    the mean of the input pixels under its footprint, each weighted by the
+    fraction it covers, rounded to the nearest integer. With the same OpenCV
+    the result is FFCV's, pixel for pixel.
+
+    Images are never enlarged: when ``ratio >= 1`` the input is returned as
+    it is. Where FFCV's rule truncates a side to 0 (a side shorter than
+    ``max(W, H) / max_resolution``, e.g. 600x1 at 256), FFCV's
+    ``cv2.resize`` call fails; here that side becomes 1 pixel instead.
 
     Parameters
     ----------
-    image : ndarray[uint8], shape (H, W, 3)
-    max_resolution : int or None, pixels
+    image : ndarray of uint8, shape (H, W, 3), (H, W, 1) or (H, W)
+        RGB or one-channel pixels.
+    max_resolution : int or None
+        Longest side allowed, in pixels; ``None`` keeps every image as it is.
 
     Returns
     -------
-    ndarray[uint8], shape (H', W', 3)
+    ndarray of uint8, shape (H', W', 3), (H', W', 1) or (H', W')
+        The same layout as ``image`` (OpenCV drops a last axis of length 1;
+        it is put back), C-contiguous when shrunk; ``image`` itself when no
+        shrink is needed.
     """
     if max_resolution is None:
         return image
     h, w = image.shape[:2]
-    ratio = max_resolution / max(w, h)
+    size = np.array([w, h])
+    ratio = max_resolution / size.max()
     if ratio >= 1:
         return image
-    new_w = max(1, int(ratio * w))
-    new_h = max(1, int(ratio * h))
-    return np.asarray(Image.fromarray(image).resize((new_w, new_h), Image.Resampling.BOX))
+    new_w, new_h = (max(1, int(side)) for side in (ratio * size).astype(int))
+    import cv2  # here, not at module level: importing the format layer stays light
+    out = cv2.resize(np.ascontiguousarray(image), (new_w, new_h), interpolation=cv2.INTER_AREA)
+    return out.reshape((new_h, new_w) + image.shape[2:])
 
 
 def encode_jpeg(image, quality):
