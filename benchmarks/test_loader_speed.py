@@ -13,7 +13,7 @@ import pytest
 from numba import njit
 
 from ffcvx.fields.decoders import IntDecoder, RandomResizedCropRGBImageDecoder, CenterCropRGBImageDecoder
-from ffcvx.fields.rgb_decoders import DECODE_REGION_PROTO
+from ffcvx.backend_api import DECODE_REGION_PROTO
 from ffcvx.loader import Loader, OrderOption
 from ffcvx.registry import Registry
 from ffcvx.transforms import RandomHorizontalFlip

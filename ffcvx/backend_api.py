@@ -24,6 +24,7 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 
+from . import status
 from .errors import DecodeError
 
 __all__ = [
@@ -46,18 +47,15 @@ DECODE_REGION_PROTO = ctypes.CFUNCTYPE(
 #: Name of the optional one-channel function of backends with ``supports_gray`` (BKD-026).
 GRAY_FUNCTION = 'decode_region_gray'
 
-# Status codes of decode_region (BKD-013).
-DECODE_OK = 0
-DECODE_CORRUPT = -1
-DECODE_CAPACITY = -2
-DECODE_BAD_ARGUMENT = -3
+# Status codes of decode_region (BKD-013): the backend range of the decode
+# layer's one table (ffcvx/status.py, BKD-070), which they come from.
+DECODE_OK = status.OK
+DECODE_CORRUPT = status.BACKEND_CORRUPT
+DECODE_CAPACITY = status.BACKEND_CAPACITY
+DECODE_BAD_ARGUMENT = status.BACKEND_BAD_ARGUMENT
 
-#: Human words for the status codes, for error messages.
-STATUS_MEANINGS = {
-    DECODE_CORRUPT: 'corrupt or unsupported data',
-    DECODE_CAPACITY: 'output buffer too small',
-    DECODE_BAD_ARGUMENT: 'bad arguments',
-}
+#: Human words for the status codes, for error messages (``ffcvx.status.meanings``).
+STATUS_MEANINGS = status.meanings(status.BACKEND)
 
 #: Image formats a backend may declare (BKD-002).
 FORMATS = frozenset({'jpeg', 'png', 'raw'})

@@ -30,7 +30,7 @@ from PIL import Image
 import ffcvx_nvjpeg
 from ffcvx.fields import IntField, RGBImageField
 from ffcvx.fields.decoders import CenterCropRGBImageDecoder, IntDecoder
-from ffcvx.fields.rgb_decoders import get_random_crop
+from ffcvx.decoders.kernels import get_random_crop
 from ffcvx.loader import Loader, OrderOption
 from ffcvx.testing.decoders import _golden_jpegs
 from ffcvx.transforms import ToTensor

@@ -259,7 +259,7 @@ class _SeededRRC(RandomResizedCropRGBImageDecoder):
 
     def crop_sampler(self):
         from numba import njit
-        from ffcvx.fields.rgb_decoders import get_random_crop
+        from ffcvx.decoders.kernels import get_random_crop
         from math import log
         scale_lo, scale_hi = self.scale
         log_lo, log_hi = log(self.ratio[0]), log(self.ratio[1])
@@ -381,7 +381,7 @@ def test_one_channel_path_equals_channel0_of_rgb_path(pair_files, mode, backend)
 
 
 def _decoders(loader):
-    from ffcvx.fields.rgb_decoders import SimpleRGBImageDecoder as Base
+    from ffcvx.decoders import SimpleRGBImageDecoder as Base
     return [step.operation for pipeline in loader.graph.pipelines for step in pipeline.steps
             if isinstance(step.operation, Base)]
 
@@ -434,7 +434,7 @@ def test_raw_gray_crop_and_flip_match_a_reference(tmp_path):
     from numba import njit
     from math import log
     from ffcvx._ext.resize import resize_gray
-    from ffcvx.fields.rgb_decoders import get_random_crop
+    from ffcvx.decoders.kernels import get_random_crop
     from ffcvx.transforms import RandomHorizontalFlip
     rng = np.random.default_rng(8)
     images = [_noise(1, int(rng.integers(20, 90)), int(rng.integers(20, 90)), seed=k)[0] for k in range(24)]

@@ -10,7 +10,7 @@ from ffcvx.errors import DecodeError
 from ffcvx.fields import IntField, RGBImageField
 from ffcvx.fields.decoders import (CenterCropRGBImageDecoder, IntDecoder,
                                    RandomResizedCropRGBImageDecoder, SimpleRGBImageDecoder)
-from ffcvx.fields.rgb_decoders import get_center_crop
+from ffcvx.decoders.kernels import get_center_crop
 from ffcvx.loader import Loader, OrderOption
 from ffcvx.reader import Reader
 from ffcvx.transforms import (Convert, NormalizeImage, RandomHorizontalFlip, Squeeze, ToDevice,

@@ -4,7 +4,7 @@ from math import log
 import numba
 import numpy as np
 
-from ..fields.rgb_decoders import _resize_functions, get_random_crop
+from ..decoders.kernels import get_random_crop, resize_functions
 from ..pipeline.allocation_query import AllocationQuery
 from ..pipeline.compiler import Compiler
 from ..pipeline.operation import Operation
@@ -71,7 +71,7 @@ class RandomResizedCrop(Operation):
             raise ValueError(f"RandomResizedCrop needs 3- or 1-channel images, got shape "
                              f"{previous_state.shape}")
         self._channels = channels
-        _, _, scratch_bytes = _resize_functions(channels)
+        _, _, scratch_bytes = resize_functions(channels)
         # The scratch need grows with the source size: the whole image bounds every box.
         needed = int(scratch_bytes(height, width, self.size, self.size))
         if needed < 0:
@@ -93,7 +93,7 @@ class RandomResizedCrop(Operation):
         my_range = Compiler.get_iterator()
         thread_id = Compiler.thread_id()
         channels = self._channels
-        resize, _, _ = _resize_functions(channels)
+        resize, _, _ = resize_functions(channels)
         scale_lo, scale_hi = self.scale
         log_lo, log_hi = log(self.ratio[0]), log(self.ratio[1])
         size = self.size

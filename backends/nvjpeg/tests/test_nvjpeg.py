@@ -123,7 +123,7 @@ def _seed_numba(seed):
 
 def random_boxes(sources, seed):
     """RandomResizedCrop boxes with ffcvx's own sampler (the one the decoders use)."""
-    from ffcvx.fields.rgb_decoders import get_random_crop
+    from ffcvx.decoders.kernels import get_random_crop
     _seed_numba(seed)
     boxes = []
     for data in sources:
@@ -133,7 +133,7 @@ def random_boxes(sources, seed):
 
 
 def center_boxes(sources, ratio=224 / 256):
-    from ffcvx.fields.rgb_decoders import get_center_crop
+    from ffcvx.decoders.kernels import get_center_crop
     boxes = []
     for data in sources:
         width, height = Image.open(io.BytesIO(data)).size
