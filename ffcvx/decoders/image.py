@@ -21,6 +21,7 @@ what they share lives here:
   ``ffcvx.status.describe``, the part that failed (BKD-070).
 """
 import ctypes
+from abc import abstractmethod
 
 import numpy as np
 
@@ -200,17 +201,17 @@ class ImageDecoder(Operation):
 
     # -- what the engines ask of a decoder (subclasses) ----------------------
 
+    @abstractmethod
     def _scratch_bytes(self):
         """Bytes of per-thread scratch memory the per-sample code needs."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _region_sampler(self):
         """A jitted ``(height, width) -> (i, j, h, w)``: the box of each image to decode, pixels."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _sample_code(self, helpers):
         """The per-sample engine's decode step, built on ``helpers`` (a ``SampleHelpers``)."""
-        raise NotImplementedError
 
     # -- errors --------------------------------------------------------------
 

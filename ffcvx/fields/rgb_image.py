@@ -14,6 +14,7 @@ channel with the same record and modes; it is written as a marked custom
 field (type id 255), which FFCV 1.0 refuses instead of misreading.
 """
 import io
+from abc import abstractmethod
 
 import numpy as np
 from PIL import Image
@@ -197,9 +198,9 @@ class ImageField(Field):
     def metadata_type(self):
         return RGBMetadataType
 
+    @abstractmethod
     def _pixels(self, value):
         """The writer input as ``ndarray[uint8]``, (H, W, 3) or (H, W) by ``channels``."""
-        raise NotImplementedError
 
     def _choose_mode(self, image):
         if self.write_mode == 'smart':
