@@ -322,6 +322,29 @@ def test_ndarray_encode_refuses_what_would_lose_data():
         np.array([1, -2], '<i4').tobytes()
 
 
+def test_bytes_encode_takes_bytes_and_refuses_other_dtypes():
+    """FFCV assigns any array into its uint8 buffer, so floats are cast to bytes (data lost)."""
+    assert _encode(BytesField(), b'\x00\xffab') == b'\x00\xffab'
+    assert _encode(BytesField(), np.frombuffer(b'xyz', np.uint8)) == b'xyz'
+    with pytest.raises(TypeError, match='1-D uint8 .*got float32'):
+        _encode(BytesField(), np.array([0.5, 300.0, -1.0], 'float32'))
+    with pytest.raises(TypeError, match='1-D uint8 .*shape \\(2, 2\\)'):
+        _encode(BytesField(), np.zeros((2, 2), np.uint8))
+
+
+def test_type_id_5_reads_back_as_json_field(tmp_path):
+    """FFCV's table maps type 5 to BytesField; ffcvx builds JSONField, a BytesField subclass."""
+    name = str(tmp_path / 'doc.beton')
+    DatasetWriter(name, {'doc': JSONField(), 'raw': BytesField()}, num_workers=1,
+                  progress=False).from_indexed_dataset([({'k': 1}, b'ab')])
+    reader = Reader(name)
+    assert type(reader.handlers['doc']) is JSONField
+    assert type(reader.handlers['raw']) is BytesField
+    assert isinstance(reader.handlers['doc'], BytesField)       # what FFCV code checks holds
+    row = reader.read_sample_region(0, 'doc')
+    assert reader.handlers['doc'].unpack(row) == {'k': 1}
+
+
 # -- JSONField.unpack ----------------------------------------------------------------------
 
 def test_json_unpack_batches_and_single_rows(tmp_path):
