@@ -13,8 +13,9 @@ import os
 import numpy as np
 
 from .errors import BetonFormatError
-from .fields import TYPE_ID_HANDLER, MetadataColumn, RegionTable, extension_field_class
-from .types import (ALLOC_TABLE_TYPE, CURRENT_VERSION, CUSTOM_TYPE_ID, FIELD_NAME_LENGTH,
+from .fields import MetadataColumn, RegionTable
+from .fields.handlers import make_handler
+from .types import (ALLOC_TABLE_TYPE, CURRENT_VERSION, FIELD_NAME_LENGTH,
                     FieldDescType, HeaderType, align_to_page, get_metadata_type, metadata_offset)
 
 try:
@@ -31,12 +32,6 @@ _PAGE_SIZE_AT = HeaderType.fields['page_size'][1]
 _NUM_SAMPLES_AT = HeaderType.fields['num_samples'][1]
 _ALLOC_PTR_AT = HeaderType.fields['alloc_table_ptr'][1]
 _NAME_AT = FieldDescType.fields['name'][1]
-_ARGUMENTS_AT = FieldDescType.fields['arguments'][1]
-
-
-def _known_type_ids():
-    return ", ".join(f"{tid} ({cls.__name__})" for tid, cls in sorted(TYPE_ID_HANDLER.items())
-                     if cls is not None)
 
 
 class Reader:
@@ -202,8 +197,8 @@ class Reader:
                     f"field {index}: name {name!r} is used by an earlier field (names are cut to "
                     f"{FIELD_NAME_LENGTH} bytes, so long names can collide)",
                     offset=at + _NAME_AT, clause='FMT-068')
-            handlers[name] = self._make_handler(index, name, int(desc['type_id']),
-                                                desc['arguments'], at)
+            handlers[name] = make_handler(index, name, int(desc['type_id']), desc['arguments'],
+                                          at, self._custom_handlers)
         self.field_descriptors = descriptors
         self.field_names = list(handlers)
         self.handlers = handlers
@@ -318,42 +313,6 @@ class Reader:
                 f"being opened?)", offset=offset + got, clause=clause)
         out.flags.writeable = False
         return out
-
-    def _make_handler(self, index, name, type_id, arguments, at):
-        if name in self._custom_handlers:
-            return self._custom_handlers[name].from_binary(arguments)
-        if type_id == CUSTOM_TYPE_ID:
-            return self._make_extension_handler(index, name, arguments, at)
-        cls = TYPE_ID_HANDLER.get(type_id)
-        if cls is None:
-            raise BetonFormatError(
-                f"field {index} {name!r} has unknown type id {type_id}; known type ids are "
-                f"{_known_type_ids()} and 255 (custom)", offset=at, clause='FMT-065')
-        try:
-            return cls.from_binary(arguments)
-        except Exception as exc:
-            raise BetonFormatError(f"field {index} {name!r}: bad {cls.__name__} arguments: {exc}",
-                                   offset=at + _ARGUMENTS_AT, clause='FMT-067') from None
-
-    def _make_extension_handler(self, index, name, arguments, at):
-        """Field of a type-255 descriptor the user gave no class for (FMT-087, else FMT-066)."""
-        how = (f"pass its class as custom_handlers={{{name!r}: FieldClass}} to Reader "
-               f"(custom_fields= to Loader)")
-        cls = extension_field_class(arguments)
-        if cls is None:
-            raise BetonFormatError(
-                f"field {index} {name!r} has type id 255 (a custom field class) and its arguments "
-                f"carry no ffcvx extension marker; {how}", offset=at, clause='FMT-066')
-        try:
-            return cls.from_binary(arguments)
-        except ValueError as exc:
-            # The marker names the class, but the rest of the arguments break
-            # its clause: the field is not one ffcvx can vouch for, so it is
-            # as unknown as any other custom field (FMT-087).
-            raise BetonFormatError(
-                f"field {index} {name!r} has type id 255 and the {cls.__name__} marker, but "
-                f"{cls.__name__} refuses its arguments ({exc}); {how}", offset=at,
-                clause='FMT-066') from None
 
     def _column(self, index):
         """Field ``index``'s records, as ``Field.check_metadata`` takes them."""
