@@ -16,6 +16,8 @@ import weakref
 import numba
 import numpy as np
 
+from ..pipeline.seeds import EpochSeeds
+
 _BATCH, _END, _ERROR = 'batch', 'end', 'error'
 #: Seconds between checks of the stop flag while the queue is full or empty.
 _POLL_SECONDS = 0.1
@@ -25,9 +27,9 @@ class _Producer:
     """The thread's side. Holds no reference to the EpochIterator, so that an
     abandoned iterator is garbage-collected and its finaliser stops the thread."""
 
-    def __init__(self, graph, memory, batches, num_slots, num_threads, batches_ahead, epoch_seed):
+    def __init__(self, graph, memory, batches, num_slots, num_threads, batches_ahead, seeds):
         self.graph = graph
-        self.epoch_seed = epoch_seed
+        self.seeds = seeds
         self.memory = memory
         self.batches = batches
         self.num_slots = num_slots
@@ -56,7 +58,7 @@ class _Producer:
                         return
                     self.memory.start_batch(number)
                     outputs = self.graph.run_batch(number % self.num_slots, indices, storage_state,
-                                                   self.epoch_seed)
+                                                   self.seeds)
                     if not self._put((_BATCH, outputs)):
                         return
             self._put((_END, None))
@@ -91,17 +93,17 @@ class EpochIterator:
         Threads of the compiled pipelines.
     batches_ahead : int
         Finished batches the producer may keep ready.
-    epoch_seed : int
-        Seed of this epoch's random steps (:func:`ffcvx.pipeline.seeds.epoch_seed`).
+    seeds : ffcvx.pipeline.seeds.EpochSeeds, optional
+        The Loader's seed and this epoch's number, which seed the random steps.
     owner : object, optional
         Kept alive while this iterator is (the Loader, as in FFCV).
     """
 
-    def __init__(self, graph, memory, batches, num_slots, num_threads, batches_ahead, epoch_seed=0,
+    def __init__(self, graph, memory, batches, num_slots, num_threads, batches_ahead, seeds=None,
                  owner=None):
         self._owner = owner
         self._producer = _Producer(graph, memory, batches, num_slots, num_threads, batches_ahead,
-                                   epoch_seed)
+                                   seeds if seeds is not None else EpochSeeds())
         self._thread = threading.Thread(target=self._producer.run, name='ffcvx-epoch', daemon=True)
         self._remaining = len(batches)
         #: This epoch's samples in order (FFCV's ``EpochIterator.order``), ndarray[uint64].

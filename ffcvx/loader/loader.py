@@ -10,7 +10,7 @@ import numpy as np
 
 from ..memory_managers.select import select_strategy
 from ..pipeline.compiler import Compiler
-from ..pipeline.seeds import epoch_seed
+from ..pipeline.seeds import EpochSeeds
 from ..reader import Reader
 from ..registry import Registry, decoder_for_format
 from ..traversal_order import QuasiRandom, Random, Sequential, TraversalOrder
@@ -268,7 +268,7 @@ class Loader:
         self.next_epoch += 1
         batches = self._batches(epoch)
         iterator = EpochIterator(self.graph, self.memory_manager, batches, self.num_slots,
-                                 self.num_workers, self.batches_ahead, epoch_seed(self.seed, epoch),
+                                 self.num_workers, self.batches_ahead, EpochSeeds(self.seed, epoch),
                                  owner=self)
         # Weak: the iterator keeps this Loader alive (``next(iter(Loader(...)))``
         # works, as in FFCV), not the other way round, so no cycle delays freeing.

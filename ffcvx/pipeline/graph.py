@@ -17,7 +17,7 @@ from ..errors import PipelineError
 from .allocation_query import AllocationQuery, allocate
 from .compiler import Compiler
 from .planning import check_output, declare, describe, fingerprint
-from .seeds import step_salt, step_seed
+from .seeds import EpochSeeds, seed_streams
 from .state import INITIAL_STATE
 
 
@@ -69,7 +69,7 @@ class Step:
     operation: Any
     where: str                # how errors name it: "pipeline 'image', step 0 (Decoder)"
     is_decoder: bool
-    seed_salt: Optional[int] = None  # for a step with ``with_seed``: its stable salt (seeds.step_salt)
+    seeds: Optional[list] = None  # for a step with ``with_seed``: its streams (seeds.seed_streams)
     code: Any = None
     with_indices: bool = False
     destination: Any = None   # buffers with leading (num_slots, batch_size), or None
@@ -103,7 +103,7 @@ def _plan_step(step, state, batch_size, num_slots, recompile, position, name):
     raw_code = op.generate_code()
     step.code = Compiler.compile(raw_code) if out_state.jit_mode else raw_code
     step.with_indices = bool(getattr(raw_code, 'with_indices', False))
-    step.seed_salt = step_salt(name, position) if getattr(raw_code, 'with_seed', False) else None
+    step.seeds = seed_streams(op, name, position) if getattr(raw_code, 'with_seed', False) else None
     step.input_state, step.state, step.query, step.shared_query = state, out_state, query, shared_query
     step.attributes = fingerprint(op)
     return out_state
@@ -137,7 +137,7 @@ def _call(step, args):
                             f"(State {step.state}, buffer {step.query!r}): {exc}") from exc
 
 
-def _run_steps(steps, result, slot, batch_indices, storage_state, epoch_seed, metadata=None):
+def _run_steps(steps, result, slot, batch_indices, storage_state, seeds, metadata=None):
     # Arguments: a decoder gets (batch_indices, dst, metadata, storage_state),
     # a transform (result, dst), plus batch_indices with ``with_indices``;
     # then the step's seed with ``with_seed`` (a transform gets the indices
@@ -149,10 +149,10 @@ def _run_steps(steps, result, slot, batch_indices, storage_state, epoch_seed, me
             args = [batch_indices, dst, metadata, storage_state]
         else:
             args = [result, dst]
-            if step.with_indices or step.seed_salt is not None:
+            if step.with_indices or step.seeds is not None:
                 args.append(batch_indices)
-        if step.seed_salt is not None:
-            args.append(step_seed(epoch_seed, step.seed_salt))
+        if step.seeds is not None:
+            args.append(seeds.for_step(step.seeds))
         if step.shared is not None:
             args.append(step.shared)
         result = _call(step, args)
@@ -226,9 +226,9 @@ class Pipeline:
         index = self._step_of.get(id(op))
         return None if index is None else self.steps[index]
 
-    def run(self, slot, batch_indices, storage_state, epoch_seed=0):
+    def run(self, slot, batch_indices, storage_state, seeds=EpochSeeds()):
         """Run every step on one batch; returns the last step's output."""
-        return _run_steps(self.steps, None, slot, batch_indices, storage_state, epoch_seed, self.metadata)
+        return _run_steps(self.steps, None, slot, batch_indices, storage_state, seeds, self.metadata)
 
 
 class Branch:
@@ -286,10 +286,10 @@ class Branch:
         index = self._step_of.get(id(op))
         return None if index is None else self.steps[index]
 
-    def run(self, slot, batch_indices, storage_state, epoch_seed=0):
+    def run(self, slot, batch_indices, storage_state, seeds=EpochSeeds()):
         """This branch's transforms on its copy of the source's output for this batch."""
         start = self.tap[slot][:len(batch_indices)]
-        return _run_steps(self.steps, start, slot, batch_indices, storage_state, epoch_seed)
+        return _run_steps(self.steps, start, slot, batch_indices, storage_state, seeds)
 
 
 class Graph:
@@ -310,13 +310,13 @@ class Graph:
         for pipeline in self.pipelines:
             pipeline.plan(recompile)
 
-    def run_batch(self, slot, batch_indices, storage_state, epoch_seed=0):
+    def run_batch(self, slot, batch_indices, storage_state, seeds=EpochSeeds()):
         """Outputs of every pipeline for ``batch_indices``, written into buffer slot ``slot``.
 
-        ``epoch_seed`` (:func:`ffcvx.pipeline.seeds.epoch_seed`) seeds the
-        steps that declare ``with_seed``.
+        ``seeds`` (:class:`ffcvx.pipeline.seeds.EpochSeeds`) seeds the steps
+        that declare ``with_seed``.
         """
-        return tuple(p.run(slot, batch_indices, storage_state, epoch_seed) for p in self.pipelines)
+        return tuple(p.run(slot, batch_indices, storage_state, seeds) for p in self.pipelines)
 
     @property
     def output_names(self) -> List[Optional[str]]:

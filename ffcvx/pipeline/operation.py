@@ -28,6 +28,10 @@ class Operation(ABC):
     step calls ``ffcvx.pipeline.seeds.seed_sample(seed, batch_indices[k])``
     before sample ``k``'s draws, so they depend on the Loader's seed, the
     epoch, the step and the sample only (not on threads or batch size).
+    An Operation whose ``seed`` attribute is an int gets a seed from (that
+    int, epoch, ``seed_kind``) instead; one that lists several seeds in
+    ``seed_values`` (e.g. ``(seed, second_seed)``) gets a tuple of
+    ``uint64``, one per entry (``ffcvx.pipeline.seeds.seed_streams``).
 
     ``destination`` is ``buffer[slot][:B]`` for the AllocationQuery (a tuple
     of them if a tuple was declared), or None. ``shared`` is the buffer of

@@ -9,7 +9,15 @@ derived from the Loader's seed, the epoch and the step's place in the
 pipelines, and calls :func:`seed_sample` before each sample's draws: every
 draw then depends on ``(Loader seed, epoch, step, sample index)`` only, not
 on threads, batch size or order.
+
+An Operation with its own integer ``seed`` (FFCV-SSL's ``seed=`` argument)
+draws from ``(its seed, epoch, its seed_kind, sample index)`` instead, so
+that two ops of one kind with the same seed draw the same numbers wherever
+they are: how a ``Label*`` op reports exactly what its image op drew, and
+how ``second_seed`` reaches another op's draws. ``seed_kind`` defaults to
+the class name; a label op sets its image op's.
 """
+from dataclasses import dataclass
 import zlib
 
 import numpy as np
@@ -67,3 +75,54 @@ def step_salt(pipeline_name, position):
 def step_seed(epoch_seed_value, salt):
     """The ``seed`` argument a step gets for every batch of an epoch (``numpy.uint64``)."""
     return np.uint64(_mix64_py(epoch_seed_value ^ (salt * 0x9E3779B97F4A7C15)))
+
+
+def kind_salt(kind):
+    """Salt of an Operation with its own seed: depends on its ``seed_kind`` only."""
+    return zlib.crc32(f"kind:{kind}".encode())
+
+
+def seed_streams(operation, name, position):
+    """``[(own_seed or None, salt), ...]``: one per seed a seeded step receives.
+
+    A step receives one stream unless its Operation lists several in
+    ``seed_values`` (e.g. ``(seed, second_seed)``). A stream whose seed is
+    None follows the Loader's seed and is salted by the step's place
+    (``name``, ``position``); an integer one is salted by ``seed_kind``.
+
+    Raises
+    ------
+    TypeError
+        For a seed that is neither None nor an integer.
+    """
+    values = getattr(operation, 'seed_values', None)
+    if values is None:
+        values = (getattr(operation, 'seed', None),)
+    kind = getattr(operation, 'seed_kind', None) or type(operation).__name__
+    streams = []
+    for value in values:
+        if value is None:
+            streams.append((None, step_salt(name, position)))
+        elif isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+            streams.append((int(value), kind_salt(kind)))
+        else:
+            raise TypeError(f"{type(operation).__name__}: seed must be None or an int, got {value!r}")
+    return streams
+
+
+@dataclass(frozen=True)
+class EpochSeeds:
+    """What seeds one epoch's random steps: the Loader's seed and the epoch number."""
+
+    loader_seed: int = 0
+    epoch: int = 0
+
+    def stream(self, own_seed, salt):
+        """The ``seed`` (``numpy.uint64``) a step stream gets for every batch of this epoch."""
+        base = self.loader_seed if own_seed is None else own_seed
+        return step_seed(epoch_seed(base, self.epoch), salt)
+
+    def for_step(self, streams):
+        """The ``seed`` argument of a step: a ``uint64``, or a tuple of them for several streams."""
+        values = tuple(self.stream(own, salt) for own, salt in streams)
+        return values[0] if len(values) == 1 else values
