@@ -9,7 +9,7 @@
   seed report exactly what it did (re-applied to the same crop, the image
   comes out bit-identical), also right after a crop decoder, which does
   not absorb a seeded flip; same seed: same outputs for 1 or 2 threads and
-  batch sizes 3 or 7; a new epoch draws anew.
+  batch sizes 3 or 7, compiled or not; a new epoch draws anew.
 """
 from pathlib import Path
 
@@ -212,3 +212,15 @@ def test_same_seed_same_outputs_whatever_threads_and_batch_size_new_epoch_new_dr
     assert not np.array_equal(a[0]['flip'], a[1]['flip'])
     assert not np.array_equal(a[0]['shift'], a[1]['shift'])
     assert not np.array_equal(a[0]['image'], a[1]['image'])
+
+
+def test_label_ops_draw_alike_compiled_or_not(beton):
+    def labels(jit):
+        pipelines = _pipelines()
+        pipelines['image'] = None
+        loader = Loader(beton, batch_size=6, order=OrderOption.RANDOM, seed=3, drop_last=False, jit=jit,
+                        pipelines=pipelines)
+        names = loader.graph.output_names
+        return [np.concatenate([b[names.index(n)].numpy() for b in loader]) for n in ('flip', 'shift')]
+    for compiled, plain in zip(labels(True), labels(False)):
+        assert np.array_equal(compiled, plain)
