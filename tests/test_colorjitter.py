@@ -41,15 +41,19 @@ def photos(shared_dir):
 def test_adjustment_matches_torchvision(photos, name):
     mine, theirs, (low, high) = KERNELS[name]
     rng = np.random.default_rng(1)
-    worst = 0
+    worst, differing, total = 0, 0, 0
     factors = [low, high, 1.0 if name != 'hue' else 0.0] + list(rng.uniform(low, high, 4))
     for image in photos:
         for factor in factors:
             expected = to_hwc(theirs(to_chw(image), float(factor)))
             got = image.copy()
             mine(got, float(factor))
-            worst = max(worst, int(np.abs(got.astype(int) - expected).max()))
-    assert worst <= 1, f"{name}: max |diff| {worst}"
+            diff = np.abs(got.astype(int) - expected)
+            worst = max(worst, int(diff.max()))
+            differing, total = differing + int((diff > 0).sum()), total + diff.size
+    # <= 1 where torch's CPU kernels round differently (no FMA); a rounding-rule error
+    # (round vs truncate, no floor of the grey) would differ on far more than 1e-3 of the values
+    assert worst <= 1 and differing <= 1e-3 * total, f"{name}: max |diff| {worst}, {differing} differ"
 
 
 def test_chain_in_a_given_order_matches_torchvision(photos):
@@ -160,7 +164,7 @@ def _epochs(loader, epochs):
 
 
 def test_label_reports_exactly_what_the_image_op_drew(tmp_path, shared_dir):
-    path, n = photo_beton(tmp_path / 'photos.beton', shared_dir)
+    path, n = photo_beton(tmp_path / 'photos.beton', shared_dir, repeat=1)
     epochs = _epochs(_jitter_loader(path, seed=1), 2)
     enabled = RandomColorJitter(0.7).enabled
     applied_counts = []
