@@ -1,8 +1,10 @@
-"""Transforms: augmentations and conversions, as pipeline Operations (FFCV's names)."""
+"""Transforms: augmentations and conversions, as pipeline Operations (FFCV's and FFCV-SSL's names)."""
 from .color_jitter import RandomBrightness, RandomContrast, RandomSaturation
+from .colorjitter import LabelColorJitter, RandomColorJitter
 from .common import Squeeze
 from .cutout import Cutout
 from .flip import LabelRandomHorizontalFlip, RandomHorizontalFlip
+from .grayscale import LabelGrayscale, RandomGrayscale
 from .mixup import ImageMixup, LabelMixup, MixupToOneHot
 from .module import ModuleWrapper
 from .normalize import NormalizeImage
@@ -10,10 +12,13 @@ from .ops import Convert, ToDevice, ToTensor, ToTorchImage, View
 from .poisoning import Poison
 from .random_resized_crop import RandomResizedCrop
 from .replace_label import ReplaceLabel
+from .solarization import LabelSolarization, RandomSolarization
 from .translate import LabelTranslate, RandomTranslate
 
 __all__ = ['ToTensor', 'ToDevice', 'ToTorchImage', 'NormalizeImage', 'Convert', 'Squeeze', 'View',
            'RandomResizedCrop', 'RandomHorizontalFlip', 'RandomTranslate', 'Cutout', 'ImageMixup',
            'LabelMixup', 'MixupToOneHot', 'Poison', 'ReplaceLabel', 'ModuleWrapper',
            'RandomBrightness', 'RandomContrast', 'RandomSaturation',
-           'LabelRandomHorizontalFlip', 'LabelTranslate']
+           'LabelRandomHorizontalFlip', 'LabelTranslate',
+           'RandomColorJitter', 'LabelColorJitter', 'RandomGrayscale', 'LabelGrayscale',
+           'RandomSolarization', 'LabelSolarization']
