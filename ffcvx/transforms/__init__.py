@@ -2,7 +2,9 @@
 from .color_jitter import RandomBrightness, RandomContrast, RandomSaturation
 from .common import Squeeze
 from .cutout import Cutout
+from .erasing import RandomErasing
 from .flip import RandomHorizontalFlip
+from .gaussian_blur import GaussianBlur, LabelGaussianBlur
 from .mixup import ImageMixup, LabelMixup, MixupToOneHot
 from .module import ModuleWrapper
 from .normalize import NormalizeImage
@@ -10,9 +12,11 @@ from .ops import Convert, ToDevice, ToTensor, ToTorchImage, View
 from .poisoning import Poison
 from .random_resized_crop import RandomResizedCrop
 from .replace_label import ReplaceLabel
+from .rotate import Rotate
 from .translate import RandomTranslate
 
 __all__ = ['ToTensor', 'ToDevice', 'ToTorchImage', 'NormalizeImage', 'Convert', 'Squeeze', 'View',
            'RandomResizedCrop', 'RandomHorizontalFlip', 'RandomTranslate', 'Cutout', 'ImageMixup',
            'LabelMixup', 'MixupToOneHot', 'Poison', 'ReplaceLabel', 'ModuleWrapper',
-           'RandomBrightness', 'RandomContrast', 'RandomSaturation']
+           'RandomBrightness', 'RandomContrast', 'RandomSaturation',
+           'GaussianBlur', 'LabelGaussianBlur', 'RandomErasing', 'Rotate']
