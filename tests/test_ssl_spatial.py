@@ -255,14 +255,16 @@ def _by_sample(path, pipelines, epochs=1, **kw):
             batch = dict(zip(names, batch))
             for k, sample in enumerate(np.asarray(batch['label'])[:, 0].astype(int)):
                 for name in names:
-                    out.setdefault(name, {})[sample] = np.array(batch[name][k])
+                    out.setdefault(name, {})[sample] = np.asarray(batch[name][k]).copy()
         result.append({name: np.stack([d[s] for s in sorted(d)]) for name, d in out.items()})
     return result
 
 
 def _augmented():
-    return {'image': [RandomResizedCropRGBImageDecoder((32, 32)), GaussianBlur(0.5, seed=1),
-                      RandomErasing(0.5, seed=2), Rotate(0.5, seed=3), ToTensor()],
+    decoder = RandomResizedCropRGBImageDecoder((32, 32))
+    return {'image': [decoder, GaussianBlur(0.5, seed=1), RandomErasing(0.5, seed=2), Rotate(0.5, seed=3),
+                      ToTensor()],
+            'plain': PipelineSpec(source=decoder, transforms=[ToTensor()]),
             'label': [IntDecoder()]}
 
 
@@ -272,19 +274,16 @@ def test_loader_reproducible_across_threads_and_batch_sizes_new_epoch_new_draws(
     assert np.array_equal(first['image'], again['image'])
     same = sum(np.array_equal(a, b) for a, b in zip(first['image'], second['image']))
     assert same < 4
-    plain = _by_sample(beton, {'image': [RandomResizedCropRGBImageDecoder((32, 32)), ToTensor()],
-                               'label': [IntDecoder()]}, batch_size=7)[0]
-    changed = sum(not np.array_equal(a, b) for a, b in zip(first['image'], plain['image']))
+    changed = sum(not np.array_equal(a, b) for a, b in zip(first['image'], first['plain']))
     assert changed >= 10                   # 1 - 0.5**3 of the images get at least one op
 
 
-@pytest.mark.parametrize('workers', [1, 2])
-def test_label_blur_reports_the_sigma_the_image_op_used(beton, workers):
+def test_label_blur_reports_the_sigma_the_image_op_used(beton):
     pipelines = {'image': [SimpleRGBImageDecoder()],
                  'blurred': PipelineSpec('image', SimpleRGBImageDecoder(),
                                          [GaussianBlur(0.5, kernel_size=5, seed=7)]),
                  'label': [IntDecoder(), LabelGaussianBlur(0.5, kernel_size=5, seed=7)]}
-    for epoch in _by_sample(beton, pipelines, epochs=2, batch_size=5, num_workers=workers):
+    for epoch in _by_sample(beton, pipelines, epochs=2, batch_size=5, num_workers=2):
         labels = epoch['label']
         assert labels.dtype == np.float32 and labels.shape == (16, 2)
         assert np.array_equal(labels[:, 0], np.arange(16))
