@@ -52,7 +52,7 @@ def _hwc(tensor):
 
 def _blurred(image, size_x, size_y, sigma):
     out = image.copy()
-    blur_image(out, size_x, size_y, sigma, np.empty(out.size + size_x + size_y, np.int32))
+    blur_image(out, size_x, size_y, sigma, np.empty(out.size + out.shape[1] * 3 + size_x + size_y, np.float64))
     return out
 
 
@@ -131,7 +131,7 @@ def test_erase_kernel_equals_torchvision(photos, box, value):
 
 @njit
 def _boxes(seed, n, p, height, width, scale_lo, scale_hi, log_lo, log_hi):
-    out = np.empty((n, 4), np.int64)
+    out = np.empty((n, 4), np.float64)
     for k in range(n):
         seed_sample(seed, k)
         i, j, h, w = erase_box(p, height, width, scale_lo, scale_hi, log_lo, log_hi)

@@ -7,9 +7,9 @@ does: the kernel is torchvision's (``exp(-d^2 / (2 sigma^2))`` over
 ``d = -(k-1)/2 .. (k-1)/2``, normalised, float32), borders are reflected
 (``reflect``: the edge pixel is not repeated) and the result is rounded half
 to even, as ``torchvision.transforms.v2.functional.gaussian_blur`` rounds
-uint8 results. The blur is computed as two 1-D passes in exact integer
-arithmetic with the weights in 23-bit fixed point (torchvision convolves
-once with the outer-product kernel in float32): the two round differently,
+uint8 results. The blur is computed as two 1-D passes in exact arithmetic
+with the weights in 23- and 21-bit fixed point (torchvision convolves once
+with the outer-product kernel in float32): the two round differently,
 so a pixel may differ by one level where the exact value lies near ``.5``.
 """
 import numbers
@@ -38,26 +38,29 @@ def draw_sigma(blur_prob, sigma_lo, sigma_hi):
     return 0.0
 
 
-_ONE = 1 << 23            # weights' fixed point: 255 * 2**23 fits the int32 first pass
-_SHIFT = 46               # two passes of 2**23
-_HALF = np.int64(1) << np.int64(_SHIFT - 1)
+# Fixed-point weights held in float64: every product and sum is an integer below 2**53, so exact
+# in any order (vectorised or not), and the result is a multiple of 2**-44 rounded exactly.
+_ONE_Y = 1 << 23          # vertical pass: sums below 255 * 2**23
+_ONE_X = 1 << 21          # horizontal pass: sums below 255 * 2**44 < 2**53
+_SCALE = 2.0 ** -44
+_HALF = 2.0 ** 43
 
 
 @njit(nogil=True)
-def _weights(size, sigma, out):
+def _weights(size, sigma, out, one):
     # torchvision's kernel (softmax(-(x / sigma)^2), x = linspace(-lim, lim), lim = (size-1)/(2 sqrt 2),
-    # i.e. exp(-d^2 / (2 sigma^2))), in fixed point summing to exactly _ONE
+    # i.e. exp(-d^2 / (2 sigma^2))), as integers summing to exactly `one`
     half = (size - 1) / 2.0
     total = 0.0
     for t in range(size):
         d = (t - half) / sigma
         total += np.exp(-0.5 * d * d)
-    given = 0
+    given = 0.0
     for t in range(size):
         d = (t - half) / sigma
-        out[t] = np.int32(np.rint(np.exp(-0.5 * d * d) / total * _ONE))
+        out[t] = np.rint(np.exp(-0.5 * d * d) / total * one)
         given += out[t]
-    out[size // 2] += _ONE - given
+    out[size // 2] += one - given
 
 
 @njit(nogil=True, inline='always')
@@ -74,9 +77,10 @@ def _reflect(i, n):
 def blur_image(image, size_x, size_y, sigma, scratch):
     """Blur one image in place with torchvision's Gaussian kernel.
 
-    Integer arithmetic (weights in 23-bit fixed point, exact sums, the
-    result rounded half to even): the same bytes whatever the compiler
-    flags of the caller, so a label's sigma re-creates the output exactly.
+    Exact arithmetic (fixed-point weights, every sum an integer below
+    2**53, the result rounded half to even): the same bytes whatever the
+    compiler flags of the caller, so a label's sigma re-creates the output
+    exactly.
 
     Parameters
     ----------
@@ -88,37 +92,56 @@ def blur_image(image, size_x, size_y, sigma, scratch):
         ``kernel_size`` order.
     sigma : float
         Standard deviation in pixels, > 0 (the same along both axes).
-    scratch : ndarray[int32], shape (>= H * W * C + size_x + size_y,)
-        Work space (the vertical pass's result and the two 1-D kernels).
+    scratch : ndarray[float64], shape (>= (H + 1) * W * C + size_x + size_y,)
+        Work space (the vertical pass's result, a row and the two 1-D kernels).
     """
     height, width, channels = image.shape
-    plane = height * width * channels
-    wy = scratch[plane:plane + size_y]
-    wx = scratch[plane + size_y:plane + size_y + size_x]
-    _weights(size_y, sigma, wy)
-    _weights(size_x, sigma, wx)
-    tmp = scratch[:plane].reshape((height, width, channels))
+    row = width * channels
+    plane = height * row
+    tmp = scratch[:plane]                       # vertical pass, rows of W * C
+    acc = scratch[plane:plane + row]            # one output row of the horizontal pass
+    wy = scratch[plane + row:plane + row + size_y]
+    wx = scratch[plane + row + size_y:plane + row + size_y + size_x]
+    _weights(size_y, sigma, wy, _ONE_Y)
+    _weights(size_x, sigma, wx, _ONE_X)
     py, px = size_y // 2, size_x // 2
     for y in range(height):
-        for x in range(width):
-            for c in range(channels):
-                tmp[y, x, c] = 0
+        base = y * row
+        for i in range(row):
+            tmp[base + i] = 0.0
         for t in range(size_y):
             ys = _reflect(y + t - py, height)
             weight = wy[t]
             for x in range(width):
                 for c in range(channels):
-                    tmp[y, x, c] += weight * np.int32(image[ys, x, c])
+                    tmp[base + x * channels + c] += weight * np.float64(image[ys, x, c])
     for y in range(height):
+        base = y * row
+        for i in range(row):
+            acc[i] = 0.0
+        for t in range(size_x):
+            weight = wx[t]
+            shift = t - px
+            # columns whose source x + shift lies inside: one contiguous run
+            lo, hi = max(0, -shift), min(width, width - shift)
+            src = base + shift * channels
+            for i in range(lo * channels, hi * channels):
+                acc[i] += weight * tmp[src + i]
+            for x in range(lo):
+                xs = _reflect(x + shift, width)
+                for c in range(channels):
+                    acc[x * channels + c] += weight * tmp[base + xs * channels + c]
+            for x in range(hi, width):
+                xs = _reflect(x + shift, width)
+                for c in range(channels):
+                    acc[x * channels + c] += weight * tmp[base + xs * channels + c]
         for x in range(width):
             for c in range(channels):
-                acc = np.int64(0)
-                for t in range(size_x):
-                    acc += np.int64(wx[t]) * np.int64(tmp[y, _reflect(x + t - px, width), c])
-                q = acc >> _SHIFT
-                rest = acc - (q << _SHIFT)
-                if rest > _HALF or (rest == _HALF and (q & 1) == 1):
-                    q += 1
+                total = acc[x * channels + c]
+                q = np.floor(total * _SCALE)
+                rest = total - q / _SCALE
+                if rest > _HALF or (rest == _HALF and q % 2.0 == 1.0):
+                    q += 1.0
                 image[y, x, c] = np.uint8(q)
 
 
@@ -196,8 +219,8 @@ class GaussianBlur(Operation):
 
     def declare_shared_memory(self, previous_state):
         height, width, channels = self._check(previous_state)
-        length = height * width * channels + sum(self.kernel_size)
-        return AllocationQuery((numba.config.NUMBA_NUM_THREADS, length), np.dtype(np.int32))
+        length = (height + 1) * width * channels + sum(self.kernel_size)
+        return AllocationQuery((numba.config.NUMBA_NUM_THREADS, length), np.dtype(np.float64))
 
     def declare_state_and_memory(self, previous_state):
         self._check(previous_state)
