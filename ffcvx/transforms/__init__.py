@@ -3,7 +3,9 @@ from .color_jitter import RandomBrightness, RandomContrast, RandomSaturation
 from .colorjitter import LabelColorJitter, RandomColorJitter
 from .common import Squeeze
 from .cutout import Cutout
+from .erasing import RandomErasing
 from .flip import LabelRandomHorizontalFlip, RandomHorizontalFlip
+from .gaussian_blur import GaussianBlur, LabelGaussianBlur
 from .grayscale import LabelGrayscale, RandomGrayscale
 from .mixup import ImageMixup, LabelMixup, MixupToOneHot
 from .module import ModuleWrapper
@@ -12,6 +14,7 @@ from .ops import Convert, ToDevice, ToTensor, ToTorchImage, View
 from .poisoning import Poison
 from .random_resized_crop import RandomResizedCrop
 from .replace_label import ReplaceLabel
+from .rotate import Rotate
 from .solarization import LabelSolarization, RandomSolarization
 from .translate import LabelTranslate, RandomTranslate
 
@@ -21,4 +24,5 @@ __all__ = ['ToTensor', 'ToDevice', 'ToTorchImage', 'NormalizeImage', 'Convert', 
            'RandomBrightness', 'RandomContrast', 'RandomSaturation',
            'LabelRandomHorizontalFlip', 'LabelTranslate',
            'RandomColorJitter', 'LabelColorJitter', 'RandomGrayscale', 'LabelGrayscale',
-           'RandomSolarization', 'LabelSolarization']
+           'RandomSolarization', 'LabelSolarization',
+           'GaussianBlur', 'LabelGaussianBlur', 'RandomErasing', 'Rotate']
