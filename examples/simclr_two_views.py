@@ -5,27 +5,31 @@ Usage::
     ffcvx convert imagefolder ../shared/data/photos photos.beton --write-mode jpg
     python examples/simclr_two_views.py photos.beton [--batches 3] [--batch-size 32] [--num-workers -1]
 
-Each view is its own RandomResizedCrop 224 + flip + colour changes, so the
-two views of a sample differ; ``custom_field_mapper`` (FFCV-SSL's argument)
-makes ``image2`` a second read of the ``image`` field. The brightness,
-contrast and saturation steps stand in for the full SimCLR colour
-augmentations. Prints each batch's shapes and the rate in views per second
-(compilation included in the first batch, so the rate is over the later ones).
+Each view is RandomResizedCrop 224 + flip + colour jitter + grayscale +
+Gaussian blur + solarization, the augmentations of SimCLR with BYOL's
+asymmetric blur and solarization probabilities, as FFCV-SSL's examples
+write them. ``custom_field_mapper`` (FFCV-SSL's argument) makes ``image2``
+a second read of the ``image`` field; ffcvx decodes each JPEG once for both
+views. Prints each batch's shapes and the rate in views per second
+(compilation is in the first batch, so the rate is over the later ones).
 """
 import argparse
 import time
 
 from ffcvx.fields.decoders import IntDecoder, RandomResizedCropRGBImageDecoder
 from ffcvx.loader import Loader, OrderOption
-from ffcvx.transforms import (RandomBrightness, RandomContrast, RandomHorizontalFlip, RandomSaturation,
-                              ToTensor, ToTorchImage)
+from ffcvx.transforms import (GaussianBlur, RandomColorJitter, RandomGrayscale, RandomHorizontalFlip,
+                              RandomSolarization, ToTensor, ToTorchImage)
 
 
-def view():
-    """One view's pipeline: crop, flip, colour, then a (B, 3, 224, 224) uint8 tensor."""
+def view(blur_prob, solarization_prob):
+    """One view's pipeline, ending in a (B, 3, 224, 224) uint8 tensor."""
     return [RandomResizedCropRGBImageDecoder((224, 224), scale=(0.08, 1.0)),
             RandomHorizontalFlip(0.5),
-            RandomBrightness(0.4, p=0.8), RandomContrast(0.4, p=0.8), RandomSaturation(0.4, p=0.8),
+            RandomColorJitter(0.8, brightness=0.4, contrast=0.4, saturation=0.2, hue=0.1),
+            RandomGrayscale(0.2),
+            GaussianBlur(blur_prob, kernel_size=23, sigma=(0.1, 2.0)),
+            RandomSolarization(solarization_prob),
             ToTensor(), ToTorchImage()]
 
 
@@ -40,7 +44,8 @@ def main(argv=None):
     loader = Loader(args.path, batch_size=args.batch_size, num_workers=args.num_workers,
                     order=OrderOption.RANDOM, seed=0, drop_last=False,
                     custom_field_mapper={'image2': 'image'},
-                    pipelines={'image': view(), 'image2': view(), 'label': [IntDecoder(), ToTensor()]})
+                    pipelines={'image': view(1.0, 0.0), 'image2': view(0.1, 0.2),
+                               'label': [IntDecoder(), ToTensor()]})
     names = loader.graph.output_names
     done, views, start = 0, 0, None
     while done < args.batches:
