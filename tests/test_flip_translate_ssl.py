@@ -154,6 +154,11 @@ def test_crop_decoder_absorbs_only_unseeded_flips():
     decoder = RandomResizedCropRGBImageDecoder((8, 8))
     flip = RandomHorizontalFlip(0.5)
     assert decoder.absorb(flip) and decoder.absorbed == [flip]
+    assert decoder.flip_prob == 0.5
+    flip.seed = 4            # after fusion: the decoder cannot draw this flip's way
+    with pytest.raises(ValueError, match='was fused into RandomResizedCropRGBImageDecoder .* '
+                                         'give it its seed before building the Loader'):
+        decoder.flip_prob
 
 
 # --- Loader end to end ---------------------------------------------------------------------------

@@ -120,7 +120,14 @@ class ImageDecoder(Operation):
     def flip_prob(self):
         """Probability of mirroring the output: that of an absorbed flip, read now (else 0.0)."""
         for op in self.absorbed:
-            return float(op.horizontal_flip_probability)
+            probability = op.horizontal_flip_probability
+            if probability is None:
+                # Fused when the Loader was built, made unfusable since (a
+                # seed set between epochs): it can no longer draw its own way.
+                raise ValueError(f"{type(op).__name__} was fused into {type(self).__name__} when "
+                                 f"the Loader was built and can no longer be (its seed was set "
+                                 f"since); give it its seed before building the Loader")
+            return float(probability)
         return 0.0
 
     # -- set-up --------------------------------------------------------------
