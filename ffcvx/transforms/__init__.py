@@ -8,11 +8,13 @@ from .module import ModuleWrapper
 from .normalize import NormalizeImage
 from .ops import Convert, ToDevice, ToTensor, ToTorchImage, View
 from .poisoning import Poison
-from .random_resized_crop import RandomResizedCrop
+from .resized_crop import (CenterCrop, CornerCrop, LabelRandomResizedCrop, PadRGBImageDecoder,
+                           RandomResizedCrop)
 from .replace_label import ReplaceLabel
 from .translate import RandomTranslate
 
 __all__ = ['ToTensor', 'ToDevice', 'ToTorchImage', 'NormalizeImage', 'Convert', 'Squeeze', 'View',
            'RandomResizedCrop', 'RandomHorizontalFlip', 'RandomTranslate', 'Cutout', 'ImageMixup',
            'LabelMixup', 'MixupToOneHot', 'Poison', 'ReplaceLabel', 'ModuleWrapper',
-           'RandomBrightness', 'RandomContrast', 'RandomSaturation']
+           'RandomBrightness', 'RandomContrast', 'RandomSaturation',
+           'LabelRandomResizedCrop', 'CenterCrop', 'CornerCrop', 'PadRGBImageDecoder']
