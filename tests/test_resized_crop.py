@@ -130,7 +130,8 @@ def test_both_signatures_and_ambiguity():
                  lambda: RandomResizedCrop((8, 8), second_seed=True),
                  lambda: RandomResizedCrop(output_size=(8, 0)),
                  lambda: LabelRandomResizedCrop(OUT, None, SCALE, RATIO),
-                 lambda: CornerCrop(OUT, 0.5, corner='middle'), lambda: CornerCrop(OUT, 1.5)]:
+                 lambda: CornerCrop(OUT, 0.5, corner='middle'), lambda: CornerCrop(OUT, 1.5),
+                 lambda: CenterCrop((0, 4), 0.5), lambda: CenterCrop(OUT, 0)]:
         with pytest.raises(ValueError):
             make()
 
@@ -294,3 +295,30 @@ def test_pad_decoder_with_pillow_is_the_pil_decode(beton, stored):
     for k, (height, width) in enumerate(SIZES):
         assert np.array_equal(got['image'][k, :height, :width], stored[k])
         assert not got['image'][k, height:].any() and not got['image'][k, :, width:].any()
+
+
+def test_batch_backend_draws_the_same_coupled_boxes(beton):
+    """The per-batch engine (nvjpeg's, run on the CPU here) asks for the boxes the label op reports."""
+    from ffcvx.registry import Registry
+    from ffcvx_nvjpeg import NvJPEGBackend
+    calls = []
+
+    class Recording(NvJPEGBackend):
+        def decode_batch(self, sources, crops=None, output_size=None, flips=None, device=None):
+            calls.append(np.array(crops))
+            return super().decode_batch(sources, crops, output_size, flips, device)
+
+    def pil_decode(data, device):
+        return [torch.from_numpy(np.asarray(Image.open(io.BytesIO(t.numpy().tobytes())).convert('RGB'))
+                                 .copy()).permute(2, 0, 1) for t in data]
+
+    registry = Registry('ffcvx.decoders', extra={'nvjpeg': Recording(decode_fn=pil_decode, device='cpu')})
+    loader = Loader(beton, batch_size=len(SIZES), order=OrderOption.SEQUENTIAL, decoder_registry=registry,
+                    backend='nvjpeg', custom_field_mapper={'crop': 'image'}, pipelines={
+                        'image': [RandomResizedCrop(output_size=OUT, seed=10, second_seed=5)],
+                        'crop': [LabelRandomResizedCrop(OUT, 10, SCALE, RATIO, second_seed=5)],
+                        'label': [IntDecoder()]})
+    batch, = list(loader)
+    got = dict(zip(loader.graph.output_names, batch))
+    assert tuple(got['image'].shape) == (len(SIZES), *OUT, 3)
+    assert np.array_equal(calls[0], got['crop'][:, 2:].astype(np.int64))

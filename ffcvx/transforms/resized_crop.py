@@ -334,7 +334,16 @@ class CenterCrop(CenterCropRGBImageDecoder):
     Decodes only that box, resized to ``output_size`` (see
     ``CenterCropRGBImageDecoder``). Output ``ndarray[uint8], shape (B,
     output_size[0], output_size[1], 3)``. ``ratio`` in ``(0, 1]``.
+
+    Raises
+    ------
+    ValueError
+        For a bad ``output_size`` or ``ratio``.
     """
+
+    def __init__(self, output_size, ratio=224 / 256, channels=None, png_channel_order='rgb'):
+        super().__init__(_output_size('CenterCrop', output_size), ratio=ratio, channels=channels,
+                         png_channel_order=png_channel_order)
 
 
 class CornerCrop(ResizedCropRGBImageDecoder):
