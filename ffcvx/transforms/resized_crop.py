@@ -16,86 +16,9 @@ from ..decoders.simple import SimpleRGBImageDecoder
 from ..pipeline.allocation_query import AllocationQuery
 from ..pipeline.compiler import Compiler
 from ..pipeline.state import State
-from ._checks import positive_int, require_images
+from ._checks import require_images
+from ._crop_args import UNSET, output_size_pair, parse_random_resized_crop, range_pair, seed_or_none
 from ._crop_boxes import CORNERS, corner_sampler, pad_in_place, random_box_drawer
-
-_SIGNATURES = ("RandomResizedCrop takes FFCV 1.0's RandomResizedCrop(scale, ratio, size) or "
-               "FFCV-SSL's RandomResizedCrop(output_size, scale=(0.08, 1.0), ratio=(3/4, 4/3), "
-               "seed=None, second_seed=None)")
-_UNSET = object()
-
-
-def _is_int(v):
-    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
-
-
-def _pair(value):
-    try:
-        a, b = value
-    except (TypeError, ValueError):
-        return None
-    return (a, b) if all(isinstance(v, (int, float, np.integer, np.floating))
-                         and not isinstance(v, (bool, np.bool_)) for v in (a, b)) else None
-
-
-def _range(op, name, value):
-    pair = _pair(value)
-    if pair is None or not 0 < float(pair[0]) <= float(pair[1]):
-        raise ValueError(f"{op}: {name} must be a pair (low, high) with 0 < low <= high, got {value!r}")
-    return float(pair[0]), float(pair[1])
-
-
-def _output_size(op, value):
-    pair = _pair(value)
-    if pair is None or not all(_is_int(v) and v > 0 for v in pair):
-        raise ValueError(f"{op}: output_size must be a pair (height, width) of positive ints, "
-                         f"got {value!r}")
-    return int(pair[0]), int(pair[1])
-
-
-def _seed(op, name, value):
-    if value is not None and not _is_int(value):
-        raise ValueError(f"{op}: {name} must be None or an int, got {value!r}")
-    return None if value is None else int(value)
-
-
-def _parse(args, output_size, scale, ratio, size):
-    # -> (output_size, scale, ratio) from either signature (see _SIGNATURES).
-    ffcv1 = size is not _UNSET
-    ssl = output_size is not _UNSET
-    if args and not ffcv1 and not ssl:
-        first = _pair(args[0])
-        if first is not None and all(_is_int(v) and v > 1 for v in first):
-            ssl = True
-        elif first is not None and all(0 < v <= 1 for v in first) and not all(map(_is_int, first)):
-            ffcv1 = True
-        else:
-            raise TypeError(f"{_SIGNATURES}; the first argument {args[0]!r} is neither an output "
-                            f"size (a pair of ints > 1) nor a scale (a pair of floats in (0, 1])")
-    if ssl and ffcv1:
-        raise TypeError(f"{_SIGNATURES}: output_size and size cannot both be given")
-    names = ('output_size', 'scale', 'ratio') if ssl else ('scale', 'ratio', 'size')
-    if len(args) > 3:
-        raise TypeError(f"{_SIGNATURES}: got {len(args)} positional arguments")
-    given = dict(output_size=output_size, scale=scale, ratio=ratio, size=size)
-    for name, value in zip(names, args):
-        if given[name] is not _UNSET:
-            raise TypeError(f"RandomResizedCrop got multiple values for argument {name!r}")
-        given[name] = value
-    if ffcv1:
-        missing = [n for n in names if given[n] is _UNSET]
-        if missing:
-            raise TypeError(f"{_SIGNATURES}: FFCV 1.0's form misses {', '.join(missing)}")
-        side = positive_int('RandomResizedCrop', 'size', given['size'])
-        out = (side, side)
-    elif ssl:
-        out = _output_size('RandomResizedCrop', given['output_size'])
-    else:
-        raise TypeError(f"{_SIGNATURES}: no output size given")
-    scale = (0.08, 1.0) if given['scale'] is _UNSET else given['scale']
-    ratio = (3 / 4, 4 / 3) if given['ratio'] is _UNSET else given['ratio']
-    return out, _range('RandomResizedCrop', 'scale', scale), _range('RandomResizedCrop', 'ratio', ratio)
-
 
 class RandomResizedCrop(RandomResizedCropRGBImageDecoder):
     """Random resized crop: a decoder as the first step of an image pipeline, a transform after one.
@@ -156,13 +79,13 @@ class RandomResizedCrop(RandomResizedCropRGBImageDecoder):
 
     seed_kind = 'RandomResizedCrop'
 
-    def __init__(self, *args, output_size=_UNSET, scale=_UNSET, ratio=_UNSET, size=_UNSET,
+    def __init__(self, *args, output_size=UNSET, scale=UNSET, ratio=UNSET, size=UNSET,
                  seed=None, second_seed=None, channels=None, png_channel_order='rgb'):
-        out, scale, ratio = _parse(args, output_size, scale, ratio, size)
+        out, scale, ratio = parse_random_resized_crop(args, output_size, scale, ratio, size)
         super().__init__(out, scale=scale, ratio=ratio, channels=channels,
                          png_channel_order=png_channel_order)
-        self.seed = _seed('RandomResizedCrop', 'seed', seed)
-        self.second_seed = _seed('RandomResizedCrop', 'second_seed', second_seed)
+        self.seed = seed_or_none('RandomResizedCrop', 'seed', seed)
+        self.second_seed = seed_or_none('RandomResizedCrop', 'second_seed', second_seed)
         self.on_pixels = False      # set when declared: after a decoder (transform)
         self._pixel_scratch = 0
         self._pixel_channels = 3
@@ -283,13 +206,13 @@ class LabelRandomResizedCrop(SimpleRGBImageDecoder):
     def __init__(self, output_size, seed, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3), second_seed=None):
         super().__init__()
         name = 'LabelRandomResizedCrop'
-        self.output_size = _output_size(name, output_size)
+        self.output_size = output_size_pair(name, output_size)
         if seed is None:
             raise ValueError(f"{name}: seed must be the int seed of the RandomResizedCrop it reports")
-        self.seed = _seed(name, 'seed', seed)
-        self.second_seed = _seed(name, 'second_seed', second_seed)
-        self.scale = _range(name, 'scale', scale)
-        self.ratio = _range(name, 'ratio', ratio)
+        self.seed = seed_or_none(name, 'seed', seed)
+        self.second_seed = seed_or_none(name, 'second_seed', second_seed)
+        self.scale = range_pair(name, 'scale', scale)
+        self.ratio = range_pair(name, 'ratio', ratio)
 
     seed_values = RandomResizedCrop.seed_values
 
@@ -342,7 +265,7 @@ class CenterCrop(CenterCropRGBImageDecoder):
     """
 
     def __init__(self, output_size, ratio=224 / 256, channels=None, png_channel_order='rgb'):
-        super().__init__(_output_size('CenterCrop', output_size), ratio=ratio, channels=channels,
+        super().__init__(output_size_pair('CenterCrop', output_size), ratio=ratio, channels=channels,
                          png_channel_order=png_channel_order)
 
 
@@ -369,7 +292,7 @@ class CornerCrop(ResizedCropRGBImageDecoder):
     """
 
     def __init__(self, output_size, ratio, corner='top_left', channels=None, png_channel_order='rgb'):
-        super().__init__(_output_size('CornerCrop', output_size), channels=channels,
+        super().__init__(output_size_pair('CornerCrop', output_size), channels=channels,
                          png_channel_order=png_channel_order)
         if not isinstance(ratio, (int, float, np.integer, np.floating)) or not 0 < ratio <= 1:
             raise ValueError(f"CornerCrop: ratio must be in (0, 1], got {ratio!r}")
