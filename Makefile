@@ -42,8 +42,9 @@ demo: $(DATA)/fashion-mnist/test.beton $(DATA)/photos.beton
 	$(PY) examples/photos_throughput.py $(DATA)/photos.beton
 	$(PY) examples/train_fashion_mnist.py $(DATA)/fashion-mnist
 
+# One worker per core, whole modules per worker (their fixtures build .beton files once).
 test: $(STAMP)
-	$(PY) -m pytest
+	$(PY) -m pytest -n auto --dist loadfile
 
 bench: $(STAMP)
 	$(PY) -m pytest benchmarks --benchmark-only

@@ -75,6 +75,23 @@ class ResizedCropRGBImageDecoder(SimpleRGBImageDecoder):
     def crop_sampler(self):
         """A jitted ``(height, width) -> (i, j, h, w)`` giving the box to decode, pixels."""
 
+    def view_draw(self):
+        """A jitted ``(height, width, index, seed) -> (i, j, h, w, flip)``: one sample's draws.
+
+        The same draws, in the same order, as this decoder's own code makes
+        for sample ``index`` (``ffcvx.decoders.views.ViewsDecoder`` runs it
+        for each view of a shared decode).
+        """
+        draw_box = self._seeded_region_sampler()
+        flip_prob = self.flip_prob
+
+        @njit(nogil=True)
+        def draw(height, width, index, seed):
+            i, j, h, w = draw_box(seed, index, height, width)
+            flip = flip_prob > 0 and np.random.rand() < flip_prob
+            return i, j, h, w, 1 if flip else 0
+        return draw
+
     def _region_sampler(self):
         return self.crop_sampler()
 

@@ -8,8 +8,9 @@ a field under a new name).
 """
 import torch
 
+from ..decoders.views import ViewsDecoder, can_share
 from ..fields import decoders as _decoders
-from ..pipeline.graph import Branch, Graph, Pipeline
+from ..pipeline.graph import Branch, Graph, Pipeline, ViewBranch, fuse
 from ..pipeline.operation import Operation
 from ..pipeline.spec import PipelineSpec
 from ..transforms import ModuleWrapper, ToTensor
@@ -82,6 +83,34 @@ def _extras(pipelines, names, fname, field_mapper):
     return extras
 
 
+def _per_sample_jpeg(select_backend):
+    # A shared decode of views runs in the per-sample engine only.
+    try:
+        return getattr(select_backend('jpeg'), 'kind', None) != 'batch'
+    except Exception:       # no JPEG backend: the views' own decoders will say so
+        return False
+
+
+def _view_groups(reads, sources, shareable):
+    """``{output name: (leader name, position)}`` for the outputs that share one decode.
+
+    ``reads`` is ``[(name, field index, operations)]`` in output order. Two or
+    more outputs whose crop decoders :func:`can_share` and read one field
+    form a group; a decoder that a branch starts from keeps its own step.
+    """
+    by_field = {}
+    for name, index, ops in reads:
+        decoder = ops[0]
+        if shareable and can_share(decoder) and id(decoder) not in sources:
+            by_field.setdefault(index, []).append((name, decoder))
+    groups = {}
+    for members in by_field.values():
+        if len(members) > 1 and len({id(d) for _, d in members}) == len(members):
+            for position, (name, _) in enumerate(members):
+                groups[name] = (members[0][0], position)
+    return groups
+
+
 def build_graph(reader, pipelines, memory_read, batch_size, num_slots, select_backend,
                 fname, field_mapper=None):
     """The Graph of every output, planned and compiled once.
@@ -129,20 +158,45 @@ def build_graph(reader, pipelines, memory_read, batch_size, num_slots, select_ba
     # Operations that branches start from: a decoder among them keeps its own output.
     sources = {id(spec.source) for _, spec in extras if isinstance(spec.source, Operation)}
     built = []
+    reads = [(name, index, _operations_for(name, reader.handlers[names[index]], spec), spec)
+             for name, index, spec in entries]
+    reads += [(name, names.index(spec.source),
+               _operations_for(name, reader.handlers[spec.source], spec), spec)
+              for name, spec in extras if not isinstance(spec.source, Operation)]
+    ops_of = {name: (index, ops, spec) for name, index, ops, spec in reads}
+    groups = _view_groups([r[:3] for r in reads], sources, _per_sample_jpeg(select_backend))
+    leaders = {}
 
-    def add_pipeline(name, index, spec):
+    def add_pipeline(name):
+        index, ops, spec = ops_of[name]
         field = reader.handlers[names[index]]
-        ops = _operations_for(name, field, spec)
         specs[name] = spec if isinstance(spec, PipelineSpec) else PipelineSpec(names[index], ops[0], ops[1:])
-        built.append(Pipeline(name, index, field, ops, reader.metadata[f'f{index}'], memory_read,
-                              batch_size, num_slots, select_backend,
-                              keep_decoder_output=id(ops[0]) in sources))
+        if name not in groups:
+            built.append(Pipeline(name, index, field, ops, reader.metadata[f'f{index}'], memory_read,
+                                  batch_size, num_slots, select_backend,
+                                  keep_decoder_output=id(ops[0]) in sources))
+            return
+        leader, position = groups[name]
+        if position > 0:
+            fused = fuse(ops)
+            built.append(ViewBranch(name, leaders[leader].steps[0], position, fused[0], fused[1:],
+                                    batch_size, num_slots))
+            return
+        members = [n for n in groups if groups[n][0] == name]
+        views = [fuse(ops_of[n][1]) for n in members]
+        shared = ViewsDecoder([v[0] for v in views], members)
+        pipeline = Pipeline(name, index, field, [shared] + views[0][1:], reader.metadata[f'f{index}'],
+                            memory_read, batch_size, num_slots, select_backend,
+                            keep_decoder_output=True)
+        pipeline.operations = list(ops)       # as the user gave them (FFCV's Loader.pipelines)
+        leaders[name] = pipeline
+        built.append(pipeline)
 
-    for entry in entries:
-        add_pipeline(*entry)
+    for name, _, _ in entries:
+        add_pipeline(name)
     for name, spec in extras:
         if not isinstance(spec.source, Operation):
-            add_pipeline(name, names.index(spec.source), spec)
+            add_pipeline(name)
             continue
         steps = [p.step_of(spec.source) for p in built]
         source = next((step for step in steps if step is not None), None)

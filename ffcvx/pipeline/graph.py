@@ -80,6 +80,7 @@ class Step:
     shared_query: Any = None
     attributes: Any = None    # planning.fingerprint of the operation when its code was generated
     taps: List[Any] = field(default_factory=list)  # branches starting from this step's output
+    parts: bool = False       # the output is a tuple of views' images (a ViewsDecoder)
 
 
 def _plan_step(step, state, batch_size, num_slots, recompile, position, name):
@@ -106,6 +107,7 @@ def _plan_step(step, state, batch_size, num_slots, recompile, position, name):
     step.seeds = seed_streams(op, name, position) if getattr(raw_code, 'with_seed', False) else None
     step.input_state, step.state, step.query, step.shared_query = state, out_state, query, shared_query
     step.attributes = fingerprint(op)
+    step.parts = hasattr(op, 'part_states')
     return out_state
 
 
@@ -160,9 +162,14 @@ def _run_steps(steps, result, slot, batch_indices, storage_state, seeds, metadat
             result = step.operation.finish_batch(result, dst, batch_indices, storage_state)
         else:
             result = step.operation.finish_batch(result, dst, batch_indices)
+        if step.parts:
+            # A shared decode of views: the first view goes on here, the
+            # others' ViewBranches read their parts where they were written.
+            result = result[0]
         check_output(step.where, step.state, step.query, result, count)
         for branch in step.taps:
-            _copy_into(branch.tap[slot][:count], result)
+            if branch.copies:
+                _copy_into(branch.tap[slot][:count], result)
     return result
 
 
@@ -255,6 +262,9 @@ class Branch:
         When the source step's State has no per-sample shape to copy.
     """
 
+    #: The source's output is copied into ``tap`` for every batch.
+    copies = True
+
     def __init__(self, name, source, operations, batch_size, num_slots):
         self.name = name
         self.source = source
@@ -290,6 +300,46 @@ class Branch:
         """This branch's transforms on its copy of the source's output for this batch."""
         start = self.tap[slot][:len(batch_indices)]
         return _run_steps(self.steps, start, slot, batch_indices, storage_state, seeds)
+
+
+class ViewBranch(Branch):
+    """A view of a shared decode: starts from part ``part`` of a ViewsDecoder step's output.
+
+    The part is the view's own buffer, written by the shared decode, so
+    nothing is copied; ``operations`` lists the view's decoder first, as the
+    user gave it (FFCV's ``Loader.pipelines``), then the transforms run here.
+
+    Parameters
+    ----------
+    name : str
+        Output name.
+    source : Step
+        The step of the ViewsDecoder.
+    part : int, >= 1
+        Which view.
+    decoder : Operation
+        The view's crop decoder (inside the ViewsDecoder).
+    operations : list of Operation
+        The view's transforms.
+    batch_size, num_slots : int
+    """
+
+    copies = False
+
+    def __init__(self, name, source, part, decoder, operations, batch_size, num_slots):
+        self.part = part
+        super().__init__(name, source, operations, batch_size, num_slots)
+        self.operations = [decoder] + list(operations)
+        self._step_of = {id(op): k for k, op in enumerate(operations)}
+        self._decoder = decoder
+
+    def plan(self, recompile=False):
+        """Take the view's (re)planned buffer and State from the shared decode, replan the steps."""
+        state = self.source.operation.part_states()[self.part]
+        self.tap = self.source.destination[self.part]
+        self._tap_state = state
+        self.output_state = _plan_steps(self.name, self.steps, state, self.batch_size,
+                                        self.num_slots, recompile)
 
 
 class Graph:

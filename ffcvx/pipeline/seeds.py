@@ -86,7 +86,8 @@ def seed_streams(operation, name, position):
     """``[(own_seed or None, salt), ...]``: one per seed a seeded step receives.
 
     A step receives one stream unless its Operation lists several in
-    ``seed_values`` (e.g. ``(seed, second_seed)``). A stream whose seed is
+    ``seed_values`` (e.g. ``(seed, second_seed)``), or stands for several
+    Operations (``seed_sources``: ``(operation, name, position)`` each). A stream whose seed is
     None follows the Loader's seed and is salted by the step's place
     (``name``, ``position``); an integer one is salted by ``seed_kind``.
 
@@ -95,6 +96,12 @@ def seed_streams(operation, name, position):
     TypeError
         For a seed that is neither None nor an integer.
     """
+    sources = getattr(operation, 'seed_sources', None)
+    if sources is not None:
+        # A step doing the work of several Operations (a shared decode of
+        # views): each one's streams, as its own step would have them.
+        return [stream for op, op_name, op_position in sources
+                for stream in seed_streams(op, op_name, op_position)]
     values = getattr(operation, 'seed_values', None)
     if values is None:
         values = (getattr(operation, 'seed', None),)
