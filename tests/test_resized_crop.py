@@ -322,3 +322,27 @@ def test_batch_backend_draws_the_same_coupled_boxes(beton):
     got = dict(zip(loader.graph.output_names, batch))
     assert tuple(got['image'].shape) == (len(SIZES), *OUT, 3)
     assert np.array_equal(calls[0], got['crop'][:, 2:].astype(np.int64))
+
+
+def test_uncoupled_views_share_one_decode_and_keep_their_boxes(beton):
+    """Two FFCV-SSL RandomResizedCrop views of one field: one decode step (ViewsDecoder), same boxes."""
+    from ffcvx.decoders.views import ViewsDecoder
+    pipelines = {'image': [RandomResizedCrop(output_size=OUT, seed=5)],
+                 'image2': [RandomResizedCrop(output_size=(24, 24), seed=10)],
+                 'crop': [LabelRandomResizedCrop(OUT, 5, SCALE, RATIO)],
+                 'crop2': [LabelRandomResizedCrop((24, 24), 10, SCALE, RATIO)],
+                 'full': [PadRGBImageDecoder()], 'label': [IntDecoder()]}
+    loader = Loader(beton, batch_size=4, drop_last=False, pipelines=pipelines,
+                    custom_field_mapper={k: 'image' for k in ('image2', 'crop', 'crop2', 'full')})
+    assert isinstance(loader.graph.pipelines[0].steps[0].operation, ViewsDecoder)
+    got, = _by_sample(loader)
+    diffs = []
+    for k, (height, width) in enumerate(SIZES):
+        full = got['full'][k, :height, :width]
+        diffs.append(np.abs(got['image'][k].astype(int) - _resized(full, got['crop'][k, 2:])).ravel())
+        diffs.append(np.abs(got['image2'][k].astype(int)
+                            - _resized(full, got['crop2'][k, 2:], (24, 24))).ravel())
+    diffs = np.concatenate(diffs)
+    # The union of the boxes is decoded at the finest scale either view needs.
+    assert diffs.mean() < 1.0, (diffs.mean(), diffs.max())
+    print(f"shared views vs label boxes: mean |diff| {diffs.mean():.3f}, max {diffs.max()}")

@@ -98,10 +98,19 @@ class RandomResizedCrop(RandomResizedCropRGBImageDecoder):
     def _seeded_region_sampler(self):
         return random_box_drawer(self.scale, self.ratio, self.second_seed is not None)
 
+    @property
+    def decodes_as_view(self):
+        """As a decoder its code is ``RandomResizedCropRGBImageDecoder``'s: views may share its decode.
+
+        Not with ``second_seed`` (two seed streams, ``ffcvx.decoders.views.can_share``).
+        """
+        return self.second_seed is None
+
     # -- decoder or transform: decided by the input state --------------------
 
     def _place(self, previous_state):
-        self.on_pixels = previous_state.shape is not None
+        # No input (a shared views step asks with None) or no shape yet: the decoder.
+        self.on_pixels = previous_state is not None and previous_state.shape is not None
         if not self.on_pixels:
             return
         height, width, channels = require_images('RandomResizedCrop', previous_state, dtype=np.uint8)
