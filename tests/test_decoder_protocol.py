@@ -10,7 +10,7 @@
 * Declarations and code generation can be repeated (the Loader re-plans
   every epoch); an absorbed flip is read when code is generated.
 * Layering: transforms import only ``ffcvx.decoders.kernels`` of the decode
-  layer; no module of ``ffcvx/decoders`` exceeds 400 lines.
+  layer, except ``resized_crop.py``, FFCV-SSL's module of crop *decoders*; no module of ``ffcvx/decoders`` exceeds 400 lines.
 """
 import ast
 from pathlib import Path
@@ -237,8 +237,10 @@ def test_transforms_import_only_the_kernels_of_the_decode_layer():
                 decode_layer.append((path.name, name))
     modules = {name for _, name in decode_layer}
     assert {'ffcvx.decoders.kernels'} <= modules, decode_layer    # the resize transform uses it
-    stray = [(f, n) for f, n in decode_layer
-             if n != 'ffcvx.decoders.kernels' and not n.startswith('ffcvx.decoders.kernels.')]
+    # FFCV-SSL's crop decoders live in ffcv.transforms.resized_crop: that module
+    # subclasses the decoders, as FFCV-SSL's does.
+    stray = [(f, n) for f, n in decode_layer if f != 'resized_crop.py'
+             and n != 'ffcvx.decoders.kernels' and not n.startswith('ffcvx.decoders.kernels.')]
     assert not stray, stray
 
 

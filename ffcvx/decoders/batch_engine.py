@@ -20,7 +20,6 @@ from numba import njit
 
 from ..errors import BackendNotFoundError, DecodeError
 from ..fields.rgb_image import IMAGE_MODES
-from ..pipeline.seeds import seed_sample
 from ..pipeline.state import State, concrete_device
 
 _MODE_NAMES = {v: k for k, v in IMAGE_MODES.items()}
@@ -70,11 +69,11 @@ def batch_backend_for(decoder, modes):
     return backend
 
 
-def batch_helpers(mem_read, sample_crop, flip_prob):
+def batch_helpers(mem_read, draw_crop, flip_prob):
     """The two jitted steps of the batch path that need compiled code.
 
-    ``mem_read`` (the memory strategy's reader) and ``sample_crop`` (a
-    decoder's jitted region sampler) are Numba functions, callable only from
+    ``mem_read`` (the memory strategy's reader) and ``draw_crop`` (a
+    decoder's ``_seeded_region_sampler()``) are Numba functions, callable only from
     compiled code, so the gathering of bytes and the drawing of crops happen
     here; everything else on the batch path is plain Python.
 
@@ -107,9 +106,9 @@ def batch_helpers(mem_read, sample_crop, flip_prob):
     @njit(nogil=True)
     def plan(batch_indices, metadata, crops, flips, seed):
         for k in range(batch_indices.shape[0]):
-            seed_sample(seed, batch_indices[k])
             record = metadata[batch_indices[k]]
-            i, j, h, w = sample_crop(np.int64(record['height']), np.int64(record['width']))
+            i, j, h, w = draw_crop(seed, batch_indices[k], np.int64(record['height']),
+                                   np.int64(record['width']))
             crops[k, 0] = i
             crops[k, 1] = j
             crops[k, 2] = h
@@ -161,7 +160,8 @@ class BatchEngine:
         # is not the user's: decode under the resolved one.
         on_device = (lambda: torch.cuda.device(device)) if device.type == 'cuda' else nullcontext
         flip_prob = decoder.flip_prob
-        gather, plan = batch_helpers(decoder.memory_read, decoder._region_sampler(), flip_prob)
+        gather, plan = batch_helpers(decoder.memory_read, decoder._seeded_region_sampler(),
+                                     flip_prob)
         output_size = (int(decoder.output_size[0]), int(decoder.output_size[1]))
         host = {'bytes': np.empty(0, np.uint8), 'offsets': np.empty(1, np.int64),
                 'crops': np.empty((0, 4), np.int64), 'flips': np.empty(0, np.bool_)}

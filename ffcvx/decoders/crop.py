@@ -8,7 +8,6 @@ from numba import njit
 from .. import status
 from ..fields.rgb_image import IMAGE_MODES
 from ..pipeline.compiler import Compiler
-from ..pipeline.seeds import seed_sample
 from .kernels import (get_center_crop, get_random_crop, gray_to_rgb, keep_channel0,
                       resize_functions, resize_status, swap_rb)
 from .simple import SimpleRGBImageDecoder
@@ -83,13 +82,12 @@ class ResizedCropRGBImageDecoder(SimpleRGBImageDecoder):
         for sample ``index`` (``ffcvx.decoders.views.ViewsDecoder`` runs it
         for each view of a shared decode).
         """
-        sample_crop = self.crop_sampler()
+        draw_box = self._seeded_region_sampler()
         flip_prob = self.flip_prob
 
         @njit(nogil=True)
         def draw(height, width, index, seed):
-            seed_sample(seed, index)
-            i, j, h, w = sample_crop(height, width)
+            i, j, h, w = draw_box(seed, index, height, width)
             flip = flip_prob > 0 and np.random.rand() < flip_prob
             return i, j, h, w, 1 if flip else 0
         return draw
@@ -136,7 +134,7 @@ class ResizedCropRGBImageDecoder(SimpleRGBImageDecoder):
         region_bytes, resize_bytes = self._scratch_layout()
         in_c, out_c = self._in_channels(), self._out_channels()
         swap_png = self.png_channel_order == 'bgr'
-        sample_crop = self.crop_sampler()
+        draw_box = self._seeded_region_sampler()
         my_range = Compiler.get_iterator()
         thread_id = Compiler.thread_id()
         raw, png = IMAGE_MODES['raw'], IMAGE_MODES['png']
@@ -169,13 +167,12 @@ class ResizedCropRGBImageDecoder(SimpleRGBImageDecoder):
                 if not fits:
                     record(errors, t, k, too_small)
                     continue
-                # The crop, then the fused flip, draw from this sample's seed.
-                seed_sample(seed, batch_indices[k])
                 record_ = metadata[batch_indices[k]]
                 height = np.int64(record_['height'])
                 width = np.int64(record_['width'])
                 mode = record_['mode']
-                i, j, h, w = sample_crop(height, width)
+                # The crop, then the fused flip, draw from this sample's seed.
+                i, j, h, w = draw_box(seed, batch_indices[k], height, width)
                 flip = draw_flip()
                 data = mem_read(record_['data_ptr'], storage_state)
                 scratch = scratch_all[t]

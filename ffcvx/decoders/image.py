@@ -24,12 +24,14 @@ import ctypes
 from abc import abstractmethod
 
 import numpy as np
+from numba import njit
 
 from .. import status
 from ..backend_api import DECODE_REGION_PROTO, GRAY_FUNCTION
 from ..errors import DecodeError
 from ..fields.rgb_image import IMAGE_MODES
 from ..pipeline.operation import Operation
+from ..pipeline.seeds import seed_sample
 from .batch_engine import batch_backend_for, BatchEngine
 from .sample_engine import SampleEngine
 
@@ -215,6 +217,24 @@ class ImageDecoder(Operation):
     @abstractmethod
     def _region_sampler(self):
         """A jitted ``(height, width) -> (i, j, h, w)``: the box of each image to decode, pixels."""
+
+    def _seeded_region_sampler(self):
+        """A jitted ``(seed, index, height, width) -> (i, j, h, w)``: seed the draws of sample ``index``, then its box.
+
+        ``seed`` is what the step receives (``code.with_seed``): a ``uint64``,
+        or a tuple of them for an Operation with ``seed_values``. The default
+        seeds the thread's generator for the sample
+        (``ffcvx.pipeline.seeds.seed_sample``) and calls
+        :meth:`_region_sampler`; later draws of the sample (an absorbed flip)
+        continue from that generator. Override to draw from several streams.
+        """
+        sample = self._region_sampler()
+
+        @njit(nogil=True)
+        def draw(seed, index, height, width):
+            seed_sample(seed, index)
+            return sample(height, width)
+        return draw
 
     @abstractmethod
     def _sample_code(self, helpers):

@@ -12,7 +12,8 @@ from .module import ModuleWrapper
 from .normalize import NormalizeImage
 from .ops import Convert, ToDevice, ToTensor, ToTorchImage, View
 from .poisoning import Poison
-from .random_resized_crop import RandomResizedCrop
+from .resized_crop import (CenterCrop, CornerCrop, LabelRandomResizedCrop, PadRGBImageDecoder,
+                           RandomResizedCrop)
 from .replace_label import ReplaceLabel
 from .rotate import Rotate
 from .solarization import LabelSolarization, RandomSolarization
@@ -25,4 +26,5 @@ __all__ = ['ToTensor', 'ToDevice', 'ToTorchImage', 'NormalizeImage', 'Convert', 
            'LabelRandomHorizontalFlip', 'LabelTranslate',
            'RandomColorJitter', 'LabelColorJitter', 'RandomGrayscale', 'LabelGrayscale',
            'RandomSolarization', 'LabelSolarization',
-           'GaussianBlur', 'LabelGaussianBlur', 'RandomErasing', 'Rotate']
+           'GaussianBlur', 'LabelGaussianBlur', 'RandomErasing', 'Rotate',
+           'LabelRandomResizedCrop', 'CenterCrop', 'CornerCrop', 'PadRGBImageDecoder']
