@@ -193,6 +193,12 @@ def ssl_run(beton):
     return _by_sample(_ssl_loader(beton, batch_size=3, num_workers=1, seed=1), epochs=2)
 
 
+def test_coupled_views_share_one_decode(beton):
+    from ffcvx.decoders.views import ViewsDecoder
+    step = _ssl_loader(beton, batch_size=4).graph.pipelines[0].steps[0]
+    assert isinstance(step.operation, ViewsDecoder) and len(step.seeds) == 3   # 1 + 2 streams
+
+
 def test_label_box_reproduces_the_image_op_and_pad_holds_the_full_image(ssl_run, stored):
     got = ssl_run[0]
     assert got['crop'].dtype == np.int32 and got['crop'].shape == (len(SIZES), 6)

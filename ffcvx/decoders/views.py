@@ -28,7 +28,7 @@ from ..fields.rgb_image import IMAGE_MODES
 from ..pipeline.allocation_query import AllocationQuery
 from ..pipeline.compiler import Compiler
 from ..pipeline.planning import fingerprint
-from ..pipeline.seeds import seed_sample
+from ..pipeline.seeds import seed_streams
 from .crop import ResizedCropRGBImageDecoder
 from .image import ImageDecoder
 from .kernels import resize_functions, resize_status
@@ -52,27 +52,41 @@ def can_share(decoder):
                                 'finish_batch'))
     # A subclass whose overrides only add other uses (FFCV-SSL's
     # RandomResizedCrop, also a transform) says so with ``decodes_as_view``.
-    # One seed stream per view: the shared step hands view k the k-th stream.
+    # One or two seed streams per view (``second_seed``): see _link.
     return (isinstance(decoder, ResizedCropRGBImageDecoder)
             and (own_code or getattr(decoder, 'decodes_as_view', False) is True)
-            and len(getattr(decoder, 'seed_values', None) or (None,)) == 1
+            and len(getattr(decoder, 'seed_values', None) or (None,)) in (1, 2)
             and getattr(cls, 'view_draw', None) is not None
             and decoder.channels in (None, 3) and decoder.png_channel_order == 'rgb')
 
 
-def _link(draw, k, rest):
+def _view_seed(start, count):
+    # The seed(s) of one view out of the step's tuple: what its own step
+    # would receive (a uint64, or a pair for an op with two seed_values).
+    if count == 1:
+        @njit(nogil=True)
+        def pick(seeds):
+            return seeds[start]
+    else:
+        @njit(nogil=True)
+        def pick(seeds):
+            return (seeds[start], seeds[start + 1])
+    return pick
+
+
+def _link(draw, pick, k, rest):
     # One view's draw, then the others': a chain of jitted closures, because
     # compiled code cannot loop over functions of different types.
     if rest is None:
         @njit(nogil=True)
         def fill(height, width, index, seeds, boxes):
             boxes[k, 0], boxes[k, 1], boxes[k, 2], boxes[k, 3], boxes[k, 4] = \
-                draw(height, width, index, seeds[k])
+                draw(height, width, index, pick(seeds))
     else:
         @njit(nogil=True)
         def fill(height, width, index, seeds, boxes):
             boxes[k, 0], boxes[k, 1], boxes[k, 2], boxes[k, 3], boxes[k, 4] = \
-                draw(height, width, index, seeds[k])
+                draw(height, width, index, pick(seeds))
             rest(height, width, index, seeds, boxes)
     return fill
 
@@ -174,9 +188,11 @@ class ViewsDecoder(ImageDecoder):
         mem_read = self.memory_read
         decode_region, _, record, clear = helpers
         resize_plain, resize_mirror, _ = resize_functions(3)
+        counts = [len(seed_streams(view, name, 0)) for view, name in zip(self.views, self.names)]
+        starts = [sum(counts[:k]) for k in range(len(counts))]
         fill = None
         for k in reversed(range(len(self.views))):
-            fill = _link(self.views[k].view_draw(), k, fill)
+            fill = _link(self.views[k].view_draw(), _view_seed(starts[k], counts[k]), k, fill)
         n_views = len(self.views)
         region_bytes, resize_bytes = self._scratch_layout()
         my_range = Compiler.get_iterator()

@@ -98,13 +98,10 @@ class RandomResizedCrop(RandomResizedCropRGBImageDecoder):
     def _seeded_region_sampler(self):
         return random_box_drawer(self.scale, self.ratio, self.second_seed is not None)
 
-    @property
-    def decodes_as_view(self):
-        """As a decoder its code is ``RandomResizedCropRGBImageDecoder``'s: views may share its decode.
-
-        Not with ``second_seed`` (two seed streams, ``ffcvx.decoders.views.can_share``).
-        """
-        return self.second_seed is None
+    #: As a decoder its code is ``RandomResizedCropRGBImageDecoder``'s: views
+    #: may share its decode (``ffcvx.decoders.views.can_share``), coupled
+    #: ones (``second_seed``: two seed streams) too.
+    decodes_as_view = True
 
     # -- decoder or transform: decided by the input state --------------------
 
