@@ -83,3 +83,45 @@ def test_three_views_recipe_runs_on_cpu(tmp_path, shared_dir, device):
         batches += 1
     assert batches == n // 3
     assert 0 < gray_views < n               # p = 0.2 over the epoch
+
+
+EMPTY = __import__('inspect').Parameter.empty
+#: FFCV-SSL's constructor arguments (name, default) for its transforms, in order;
+#: EMPTY for none. RandomTranslate's fill keeps FFCV 1.0's default (D-ssl-translate-fill).
+FFCV_SSL_SIGNATURES = {
+    'RandomColorJitter': [('jitter_prob', 0.5), ('brightness', 0.8), ('contrast', 0.4),
+                          ('saturation', 0.4), ('hue', 0.2), ('seed', None)],
+    'RandomGrayscale': [('gray_prob', 0.2), ('seed', None)],
+    'RandomSolarization': [('solarization_prob', 0.5), ('threshold', 128), ('seed', None)],
+    'GaussianBlur': [('blur_prob', EMPTY), ('kernel_size', 5), ('sigma', (0.1, 2.0)), ('seed', None)],
+    'RandomErasing': [('erase_prob', 0.5), ('scale', (0.08, 0.4)), ('ratio', (0.3, 3)),
+                      ('mean', (128, 128, 128)), ('seed', None)],
+    'Rotate': [('rotate_prob', 0.5), ('angle', 0.2), ('seed', None)],
+    'RandomHorizontalFlip': [('flip_prob', 0.5), ('seed', None)],
+    'RandomTranslate': [('padding', EMPTY), ('fill', (0, 0, 0)), ('seed', None)],
+    'LabelTranslate': [('padding', EMPTY), ('fill', (0, 0, 0)), ('seed', None)],
+    'LabelRandomResizedCrop': [('output_size', EMPTY), ('seed', EMPTY), ('scale', (0.08, 1.0)),
+                               ('ratio', (3 / 4, 4 / 3)), ('second_seed', None)],
+    'CornerCrop': [('output_size', EMPTY), ('ratio', EMPTY), ('corner', 'top_left')],
+}
+
+
+@pytest.mark.parametrize('name', sorted(FFCV_SSL_SIGNATURES))
+def test_constructor_arguments_as_ffcv_ssl(name):
+    import inspect
+    parameters = list(inspect.signature(getattr(ffcvx.transforms, name)).parameters.values())
+    expected = FFCV_SSL_SIGNATURES[name]
+    assert [(p.name, p.default) for p in parameters[:len(expected)]] == expected
+    # anything after FFCV-SSL's arguments is an ffcvx keyword with a default
+    assert all(p.default is not EMPTY for p in parameters[len(expected):])
+
+
+def test_label_ops_take_their_image_ops_arguments():
+    import inspect
+    for image, label in (('RandomColorJitter', 'LabelColorJitter'), ('RandomGrayscale', 'LabelGrayscale'),
+                         ('RandomSolarization', 'LabelSolarization'), ('GaussianBlur', 'LabelGaussianBlur'),
+                         ('RandomHorizontalFlip', 'LabelRandomHorizontalFlip')):
+        ours = inspect.signature(getattr(ffcvx.transforms, image)).parameters
+        theirs = inspect.signature(getattr(ffcvx.transforms, label)).parameters
+        assert [(p.name, p.default) for p in ours.values()] == \
+            [(p.name, p.default) for p in list(theirs.values())[:len(ours)]], label
