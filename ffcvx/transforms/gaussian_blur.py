@@ -105,16 +105,17 @@ def blur_image(image, size_x, size_y, sigma, scratch):
     _weights(size_y, sigma, wy, _ONE_Y)
     _weights(size_x, sigma, wx, _ONE_X)
     py, px = size_y // 2, size_x // 2
+    flat = image.reshape(-1)
     for y in range(height):
         base = y * row
         for i in range(row):
             tmp[base + i] = 0.0
         for t in range(size_y):
-            ys = _reflect(y + t - py, height)
+            src = _reflect(y + t - py, height) * row
             weight = wy[t]
-            for x in range(width):
-                for c in range(channels):
-                    tmp[base + x * channels + c] += weight * np.float64(image[ys, x, c])
+            # one flat run per source row, so that the loop vectorises
+            for i in range(row):
+                tmp[base + i] += weight * np.float64(flat[src + i])
     for y in range(height):
         base = y * row
         for i in range(row):
