@@ -184,9 +184,8 @@ def to_grayscale(image):
 @njit(nogil=True)
 def solarize(image, threshold):
     """``x >= threshold`` becomes ``255 - x``, in place (all channels)."""
-    for y in range(image.shape[0]):
-        for x in range(image.shape[1]):
-            for c in range(image.shape[2]):
-                value = image[y, x, c]
-                if value >= threshold:
-                    image[y, x, c] = 255 - value
+    flat = image.reshape(-1)
+    for i in range(flat.shape[0]):
+        # a select, not a branch, so that the loop vectorises
+        value = flat[i]
+        flat[i] = np.uint8(255) - value if value >= threshold else value
