@@ -125,3 +125,20 @@ def test_label_ops_take_their_image_ops_arguments():
         theirs = inspect.signature(getattr(ffcvx.transforms, label)).parameters
         assert [(p.name, p.default) for p in ours.values()] == \
             [(p.name, p.default) for p in list(theirs.values())[:len(ours)]], label
+
+
+@pytest.mark.parametrize('make', [
+    lambda seed: ffcvx.transforms.GaussianBlur(0.5, seed=seed),
+    lambda seed: ffcvx.transforms.LabelGaussianBlur(0.5, seed=seed),
+    lambda seed: ffcvx.transforms.RandomErasing(seed=seed),
+    lambda seed: ffcvx.transforms.Rotate(seed=seed),
+    lambda seed: ffcvx.transforms.RandomGrayscale(seed=seed),
+    lambda seed: ffcvx.transforms.RandomHorizontalFlip(seed=seed),
+    lambda seed: ffcvx.transforms.RandomResizedCrop(output_size=(8, 8), seed=seed),
+    lambda seed: ffcvx.transforms.RandomResizedCrop(output_size=(8, 8), second_seed=seed),
+])
+def test_every_seed_argument_is_checked_alike(make):
+    assert make(None) is not None and make(7) is not None
+    for bad in ('x', 1.5, True, -1, [1]):
+        with pytest.raises(ValueError, match=r'seed must be None or an integer >= 0'):
+            make(bad)

@@ -352,3 +352,21 @@ def test_uncoupled_views_share_one_decode_and_keep_their_boxes(beton):
     # The union of the boxes is decoded at the finest scale either view needs.
     assert diffs.mean() < 1.0, (diffs.mean(), diffs.max())
     print(f"shared views vs label boxes: mean |diff| {diffs.mean():.3f}, max {diffs.max()}")
+
+
+def test_a_seeded_crop_decoder_leaves_an_unseeded_flip_to_the_loader_seed(beton):
+    """A fused flip draws from the decoder's stream: with the decoder's own seed it would ignore the Loader's."""
+    from ffcvx.transforms import RandomHorizontalFlip
+    assert not RandomResizedCrop(output_size=OUT, seed=0).absorb(RandomHorizontalFlip())
+    assert RandomResizedCrop(output_size=OUT).absorb(RandomHorizontalFlip())
+    runs = []
+    for loader_seed in (1, 2):
+        loader = Loader(beton, batch_size=4, order=OrderOption.SEQUENTIAL, seed=loader_seed,
+                        drop_last=False, pipelines={'image': [RandomResizedCrop(output_size=OUT, seed=0),
+                                                              RandomHorizontalFlip()],
+                                                    'label': [IntDecoder()]})
+        runs.append(np.concatenate([b[0] for b in loader]))
+    flipped = [np.array_equal(a, b[:, ::-1]) for a, b in zip(*runs)]
+    same = [np.array_equal(a, b) for a, b in zip(*runs)]
+    assert all(f or s for f, s in zip(flipped, same))          # the same crops
+    assert any(flipped)                                        # other flips under another Loader seed

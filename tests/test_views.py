@@ -22,7 +22,7 @@ from ffcvx.pipeline import PipelineSpec
 from ffcvx.pipeline.graph import ViewBranch
 from ffcvx.reader import Reader
 from ffcvx.registry import Registry
-from ffcvx.transforms import RandomHorizontalFlip
+from ffcvx.transforms import RandomGrayscale, RandomHorizontalFlip
 from ffcvx.writer import DatasetWriter
 
 N = 12
@@ -77,7 +77,9 @@ def betons(tmp_path_factory, shared_dir):
 
 def _pipelines(views=('image', 'image2')):
     all_views = {'image': [RandomResizedCropRGBImageDecoder((32, 32)), RandomHorizontalFlip()],
-                 'image2': [RandomResizedCropRGBImageDecoder((24, 40), scale=(0.3, 1.0))],
+                 # an unseeded step after the view's decoder: its draws must not be the crop's
+                 'image2': [RandomResizedCropRGBImageDecoder((24, 40), scale=(0.3, 1.0)),
+                            RandomGrayscale(0.5)],
                  'image3': [CenterCropRGBImageDecoder((16, 16), 0.5)]}
     pipes = {name: all_views[name] for name in views}
     pipes.setdefault('image', None)
@@ -169,3 +171,15 @@ def test_a_decoder_that_a_branch_starts_from_keeps_its_own_decode(betons):
     assert not any(isinstance(s.operation, ViewsDecoder) for p in loader.graph.pipelines
                    for s in p.steps)
     assert [b[3].shape[1:] for b in loader][0] == (32, 32, 3)
+
+
+def test_a_view_with_a_step_that_a_branch_starts_from_keeps_its_own_pipeline(betons):
+    flip = RandomHorizontalFlip()
+    loader = Loader(betons['jpg'], batch_size=4, pipelines={
+        'image': [RandomResizedCropRGBImageDecoder((32, 32)), flip], 'label': [IntDecoder()],
+        'image2': PipelineSpec('image', RandomResizedCropRGBImageDecoder((16, 16))),
+        'copy': PipelineSpec(flip, transforms=[])})
+    assert not any(isinstance(s.operation, ViewsDecoder) for p in loader.graph.pipelines
+                   for s in p.steps)
+    image, _, _, copy = next(iter(loader))
+    assert np.array_equal(image, copy)

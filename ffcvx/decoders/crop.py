@@ -68,6 +68,11 @@ class ResizedCropRGBImageDecoder(SimpleRGBImageDecoder):
             return True
         if self.absorbed or getattr(operation, 'horizontal_flip_probability', None) is None:
             return False
+        own_seeds = getattr(self, 'seed_values', None) or (getattr(self, 'seed', None),)
+        if any(seed is not None for seed in own_seeds):
+            # A fused flip draws from the decoder's stream: an unseeded flip
+            # would then repeat with the decoder's own seed, whatever the Loader's.
+            return False
         self.absorbed.append(operation)
         return True
 

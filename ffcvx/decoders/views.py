@@ -17,7 +17,6 @@ per sample
 Pixels equal a view's own decode up to the rounding of its box to the
 union's decoded grid (the region is at one scale for every view).
 """
-from math import ceil
 
 import numba
 import numpy as np

@@ -9,6 +9,7 @@ a field under a new name).
 import torch
 
 from ..decoders.views import ViewsDecoder, can_share
+from ..errors import BackendNotFoundError
 from ..fields import decoders as _decoders
 from ..pipeline.graph import Branch, Graph, Pipeline, ViewBranch, fuse
 from ..pipeline.operation import Operation
@@ -87,7 +88,7 @@ def _per_sample_jpeg(select_backend):
     # A shared decode of views runs in the per-sample engine only.
     try:
         return getattr(select_backend('jpeg'), 'kind', None) != 'batch'
-    except Exception:       # no JPEG backend: the views' own decoders will say so
+    except BackendNotFoundError:    # no JPEG backend: the views' own decoders will say so
         return False
 
 
@@ -96,12 +97,14 @@ def _view_groups(reads, sources, shareable):
 
     ``reads`` is ``[(name, field index, operations)]`` in output order. Two or
     more outputs whose crop decoders :func:`can_share` and read one field
-    form a group; a decoder that a branch starts from keeps its own step.
+    form a group; a view with a step that a branch starts from keeps its own.
     """
     by_field = {}
     for name, index, ops in reads:
         decoder = ops[0]
-        if shareable and can_share(decoder) and id(decoder) not in sources:
+        # A view with a step that a branch starts from keeps its own pipeline
+        # (its steps' outputs must be where PipelineSpec(source=...) finds them).
+        if shareable and can_share(decoder) and not any(id(op) in sources for op in ops):
             by_field.setdefault(index, []).append((name, decoder))
     groups = {}
     for members in by_field.values():
@@ -178,8 +181,7 @@ def build_graph(reader, pipelines, memory_read, batch_size, num_slots, select_ba
             return
         leader, position = groups[name]
         if position > 0:
-            fused = fuse(ops)
-            built.append(ViewBranch(name, leaders[leader].steps[0], position, fused[0], fused[1:],
+            built.append(ViewBranch(name, leaders[leader].steps[0], position, ops, fuse(ops)[1:],
                                     batch_size, num_slots))
             return
         members = [n for n in groups if groups[n][0] == name]

@@ -117,8 +117,9 @@ def _make_steps(name, operations, decoder_first):
             for k, op in enumerate(operations)]
 
 
-def _plan_steps(name, steps, state, batch_size, num_slots, recompile):
-    for position, step in enumerate(steps):
+def _plan_steps(name, steps, state, batch_size, num_slots, recompile, first_position=0):
+    # ``position`` salts unseeded draws (seeds.step_salt): a step's place in its pipeline.
+    for position, step in enumerate(steps, first_position):
         state = _plan_step(step, state, batch_size, num_slots, recompile, position, name)
     return state
 
@@ -317,29 +318,28 @@ class ViewBranch(Branch):
         The step of the ViewsDecoder.
     part : int, >= 1
         Which view.
-    decoder : Operation
-        The view's crop decoder (inside the ViewsDecoder).
     operations : list of Operation
-        The view's transforms.
+        The view's Operations as given, its decoder first.
+    steps : list of Operation
+        The transforms run here (after fusion into the decoder).
     batch_size, num_slots : int
     """
 
     copies = False
 
-    def __init__(self, name, source, part, decoder, operations, batch_size, num_slots):
+    def __init__(self, name, source, part, operations, steps, batch_size, num_slots):
         self.part = part
-        super().__init__(name, source, operations, batch_size, num_slots)
-        self.operations = [decoder] + list(operations)
-        self._step_of = {id(op): k for k, op in enumerate(operations)}
-        self._decoder = decoder
+        super().__init__(name, source, steps, batch_size, num_slots)
+        self.operations = list(operations)
 
     def plan(self, recompile=False):
         """Take the view's (re)planned buffer and State from the shared decode, replan the steps."""
         state = self.source.operation.part_states()[self.part]
         self.tap = self.source.destination[self.part]
         self._tap_state = state
+        # The view's decoder, inside the shared step, holds position 0 of this output.
         self.output_state = _plan_steps(self.name, self.steps, state, self.batch_size,
-                                        self.num_slots, recompile)
+                                        self.num_slots, recompile, first_position=1)
 
 
 class Graph:

@@ -140,3 +140,18 @@ def sample_indices(op_name, indices):
     if values.min() < 0:
         raise ValueError(f"{op_name}: indices must be non-negative, got {int(values.min())}")
     return np.unique(values.astype(np.uint64))
+
+
+def seed_arg(op_name, seed, name='seed'):
+    """FFCV-SSL's ``seed`` argument: None, or ``int(seed)`` for an integer >= 0 (not a bool).
+
+    Raises
+    ------
+    ValueError
+        Naming the op and the argument, for anything else.
+    """
+    if seed is None:
+        return None
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise ValueError(f"{op_name}: {name} must be None or an integer >= 0, got {seed!r}")
+    return int(seed)

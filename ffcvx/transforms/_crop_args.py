@@ -1,7 +1,7 @@
 """Argument checks of the crop decoders: ranges, sizes, seeds, RandomResizedCrop's two signatures."""
 import numpy as np
 
-from ._checks import positive_int
+from ._checks import positive_int, seed_arg
 
 _SIGNATURES = ("RandomResizedCrop takes FFCV 1.0's RandomResizedCrop(scale, ratio, size) or "
                "FFCV-SSL's RandomResizedCrop(output_size, scale=(0.08, 1.0), ratio=(3/4, 4/3), "
@@ -41,10 +41,8 @@ def output_size_pair(op, value):
 
 
 def seed_or_none(op, name, value):
-    """None or an int (not a bool), else ValueError naming ``op`` and ``name``."""
-    if value is not None and not _is_int(value):
-        raise ValueError(f"{op}: {name} must be None or an int, got {value!r}")
-    return None if value is None else int(value)
+    """None or an int >= 0 (not a bool), else ValueError naming ``op`` and ``name``."""
+    return seed_arg(op, value, name)
 
 
 def parse_random_resized_crop(args, output_size, scale, ratio, size):

@@ -6,7 +6,6 @@ pixels of the stored image, always inside it.
 """
 from math import exp, log
 
-import numpy as np
 from numba import njit
 
 from ..decoders.kernels import get_random_crop

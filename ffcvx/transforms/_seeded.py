@@ -4,14 +4,12 @@ from dataclasses import replace
 import numpy as np
 
 from ..pipeline.allocation_query import AllocationQuery
-from ._checks import positive_int
+from ._checks import seed_arg
 
 
 def optional_seed(op_name, seed):
     """``None`` or ``int(seed)`` for a non-negative integer seed, else ValueError naming the op."""
-    if seed is None:
-        return None
-    return positive_int(op_name, 'seed', seed, minimum=0)
+    return seed_arg(op_name, seed)
 
 
 def append_columns(op_name, state, count):

@@ -1,5 +1,4 @@
 """What FFCV-SSL's random ops and their ``Label*`` twins share (internal to the transforms)."""
-import numbers
 
 import numpy as np
 from numba import njit
@@ -8,16 +7,12 @@ from ..pipeline.allocation_query import AllocationQuery
 from ..pipeline.compiler import Compiler
 from ..pipeline.operation import Operation
 from ..pipeline.seeds import seed_sample
-from ._checks import require_numpy
+from ._checks import require_numpy, seed_arg
 
 
 def check_seed(op_name, seed):
-    """``seed`` if it is None or an integer (not a bool), else ValueError."""
-    if seed is None:
-        return None
-    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral):
-        raise ValueError(f"{op_name}: seed must be None or an integer, got {seed!r}")
-    return int(seed)
+    """``seed`` if it is None or an integer >= 0 (not a bool), else ValueError."""
+    return seed_arg(op_name, seed)
 
 
 class LabelColumns(Operation):

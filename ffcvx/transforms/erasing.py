@@ -8,7 +8,7 @@ from numba import njit
 from ..pipeline.compiler import Compiler
 from ..pipeline.operation import Operation
 from ..pipeline.seeds import seed_sample
-from ._checks import fill_vector, probability, require_images
+from ._checks import fill_vector, probability, require_images, seed_arg
 
 
 @njit(nogil=True)
@@ -108,7 +108,7 @@ class RandomErasing(Operation):
                              f"per channel, got {mean!r}") from None
         if self.mean.min() < 0 or self.mean.max() > 255:
             raise ValueError(f"RandomErasing: mean values must lie in [0, 255], got {mean!r}")
-        self.seed = seed
+        self.seed = seed_arg('RandomErasing', seed)
         self._value = None
 
     def declare_state_and_memory(self, previous_state):

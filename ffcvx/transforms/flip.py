@@ -60,6 +60,9 @@ class RandomHorizontalFlip(Operation):
         not a non-negative integer; when the Loader is built, after ``ToTensor()``.
     """
 
+    #: Shared with the label op (``ffcvx.pipeline.seeds``), so subclasses keep matching it.
+    seed_kind = 'RandomHorizontalFlip'
+
     def __init__(self, flip_prob=0.5, seed=None):
         super().__init__()
         self.flip_prob = probability('RandomHorizontalFlip', 'flip_prob', flip_prob)

@@ -22,7 +22,7 @@ from ..pipeline.allocation_query import AllocationQuery
 from ..pipeline.compiler import Compiler
 from ..pipeline.operation import Operation
 from ..pipeline.seeds import seed_sample
-from ._checks import probability, require_images
+from ._checks import probability, require_images, seed_arg
 
 
 @njit(nogil=True)
@@ -208,7 +208,7 @@ class GaussianBlur(Operation):
         self.blur_prob = probability(name, 'blur_prob', blur_prob)
         self.kernel_size = _kernel_sizes(name, kernel_size)
         self.sigma = _sigma_range(name, sigma)
-        self.seed = seed
+        self.seed = seed_arg(type(self).__name__, seed)
 
     def _check(self, previous_state):
         shape = require_images(type(self).__name__, previous_state, dtype=np.uint8)
@@ -277,7 +277,7 @@ class LabelGaussianBlur(Operation):
         self.blur_prob = probability(name, 'blur_prob', blur_prob)
         self.kernel_size = _kernel_sizes(name, kernel_size)
         self.sigma = _sigma_range(name, sigma)
-        self.seed = seed
+        self.seed = seed_arg(type(self).__name__, seed)
 
     def declare_state_and_memory(self, previous_state):
         shape = previous_state.shape

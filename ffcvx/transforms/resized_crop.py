@@ -188,7 +188,11 @@ class LabelRandomResizedCrop(SimpleRGBImageDecoder):
     i, j, h, w]``, the stored image's size and the box (top, left, height,
     width), in the stored image's pixels, exactly what
     ``RandomResizedCrop(output_size, scale, ratio, seed=seed,
-    second_seed=second_seed)`` used for that sample and epoch.
+    second_seed=second_seed)`` used for that sample and epoch as the first
+    step of a pipeline, or after a decoder that outputs the stored image
+    (``SimpleRGBImageDecoder``). After a decoder whose output has another
+    size (a crop, ``PadRGBImageDecoder``'s padding) the image op draws in
+    that output's frame, which this label cannot see.
 
     Parameters
     ----------

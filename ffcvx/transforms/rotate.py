@@ -10,7 +10,7 @@ from ..pipeline.allocation_query import AllocationQuery
 from ..pipeline.compiler import Compiler
 from ..pipeline.operation import Operation
 from ..pipeline.seeds import seed_sample
-from ._checks import probability, require_images
+from ._checks import probability, require_images, seed_arg
 
 
 @njit(nogil=True)
@@ -102,7 +102,7 @@ class Rotate(Operation):
                 or not math.isfinite(angle) or angle < 0):
             raise ValueError(f"Rotate: angle must be a finite number >= 0 (radians), got {angle!r}")
         self.angle = float(angle)
-        self.seed = seed
+        self.seed = seed_arg('Rotate', seed)
 
     def declare_shared_memory(self, previous_state):
         height, width, channels = require_images('Rotate', previous_state, dtype=np.uint8)

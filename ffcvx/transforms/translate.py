@@ -92,6 +92,9 @@ class RandomTranslate(Operation):
         ``fill`` has the wrong length or values the dtype cannot hold.
     """
 
+    #: Shared with the label op (``ffcvx.pipeline.seeds``), so subclasses keep matching it.
+    seed_kind = 'RandomTranslate'
+
     def __init__(self, padding, fill=(0, 0, 0), seed=None):
         super().__init__()
         self.padding = positive_int('RandomTranslate', 'padding', padding, minimum=0)
