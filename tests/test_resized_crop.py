@@ -111,6 +111,11 @@ def _overlap(a, b):
 
 # -- signatures -------------------------------------------------------------------------------
 
+def test_ffcv_positional_form_with_an_integer_scale():
+    op = RandomResizedCrop((1, 1), (3 / 4, 4 / 3), 24)          # FFCV 1.0: (scale, ratio, size)
+    assert op.output_size == (24, 24) and op.scale == (1.0, 1.0)
+
+
 def test_both_signatures_and_ambiguity():
     ffcv1 = RandomResizedCrop((0.5, 1), (1, 1), 4)
     assert ffcv1.output_size == (4, 4) and ffcv1.scale == (0.5, 1.0)

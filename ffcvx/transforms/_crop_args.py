@@ -48,7 +48,8 @@ def seed_or_none(op, name, value):
 def parse_random_resized_crop(args, output_size, scale, ratio, size):
     """``(output_size, scale, ratio)`` from FFCV 1.0's or FFCV-SSL's arguments (``UNSET`` = not given).
 
-    Keywords decide (``size``: FFCV 1.0, ``output_size``: FFCV-SSL); else the
+    Keywords decide (``size``: FFCV 1.0, ``output_size``: FFCV-SSL); else
+    three positional arguments ending in an int are FFCV 1.0's; else the
     first positional argument: a pair of ints > 1 is an output size, a pair
     of numbers in (0, 1] not both ints a scale.
 
@@ -61,6 +62,8 @@ def parse_random_resized_crop(args, output_size, scale, ratio, size):
     """
     ffcv1 = size is not UNSET
     ssl = output_size is not UNSET
+    if len(args) == 3 and _is_int(args[2]) and not ffcv1 and not ssl:
+        ffcv1 = True            # (scale, ratio, size): FFCV 1.0's order, whatever the scale's type
     if args and not ffcv1 and not ssl:
         first = _pair(args[0])
         if first is not None and all(_is_int(v) and v > 1 for v in first):
