@@ -9,7 +9,7 @@ from .. import status
 from ..fields.rgb_image import IMAGE_MODES
 from ..pipeline.compiler import Compiler
 from .kernels import (get_center_crop, get_random_crop, gray_to_rgb, keep_channel0,
-                      resize_functions, resize_status, swap_rb)
+                      flip_resize_function, resize_functions, swap_rb)
 from .simple import SimpleRGBImageDecoder
 
 
@@ -134,7 +134,7 @@ class ResizedCropRGBImageDecoder(SimpleRGBImageDecoder):
         decode_region, writes_gray, record, clear = helpers
         gray = self._one_channel()
         px = 1 if gray else 3      # bytes per pixel of what is resized
-        resize_plain, resize_mirror, _ = resize_functions(px)
+        resize = flip_resize_function(px)
         flip_prob = self.flip_prob
         region_bytes, resize_bytes = self._scratch_layout()
         in_c, out_c = self._in_channels(), self._out_channels()
@@ -152,14 +152,6 @@ class ResizedCropRGBImageDecoder(SimpleRGBImageDecoder):
             # seed_sample seeded, Numba's, and give the compiled batches.
             return flip_prob > 0 and np.random.rand() < flip_prob
 
-        @njit(nogil=True)
-        def resize(flip, src, src_h, src_w, stride, dst, dst_h, dst_w, scratch, scratch_len):
-            # The kernel's status, moved into the resize range of the table (BKD-073).
-            if flip:
-                rc = resize_mirror(src, src_h, src_w, stride, dst, dst_h, dst_w, scratch, scratch_len)
-            else:
-                rc = resize_plain(src, src_h, src_w, stride, dst, dst_h, dst_w, scratch, scratch_len)
-            return resize_status(rc)
 
         def decode(batch_indices, destination, metadata, storage_state, seed, shared):
             scratch_all, out_hw_all, errors = shared

@@ -10,8 +10,9 @@ other part of ``ffcvx.decoders``.
   :func:`whole_image`;
 * the resize kernels of ``ffcvx/_ext/resize.pyx``: their ctypes prototypes
   :data:`RESIZE_PROTO` / :data:`RESIZE_SCRATCH_PROTO`,
-  :func:`resize_functions`, and :func:`resize_status`, which puts a kernel's
-  status into the resize range of ``ffcvx.status`` (BKD-073);
+  :func:`resize_functions`, :func:`resize_status`, which puts a kernel's
+  status into the resize range of ``ffcvx.status`` (BKD-073), and
+  :func:`flip_resize_function`, both kernels behind one flag;
 * byte helpers for packed images: :func:`gray_to_rgb`, :func:`rgb_to_gray`,
   :func:`keep_channel0`, :func:`swap_rb`.
 """
@@ -66,6 +67,24 @@ def resize_functions(channels=3):
 def resize_status(rc):
     """The status-table code of a resize kernel's return value ``rc`` (BKD-073): 0, or ``-200 + rc``."""
     return rc if rc == 0 else RESIZE_BASE + rc
+
+
+def flip_resize_function(channels=3):
+    """A jitted ``resize(flip, src, src_h, src_w, stride, dst, dst_h, dst_w, scratch, scratch_len) -> status``.
+
+    :func:`resize_functions`' plain or mirrored kernel (``flip`` true), its
+    status moved into the resize range of ``ffcvx.status`` (BKD-073).
+    """
+    resize_plain, resize_mirror, _ = resize_functions(channels)
+
+    @njit(nogil=True)
+    def resize(flip, src, src_h, src_w, stride, dst, dst_h, dst_w, scratch, scratch_len):
+        if flip:
+            rc = resize_mirror(src, src_h, src_w, stride, dst, dst_h, dst_w, scratch, scratch_len)
+        else:
+            rc = resize_plain(src, src_h, src_w, stride, dst, dst_h, dst_w, scratch, scratch_len)
+        return resize_status(rc)
+    return resize
 
 
 # -- crop-region samplers: (height, width, ...) -> (i, j, h, w), pixels -------------

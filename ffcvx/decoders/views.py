@@ -30,7 +30,7 @@ from ..pipeline.planning import fingerprint
 from ..pipeline.seeds import seed_streams
 from .crop import ResizedCropRGBImageDecoder
 from .image import ImageDecoder
-from .kernels import resize_functions, resize_status
+from .kernels import flip_resize_function, resize_functions
 
 _UINT8 = np.dtype(np.uint8)
 _INT64 = np.dtype(np.int64)
@@ -186,7 +186,7 @@ class ViewsDecoder(ImageDecoder):
     def _sample_code(self, helpers):
         mem_read = self.memory_read
         decode_region, _, record, clear = helpers
-        resize_plain, resize_mirror, _ = resize_functions(3)
+        resize = flip_resize_function(3)
         counts = [len(seed_streams(view, name, 0)) for view, name in zip(self.views, self.names)]
         starts = [sum(counts[:k]) for k in range(len(counts))]
         fill = None
@@ -199,13 +199,6 @@ class ViewsDecoder(ImageDecoder):
         raw = IMAGE_MODES['raw']
         short_raw = status.DECODER_SHORT_RAW
 
-        @njit(nogil=True)
-        def resize(flip, src, src_h, src_w, stride, dst, dst_h, dst_w, scratch, scratch_len):
-            if flip:
-                rc = resize_mirror(src, src_h, src_w, stride, dst, dst_h, dst_w, scratch, scratch_len)
-            else:
-                rc = resize_plain(src, src_h, src_w, stride, dst, dst_h, dst_w, scratch, scratch_len)
-            return resize_status(rc)
 
         def decode(batch_indices, destination, metadata, storage_state, seeds, shared):
             scratch_all, out_hw_all, boxes_all, errors = shared

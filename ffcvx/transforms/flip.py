@@ -1,5 +1,4 @@
 """RandomHorizontalFlip and LabelRandomHorizontalFlip (FFCV-SSL's label op)."""
-import numpy as np
 from numba import njit
 
 from ..pipeline.compiler import Compiler
@@ -7,18 +6,7 @@ from ..pipeline.operation import Operation
 from ..pipeline.seeds import seed_sample
 from ._checks import probability, require_numpy
 from ._seeded import append_columns, optional_seed
-
-
-@njit(nogil=True)
-def draw_flip(flip_prob):
-    """Whether to flip one sample: ``True`` with probability ``flip_prob``.
-
-    One uniform draw from this thread's generator, after ``seed_sample``.
-    Jitted so that plain-Python steps (Compiler disabled) draw from the
-    generator ``seed_sample`` seeded, Numba's; shared by the image op and
-    its label op, so one seed gives both the same answer.
-    """
-    return np.random.rand() < flip_prob
+from ._ssl import draw_applied
 
 
 @njit(nogil=True)
@@ -84,7 +72,7 @@ class RandomHorizontalFlip(Operation):
         def flip(images, dst, indices, seed):
             for i in my_range(images.shape[0]):
                 seed_sample(seed, indices[i])
-                if draw_flip(flip_prob):
+                if draw_applied(flip_prob):
                     mirror_in_place(images[i])
             return images
         flip.is_parallel = True
@@ -142,7 +130,7 @@ class LabelRandomHorizontalFlip(Operation):
                 for c in range(k):
                     dst[i, c] = labels[i, c]
                 seed_sample(seed, indices[i])
-                dst[i, k] = 1.0 if draw_flip(flip_prob) else 0.0
+                dst[i, k] = 1.0 if draw_applied(flip_prob) else 0.0
             return dst
         label.is_parallel = True
         label.with_seed = True
