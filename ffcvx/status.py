@@ -36,6 +36,7 @@ DECODER_NO_BACKEND = -101
 DECODER_BAD_MODE = -102
 DECODER_SHORT_RAW = -103
 DECODER_BUFFER_TOO_SMALL = -104
+DECODER_HEADER_MISMATCH = -105
 
 # -- resize kernel: ffcvx/_ext/resize.pyx returns -2 and -3 (its own enum, which
 # matches BKD-013's words but not its meaning for the caller). The decoders
@@ -62,6 +63,9 @@ _ROWS = (
            'BKD-072'),
     Status(DECODER_BUFFER_TOO_SMALL, DECODER, 'declared output buffer too small for this image',
            'BKD-074'),
+    Status(DECODER_HEADER_MISMATCH, DECODER,
+           "the image header's size differs from the metadata, or it has none; not decoded",
+           'BKD-075'),
     Status(RESIZE_SCRATCH_TOO_SMALL, RESIZE, 'scratch memory too small', 'BKD-073'),
     Status(RESIZE_BAD_ARGUMENT, RESIZE, 'bad arguments (a size outside 1..2**24)', 'BKD-073'),
 )
@@ -132,6 +136,6 @@ def resize_status(rc):
 
 __all__ = ['Status', 'TABLE', 'RANGES', 'OK', 'BACKEND', 'DECODER', 'RESIZE', 'BACKEND_CORRUPT',
            'BACKEND_CAPACITY', 'BACKEND_BAD_ARGUMENT', 'DECODER_SIZE_MISMATCH', 'DECODER_NO_BACKEND',
-           'DECODER_BAD_MODE', 'DECODER_SHORT_RAW', 'DECODER_BUFFER_TOO_SMALL', 'RESIZE_BASE',
-           'RESIZE_SCRATCH_TOO_SMALL', 'RESIZE_BAD_ARGUMENT', 'source_of', 'meanings', 'describe',
+           'DECODER_BAD_MODE', 'DECODER_SHORT_RAW', 'DECODER_BUFFER_TOO_SMALL',
+           'DECODER_HEADER_MISMATCH', 'RESIZE_BASE', 'RESIZE_SCRATCH_TOO_SMALL', 'RESIZE_BAD_ARGUMENT', 'source_of', 'meanings', 'describe',
            'resize_status']

@@ -18,9 +18,11 @@ import numpy as np
 import torch
 from numba import njit
 
+from .. import status
 from ..errors import BackendNotFoundError, DecodeError
 from ..fields.rgb_image import IMAGE_MODES
 from ..pipeline.state import State, concrete_device
+from .headers import header_matches
 
 _MODE_NAMES = {v: k for k, v in IMAGE_MODES.items()}
 
@@ -84,6 +86,8 @@ def batch_helpers(mem_read, draw_crop, flip_prob):
         (``buffer`` uint8, ``offsets`` int64 of length ``B + 1``) and returns
         the bytes needed; when that exceeds ``len(buffer)`` nothing past the
         end is written and the caller grows the buffer and calls again.
+        ``-1 - k`` instead when sample ``k``'s header size differs from its
+        record (BKD-075): nothing of the batch is decoded then.
     plan : ``(batch_indices, metadata, crops, flips, seed) -> None``
         Fills ``crops`` (int64, ``(B, 4)``, ``(y, x, h, w)`` pixels) from the
         sampler and ``flips`` (bool, ``(B,)``) with probability ``flip_prob``,
@@ -94,7 +98,10 @@ def batch_helpers(mem_read, draw_crop, flip_prob):
         total = 0
         capacity = buffer.shape[0]
         for k in range(batch_indices.shape[0]):
-            data = mem_read(metadata[batch_indices[k]]['data_ptr'], storage_state)
+            record = metadata[batch_indices[k]]
+            data = mem_read(record['data_ptr'], storage_state)
+            if not header_matches(data, np.int64(record['height']), np.int64(record['width'])):
+                return -1 - k
             n = data.shape[0]
             offsets[k] = total
             if total + n <= capacity:
@@ -174,6 +181,9 @@ class BatchEngine:
                 host['flips'] = np.empty(count, np.bool_)
             offsets = host['offsets']
             needed = gather(batch_indices, metadata, storage_state, host['bytes'], offsets)
+            if needed < 0:
+                raise decoder._decode_error(int(batch_indices[-1 - needed]),
+                                            status.DECODER_HEADER_MISMATCH, storage_state)
             if needed > host['bytes'].shape[0]:
                 # Grown with headroom so later batches of similar size fit.
                 host['bytes'] = np.empty(needed + needed // 4, np.uint8)

@@ -33,6 +33,7 @@ from ..fields.rgb_image import IMAGE_MODES
 from ..pipeline.operation import Operation
 from ..pipeline.seeds import seed_sample
 from .batch_engine import batch_backend_for, BatchEngine
+from .headers import header_size
 from .sample_engine import SampleEngine
 
 #: Name of each storage mode byte (FMT-036).
@@ -285,6 +286,13 @@ class ImageDecoder(Operation):
             return DecodeError(f"{where}: {described}: the output buffer is larger than the "
                                f"output size {tuple(getattr(self, 'output_size', ()))} that the "
                                f"shared memory was declared for")
+        if code == status.DECODER_HEADER_MISMATCH and storage_state is not None:
+            data = np.asarray(self.memory_read(record['data_ptr'], storage_state))
+            _, h, w = header_size(data)
+            # Width x height, as _where prints the record's size.
+            claims = (f"its header claims {w}x{h} pixels" if h >= 0
+                      else "no frame size found in its header")
+            return DecodeError(f"{where}: {described}: {claims} (BKD-075)")
         if source != status.BACKEND:
             return DecodeError(f"{where}: {described}")
         backend = self._backends.get(FORMAT_OF_MODE.get(int(record['mode'])))

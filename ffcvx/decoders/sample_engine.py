@@ -30,6 +30,7 @@ from .. import status
 from ..fields.rgb_image import IMAGE_MODES
 from ..pipeline.allocation_query import AllocationQuery
 from ..pipeline.state import State
+from .headers import header_matches
 
 _CPU = torch.device('cpu')
 _UINT8 = np.dtype(np.uint8)
@@ -98,7 +99,10 @@ class SampleEngine:
             asked for the box ``(i, j, h, w)`` scaled towards ``(target_h,
             target_w)`` (BKD-017) and ``cropped`` is True; any other decodes
             the whole ``height x width`` image (BKD-019), whose size it then
-            checks against the metadata (``DECODER_SIZE_MISMATCH``). Another
+            checks against the metadata (``DECODER_SIZE_MISMATCH``). Before
+            any backend runs, the header's size is compared with the record's
+            ``height x width`` (``DECODER_HEADER_MISMATCH``, BKD-075), so no
+            backend allocates for a size the record does not have. Another
             mode gives ``DECODER_BAD_MODE``. ``out_hw`` is an int64 array of 2.
 
             ``writes_gray(mode) -> bool``: whether ``decode`` writes one byte
@@ -110,6 +114,7 @@ class SampleEngine:
         decode_png, png_crops, png_gray = decoder._decode_function('png')
         jpg, png = IMAGE_MODES['jpg'], IMAGE_MODES['png']
         bad_mode, mismatch = status.DECODER_BAD_MODE, status.DECODER_SIZE_MISMATCH
+        bad_header = status.DECODER_HEADER_MISMATCH
 
         @njit(nogil=True)
         def writes_gray(mode):
@@ -125,7 +130,9 @@ class SampleEngine:
                 cy, cx, ch, cw, th, tw = 0, 0, height, width, 0, 0
             # Two calls with the same arguments: a ctypes function is a
             # compile-time constant in Numba, so one variable cannot hold either.
-            if mode == jpg:
+            if (mode == jpg or mode == png) and not header_matches(data, height, width):
+                rc = bad_header
+            elif mode == jpg:
                 rc = decode_jpeg(data.ctypes.data, data.shape[0], cy, cx, ch, cw, th, tw,
                                  out_ptr, capacity, out_hw.ctypes.data)
             elif mode == png:
