@@ -269,8 +269,10 @@ class Oracle:
         wanted = _regions_to_read(reader)
         if not wanted:
             return None
-        batches = epoch_batches(reader, 'RANDOM', 7, seed=3, epoch=0)
-        for name in self.strategies:
+        # Small sequential batches keep few pages resident; random ones mix pages.
+        epochs = [epoch_batches(reader, order, size, seed=3, epoch=0)
+                  for order, size in (('SEQUENTIAL', 4), ('RANDOM', 7))]
+        for name, batches in ((n, b) for n in self.strategies for b in epochs):
             options = {'shm_dir': str(self.shm)} if name == 'shared' else {}
             manager = select_strategy(reader, cache=name, options=options)
             try:
@@ -286,11 +288,21 @@ class Oracle:
 
     def _decode(self, path):
         """Every field through its default pipeline (Loader, os, jit): DecodeError only."""
+        from ffcvx.fields.decoders import CenterCropRGBImageDecoder
+        from ffcvx.fields.rgb_image import ImageField
         from ffcvx.loader import Loader
+        from ffcvx.reader import Reader
         self.counts['decoded'] += 1
+        reader = Reader(path)
+        pipelines = {}
+        for index, (name, handler) in enumerate(reader.handlers.items()):
+            column = reader.metadata[f'f{index}']
+            if isinstance(handler, ImageField) and (np.ptp(column['width']) or np.ptp(column['height'])):
+                # The default SimpleRGBImageDecoder refuses fields of several sizes at construction.
+                pipelines[name] = [CenterCropRGBImageDecoder((8, 8), 1.0)]
         try:
             loader = Loader(str(path), batch_size=8, num_workers=1, cache='os', jit=True,
-                            drop_last=False)
+                            drop_last=False, pipelines=pipelines)
             try:
                 for _ in loader:
                     pass
