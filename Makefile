@@ -16,7 +16,7 @@ EXT_C := $(filter-out $(EXT_GENERATED),$(wildcard $(EXT)/*.c $(EXT)/*.h))
 SOURCES := requirements.txt setup.py setup.cfg pyproject.toml $(wildcard $(EXT)/*.pyx) $(EXT_C) \
            $(foreach b,$(BACKENDS),$(wildcard $(b)/pyproject.toml $(b)/setup.py $(b)/*/*.pyx $(b)/*/*.c $(b)/*/*.h))
 
-.PHONY: setup build demo test bench clean
+.PHONY: setup build demo test fuzz bench clean
 
 setup: $(STAMP)
 
@@ -45,6 +45,12 @@ demo: $(DATA)/fashion-mnist/test.beton $(DATA)/photos.beton
 # One worker per core, whole modules per worker (their fixtures build .beton files once).
 test: $(STAMP)
 	$(PY) -m pytest -n auto --dist loadfile
+
+# The reader fuzzer at length (tests/test_fuzz_reader.py): 10,000 Hypothesis examples,
+# a seeded sweep of 10,000 mutants that prints its figures, a Loader decode every 50 opened.
+fuzz: $(STAMP)
+	FFCVX_FUZZ_EXAMPLES=10000 FFCVX_FUZZ_DECODE_EXAMPLES=40 FFCVX_FUZZ_MUTANTS=10000 \
+	FFCVX_FUZZ_DECODE_EVERY=50 $(PY) -m pytest -s -p no:cacheprovider tests/test_fuzz_reader.py
 
 bench: $(STAMP)
 	$(PY) -m pytest benchmarks --benchmark-only

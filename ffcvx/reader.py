@@ -99,7 +99,7 @@ class Reader:
     ------
     BetonFormatError
         For any violation listed under "What a reader must reject" in
-        ``spec/beton.md`` (clauses FMT-060 to FMT-082; FMT-066 also for a
+        ``spec/beton.md`` (clauses FMT-060 to FMT-082 and FMT-088; FMT-066 also for a
         type-255 field whose marker is unknown or whose class refuses its
         arguments, FMT-087). ``offset`` is the byte offset in the file of the
         offending value (for a truncated file, the file size); ``clause`` the
@@ -246,7 +246,7 @@ class Reader:
         ------
         BetonFormatError
             FMT-070 to FMT-078 (table placement and regions), then FMT-079 to
-            FMT-082 (the fields' records).
+            FMT-082 and FMT-088 (the fields' records).
         """
         ptr = int(self.header['alloc_table_ptr'])
         with self._open() as f:
@@ -275,14 +275,14 @@ class Reader:
                                      table_bytes // ALLOC_TABLE_TYPE.itemsize,
                                      'FMT-072', 'the allocation table')
         raw = table.view(np.uint8).reshape(-1, ALLOC_TABLE_TYPE.itemsize)
-        ptrs, sizes = _beton.check_alloc_table(raw, self.num_samples, self.data_region_start,
-                                               ptr, self.page_size)
-        ptrs.flags.writeable = False
-        sizes.flags.writeable = False
+        ptrs, sizes, owners = _beton.check_alloc_table(raw, self.num_samples,
+                                                       self.data_region_start, ptr, self.page_size)
+        for array in (ptrs, sizes, owners):
+            array.flags.writeable = False
         self.alloc_table = table
         self.region_ptrs = ptrs
         self.region_sizes = sizes
-        self._regions = RegionTable(ptrs, sizes)
+        self._regions = RegionTable(ptrs, sizes, owners)
         self._check_metadata_pointers()
 
     # -- helpers ---------------------------------------------------------------------------
@@ -358,9 +358,9 @@ class Reader:
             If the field keeps its value in the metadata (Int, Float) or is a
             custom field that does not say where its data is.
         BetonFormatError
-            FMT-079 if the record names no region (only for fields not
-            checked at open, such as GrayscaleImageField); FMT-060 if the file
-            has shrunk since it was opened.
+            FMT-079 if the record names no region (only for custom fields,
+            which are not checked at open); FMT-060 if the file has shrunk
+            since it was opened.
         """
         if not 0 <= sample < self.num_samples:
             raise IndexError(f"sample {sample} out of range for {self.num_samples} samples")

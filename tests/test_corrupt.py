@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from ffcvx.errors import BetonFormatError
-from ffcvx.fields import BytesField, IntField, NDArrayField, RGBImageField
+from ffcvx.fields import BytesField, GrayscaleImageField, IntField, NDArrayField, RGBImageField
 from ffcvx.reader import Reader
 from ffcvx.types import ALLOC_TABLE_TYPE, metadata_offset
 
@@ -440,6 +440,89 @@ def test_fmt082_image_zero_side(golden_copy, golden_reader, patcher, member):
     path = golden_copy('multipage')
     patcher.value(path, at, '<u2', 0)
     rejects(path, 'FMT-082', offset=at, match='zero side')
+
+
+def _blob_samples(reader):
+    """Samples of golden ``multipage`` with a non-empty blob, and the page of each."""
+    blob = reader.metadata['f2']
+    return {s: int(blob['ptr'][s]) // reader.page_size for s in range(reader.num_samples)
+            if int(blob['size'][s]) > 0}
+
+
+def test_fmt088_pointer_into_another_samples_page(golden_copy, golden_reader, patcher):
+    """FMT-088: sample A's blob record names sample B's region, in another page.
+
+    Found by the fuzzer (issue 12): the file opened, and the ``process``
+    strategy, which loads only the pages the allocation table gives sample A,
+    served bytes of an unloaded slot instead of B's blob.
+    """
+    reader = golden_reader('multipage')
+    pages = _blob_samples(reader)
+    a = min(pages)
+    b = next(s for s in sorted(pages, reverse=True) if pages[s] != pages[a])
+    at = meta_at(reader, a, 'blob', 0)
+    path = golden_copy('multipage')
+    record = reader.metadata['f2'][b]
+    patcher.value(path, at, '<u8', int(record['ptr']))
+    patcher.value(path, at + 8, '<u8', int(record['size']))
+    rejects(path, 'FMT-088', offset=at, match=f"sample {a}, field 'blob'.* region of sample {b}")
+
+
+def test_fmt088_record_given_to_another_sample(golden_copy, golden_reader, patcher):
+    """FMT-088: an allocation record's sample_id changed to a neighbour in the same page."""
+    reader = golden_reader('multipage')
+    pages = _blob_samples(reader)
+    a = max(s for s in pages if s + 1 in pages and pages[s + 1] == pages[s])
+    ptr = int(reader.metadata['f2']['ptr'][a])
+    index = int(np.flatnonzero(reader.alloc_table['ptr'] == ptr)[0])
+    path = golden_copy('multipage')
+    patcher.value(path, record_at(reader, index), '<u8', a + 1)
+    rejects(path, 'FMT-088', offset=meta_at(reader, a, 'blob', 0), match=f'sample {a + 1}')
+
+
+def test_fmt067_element_size_too_large(golden_copy, patcher):
+    """FMT-067 (FMT-089): an array shape of 2**62 elements, which raised OverflowError before."""
+    path = golden_copy('ndarray')
+    at = desc_at(0) + DESC_ARGS
+    patcher.value(path, at, '<u8', 2 ** 62)
+    rejects(path, 'FMT-067', offset=at, match='below 4294967296')
+
+
+@pytest.fixture
+def gray_file(make_beton):
+    """``(path, reader)``: 4 samples of a raw and a PNG GrayscaleImageField (FMT-083)."""
+    rng = np.random.default_rng(5)
+    samples = [(rng.integers(0, 256, (5, 7), dtype=np.uint8),
+                rng.integers(0, 256, (6, 4), dtype=np.uint8)) for _ in range(4)]
+    path, _ = make_beton([('raw', GrayscaleImageField(write_mode='raw')),
+                          ('png', GrayscaleImageField(write_mode='png'))], samples)
+    return path, Reader(path)
+
+
+@pytest.mark.parametrize('field, member, dtype, value, clause, pointer', [
+    ('raw', 5, '<u8', 'ptr+1', 'FMT-079', True), ('png', 5, '<u8', 'ptr+1', 'FMT-079', True),
+    ('raw', 1, '<u2', 8, 'FMT-080', True), ('raw', 0, 'u1', 2 ** 7, 'FMT-081', False),
+    ('png', 3, '<u2', 0, 'FMT-082', False)])
+def test_fmt079_gray_records_checked_at_open(gray_file, patcher, field, member, dtype, value,
+                                             clause, pointer):
+    """FMT-083: grayscale records are checked at open like RGB ones, raw regions h*w bytes.
+
+    Found by the fuzzer (issue 12): a gray ``data_ptr`` naming no region
+    opened, and the decoders read whatever lay there.
+    """
+    path, reader = gray_file
+    at = meta_at(reader, 2, field, member)
+    if value == 'ptr+1':
+        value = patcher.read(path, at, dtype) + 1
+    patcher.value(path, at, dtype, value)
+    rejects(path, clause, offset=meta_at(reader, 2, field, 5) if pointer else at,
+            match=f"sample 2, field '{field}'")
+
+
+def test_gray_raw_region_is_height_times_width(gray_file):
+    """FMT-083: the untouched gray file opens; raw regions are h*w bytes, not h*w*3."""
+    _, reader = gray_file
+    assert reader.read_sample_region(1, 'raw').size == 5 * 7
 
 
 def test_png_mode_is_accepted(make_beton):

@@ -39,6 +39,8 @@ cdef enum:
     BYTES_RECORD = 16
 
 cdef uint64_t NO_PAGE = <uint64_t>0xFFFFFFFFFFFFFFFF
+#: ``region_owners`` entry of a pointer that only zero-size records have.
+NO_OWNER = 0xFFFFFFFFFFFFFFFF
 
 
 cdef inline uint64_t load_u64(const uint8_t* p) noexcept nogil:
@@ -99,6 +101,10 @@ def check_alloc_table(const uint8_t[:, ::1] table, uint64_t num_samples, uint64_
         Size in bytes of the region at each ``region_ptrs`` entry; where several
         records share a pointer (a zero-size record ahead of the next region),
         the largest size.
+    region_owners : ndarray[uint64], shape (m,)
+        ``sample_id`` of the non-empty record at each ``region_ptrs`` entry
+        (there is at most one, FMT-077); ``2**64 - 1`` where every record at
+        that pointer is empty. Metadata pointers are checked against it (FMT-088).
 
     Raises
     ------
@@ -176,8 +182,10 @@ def check_alloc_table(const uint8_t[:, ::1] table, uint64_t num_samples, uint64_
     cdef const int64_t[::1] order = order_arr
     out_ptrs_arr = np.empty(n, dtype=np.uint64)
     out_sizes_arr = np.empty(n, dtype=np.uint64)
+    out_owners_arr = np.empty(n, dtype=np.uint64)
     cdef uint64_t[::1] out_ptrs = out_ptrs_arr
     cdef uint64_t[::1] out_sizes = out_sizes_arr
+    cdef uint64_t[::1] out_owners = out_owners_arr
     cdef Py_ssize_t count = 0
     cdef uint64_t prev_end = 0
     cdef Py_ssize_t prev_rec = -1
@@ -193,7 +201,10 @@ def check_alloc_table(const uint8_t[:, ::1] table, uint64_t num_samples, uint64_
             else:
                 out_ptrs[count] = ptr
                 out_sizes[count] = size
+                out_owners[count] = NO_PAGE
                 count += 1
+            if size > 0:
+                out_owners[count - 1] = load_u64(&table[j, 0])
             if size > 0:
                 if prev_rec >= 0 and ptr < prev_end:
                     err = 77
@@ -209,7 +220,7 @@ def check_alloc_table(const uint8_t[:, ::1] table, uint64_t num_samples, uint64_
             f"before the end ({prev_end}) of the region of record {other}",
             offset=table_ptr + <uint64_t>bad * ALLOC_RECORD_SIZE + 8, clause="FMT-077")
 
-    return out_ptrs_arr[:count].copy(), out_sizes_arr[:count].copy()
+    return out_ptrs_arr[:count].copy(), out_sizes_arr[:count].copy(), out_owners_arr[:count].copy()
 
 
 def region_size(const uint64_t[::1] region_ptrs, const uint64_t[::1] region_sizes, uint64_t ptr):
@@ -238,9 +249,21 @@ cdef inline void check_record_width(const uint8_t[:, ::1] meta, Py_ssize_t membe
         raise ValueError(f"member at {member} of {width} bytes does not fit a {meta.shape[1]}-byte record")
 
 
+cdef inline bint foreign(const uint64_t[::1] owners, bint owned, int64_t idx, Py_ssize_t sample) noexcept nogil:
+    """True when the region at ``idx`` belongs to a sample other than ``sample`` (FMT-088)."""
+    return owned and owners[idx] != <uint64_t>sample
+
+
+def _foreign_error(prefix, ptr, owner, where):
+    return BetonFormatError(
+        f"{prefix}: pointer {ptr} names a region of sample {owner} in the allocation table; a "
+        f"sample's metadata may only point at regions allocated to that sample",
+        offset=where, clause="FMT-088")
+
+
 def check_ndarray_pointers(const uint8_t[:, ::1] meta, Py_ssize_t member, uint64_t element_size,
                            const uint64_t[::1] region_ptrs, const uint64_t[::1] region_sizes,
-                           uint64_t meta_offset, str field_name):
+                           uint64_t meta_offset, str field_name, region_owners=None):
     """Check that every NDArray pointer starts a region of exactly ``element_size`` bytes (FMT-034).
 
     Parameters
@@ -250,20 +273,25 @@ def check_ndarray_pointers(const uint8_t[:, ::1] meta, Py_ssize_t member, uint64
     member : int, bytes
         Offset of this field's ``<u8`` pointer inside a record.
     element_size : int, bytes
-        ``dtype.itemsize * prod(shape)``.
+        ``dtype.itemsize * prod(shape)``, below 2**64 (FMT-089 keeps it below 2**32).
     region_ptrs, region_sizes : ndarray[uint64], shape (m,)
         From :func:`check_alloc_table`.
     meta_offset : int, bytes
         File offset of the metadata table (FMT-030), for error offsets.
     field_name : str
+    region_owners : ndarray[uint64], shape (m,), optional
+        From :func:`check_alloc_table`; when given, each region must be the sample's own.
 
     Raises
     ------
     BetonFormatError
         FMT-079 the pointer starts no region; FMT-080 the region's size is not
-        ``element_size``. ``offset`` is the pointer's position in the file.
+        ``element_size``; FMT-088 the region is another sample's. ``offset`` is
+        the pointer's position in the file.
     """
     check_record_width(meta, member, 8)
+    cdef const uint64_t[::1] owners = region_owners if region_owners is not None else region_ptrs
+    cdef bint owned = region_owners is not None
     cdef Py_ssize_t n = meta.shape[0]
     cdef Py_ssize_t i, bad = -1
     cdef int64_t idx = 0
@@ -277,28 +305,34 @@ def check_ndarray_pointers(const uint8_t[:, ::1] meta, Py_ssize_t member, uint64
                 err = 79
             elif region_sizes[idx] != element_size:
                 err = 80
+            elif foreign(owners, owned, idx, i):
+                err = 88
             if err != 0:
                 bad = i
                 break
     if err == 0:
         return
     where = meta_offset + <uint64_t>bad * <uint64_t>meta.shape[1] + <uint64_t>member
+    prefix = f"sample {bad}, field {field_name!r}"
     if err == 79:
         raise BetonFormatError(
-            f"sample {bad}, field {field_name!r}: array pointer {ptr} is not the start of any "
-            f"allocation-table region", offset=where, clause="FMT-079")
+            f"{prefix}: array pointer {ptr} is not the start of any allocation-table region",
+            offset=where, clause="FMT-079")
+    if err == 88:
+        raise _foreign_error(prefix, ptr, owners[idx], where)
     raise BetonFormatError(
-        f"sample {bad}, field {field_name!r}: the region at {ptr} holds {region_sizes[idx]} bytes, "
-        f"the array needs exactly {element_size}", offset=where, clause="FMT-080")
+        f"{prefix}: the region at {ptr} holds {region_sizes[idx]} bytes, the array needs exactly "
+        f"{element_size}", offset=where, clause="FMT-080")
 
 
 def check_bytes_pointers(const uint8_t[:, ::1] meta, Py_ssize_t member,
                          const uint64_t[::1] region_ptrs, const uint64_t[::1] region_sizes,
-                         uint64_t meta_offset, str field_name):
+                         uint64_t meta_offset, str field_name, region_owners=None):
     """Check every Bytes/JSON ``{ptr, size}`` record against the regions (FMT-033, FMT-035).
 
     A record with ``size == 0`` references no bytes and is accepted whatever its
-    ``ptr``. Otherwise ``ptr`` must start a region of at least ``size`` bytes.
+    ``ptr``. Otherwise ``ptr`` must start a region of at least ``size`` bytes,
+    the sample's own when ``region_owners`` is given (FMT-088).
 
     Parameters
     ----------
@@ -308,13 +342,17 @@ def check_bytes_pointers(const uint8_t[:, ::1] meta, Py_ssize_t member,
     region_ptrs, region_sizes : ndarray[uint64], shape (m,)
     meta_offset : int, bytes
     field_name : str
+    region_owners : ndarray[uint64], shape (m,), optional
 
     Raises
     ------
     BetonFormatError
-        FMT-079 (offset of ``ptr``) or FMT-080 (offset of ``size``).
+        FMT-079 (offset of ``ptr``), FMT-080 (offset of ``size``) or FMT-088
+        (offset of ``ptr``).
     """
     check_record_width(meta, member, BYTES_RECORD)
+    cdef const uint64_t[::1] owners = region_owners if region_owners is not None else region_ptrs
+    cdef bint owned = region_owners is not None
     cdef Py_ssize_t n = meta.shape[0]
     cdef Py_ssize_t i, bad = -1
     cdef int64_t idx = 0
@@ -331,29 +369,35 @@ def check_bytes_pointers(const uint8_t[:, ::1] meta, Py_ssize_t member,
                 err = 79
             elif region_sizes[idx] < size:
                 err = 80
+            elif foreign(owners, owned, idx, i):
+                err = 88
             if err != 0:
                 bad = i
                 break
     if err == 0:
         return
     where = meta_offset + <uint64_t>bad * <uint64_t>meta.shape[1] + <uint64_t>member
+    prefix = f"sample {bad}, field {field_name!r}"
     if err == 79:
         raise BetonFormatError(
-            f"sample {bad}, field {field_name!r}: payload pointer {ptr} is not the start of any "
-            f"allocation-table region", offset=where + BYTES_PTR, clause="FMT-079")
+            f"{prefix}: payload pointer {ptr} is not the start of any allocation-table region",
+            offset=where + BYTES_PTR, clause="FMT-079")
+    if err == 88:
+        raise _foreign_error(prefix, ptr, owners[idx], where + BYTES_PTR)
     raise BetonFormatError(
-        f"sample {bad}, field {field_name!r}: metadata says {size} bytes but the region at {ptr} "
-        f"holds only {region_sizes[idx]}", offset=where + BYTES_SIZE, clause="FMT-080")
+        f"{prefix}: metadata says {size} bytes but the region at {ptr} holds only "
+        f"{region_sizes[idx]}", offset=where + BYTES_SIZE, clause="FMT-080")
 
 
 def check_rgb_records(const uint8_t[:, ::1] meta, Py_ssize_t member,
                       const uint64_t[::1] region_ptrs, const uint64_t[::1] region_sizes,
-                      uint64_t meta_offset, str field_name):
-    """Check every RGB image record (FMT-036, FMT-037).
+                      uint64_t meta_offset, str field_name, region_owners=None, int channels=3):
+    """Check every image record (FMT-036, FMT-037; one-channel images FMT-083).
 
     ``mode`` must be 0 (JPEG), 1 (raw) or 2 (PNG); ``width`` and ``height`` must
-    be positive; ``data_ptr`` must start a region, of exactly ``width*height*3``
-    bytes for raw samples and of at least one byte otherwise.
+    be positive; ``data_ptr`` must start a region, of exactly
+    ``width*height*channels`` bytes for raw samples and of at least one byte
+    otherwise, and the sample's own when ``region_owners`` is given (FMT-088).
 
     Parameters
     ----------
@@ -363,15 +407,23 @@ def check_rgb_records(const uint8_t[:, ::1] meta, Py_ssize_t member,
     region_ptrs, region_sizes : ndarray[uint64], shape (m,)
     meta_offset : int, bytes
     field_name : str
+    region_owners : ndarray[uint64], shape (m,), optional
+    channels : int
+        Bytes per raw pixel: 3 (RGBImageField) or 1 (GrayscaleImageField).
 
     Raises
     ------
     BetonFormatError
         FMT-081 bad mode; FMT-082 zero width or height; FMT-079 ``data_ptr``
-        starts no region; FMT-080 region size wrong for the mode. ``offset`` is
-        the offending member's position in the file.
+        starts no region; FMT-080 region size wrong for the mode; FMT-088 the
+        region is another sample's. ``offset`` is the offending member's
+        position in the file.
     """
     check_record_width(meta, member, RGB_RECORD)
+    if channels not in (1, 3):
+        raise ValueError(f"channels must be 1 or 3, got {channels}")
+    cdef const uint64_t[::1] owners = region_owners if region_owners is not None else region_ptrs
+    cdef bint owned = region_owners is not None
     cdef Py_ssize_t n = meta.shape[0]
     cdef Py_ssize_t i, bad = -1
     cdef int64_t idx = 0
@@ -390,13 +442,15 @@ def check_rgb_records(const uint8_t[:, ::1] meta, Py_ssize_t member,
                 err = 82
             else:
                 idx = find_region(region_ptrs, ptr)
-                need = width * height * 3 if mode == 1 else 1
+                need = width * height * <uint64_t>channels if mode == 1 else 1
                 if idx < 0:
                     err = 79
                 elif mode == 1 and region_sizes[idx] != need:
                     err = 80
                 elif mode != 1 and region_sizes[idx] == 0:
                     err = 80
+                elif foreign(owners, owned, idx, i):
+                    err = 88
             if err != 0:
                 bad = i
                 break
@@ -415,10 +469,13 @@ def check_rgb_records(const uint8_t[:, ::1] meta, Py_ssize_t member,
         raise BetonFormatError(
             f"{prefix}: image data_ptr {ptr} is not the start of any allocation-table region",
             offset=where + RGB_DATA_PTR, clause="FMT-079")
+    if err == 88:
+        raise _foreign_error(prefix, ptr, owners[idx], where + RGB_DATA_PTR)
     if mode == 1:
         raise BetonFormatError(
-            f"{prefix}: raw {width}x{height} image needs exactly {need} bytes, the region at {ptr} "
-            f"holds {region_sizes[idx]}", offset=where + RGB_DATA_PTR, clause="FMT-080")
+            f"{prefix}: raw {width}x{height} image of {channels} channel(s) needs exactly {need} "
+            f"bytes, the region at {ptr} holds {region_sizes[idx]}",
+            offset=where + RGB_DATA_PTR, clause="FMT-080")
     raise BetonFormatError(
         f"{prefix}: encoded image (mode {mode}) at {ptr} has an empty region",
         offset=where + RGB_DATA_PTR, clause="FMT-080")

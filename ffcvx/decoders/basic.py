@@ -40,12 +40,14 @@ class NDArrayDecoder(Operation):
     """NDArrayField / TorchTensorField -> ``ndarray[dtype], shape (B, *shape)`` (FMT-034).
 
     The bytes are copied by compiled code into a uint8 buffer and handed on as
-    a view of the field's dtype, so any dtype works (float16 included).
+    a view of the field's dtype, so any dtype works (float16 included). A
+    stored non-native byte order (``'>f4'``, FMT-034) is converted to native
+    order, same values (torch takes native order only).
     """
 
     def declare_state_and_memory(self, previous_state):
         field = self.field
-        state = State(True, _CPU, tuple(field.shape), field.dtype)
+        state = State(True, _CPU, tuple(field.shape), field.dtype.newbyteorder('='))
         return state, AllocationQuery((field.element_size,), np.dtype(np.uint8))
 
     def generate_code(self):
@@ -62,7 +64,9 @@ class NDArrayDecoder(Operation):
         return decode
 
     def finish_batch(self, result, destination, batch_indices, storage_state=None):
-        return result.view(self.field.dtype).reshape((result.shape[0],) + tuple(self.field.shape))
+        dtype = self.field.dtype
+        values = result.view(dtype).reshape((result.shape[0],) + tuple(self.field.shape))
+        return values if dtype.isnative else values.astype(dtype.newbyteorder('='))
 
 
 class BytesDecoder(Operation):

@@ -37,10 +37,15 @@ class RegionTable:
     sizes : ndarray[uint64], shape (m,)
         Size in bytes of the region at each of ``ptrs``; where several records
         share a pointer, the largest (FMT-050).
+    owners : ndarray[uint64], shape (m,) or None
+        ``sample_id`` of the non-empty record at each of ``ptrs``, ``2**64 - 1``
+        where all records there are empty; a sample's metadata may point only
+        at its own regions (FMT-088). None: not known, not checked.
     """
 
     ptrs: np.ndarray
     sizes: np.ndarray
+    owners: np.ndarray = None
 
     def size_at(self, ptrs):
         """Size of the region that starts at each pointer.

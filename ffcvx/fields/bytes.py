@@ -42,14 +42,16 @@ class BytesField(Field):
         destination['size'] = field.size
 
     def check_metadata(self, column, regions):
-        """FMT-079/FMT-080: each payload with ``size > 0`` starts a region of at least ``size`` bytes.
+        """FMT-079/FMT-080/FMT-088: each payload with ``size > 0`` starts a region of the
+        sample's own of at least ``size`` bytes.
 
         Only for the ``{ptr, size}`` record: a subclass with another metadata
         type has a layout this check does not know.
         """
         if self.metadata_type == BytesMetadataType:
             native_core().check_bytes_pointers(column.raw, column.member, regions.ptrs,
-                                               regions.sizes, column.table_offset, column.name)
+                                               regions.sizes, column.table_offset, column.name,
+                                               regions.owners)
 
     def data_regions(self, values, regions):
         """``(ptr, size)`` straight from each record: the length is the metadata's (FMT-033)."""

@@ -8,6 +8,10 @@ from .base import Field, decoder_aliases, native_core
 from ..errors import BetonFormatError
 from ..types import ARG_TYPE
 
+#: An array's bytes lie in one region of one page (FMT-041), and pages are
+#: below 2**32 bytes (FMT-013): a larger element size can never be read (FMT-089).
+MAX_ELEMENT_SIZE = 1 << 32
+
 #: Fixed part of an array field's ``arguments``: 32 dims + descr length (FMT-023).
 NDArrayArgsType = np.dtype([
     ('shape', '<u8', 32),
@@ -100,7 +104,8 @@ class NDArrayField(Field):
         Raises
         ------
         BetonFormatError
-            Clause FMT-023, for arguments that break it.
+            Clause FMT-023, for arguments that break it; FMT-089 for an
+            element size of 2**32 bytes or more.
         """
         raw = np.frombuffer(memoryview(binary).tobytes(), dtype=np.uint8)
         header = raw[:NDArrayArgsType.itemsize].view(NDArrayArgsType)[0]
@@ -125,6 +130,12 @@ class NDArrayField(Field):
         if not shape or 0 in shape:
             raise BetonFormatError(f"array field arguments: bad shape {header['shape'].tolist()}",
                                    clause='FMT-023')
+        element_size = dtype.itemsize * math.prod(shape)
+        if element_size >= MAX_ELEMENT_SIZE:
+            raise BetonFormatError(
+                f"array field arguments: shape {shape} of {dtype.str} is {element_size} bytes per "
+                f"sample; an array must fit in one page, below {MAX_ELEMENT_SIZE} bytes",
+                clause='FMT-089')
         return NDArrayField(dtype, shape)
 
     def to_binary(self):
@@ -169,11 +180,12 @@ class NDArrayField(Field):
         destination[0] = ptr
 
     def check_metadata(self, column, regions):
-        """FMT-079/FMT-080: each pointer starts a region of exactly ``element_size`` bytes."""
+        """FMT-079/FMT-080/FMT-088: each pointer starts a region of the sample's own of exactly
+        ``element_size`` bytes."""
         if self.metadata_type == np.dtype('<u8'):
             native_core().check_ndarray_pointers(column.raw, column.member, self.element_size,
                                                  regions.ptrs, regions.sizes, column.table_offset,
-                                                 column.name)
+                                                 column.name, regions.owners)
 
     def data_regions(self, values, regions):
         """``(ptr, element_size)`` per record (FMT-034)."""

@@ -240,6 +240,18 @@ class ImageField(Field):
         destination['height'] = height
         destination['data_ptr'] = ptr
 
+    def check_metadata(self, column, regions):
+        """FMT-079 to FMT-082, FMT-088: modes, sizes, and the region of every ``data_ptr``.
+
+        Raw regions hold ``width*height*channels`` bytes (FMT-036, FMT-083).
+        Only for the 13-byte record: a subclass with another metadata type
+        has a layout this check does not know.
+        """
+        if self.metadata_type == RGBMetadataType and self.channels in (1, 3):
+            native_core().check_rgb_records(column.raw, column.member, regions.ptrs, regions.sizes,
+                                            column.table_offset, column.name, regions.owners,
+                                            self.channels)
+
     def data_regions(self, values, regions):
         """``(data_ptr, size of the region there)`` per record: a JPEG/PNG file or raw pixels."""
         if self.metadata_type != RGBMetadataType:
@@ -273,15 +285,6 @@ class RGBImageField(ImageField):
     def _pixels(self, value):
         return to_rgb_array(value)
 
-    def check_metadata(self, column, regions):
-        """FMT-079 to FMT-082: modes, sizes, and the region of every ``data_ptr``.
-
-        Only for the 13-byte record: a subclass with another metadata type
-        has a layout this check does not know.
-        """
-        if self.metadata_type == RGBMetadataType:
-            native_core().check_rgb_records(column.raw, column.member, regions.ptrs, regions.sizes,
-                                            column.table_offset, column.name)
 
 
 #: First bytes of a GrayscaleImageField's descriptor ``arguments`` (FMT-084).
@@ -367,8 +370,8 @@ class GrayscaleImageField(ImageField):
         # a colour type 0 (grayscale) PNG.
         return to_gray_array(value)
 
-    # No check_metadata: a custom field's records are not checked at open
-    # (FMT-083); the decoders report bad modes, sizes and short regions.
+    # check_metadata is ImageField's: ffcvx readers check the records of this
+    # extension at open like RGB ones, one byte per raw pixel (FMT-083).
 
 
 # FFCV users import the image decoders from this module; they resolve on first
