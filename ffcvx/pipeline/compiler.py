@@ -15,6 +15,8 @@ import os
 import numba
 from numba import njit, prange
 
+from .code_cache import CODE_CACHE
+
 # The Loader being planned in this thread (its jit flag and thread count), or
 # None outside planning. A ContextVar is per thread, so two Loaders built at
 # once in two threads never see each other's values.
@@ -92,7 +94,9 @@ class Compiler(metaclass=_CompilerMeta):
         """``code`` compiled with Numba (nopython, releasing the GIL), or unchanged.
 
         ``code.is_parallel = True`` asks for ``parallel=True`` so that loops
-        written with :meth:`get_iterator` run on the Loader's threads. When
+        written with :meth:`get_iterator` run on the Loader's threads. Code
+        equal to code compiled before in this process gets that compiled
+        function (:mod:`ffcvx.pipeline.code_cache`). When
         compilation is disabled (:attr:`is_enabled` False) ``code`` is
         returned as it is.
         """
@@ -101,8 +105,12 @@ class Compiler(metaclass=_CompilerMeta):
         parallel = bool(getattr(code, 'is_parallel', False))
         options = dict(nogil=True, fastmath=True, error_model='numpy', parallel=parallel)
         if signature is not None:
-            return njit(signature, **options)(code)
-        return njit(**options)(code)
+            compile_ = njit(signature, **options)
+        else:
+            compile_ = njit(**options)
+        # Equal code compiled by an earlier Loader is reused: Numba never frees machine code.
+        key_options = (tuple(sorted(options.items())), repr(signature))
+        return CODE_CACHE.get_or_compile(code, key_options, compile_)
 
     @staticmethod
     def get_iterator():
