@@ -141,10 +141,40 @@ def test_unchanged_steps_keep_their_code_across_epochs(arrays):
 
 
 def test_recompile_generates_every_step_each_epoch(arrays):
-    path, _ = arrays
-    loader = Loader(path, batch_size=8, recompile=True, pipelines=_pipelines(Halve()))
+    path, data = arrays
+
+    class Scale(Operation):
+        """Multiplies by a factor held where the re-plan check cannot see it (a list)."""
+        def __init__(self):
+            super().__init__()
+            self.factor, self.generated = [0.5], 0
+
+        def generate_code(self):
+            self.generated += 1
+            factor = float(self.factor[0])   # a closure constant, frozen into the machine code
+            my_range = Compiler.get_iterator()
+
+            def scale(x, dst):
+                for i in my_range(x.shape[0]):
+                    dst[i] = x[i, :3] * factor
+                return dst
+            return scale
+
+        def declare_state_and_memory(self, previous_state):
+            return previous_state.replace(shape=(3,)), AllocationQuery((3,), previous_state.dtype)
+
+    op = Scale()
+    loader = Loader(path, batch_size=8, recompile=True, pipelines=_pipelines(op))
     first = [step.code for step in loader.pipelines['x'].steps]
-    for _ in loader:
-        pass
+    epoch_1 = np.concatenate([b.numpy() for (b,) in loader])
+    op.factor[0] = 2.0
+    epoch_2 = np.concatenate([b.numpy() for (b,) in loader])
+    # Generated again at every epoch (FFCV's meaning), so the new factor is used ...
+    assert op.generated >= 3
+    assert np.allclose(epoch_1, data[:len(epoch_1), :3] * 0.5)
+    assert np.allclose(epoch_2, data[:len(epoch_2), :3] * 2.0)
+    # ... while generated code equal to what was compiled before reuses it (code_cache).
     second = [step.code for step in loader.pipelines['x'].steps]
-    assert all(a is not b for a, b in zip(first, second))
+    assert first[0] is second[0] and first[1] is not second[1]
+
+

@@ -98,7 +98,8 @@ class Loader:
         Batches prepared ahead of the training loop.
     recompile : bool
         Generate and compile every Operation's code again at each epoch
-        (FFCV's meaning). Without it, each epoch still plans the pipelines
+        (FFCV's meaning; generated code equal to code compiled before in
+        this process reuses that, see ``ffcvx.pipeline.code_cache``). Without it, each epoch still plans the pipelines
         again: a step whose declared State or buffer, input, or simple
         attributes (numbers, strings, tuples, e.g. ``decoder.output_size``
         set between epochs for progressive resizing) changed gets new buffers
