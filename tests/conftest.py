@@ -244,3 +244,10 @@ def write_labelled(path, images, image_field):
     DatasetWriter(str(path), {'image': image_field, 'label': IntField()},
                   num_workers=1, progress=False).from_indexed_dataset(_Labelled(images))
     return str(path)
+
+
+@pytest.fixture
+def golden_reader(golden_dir):
+    """``golden_reader(case)``: a Reader of the untouched golden file (for offsets)."""
+    from ffcvx.reader import Reader
+    return lambda case: Reader(golden_dir / f'{case}.beton')
