@@ -132,6 +132,33 @@ def test_fmt079_zero_size_payload_pointer_is_not_checked(golden_copy, golden_rea
     assert Reader(path).read_sample_region(11, 'payload').size == 0
 
 
+@pytest.mark.parametrize('strategy', ['os', 'process'])
+def test_free_zero_size_pointer_passes_the_strategy_checks(golden_copy, golden_reader, patcher,
+                                                           strategy):
+    """The file above is valid, so ffcvx.testing's region checks accept it too (they
+    raised AssertionError before) and do not read the free pointer, like the decoder."""
+    from ffcvx.memory_managers.select import select_strategy
+    from ffcvx.testing.regions import RegionTable, epoch_batches, make_gather, serve_epoch
+    reader = golden_reader('bytes_json')
+    path = golden_copy('bytes_json')
+    patcher.value(path, meta_at(reader, 11, 'payload', 0), '<u8', 12345)
+    damaged = Reader(path)
+    table = RegionTable(damaged)
+    k = table.fields.index('payload')
+    assert not table.referenced[11, k] and table.referenced.sum() == table.count - 1
+    manager = select_strategy(damaged, cache=strategy)
+    try:
+        read = manager.compile_reader()
+        problems, served = serve_epoch(manager, read, make_gather(read), table,
+                                       epoch_batches(damaged, 'RANDOM', 5, seed=1, epoch=0),
+                                       keep=True)
+    finally:
+        manager.close()
+    assert problems == []
+    assert served['lengths'][11][k] == 0
+    assert table.digest(served['lengths'], served['data']) == table.digest()
+
+
 def test_fmt080_array_region_size(golden_copy, golden_reader, patcher):
     """FMT-080: an array region one byte shorter than the element size."""
     reader = golden_reader('ndarray')

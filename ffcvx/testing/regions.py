@@ -52,7 +52,11 @@ class RegionTable:
         Region offset of each sample's field, as the decoders pass it to ``read``.
     sizes : ndarray[int64], same shape
         Size of the region that starts there, from the reader's region table:
-        the length ``read`` must return.
+        the length ``read`` must return (0 where ``referenced`` is False).
+    referenced : ndarray[bool], same shape
+        False for an empty payload whose pointer names no region (FMT-033
+        leaves that pointer free, and no decoder reads it); such entries are
+        not read from the strategy.
     expected : list of list of ndarray[uint8]
         ``expected[sample][k]``: ``read_sample_region(sample, fields[k])``, the
         prefix of the region that the field's decoder uses (the whole region,
@@ -74,6 +78,7 @@ class RegionTable:
         shape = (self.num_samples, len(self.fields))
         self.ptrs = np.zeros(shape, dtype=np.uint64)
         self.sizes = np.zeros(shape, dtype=np.int64)
+        self.referenced = np.ones(shape, dtype=np.bool_)
         self.expected = [[None] * len(self.fields) for _ in range(self.num_samples)]
         region_ptrs = np.asarray(reader.region_ptrs, dtype=np.uint64)
         region_sizes = np.asarray(reader.region_sizes, dtype=np.int64)
@@ -82,12 +87,16 @@ class RegionTable:
             for sample in range(self.num_samples):
                 ptr = _region_pointer(column[sample])
                 position = int(np.searchsorted(region_ptrs, np.uint64(ptr)))
+                expected = reader.read_sample_region(sample, name)
+                self.expected[sample][k] = expected
                 if position >= len(region_ptrs) or int(region_ptrs[position]) != ptr:
+                    if expected.size == 0:
+                        self.referenced[sample, k] = False
+                        continue
                     raise AssertionError(f"{self.fname}: sample {sample}, field {name!r} points at "
                                          f"{ptr}, which starts no region of the reader's table")
                 self.ptrs[sample, k] = ptr
                 self.sizes[sample, k] = region_sizes[position]
-                self.expected[sample][k] = reader.read_sample_region(sample, name)
 
     @property
     def count(self):
@@ -228,13 +237,19 @@ def serve_epoch(manager, read, gather, table, batches, stop_after=None, keep=Fal
             if not fields:
                 continue
             samples = batch.astype(np.int64)
-            ptrs = np.ascontiguousarray(table.ptrs[samples].reshape(-1))
+            read_it = table.referenced[samples].reshape(-1)
             sizes = table.sizes[samples].reshape(-1)
             bounds = np.zeros(len(sizes) + 1, dtype=np.int64)
             np.cumsum(sizes, out=bounds[1:])
             out = np.zeros(int(bounds[-1]), dtype=np.uint8)
-            lengths = np.full(len(sizes), -1, dtype=np.int64)
-            gather(ptrs, state, out, bounds, lengths)
+            # Unreferenced entries are not read, like the decoder skips them:
+            # their slot is empty (size 0), so the read ones stay contiguous.
+            picked = np.flatnonzero(read_it)
+            ptrs = np.ascontiguousarray(table.ptrs[samples].reshape(-1)[picked])
+            picked_lengths = np.full(len(picked), -1, dtype=np.int64)
+            gather(ptrs, state, out, np.append(bounds[picked], bounds[-1]), picked_lengths)
+            lengths = np.zeros(len(sizes), dtype=np.int64)
+            lengths[picked] = picked_lengths
             for j, sample in enumerate(samples.tolist()):
                 for k in range(fields):
                     i = j * fields + k
