@@ -10,31 +10,20 @@ version 2, ``spec/beton.md``)::
     D0 = align_to_page(...)       data pages, each exactly ``page_size`` bytes (FMT-040)
     D0 + P * page_size            allocation table, 24 bytes per region, to EOF (FMT-050)
 
-How the work is shared out
---------------------------
-Samples are handed out in chunks to ``num_workers`` processes (``fork``
-context). Every worker owns one zeroed page buffer and fills it with a bump
-allocator (no alignment inside a page); all regions of one sample go into the
-same page (FMT-041), so a sample that does not fit into the rest of the current
-page is dropped from it (its bytes are zeroed) and encoded again at the start
-of a fresh page. Page numbers come from a counter shared by all workers, and a
-full page is written with ``os.pwrite`` straight to its final offset. The
-metadata table lives in anonymous shared memory that the workers fill in
-place; each worker reports its allocation records back per chunk. With one
-worker the same code runs in the calling process.
+The work is split over modules: ``_write_pages`` (page allocator, sample
+encoder), ``_write_sources`` (work items of each kind of source),
+``_write_workers`` (worker processes and their start method) and
+``_write_temp`` (temporary files and the removal of stale ones).
 
 The file is written to a temporary file next to the target and moved into place
 with ``os.replace`` only when everything succeeded, so a failed or interrupted
-write never leaves a partial file and never touches an existing target.
+write never leaves a partial file and never touches an existing target; the
+temporary files that killed writers left behind for the same target are
+removed first (``spec/beton.md``, "Writer faults").
 """
-import mmap
+import functools
 import multiprocessing
-import multiprocessing.connection
 import os
-import pickle
-import signal
-import tempfile
-import traceback
 import warnings
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -42,461 +31,22 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from tqdm import tqdm
 
+from . import _write_temp
+from ._write_pages import SHUFFLE_KEY, Cursor, pwrite_all, suggest_page_size
+from ._write_sources import (IndexedSource, IterableSource, SourceFailure, WebDatasetSource,
+                             import_webdataset, open_shard, reporting)
+from ._write_workers import Job, failure_report, run_here, run_processes, start_method
 from .errors import WriterError
 from .fields import Field, type_id_of
 from .types import (ALLOC_TABLE_TYPE, CURRENT_VERSION, DEFAULT_PAGE_SIZE, FIELD_NAME_LENGTH,
                     MAX_PAGE_SIZE, MIN_PAGE_SIZE, FieldDescType, HeaderType, align_to_page,
                     get_metadata_type, metadata_offset)
 
-__all__ = ['DatasetWriter', 'check_page_size']
+__all__ = ['DatasetWriter', 'check_page_size', 'clean_temporary_files']
 
-#: Seconds a stopped worker gets to exit after SIGTERM before it is killed.
-_TERMINATE_GRACE_S = 2.0
+# FFCV-era private name, kept for callers and tests that import it from here
+_suggest_page_size = suggest_page_size
 
-
-# ---------------------------------------------------------------------------
-# page allocation (runs in the workers)
-
-class _PageFull(Exception):
-    """The current sample's next region does not fit in the rest of the page."""
-
-
-class _Cursor:
-    """Which sample (and which part of it) a worker is busy with, for error messages."""
-
-    __slots__ = ('dest', 'where', 'field')
-
-    def __init__(self):
-        self.dest = None
-        self.where = None
-        self.field = None
-
-    def describe(self):
-        if self.dest is None:
-            return 'the output file'
-        text = f'sample {self.dest}'
-        if self.where:
-            text += f' ({self.where})'
-        return text
-
-
-def _suggest_page_size(nbytes):
-    """Smallest valid page size (a power of two, FMT-013) holding ``nbytes``, or None."""
-    size = max(MIN_PAGE_SIZE, 1 << max(0, int(nbytes) - 1).bit_length())
-    return size if size < MAX_PAGE_SIZE else None
-
-
-class _PageAllocator:
-    """Bump allocator over one page buffer; full pages go to the file with ``pwrite``.
-
-    Parameters
-    ----------
-    fd : int
-        Descriptor of the output file, open for writing.
-    page_size : int
-        Bytes per page (FMT-013).
-    data_start : int
-        File offset ``D0`` of page 0 of the data region (FMT-040).
-    next_page : callable() -> int
-        Hands out the next unused page number, shared by all workers.
-    """
-
-    def __init__(self, fd, page_size, data_start, next_page):
-        self.fd = fd
-        self.page_size = page_size
-        self.data_start = data_start
-        self.next_page = next_page
-        self.page = np.zeros(page_size, dtype=np.uint8)
-        self.page_no = -1            # no page open yet
-        self.offset = 0              # bytes used in the open page
-        self.records = []            # (sample_id, ptr, size), in malloc order
-        self.sample_id = 0
-        self.sample_first = 0        # index in records of this sample's first region
-        self.sample_start = 0        # page offset of this sample's first region
-        self.sample_bytes = 0        # bytes this sample holds in the open page
-
-    def begin_sample(self, sample_id):
-        """Start the regions of sample ``sample_id`` (destination index)."""
-        self.sample_id = sample_id
-        self.sample_first = len(self.records)
-        self.sample_bytes = 0
-
-    def malloc(self, size):
-        """Reserve ``size`` bytes for the current sample (the fields' ``malloc``).
-
-        Regions are packed back to back with no alignment. A sample's first
-        region that does not fit in the rest of the open page opens the next
-        page; a later one raises :class:`_PageFull`, so that all regions of a
-        sample stay in one page (FMT-041). Every region is recorded for the
-        allocation table (FMT-050).
-
-        Parameters
-        ----------
-        size : int, bytes
-            At most ``page_size``; 0 is allowed (the region then only has a ptr).
-
-        Returns
-        -------
-        ptr : int
-            Absolute file offset of the region.
-        view : ndarray[uint8], shape (size,)
-            Writable view of the region in the page buffer.
-
-        Raises
-        ------
-        _PageFull
-            When the sample already has regions in this page and this one does
-            not fit after them (the caller moves the sample to a fresh page).
-        ValueError
-            For a negative size or one larger than a page.
-        """
-        size = int(size)
-        if size < 0:
-            raise ValueError(f"malloc of a negative size ({size} bytes)")
-        if size > self.page_size:
-            suggestion = _suggest_page_size(size)
-            hint = (f"pass page_size={suggestion} to DatasetWriter" if suggestion else
-                    "a .beton page cannot be that large (FMT-013)")
-            raise ValueError(f"a region of {size} bytes is larger than a page of "
-                             f"{self.page_size} bytes; {hint}")
-        # max(size, 1): a zero-size region at the very end of a full page would point
-        # at the next page (or past the last one), so it opens a fresh page too
-        if self.page_no < 0 or self.offset + max(size, 1) > self.page_size:
-            if len(self.records) > self.sample_first:
-                raise _PageFull(size)
-            self.new_page()
-        if len(self.records) == self.sample_first:
-            self.sample_start = self.offset
-        start = self.offset
-        self.offset = start + size
-        self.sample_bytes += size
-        ptr = self.data_start + self.page_no * self.page_size + start
-        self.records.append((self.sample_id, ptr, size))
-        return ptr, self.page[start:start + size]
-
-    def drop_sample(self):
-        """Forget the current sample's regions and zero their bytes in the page."""
-        if len(self.records) > self.sample_first:
-            self.page[self.sample_start:self.offset] = 0
-            self.offset = self.sample_start
-            del self.records[self.sample_first:]
-        self.sample_bytes = 0
-
-    def new_page(self):
-        """Write the open page (if any) and open the next free one."""
-        self.flush()
-        self.page_no = int(self.next_page())
-        self.offset = 0
-
-    def flush(self):
-        """Write the open page, whole and zero-padded, at its final offset (FMT-040)."""
-        if self.page_no < 0:
-            return
-        position = self.data_start + self.page_no * self.page_size
-        view = memoryview(self.page)
-        while view:
-            written = os.pwrite(self.fd, view, position)
-            view = view[written:]
-            position += written
-        self.page[:self.offset] = 0
-        self.page_no = -1
-        self.offset = 0
-
-    def take_records(self):
-        """The allocation records made since the last call, as ``ALLOC_TABLE_TYPE``."""
-        records = np.array(self.records, dtype=ALLOC_TABLE_TYPE)
-        self.records = []
-        self.sample_first = 0
-        return records
-
-
-class _SampleEncoder:
-    """Encodes samples into the metadata table and the page buffer of one worker."""
-
-    def __init__(self, field_names, handlers, metadata, allocator, cursor):
-        self.field_names = field_names
-        self.handlers = handlers
-        # one column view per field: slicing it gives FFCV's ``destination``
-        self.columns = [metadata[f'f{i}'] for i in range(len(handlers))]
-        self.allocator = allocator
-        self.cursor = cursor
-        self.num_fields = len(handlers)
-
-    def check_sample(self, sample):
-        if not isinstance(sample, (tuple, list)):
-            raise TypeError(f"{self.cursor.describe()} is a {type(sample).__name__}; the dataset "
-                            f"must return a tuple of {self.num_fields} values, one per field "
-                            f"{tuple(self.field_names)}")
-        if len(sample) != self.num_fields:
-            raise ValueError(f"{self.cursor.describe()} has {len(sample)} values but the writer has "
-                             f"{self.num_fields} fields {tuple(self.field_names)}; each sample must "
-                             f"be a tuple with one value per field, in that order")
-
-    def encode(self, dest, sample):
-        """Store ``sample`` (one value per field) as sample number ``dest``."""
-        self.check_sample(sample)
-        alloc = self.allocator
-        cursor = self.cursor
-        for attempt in range(2):
-            alloc.begin_sample(dest)
-            try:
-                for i in range(self.num_fields):
-                    cursor.field = self.field_names[i]
-                    self.handlers[i].encode(self.columns[i][dest:dest + 1], sample[i], alloc.malloc)
-            except _PageFull as full:
-                needed = alloc.sample_bytes + full.args[0]
-                alloc.drop_sample()
-                if attempt == 1:
-                    raise self._too_big(needed) from None
-                alloc.new_page()
-            else:
-                cursor.field = None
-                return
-
-    def _too_big(self, needed):
-        suggestion = _suggest_page_size(needed)
-        hint = (f"pass page_size={suggestion} (or more) to DatasetWriter" if suggestion else
-                "a .beton page cannot be that large (FMT-013)")
-        return ValueError(
-            f"{self.cursor.describe()} does not fit in one page of {self.allocator.page_size} bytes: "
-            f"its regions up to and including field {self.cursor.field!r} need {needed} bytes, and "
-            f"all regions of a sample must lie in one page (FMT-041); {hint}")
-
-
-def _failure_report(cursor, exc):
-    """(text, pickled exception or None) describing ``exc`` raised while writing."""
-    during = f" in field {cursor.field!r}" if cursor.dest is not None and cursor.field else ""
-    tb = ''.join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-    text = (f"writing {cursor.describe()} failed{during}: {type(exc).__name__}: {exc}\n\n"
-            f"Original traceback:\n{tb}")
-    try:
-        pickled = pickle.dumps(exc)
-        pickle.loads(pickled)
-    except Exception:  # noqa: BLE001  (an unpicklable exception only loses __cause__)
-        pickled = None
-    return text, pickled
-
-
-# ---------------------------------------------------------------------------
-# sources of samples: a list of work items, and how a worker turns one into samples
-
-class _IndexedSource:
-    """``dataset[indices[pos]]`` goes to destination ``pos``; items are ``(start, stop)``."""
-
-    def __init__(self, dataset, indices, chunksize):
-        self.dataset = dataset
-        self.indices = indices
-        self.chunksize = chunksize
-        self.num_samples = len(indices)
-        self.num_items = -(-self.num_samples // chunksize)
-
-    def items(self):
-        n, step = self.num_samples, self.chunksize
-        return ((start, min(start + step, n)) for start in range(0, n, step))
-
-    @staticmethod
-    def describe(item):
-        return f"samples {item[0]} to {item[1] - 1}"
-
-    def samples(self, item, cursor):
-        start, stop = item
-        dataset, indices = self.dataset, self.indices
-        for pos in range(start, stop):
-            src = indices[pos]
-            cursor.dest, cursor.where, cursor.field = pos, f'dataset[{src}]', None
-            yield pos, dataset[src]
-
-
-class _WebDatasetSource:
-    """Sample ``i`` of shard ``s`` goes to ``offsets[s] + i``; items are ``(shard, offset, count)``."""
-
-    def __init__(self, shards, pipeline, counts):
-        self.shards = shards
-        self.pipeline = pipeline
-        self.counts = counts
-        self.offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-        self.num_samples = int(self.offsets[-1])
-        self.num_items = len(shards)
-
-    def items(self):
-        return ((shard, int(off), int(count))
-                for shard, off, count in zip(self.shards, self.offsets, self.counts))
-
-    @staticmethod
-    def describe(item):
-        return f"shard {item[0]!r} (samples {item[1]} to {item[1] + item[2] - 1})"
-
-    def samples(self, item, cursor):
-        shard, offset, count = item
-        produced = 0
-        iterator = iter(_open_shard(shard, self.pipeline))
-        while True:
-            cursor.dest, cursor.where, cursor.field = offset + produced, f'sample {produced} of shard {shard!r}', None
-            try:
-                sample = next(iterator)
-            except StopIteration:
-                break
-            if produced >= count:
-                raise RuntimeError(f"shard {shard!r} yielded more than the {count} samples counted "
-                                   f"before writing; the pipeline must be deterministic")
-            yield offset + produced, sample
-            produced += 1
-        if produced != count:
-            raise RuntimeError(f"shard {shard!r} yielded {produced} samples, but {count} were counted "
-                               f"before writing; the pipeline must be deterministic")
-
-
-class _IterableSource:
-    """Samples pulled from an iterable in the calling process; items are ``(start, [samples])``."""
-
-    def __init__(self, iterable, length, chunksize):
-        self.iterator = iter(iterable)
-        self.num_samples = length
-        self.num_items = -(-length // chunksize)
-        self.chunksize = chunksize
-        self.pulled = 0
-        self.cursor = _Cursor()
-
-    def items(self):
-        while self.pulled < self.num_samples:
-            start = self.pulled
-            take = min(self.chunksize, self.num_samples - start)
-            chunk = []
-            for _ in range(take):
-                self.cursor.dest, self.cursor.where = start + len(chunk), 'from the iterable'
-                try:
-                    chunk.append(next(self.iterator))
-                except StopIteration:
-                    raise ValueError(f"the iterable ended after {start + len(chunk)} samples but "
-                                     f"length={self.num_samples} was announced") from None
-            self.pulled += take
-            yield start, chunk
-        self.cursor.dest, self.cursor.where = self.num_samples, 'from the iterable'
-        extra = next(self.iterator, _END)
-        if extra is not _END:
-            raise ValueError(f"the iterable has more than the announced length={self.num_samples} "
-                             f"samples")
-
-    @staticmethod
-    def describe(item):
-        return f"samples {item[0]} to {item[0] + len(item[1]) - 1}"
-
-    def samples(self, item, cursor):
-        start, chunk = item
-        for k, sample in enumerate(chunk):
-            cursor.dest, cursor.where, cursor.field = start + k, 'from the iterable', None
-            yield start + k, sample
-
-
-_END = object()
-
-
-def _import_webdataset():
-    try:
-        import webdataset
-    except ImportError as exc:
-        raise ImportError("DatasetWriter.from_webdataset needs the webdataset package: "
-                          "pip install webdataset") from exc
-    return webdataset
-
-
-def _open_shard(shard, pipeline):
-    webdataset = _import_webdataset()
-    try:
-        # in order, and an empty shard is just empty
-        dataset = webdataset.WebDataset(shard, shardshuffle=False, empty_check=False)
-    except TypeError:  # releases before these arguments
-        dataset = webdataset.WebDataset(shard)
-    return pipeline(dataset)
-
-
-# ---------------------------------------------------------------------------
-# worker processes
-
-def _worker_main(rank, pipes, source, job):
-    """Body of worker process ``rank``: ask for items, encode them, report back."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)   # the parent handles Ctrl-C
-    conn = None
-    for k, (parent_end, child_end) in enumerate(pipes):
-        parent_end.close()
-        if k == rank:
-            conn = child_end
-        else:
-            child_end.close()
-    cursor = _Cursor()
-    try:
-        allocator, encoder = job.make_encoder(cursor)
-        done = 0
-        while True:
-            conn.send(('ready', done, allocator.take_records().tobytes()))
-            item = conn.recv()
-            if item is None:
-                break
-            done = 0
-            for dest, sample in source.samples(item, cursor):
-                encoder.encode(dest, sample)
-                done += 1
-        cursor.dest = None
-        allocator.flush()
-        conn.send(('done', 0, allocator.take_records().tobytes()))
-    except BaseException as exc:  # noqa: BLE001  (everything goes back to the parent)
-        text, pickled = _failure_report(cursor, exc)
-        try:
-            conn.send(('error', text, pickled))
-        except OSError:
-            pass
-    finally:
-        conn.close()
-
-
-class _Job:
-    """What every worker needs, fixed before the workers are forked."""
-
-    def __init__(self, fd, page_size, data_start, field_names, handlers, metadata, counter):
-        self.fd = fd
-        self.page_size = page_size
-        self.data_start = data_start
-        self.field_names = field_names
-        self.handlers = handlers
-        self.metadata = metadata
-        self.counter = counter
-
-    def next_page(self):
-        with self.counter.get_lock():
-            page = self.counter.value
-            self.counter.value = page + 1
-        return page
-
-    def make_encoder(self, cursor):
-        allocator = _PageAllocator(self.fd, self.page_size, self.data_start, self.next_page)
-        encoder = _SampleEncoder(self.field_names, self.handlers, self.metadata, allocator, cursor)
-        return allocator, encoder
-
-
-def _stop_processes(processes):
-    for proc in processes:
-        if proc.is_alive():
-            proc.terminate()
-    for proc in processes:
-        proc.join(_TERMINATE_GRACE_S)
-        if proc.is_alive():
-            proc.kill()
-            proc.join()
-
-
-def _exit_description(code):
-    if code is None:
-        return 'is still running'
-    if code < 0:
-        try:
-            return f'was killed by {signal.Signals(-code).name}'
-        except ValueError:
-            return f'was killed by signal {-code}'
-    return f'exited with code {code}'
-
-
-# ---------------------------------------------------------------------------
-# the writer
 
 class DatasetWriter:
     """Writes a dataset into a ``.beton`` file (format version 2, FFCV 1.0 compatible).
@@ -521,6 +71,19 @@ class DatasetWriter:
     progress : bool
         Show a tqdm progress bar over samples (also off when ``TQDM_DISABLE``
         is set in the environment).
+    seed : int, sequence of int or None
+        Root of every random choice the write makes: ``shuffle_indices`` and
+        ``write_mode='proportion'`` (each sample gets its own Generator,
+        seeded from ``(seed, sample index, field)``, so the file is the same
+        whatever the number of workers). None draws a fresh root for each
+        write. numpy's global RNG is never used (``np.random.seed`` has no
+        effect on a write).
+
+    Workers are forked only while the calling process runs no other thread;
+    otherwise they are started with ``forkserver`` (or ``spawn``), which needs
+    the dataset and the fields to be picklable. If they are not, the write
+    runs in the calling process (as with ``num_workers=1``) after a
+    ``RuntimeWarning``.
 
     Raises
     ------
@@ -531,8 +94,11 @@ class DatasetWriter:
         field name.
     """
 
-    def __init__(self, fname, fields, page_size=DEFAULT_PAGE_SIZE, num_workers=-1, progress=True):
+    def __init__(self, fname, fields, page_size=DEFAULT_PAGE_SIZE, num_workers=-1, progress=True,
+                 seed=None):
         self.fname = os.fspath(fname)
+        # SeedSequence checks the seed now (a negative or float seed is a ValueError/TypeError)
+        self.seed = seed if seed is None else np.random.SeedSequence(seed).entropy
         if not isinstance(fields, Mapping):
             raise TypeError(f"fields must be a mapping of name -> Field, got {type(fields).__name__}")
         if not fields:
@@ -576,8 +142,8 @@ class DatasetWriter:
         chunksize : int
             Samples per work item handed to a worker.
         shuffle_indices : bool
-            Shuffle ``indices`` (with numpy's global RNG) first, so sample ``k``
-            of the file is a random item.
+            Shuffle ``indices`` first, so sample ``k`` of the file is a random
+            item; the order is drawn from ``seed`` (reproducible when it is given).
 
         Raises
         ------
@@ -593,9 +159,12 @@ class DatasetWriter:
             if indices.ndim != 1 or not (indices.size == 0 or np.issubdtype(indices.dtype, np.integer)):
                 raise ValueError(f"indices must be a 1-D sequence of integers, got an array of "
                                  f"dtype {indices.dtype} and shape {indices.shape}")
+        entropy = self._root_entropy()
         if shuffle_indices:
-            indices = np.random.permutation(indices)
-        self._write(_IndexedSource(dataset, indices, chunksize))
+            rng = np.random.Generator(np.random.PCG64(
+                np.random.SeedSequence(entropy, spawn_key=(SHUFFLE_KEY,))))
+            indices = rng.permutation(indices)
+        self._write(IndexedSource(dataset, indices, chunksize), entropy)
 
     def from_webdataset(self, shards, pipeline):
         """Write the samples of WebDataset ``shards``, shard by shard.
@@ -619,11 +188,11 @@ class DatasetWriter:
         WriterError
             If counting or writing fails.
         """
-        _import_webdataset()
+        import_webdataset()
         shards = list(shards)
 
         def count(shard):
-            return sum(1 for _ in _open_shard(shard, pipeline))
+            return sum(1 for _ in open_shard(shard, pipeline))
 
         workers = max(1, min(self.num_workers, len(shards)))
         counts = []
@@ -635,7 +204,7 @@ class DatasetWriter:
                 except Exception as exc:
                     raise WriterError(f"counting the samples of shard {shard!r} failed: "
                                       f"{type(exc).__name__}: {exc}") from exc
-        self._write(_WebDatasetSource(shards, pipeline, np.asarray(counts, dtype=np.int64)))
+        self._write(WebDatasetSource(shards, pipeline, np.asarray(counts, dtype=np.int64)))
 
     def from_iterable(self, iterable, length=None, chunksize=100):
         """Write the samples of ``iterable`` in order.
@@ -672,25 +241,39 @@ class DatasetWriter:
         length = int(length)
         if length < 0:
             raise ValueError(f"length must be >= 0, got {length}")
-        self._write(_IterableSource(iterable, length, chunksize))
+        self._write(IterableSource(iterable, length, chunksize))
+
+    def _root_entropy(self):
+        """The root of one write's random choices: ``seed``'s, or fresh entropy."""
+        return np.random.SeedSequence(self.seed).entropy
 
     # -- writing --------------------------------------------------------------
 
-    def _write(self, source):
+    def _write(self, source, entropy=None):
         num_samples = int(source.num_samples)
         target_dir = os.path.dirname(os.path.abspath(self.fname))
-        fd, tmp_path = tempfile.mkstemp(dir=target_dir, suffix='.tmp',
-                                        prefix='.' + os.path.basename(self.fname) + '.')
+        _write_temp.clean_stale(self.fname)   # left by writers that were killed (SIGKILL, power)
+        # one root per write: a seed gives the same choices every time, no seed fresh ones
+        if entropy is None:
+            entropy = self._root_entropy()
+        fd, tmp_path = _write_temp.create_temp(self.fname)
         success = False
         try:
-            _set_default_mode(fd)
-            self._write_into(fd, source, num_samples)
+            self._write_into(fd, tmp_path, source, num_samples, entropy)
             os.fsync(fd)
             os.close(fd)
             fd = -1
             os.replace(tmp_path, self.fname)
             success = True
             _fsync_directory(target_dir)
+        except WriterError as exc:
+            raise WriterError(f"{exc}\n[{self.fname} was not written; an existing file there was "
+                              f"left as it was]") from exc.__cause__
+        except OSError as exc:
+            raise WriterError(
+                f"writing {self.fname} failed: {type(exc).__name__}: {exc} (a full disk or a "
+                f"file size limit gives ENOSPC/EFBIG); nothing was written there and an existing "
+                f"file was left as it was") from exc
         finally:
             if fd >= 0:
                 os.close(fd)
@@ -700,35 +283,28 @@ class DatasetWriter:
                 except FileNotFoundError:
                     pass
 
-    def _write_into(self, fd, source, num_samples):
+    def _write_into(self, fd, tmp_path, source, num_samples, entropy):
         num_fields = len(self.handlers)
         meta_start = metadata_offset(num_fields)                      # FMT-030
         meta_bytes = num_samples * self.metadata_type.itemsize
         data_start = align_to_page(meta_start + meta_bytes, self.page_size)  # FMT-040
 
-        _pwrite_all(fd, self._descriptors().tobytes(), HeaderType.itemsize)
+        pwrite_all(fd, self._descriptors().tobytes(), HeaderType.itemsize)
 
-        shared = mmap.mmap(-1, max(1, meta_bytes))   # zeroed, MAP_SHARED: inherited by fork
-        try:
-            metadata = np.frombuffer(shared, dtype=self.metadata_type, count=num_samples)
-            counter = multiprocessing.get_context('fork').Value('q', 0)
-            job = _Job(fd, self.page_size, data_start, self.field_names, self.handlers,
-                       metadata, counter)
-            records = self._run(source, job, num_samples)
-            num_pages = int(counter.value)
-            _pwrite_all(fd, metadata.tobytes(), meta_start)
-        finally:
-            metadata = job = None
-            try:
-                shared.close()
-            except BufferError:   # a view survives in a traceback; the GC unmaps it later
-                pass
+        metadata = np.zeros(num_samples, dtype=self.metadata_type)
+        # made by the spawn context: such a lock may go to forked and spawned workers alike
+        counter = multiprocessing.get_context('spawn').Value('q', 0)
+        job = Job(fd, tmp_path, self.page_size, data_start, self.field_names, self.handlers,
+                  self.metadata_type, num_samples, counter, entropy)
+        records = self._run(source, job, num_samples, metadata)
+        num_pages = int(counter.value)
+        pwrite_all(fd, metadata.tobytes(), meta_start)
 
         if len(records):
             # one record per region in (sample, malloc) order, whatever the worker count (FMT-050)
             records = records[np.argsort(records['sample_id'], kind='stable')]
         table_ptr = data_start + num_pages * self.page_size if num_pages else meta_start + meta_bytes
-        _pwrite_all(fd, records.tobytes(), table_ptr)
+        pwrite_all(fd, records.tobytes(), table_ptr)
         os.ftruncate(fd, table_ptr + records.nbytes)
 
         header = np.zeros(1, dtype=HeaderType)
@@ -737,7 +313,7 @@ class DatasetWriter:
         header['page_size'] = self.page_size
         header['num_samples'] = num_samples
         header['alloc_table_ptr'] = table_ptr
-        _pwrite_all(fd, header.tobytes(), 0)                          # FMT-010, written last
+        pwrite_all(fd, header.tobytes(), 0)                          # FMT-010, written last
 
     def _descriptors(self):
         """The field descriptor table (FMT-020, FMT-021, FMT-022)."""
@@ -758,135 +334,43 @@ class DatasetWriter:
         return tqdm(total=num_samples, unit='samples', disable=disabled,
                     desc=f'Writing {os.path.basename(self.fname)}')
 
-    def _run(self, source, job, num_samples):
-        """Encode every sample; return all allocation records (``ALLOC_TABLE_TYPE``)."""
+    def _run(self, source, job, num_samples, metadata):
+        """Encode every sample into ``metadata`` and pages; return the allocation records."""
         workers = max(1, min(self.num_workers, source.num_items))
-        items = _reporting(source.items(), getattr(source, 'cursor', None) or _Cursor())
+        items = reporting(source.items(), getattr(source, 'cursor', None) or Cursor())
         try:
             if num_samples == 0:
                 for _ in items:   # lets from_iterable check that the iterable is empty
                     pass
                 return np.zeros(0, dtype=ALLOC_TABLE_TYPE)
-            with self._progress_bar(num_samples) as bar:
-                if workers == 1:
-                    return self._run_here(source, job, items, bar)
-                return self._run_processes(source, job, items, bar, workers)
-        except _SourceFailure as failure:
-            text, _ = _failure_report(failure.cursor, failure.exc)
+            method = start_method(source, job) if workers > 1 else None
+            make_bar = functools.partial(self._progress_bar, num_samples)
+            if method is None:
+                return run_here(source, job, items, make_bar, metadata)
+            return run_processes(source, job, items, make_bar, workers, method, metadata)
+        except SourceFailure as failure:
+            text, _ = failure_report(failure.cursor, failure.exc)
             raise WriterError(text) from failure.exc
 
-    def _run_here(self, source, job, items, bar):
-        cursor = _Cursor()
-        allocator, encoder = job.make_encoder(cursor)
-        chunks = []
-        try:
-            for item in items:
-                done = 0
-                for dest, sample in source.samples(item, cursor):
-                    encoder.encode(dest, sample)
-                    done += 1
-                chunks.append(allocator.take_records())
-                bar.update(done)
-            cursor.dest = None
-            allocator.flush()
-        except _SourceFailure:
-            raise
-        except Exception as exc:
-            text, _ = _failure_report(cursor, exc)
-            raise WriterError(text) from exc
-        chunks.append(allocator.take_records())
-        return np.concatenate(chunks)
 
-    def _run_processes(self, source, job, items, bar, workers):
-        ctx = multiprocessing.get_context('fork')
-        pipes = [ctx.Pipe(duplex=True) for _ in range(workers)]
-        processes = []
-        chunks = []
-        try:
-            for rank in range(workers):
-                proc = ctx.Process(target=_worker_main, args=(rank, pipes, source, job),
-                                   name=f'ffcvx-writer-{rank}')
-                proc.start()
-                processes.append(proc)
-            for _, child_end in pipes:
-                child_end.close()
-            conns = [parent_end for parent_end, _ in pipes]
-            running = set(range(workers))
-            assigned = [None] * workers
-            while running:
-                waitables = {conns[k]: k for k in running}
-                waitables.update({processes[k].sentinel: k for k in running})
-                for ready in multiprocessing.connection.wait(list(waitables), timeout=1.0):
-                    rank = waitables[ready]
-                    if rank not in running:
-                        continue
-                    if self._serve(rank, conns[rank], processes[rank], items, chunks, bar,
-                                   source, assigned):
-                        running.discard(rank)
-            for proc in processes:       # all reported 'done'; stragglers are stopped below
-                proc.join(_TERMINATE_GRACE_S)
-        finally:
-            _stop_processes(processes)
-            for parent_end, child_end in pipes:
-                parent_end.close()
-                child_end.close()
-        return np.concatenate(chunks) if chunks else np.zeros(0, dtype=ALLOC_TABLE_TYPE)
+def clean_temporary_files(target):
+    """Remove the temporary files that killed writers left for ``target``.
 
-    def _serve(self, rank, conn, proc, pending, chunks, bar, source, assigned):
-        """Handle what worker ``rank`` sent; True once it has finished its work."""
-        while True:
-            try:
-                if not conn.poll():
-                    break
-                kind, value, payload = conn.recv()
-            except (EOFError, OSError):
-                break
-            if kind == 'error':
-                cause = None
-                if payload is not None:
-                    try:
-                        cause = pickle.loads(payload)
-                    except Exception:  # noqa: BLE001
-                        cause = None
-                raise WriterError(f"[writer worker {rank}] {value}") from cause
-            chunks.append(np.frombuffer(payload, dtype=ALLOC_TABLE_TYPE).copy())
-            bar.update(value)
-            if kind == 'done':
-                return True
-            item = assigned[rank] = next(pending, None)
-            try:
-                conn.send(item)
-            except OSError:
-                break
-        if proc.is_alive():
-            return False
-        proc.join()
-        doing = (f" while writing {source.describe(assigned[rank])}" if assigned[rank] is not None
-                 else "")
-        raise WriterError(f"writer worker {rank} (pid {proc.pid}) {_exit_description(proc.exitcode)}"
-                          f"{doing}; the output was not written")
+    Only files whose writer no longer runs are removed (pid and process
+    start time, see :mod:`ffcvx._write_temp`); a running write is never
+    disturbed. The target itself is never touched. ``ffcvx clean`` calls this.
 
+    Parameters
+    ----------
+    target : str or os.PathLike
+        The ``.beton`` path a write was aimed at (it need not exist).
 
-class _SourceFailure(Exception):
-    """Reading the next work item in the calling process failed (``from_iterable``)."""
-
-    def __init__(self, cursor, exc):
-        super().__init__(str(exc))
-        self.cursor = cursor
-        self.exc = exc
-
-
-def _reporting(items, cursor):
-    """Yield from ``items``, wrapping its exceptions in :class:`_SourceFailure`."""
-    iterator = iter(items)
-    while True:
-        try:
-            item = next(iterator)
-        except StopIteration:
-            return
-        except Exception as exc:
-            raise _SourceFailure(cursor, exc) from exc
-        yield item
+    Returns
+    -------
+    list of str
+        The paths removed.
+    """
+    return _write_temp.clean_stale(os.fspath(target))
 
 
 # ---------------------------------------------------------------------------
@@ -931,21 +415,6 @@ def _encode_field_name(name):
     return raw
 
 
-def _pwrite_all(fd, data, offset):
-    view = memoryview(data)
-    while view:
-        written = os.pwrite(fd, view, offset)
-        view = view[written:]
-        offset += written
-
-
-def _set_default_mode(fd):
-    """Give the temporary file the permissions a newly created file would get."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.fchmod(fd, 0o666 & ~umask)
-
-
 def _fsync_directory(path):
     try:
         dir_fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
@@ -957,4 +426,3 @@ def _fsync_directory(path):
         pass
     finally:
         os.close(dir_fd)
-

@@ -131,6 +131,11 @@ class Field(ABC):
     def to_binary(self) -> ARG_TYPE:
         """The 1024-byte ``arguments`` blob stored in the field descriptor (FMT-021)."""
 
+    #: When true, the writer calls ``encode(destination, field, malloc, rng=Generator)``
+    #: with a Generator seeded per sample from ``DatasetWriter(seed=...)``; fields that
+    #: draw random numbers set it (never numpy's global RNG, which forked workers share).
+    encode_uses_rng = False
+
     @abstractmethod
     def encode(self, destination, field, malloc):
         """Store one value.

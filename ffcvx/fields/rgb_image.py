@@ -202,17 +202,33 @@ class ImageField(Field):
     def _pixels(self, value):
         """The writer input as ``ndarray[uint8]``, (H, W, 3) or (H, W) by ``channels``."""
 
-    def _choose_mode(self, image):
+    @property
+    def encode_uses_rng(self):
+        """bool: the writer passes ``rng`` to :meth:`encode` (only ``proportion`` draws)."""
+        return self.write_mode == 'proportion'
+
+    def _choose_mode(self, image, rng):
         if self.write_mode == 'smart':
             # image.size is the raw size in bytes (uint8 pixels), which FFCV compares
             compress = self.smart_threshold is not None and image.size > self.smart_threshold
             return 'jpg' if compress else 'raw'
         if self.write_mode == 'proportion':
-            return 'jpg' if np.random.rand() < self.proportion else 'raw'
+            # never numpy's global RNG: forked workers would all copy its state
+            if rng is None:
+                rng = np.random.default_rng()
+            return 'jpg' if rng.random() < self.proportion else 'raw'
         return self.write_mode
 
-    def encode(self, destination, field, malloc):
+    def encode(self, destination, field, malloc, rng=None):
         """Store one image in the mode ``write_mode`` chooses and fill its record (FMT-036).
+
+        Parameters
+        ----------
+        destination, field, malloc
+            See :meth:`Field.encode`.
+        rng : numpy.random.Generator, optional
+            Draws the ``proportion`` choice; the writer passes one per sample,
+            seeded from ``DatasetWriter(seed=...)``. None: fresh entropy.
 
         Raises
         ------
@@ -226,7 +242,7 @@ class ImageField(Field):
         if height > MAX_SIDE or width > MAX_SIDE:
             raise ValueError(f"image of {width}x{height} pixels is larger than the format's "
                              f"{MAX_SIDE} pixel limit; pass max_resolution to shrink it")
-        mode = self._choose_mode(image)
+        mode = self._choose_mode(image, rng)
         if mode == 'jpg':
             payload = np.frombuffer(encode_jpeg(image, self.jpeg_quality), dtype=np.uint8)
         elif mode == 'png':

@@ -1,0 +1,172 @@
+"""Sources of samples for :class:`ffcvx.writer.DatasetWriter`: work items and how a worker reads them.
+
+A source has ``num_samples``, ``num_items``, ``items()`` (the work items, in
+the calling process), ``describe(item)`` (for error messages) and
+``samples(item, cursor)`` (in a worker: yields ``(destination index,
+sample)`` and keeps ``cursor`` on the sample being read).
+"""
+import numpy as np
+
+from ._write_pages import Cursor
+
+__all__ = ['IndexedSource', 'IterableSource', 'SourceFailure', 'WebDatasetSource',
+           'import_webdataset', 'open_shard', 'reporting']
+
+
+class IndexedSource:
+    """``dataset[indices[pos]]`` goes to destination ``pos``; items are ``(start, stop)``."""
+
+    def __init__(self, dataset, indices, chunksize):
+        self.dataset = dataset
+        self.indices = indices
+        self.chunksize = chunksize
+        self.num_samples = len(indices)
+        self.num_items = -(-self.num_samples // chunksize)
+
+    def items(self):
+        n, step = self.num_samples, self.chunksize
+        return ((start, min(start + step, n)) for start in range(0, n, step))
+
+    @staticmethod
+    def describe(item):
+        return f"samples {item[0]} to {item[1] - 1}"
+
+    def samples(self, item, cursor):
+        start, stop = item
+        dataset, indices = self.dataset, self.indices
+        for pos in range(start, stop):
+            src = indices[pos]
+            cursor.dest, cursor.where, cursor.field = pos, f'dataset[{src}]', None
+            yield pos, dataset[src]
+
+
+class WebDatasetSource:
+    """Sample ``i`` of shard ``s`` goes to ``offsets[s] + i``; items are ``(shard, offset, count)``."""
+
+    def __init__(self, shards, pipeline, counts):
+        self.shards = shards
+        self.pipeline = pipeline
+        self.counts = counts
+        self.offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        self.num_samples = int(self.offsets[-1])
+        self.num_items = len(shards)
+
+    def items(self):
+        return ((shard, int(off), int(count))
+                for shard, off, count in zip(self.shards, self.offsets, self.counts))
+
+    @staticmethod
+    def describe(item):
+        return f"shard {item[0]!r} (samples {item[1]} to {item[1] + item[2] - 1})"
+
+    def samples(self, item, cursor):
+        shard, offset, count = item
+        produced = 0
+        iterator = iter(open_shard(shard, self.pipeline))
+        while True:
+            cursor.dest, cursor.where, cursor.field = offset + produced, f'sample {produced} of shard {shard!r}', None
+            try:
+                sample = next(iterator)
+            except StopIteration:
+                break
+            if produced >= count:
+                raise RuntimeError(f"shard {shard!r} yielded more than the {count} samples counted "
+                                   f"before writing; the pipeline must be deterministic")
+            yield offset + produced, sample
+            produced += 1
+        if produced != count:
+            raise RuntimeError(f"shard {shard!r} yielded {produced} samples, but {count} were counted "
+                               f"before writing; the pipeline must be deterministic")
+
+
+class IterableSource:
+    """Samples pulled from an iterable in the calling process; items are ``(start, [samples])``."""
+
+    def __init__(self, iterable, length, chunksize):
+        self.iterator = iter(iterable)
+        self.num_samples = length
+        self.num_items = -(-length // chunksize)
+        self.chunksize = chunksize
+        self.pulled = 0
+        self.cursor = Cursor()
+
+    def items(self):
+        while self.pulled < self.num_samples:
+            start = self.pulled
+            take = min(self.chunksize, self.num_samples - start)
+            chunk = []
+            for _ in range(take):
+                self.cursor.dest, self.cursor.where = start + len(chunk), 'from the iterable'
+                try:
+                    chunk.append(next(self.iterator))
+                except StopIteration:
+                    raise ValueError(f"the iterable ended after {start + len(chunk)} samples but "
+                                     f"length={self.num_samples} was announced") from None
+            self.pulled += take
+            yield start, chunk
+        self.cursor.dest, self.cursor.where = self.num_samples, 'from the iterable'
+        extra = next(self.iterator, _END)
+        if extra is not _END:
+            raise ValueError(f"the iterable has more than the announced length={self.num_samples} "
+                             f"samples")
+
+    def __getstate__(self):
+        # the iterable is read in the calling process only; a spawned worker needs none of it
+        state = dict(self.__dict__)
+        state['iterator'] = None
+        return state
+
+    @staticmethod
+    def describe(item):
+        return f"samples {item[0]} to {item[0] + len(item[1]) - 1}"
+
+    def samples(self, item, cursor):
+        start, chunk = item
+        for k, sample in enumerate(chunk):
+            cursor.dest, cursor.where, cursor.field = start + k, 'from the iterable', None
+            yield start + k, sample
+
+
+_END = object()
+
+
+def import_webdataset():
+    try:
+        import webdataset
+    except ImportError as exc:
+        raise ImportError("DatasetWriter.from_webdataset needs the webdataset package: "
+                          "pip install webdataset") from exc
+    return webdataset
+
+
+def open_shard(shard, pipeline):
+    webdataset = import_webdataset()
+    try:
+        # in order, and an empty shard is just empty
+        dataset = webdataset.WebDataset(shard, shardshuffle=False, empty_check=False)
+    except TypeError:  # releases before these arguments
+        dataset = webdataset.WebDataset(shard)
+    return pipeline(dataset)
+
+
+class SourceFailure(Exception):
+    """Reading the next work item in the calling process failed (``from_iterable``)."""
+
+    def __init__(self, cursor, exc):
+        super().__init__(str(exc))
+        self.cursor = cursor
+        self.exc = exc
+
+
+def reporting(items, cursor):
+    """Yield from ``items``, wrapping its exceptions in :class:`SourceFailure`."""
+    iterator = iter(items)
+    while True:
+        try:
+            item = next(iterator)
+        except StopIteration:
+            return
+        except Exception as exc:
+            raise SourceFailure(cursor, exc) from exc
+        yield item
+

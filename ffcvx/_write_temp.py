@@ -1,0 +1,141 @@
+"""Temporary files of :class:`ffcvx.writer.DatasetWriter`: naming, creation, stale-file removal.
+
+A write goes to a temporary file in the target's folder, moved into place
+with ``os.replace`` only when everything succeeded (``spec/beton.md``,
+"Writer faults"). Its name says which process made it::
+
+    .<target name>.ffcvx-<host>-<pid>-<start>-<random>.tmp
+
+``host`` is 8 hex digits of a hash of the host name, ``pid`` the writing
+process's id and ``start`` its start time (clock ticks since boot, field 22
+of ``/proc/<pid>/stat``), so that a recycled pid is not taken for the
+writer. A temporary file is *stale* when it was made on this host by a
+process that no longer runs (no such pid, or a pid with another start
+time). Stale files are removed by the next write to the same target and by
+``ffcvx clean``; a live writer's file, or one made on another host (a shared
+folder), is never touched.
+"""
+import hashlib
+import os
+import re
+import secrets
+import socket
+
+__all__ = ['TempName', 'clean_stale', 'create_temp', 'process_start_time', 'stale_temps']
+
+_PATTERN = re.compile(r'^\.(?P<target>.+)\.ffcvx-(?P<host>[0-9a-f]{8})-(?P<pid>\d+)-(?P<start>\d+)'
+                      r'-(?P<token>[0-9a-f]+)\.tmp$')
+
+
+def process_start_time(pid):
+    """Start time of process ``pid`` in clock ticks since boot, or None if it does not run.
+
+    Parameters
+    ----------
+    pid : int
+
+    Returns
+    -------
+    int or None
+        Field 22 of ``/proc/<pid>/stat``; None when the process does not
+        exist (or ``/proc`` cannot be read for it); 0 on a system without ``/proc``
+        for our own process, which then only matches temporary files made
+        there too.
+    """
+    try:
+        with open(f'/proc/{int(pid)}/stat', 'rb') as stat:
+            text = stat.read()
+    except FileNotFoundError:
+        if not os.path.isdir('/proc/self'):
+            return 0 if pid == os.getpid() else None
+        return None
+    except OSError:
+        return None
+    # the command name (field 2) is in parentheses and may hold spaces or ')'
+    fields = text[text.rindex(b')') + 2:].split()
+    return int(fields[19])   # field 22; fields[0] is field 3
+
+
+def _host_token():
+    return hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
+
+
+class TempName:
+    """What a temporary file's name says (see the module docstring)."""
+
+    __slots__ = ('target', 'host', 'pid', 'start')
+
+    def __init__(self, target, host, pid, start):
+        self.target = target
+        self.host = host
+        self.pid = pid
+        self.start = start
+
+    @classmethod
+    def parse(cls, name):
+        """The parts of ``name``, or None if it is not a writer's temporary file name."""
+        match = _PATTERN.match(name)
+        if match is None:
+            return None
+        return cls(match['target'], match['host'], int(match['pid']), int(match['start']))
+
+    def is_stale(self):
+        """True when the writer that made this file no longer runs on this host."""
+        if self.host != _host_token():
+            return False        # another machine's writer: its pids mean nothing here
+        return process_start_time(self.pid) != self.start
+
+
+def create_temp(target):
+    """Create the temporary file for ``target`` in its folder; return ``(fd, path)``.
+
+    Created with ``os.open(..., O_CREAT | O_EXCL, 0o666)`` so the process's
+    umask gives it the mode any new file gets (no process-wide umask change).
+
+    Raises
+    ------
+    OSError
+        If the folder cannot be written to.
+    """
+    folder, name = os.path.split(os.path.abspath(target))
+    me = os.getpid()
+    start = process_start_time(me)
+    while True:
+        path = os.path.join(folder, f'.{name}.ffcvx-{_host_token()}-{me}-{start}-'
+                                    f'{secrets.token_hex(4)}.tmp')
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, 'O_CLOEXEC', 0),
+                         0o666)
+        except FileExistsError:   # one in 4 billion: draw another token
+            continue
+        return fd, path
+
+
+def stale_temps(target):
+    """Paths of the stale temporary files of ``target`` (see :meth:`TempName.is_stale`)."""
+    folder, name = os.path.split(os.path.abspath(target))
+    try:
+        entries = os.listdir(folder)
+    except FileNotFoundError:
+        return []
+    found = []
+    for entry in sorted(entries):
+        parsed = TempName.parse(entry)
+        if parsed is not None and parsed.target == name and parsed.is_stale():
+            found.append(os.path.join(folder, entry))
+    return found
+
+
+def clean_stale(target):
+    """Remove the stale temporary files of ``target``; return the paths removed.
+
+    A file that vanishes meanwhile (another cleaner) is skipped.
+    """
+    removed = []
+    for path in stale_temps(target):
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            continue
+        removed.append(path)
+    return removed
