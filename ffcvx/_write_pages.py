@@ -240,8 +240,9 @@ class SampleEncoder:
                 for i in range(self.num_fields):
                     cursor.field = self.field_names[i]
                     if self.random_fields[i]:
-                        self.handlers[i].encode(self.columns[i][dest:dest + 1], sample[i],
-                                                alloc.malloc, rng=self.sample_rng(dest, i))
+                        self.handlers[i].encode_with_rng(self.columns[i][dest:dest + 1],
+                                                         sample[i], alloc.malloc,
+                                                         self.sample_rng(dest, i))
                     else:
                         self.handlers[i].encode(self.columns[i][dest:dest + 1], sample[i],
                                                 alloc.malloc)

@@ -131,9 +131,10 @@ class Field(ABC):
     def to_binary(self) -> ARG_TYPE:
         """The 1024-byte ``arguments`` blob stored in the field descriptor (FMT-021)."""
 
-    #: When true, the writer calls ``encode(destination, field, malloc, rng=Generator)``
-    #: with a Generator seeded per sample from ``DatasetWriter(seed=...)``; fields that
-    #: draw random numbers set it (never numpy's global RNG, which forked workers share).
+    #: When true, the writer calls ``encode_with_rng(destination, field, malloc, rng)``
+    #: instead of ``encode``, with a Generator seeded per sample from
+    #: ``DatasetWriter(seed=...)``; fields that draw random numbers set it (never
+    #: numpy's global RNG, whose state forked workers all copy).
     encode_uses_rng = False
 
     @abstractmethod

@@ -1,7 +1,95 @@
-"""Scalar fields: ``IntField`` (int64) and ``FloatField`` (float64)."""
+"""Scalar fields: ``IntField`` (int64) and ``FloatField`` (float64).
+
+Both refuse, before anything is stored, a value they cannot store exactly
+(``spec/beton.md``, "Writer faults"): a non-integral, NaN or infinite float
+or an out-of-range integer for ``IntField``; an integer that float64 cannot
+hold exactly for ``FloatField``; and any value that is not a number (str,
+None, complex, ...) for either. The writer adds the sample index and field
+name to the message.
+"""
+import math
+
 import numpy as np
 
 from .base import Field, decoder_aliases, zero_arguments
+
+
+INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
+
+
+def _scalar(value, field):
+    """``value`` itself, or the one element of a 0-d or one-element array."""
+    if isinstance(value, np.ndarray):
+        if value.size != 1:
+            raise TypeError(f"{field} expects one number, got an array of shape {value.shape}")
+        value = value.reshape(-1)[0]
+    return value
+
+
+def exact_int64(value):
+    """``value`` as a Python int that int64 holds, or an error.
+
+    Parameters
+    ----------
+    value : int, bool, numpy integer, integral float, or a one-element array of these
+
+    Returns
+    -------
+    int
+        In ``[-2**63, 2**63 - 1]``.
+
+    Raises
+    ------
+    TypeError
+        For a value that is not a real number (str, None, complex, ...).
+    ValueError
+        For a float that is NaN, infinite or not integral, or an integer out of the int64 range.
+    """
+    value = _scalar(value, 'IntField')
+    if isinstance(value, (bool, np.bool_, int, np.integer)):
+        number = int(value)
+    elif isinstance(value, (float, np.floating)):
+        if not math.isfinite(value) or not float(value).is_integer():
+            raise ValueError(f"IntField stores integers; {value!r} is not an integral number "
+                             f"(convert it explicitly, or use FloatField)")
+        number = int(value)
+    else:
+        raise TypeError(f"IntField expects an integer, got {type(value).__name__} {value!r}")
+    if not INT64_MIN <= number <= INT64_MAX:
+        raise ValueError(f"IntField stores int64; {number} is out of range "
+                         f"[{INT64_MIN}, {INT64_MAX}]")
+    return number
+
+
+def exact_float64(value):
+    """``value`` as a float64 that equals it, or an error.
+
+    Raises
+    ------
+    TypeError
+        For a value that is not a real number (str, None, complex, ...).
+    ValueError
+        For an integer or extended-precision float that float64 cannot hold
+        exactly (e.g. ``2**53 + 1``). NaN and infinities are stored as they are.
+    """
+    value = _scalar(value, 'FloatField')
+    if isinstance(value, (bool, np.bool_, int, np.integer)):
+        integer = int(value)
+        if abs(integer) >= (1 << 1024):
+            raise ValueError(f"FloatField stores float64; an integer of {len(str(abs(integer)))} "
+                             f"digits is out of its range")
+        number = float(integer)
+        if number != integer:
+            raise ValueError(f"FloatField stores float64, which cannot hold the integer "
+                             f"{integer} exactly (nearest: {number!r})")
+        return np.float64(number)
+    if isinstance(value, (float, np.floating)):
+        number = np.float64(value)
+        if number != value and not (math.isnan(number) and math.isnan(value)):
+            raise ValueError(f"FloatField stores float64, which cannot hold {value!r} "
+                             f"({type(value).__name__}) exactly")
+        return number
+    raise TypeError(f"FloatField expects a real number, got {type(value).__name__} {value!r}")
 
 
 class FloatField(Field):
@@ -19,7 +107,8 @@ class FloatField(Field):
         return zero_arguments()
 
     def encode(self, destination, field, malloc):
-        destination[0] = field
+        """Store ``field`` exactly as float64 (see :func:`exact_float64` for what is refused)."""
+        destination[0] = exact_float64(field)
 
     def get_decoder_class(self):
         from .decoders import FloatDecoder
@@ -41,8 +130,8 @@ class IntField(Field):
         return zero_arguments()
 
     def encode(self, destination, field, malloc):
-        # np.int64 conversion rejects out-of-range Python ints instead of wrapping.
-        destination[0] = np.int64(field)
+        """Store ``field`` exactly as int64 (see :func:`exact_int64` for what is refused)."""
+        destination[0] = exact_int64(field)
 
     def get_decoder_class(self):
         from .decoders import IntDecoder

@@ -25,7 +25,25 @@ class JSONField(BytesField):
         return JSONField()
 
     def encode(self, destination, field, malloc):
-        text = (json.dumps(field) + SEPARATOR).encode(ENCODING)
+        """Store ``json.dumps(field)`` plus a NUL (FMT-035).
+
+        Raises
+        ------
+        ValueError
+            For NaN or an infinity anywhere in ``field``: they are not JSON
+            (RFC 8259), and other readers would refuse the text.
+        TypeError
+            For an object ``json`` cannot serialise (numpy arrays, sets, ...).
+        """
+        try:
+            text = json.dumps(field, allow_nan=False)
+        except ValueError as exc:
+            raise ValueError(f"JSONField cannot store NaN or infinity ({exc}); replace them, e.g. "
+                             f"by None") from None
+        except TypeError as exc:
+            raise TypeError(f"JSONField stores only JSON values (dict, list, str, int, float, "
+                            f"bool, None): {exc}") from None
+        text = (text + SEPARATOR).encode(ENCODING)
         super().encode(destination, np.frombuffer(text, dtype=np.uint8), malloc)
 
     @staticmethod

@@ -31,24 +31,44 @@ def _to_dtype(value, dtype):
 
     Equal dtypes pass untouched. Other dtypes are converted when numpy calls
     the cast ``same_kind`` (``'>i4'`` to ``'<i4'``, int to float, float64 to
-    float32, ...); a narrowing integer cast must keep every value.
+    float32, ..., and any integer to any integer) and the conversion keeps every value: converted back, the
+    array equals the input (NaN equal to NaN), so an int64 beyond 2**53 in a
+    float64 field, a float64 that float32 rounds, or an int out of a narrow
+    int's range is refused.
 
     Raises
     ------
     TypeError
-        For a cast across kinds (float to int, complex to float, ...).
+        For a cast across kinds (float to int, so NaN to int too; complex to
+        float, ...).
     ValueError
-        When an integer value does not fit the field's integer dtype.
+        When some value would change in the field's dtype.
     """
     if value.dtype == dtype:
         return value
-    if not np.can_cast(value.dtype, dtype, casting='same_kind'):
-        raise TypeError(f"NDArrayField expects dtype {dtype}, got {value.dtype}")
-    converted = value.astype(dtype)
-    if (dtype.kind in 'biu' and not np.can_cast(value.dtype, dtype, casting='safe')
-            and not np.array_equal(converted.astype(value.dtype), value)):
-        raise ValueError(f"NDArrayField of dtype {dtype}: some {value.dtype} values do not fit")
+    # signed <-> unsigned is allowed too: the round trip below catches every changed value
+    integers = value.dtype.kind in 'biu' and dtype.kind in 'iu'
+    if not (integers or np.can_cast(value.dtype, dtype, casting='same_kind')):
+        raise TypeError(f"NDArrayField expects dtype {dtype}, got {value.dtype}; numpy would "
+                        f"change kind ({value.dtype.kind!r} to {dtype.kind!r}), so convert "
+                        f"explicitly if that is meant")
+    with np.errstate(all='ignore'):       # an overflow is found below, by the round trip
+        converted = value.astype(dtype)
+        back = converted.astype(value.dtype)
+    nan_aware = value.dtype.kind in 'fc'
+    if not np.array_equal(back, value, equal_nan=nan_aware):
+        changed = int(np.count_nonzero(~_equal(back, value, nan_aware)))
+        raise ValueError(f"NDArrayField of dtype {dtype}: {changed} of {value.size} {value.dtype} "
+                         f"values do not fit (out of range, or rounded); convert explicitly "
+                         f"if that is meant")
     return converted
+
+
+def _equal(a, b, nan_aware):
+    same = a == b
+    if nan_aware:
+        same |= np.isnan(a) & np.isnan(b)
+    return same
 
 
 class NDArrayField(Field):

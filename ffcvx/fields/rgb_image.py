@@ -37,6 +37,20 @@ RGBMetadataType = np.dtype([
 #: Largest width or height the metadata can hold (``<u2``), pixels.
 MAX_SIDE = 65535
 
+#: PIL modes with more than 8 bits per channel: converting them to ``RGB`` or ``L``
+#: clips or truncates values, so the image fields refuse them.
+WIDE_PIL_MODES = ('I', 'F', 'I;16', 'I;16L', 'I;16B', 'I;16N', 'I;32', 'I;32L', 'I;32B',
+                  'RGB;16', 'RGBA;16')
+
+
+def check_pil_depth(image, field):
+    """Raise TypeError for a PIL image of more than 8 bits per channel (``WIDE_PIL_MODES``)."""
+    if image.mode in WIDE_PIL_MODES or image.mode.startswith(('I;', 'F;')):
+        raise TypeError(f"{field} stores 8 bits per channel, but this PIL image has mode "
+                        f"{image.mode!r}; converting it would clip its values. Scale it to "
+                        f"8 bits first (e.g. numpy: (a >> 8).astype(np.uint8)) or store it in an "
+                        f"NDArrayField")
+
 
 def to_rgb_array(value):
     """Turn a writer input into ``ndarray[uint8], shape (H, W, 3)``.
@@ -50,6 +64,7 @@ def to_rgb_array(value):
         For any other type, dtype or shape.
     """
     if isinstance(value, Image.Image):
+        check_pil_depth(value, 'RGBImageField')
         return np.asarray(value.convert('RGB'))
     if not isinstance(value, np.ndarray):
         raise TypeError(f"RGBImageField expects a PIL image or a uint8 ndarray, got {type(value).__name__}")
@@ -204,7 +219,7 @@ class ImageField(Field):
 
     @property
     def encode_uses_rng(self):
-        """bool: the writer passes ``rng`` to :meth:`encode` (only ``proportion`` draws)."""
+        """bool: the writer calls :meth:`encode_with_rng` (only ``proportion`` draws)."""
         return self.write_mode == 'proportion'
 
     def _choose_mode(self, image, rng):
@@ -219,25 +234,41 @@ class ImageField(Field):
             return 'jpg' if rng.random() < self.proportion else 'raw'
         return self.write_mode
 
-    def encode(self, destination, field, malloc, rng=None):
+    def encode(self, destination, field, malloc):
+        """Store one image (FFCV's signature); ``proportion`` draws from fresh entropy.
+
+        The writer calls :meth:`encode_with_rng` instead, with a Generator
+        seeded per sample from ``DatasetWriter(seed=...)``.
+        """
+        self.encode_with_rng(destination, field, malloc, None)
+
+    def encode_with_rng(self, destination, field, malloc, rng):
         """Store one image in the mode ``write_mode`` chooses and fill its record (FMT-036).
 
         Parameters
         ----------
         destination, field, malloc
             See :meth:`Field.encode`.
-        rng : numpy.random.Generator, optional
-            Draws the ``proportion`` choice; the writer passes one per sample,
-            seeded from ``DatasetWriter(seed=...)``. None: fresh entropy.
+        rng : numpy.random.Generator or None
+            Draws the ``proportion`` choice; None: a Generator of fresh entropy.
 
         Raises
         ------
         TypeError
-            For an input the field cannot take as pixels.
+            For an input the field cannot take as pixels: not a PIL image or
+            uint8 array, a wrong shape, or a PIL mode of more than 8 bits per
+            channel (``WIDE_PIL_MODES``).
         ValueError
-            When a side exceeds the format's limit (``MAX_SIDE``) after shrinking.
+            For an empty image (width or height 0), or when a side exceeds the
+            format's limit (``MAX_SIDE``) after shrinking.
         """
-        image = shrink_to(self._pixels(field), self.max_resolution)
+        pixels = self._pixels(field)
+        if 0 in pixels.shape[:2]:
+            # the record would say 0 pixels, which no reader opens (FMT-036)
+            raise ValueError(f"{type(self).__name__} cannot store an empty image "
+                             f"({pixels.shape[1]}x{pixels.shape[0]} pixels): width and height "
+                             f"must be at least 1")
+        image = shrink_to(pixels, self.max_resolution)
         height, width = image.shape[:2]
         if height > MAX_SIDE or width > MAX_SIDE:
             raise ValueError(f"image of {width}x{height} pixels is larger than the format's "
@@ -320,6 +351,7 @@ def to_gray_array(value):
         For any other type, dtype or shape.
     """
     if isinstance(value, Image.Image):
+        check_pil_depth(value, 'GrayscaleImageField')
         return np.asarray(value.convert('L'))
     if not isinstance(value, np.ndarray):
         raise TypeError(f"GrayscaleImageField expects a PIL image or a uint8 ndarray, got {type(value).__name__}")
