@@ -21,7 +21,8 @@ import re
 import secrets
 import socket
 
-__all__ = ['TempName', 'clean_stale', 'create_temp', 'process_start_time', 'stale_temps']
+__all__ = ['TempName', 'clean_stale', 'create_temp', 'process_start_time', 'stale_temps',
+           'temps_of']
 
 _PATTERN = re.compile(r'^\.(?P<target>.+)\.ffcvx-(?P<host>[0-9a-f]{8})-(?P<pid>\d+)-(?P<start>\d+)'
                       r'-(?P<token>[0-9a-f]+)\.tmp$')
@@ -111,23 +112,35 @@ def create_temp(target):
         return fd, path
 
 
-def stale_temps(target):
-    """Paths of the stale temporary files of ``target`` (see :meth:`TempName.is_stale`)."""
-    folder, name = os.path.split(os.path.abspath(target))
+def temps_of(target):
+    """``(path, TempName)`` of every writer temporary file of ``target``, live or stale.
+
+    ``target`` may also be a folder: then the temporary files of every target in it.
+    """
+    path = os.path.abspath(target)
+    if os.path.isdir(path):
+        folder, name = path, None
+    else:
+        folder, name = os.path.split(path)
     try:
         entries = os.listdir(folder)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return []
     found = []
     for entry in sorted(entries):
         parsed = TempName.parse(entry)
-        if parsed is not None and parsed.target == name and parsed.is_stale():
-            found.append(os.path.join(folder, entry))
+        if parsed is not None and (name is None or parsed.target == name):
+            found.append((os.path.join(folder, entry), parsed))
     return found
 
 
+def stale_temps(target):
+    """Paths of the stale temporary files of ``target`` (see :meth:`TempName.is_stale`)."""
+    return [path for path, parsed in temps_of(target) if parsed.is_stale()]
+
+
 def clean_stale(target):
-    """Remove the stale temporary files of ``target``; return the paths removed.
+    """Remove the stale temporary files of ``target`` (a file path or a folder); return them.
 
     A file that vanishes meanwhile (another cleaner) is skipped.
     """

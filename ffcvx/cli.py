@@ -6,6 +6,7 @@
     ffcvx convert imagefolder DIR OUT.beton [--write-mode jpg] [--max-resolution N] ...
     ffcvx convert fashion-mnist OUT_DIR [--source DIR] [--write-mode raw] ...
     ffcvx conformance --backend NAME [--golden-dir DIR] [-v]
+    ffcvx clean PATH...          (stale temporary files of killed writes)
 
 Also runs as ``python -m ffcvx``. Exit status: 0 on success, 1 when writing
 fails, 2 for bad arguments, missing inputs or an invalid ``.beton`` file.
@@ -298,6 +299,28 @@ def _cmd_conformance(args):
     return 0 if ok else 2
 
 
+def _cmd_clean(args):
+    """Remove the temporary files that killed writers left for each target (or folder)."""
+    from . import _write_temp
+    removed = kept = 0
+    for target in args.paths:
+        for path, parsed in _write_temp.temps_of(target):
+            if not parsed.is_stale():
+                kept += 1
+                print(f"kept {path} (its writer, pid {parsed.pid}, is running or ran on "
+                      f"another host)")
+                continue
+            try:
+                size = os.path.getsize(path)
+                os.unlink(path)
+            except FileNotFoundError:
+                continue
+            removed += 1
+            print(f"removed {path} ({_human(size)})")
+    print(f"{removed} stale temporary file(s) removed, {kept} of running writers kept")
+    return 0
+
+
 def build_parser():
     """The argparse parser of the ``ffcvx`` command."""
     from .datasets import FASHION_MNIST_ROOT
@@ -336,6 +359,16 @@ def build_parser():
                         help="store one-channel images (GrayscaleImageField, an ffcvx extension "
                              "FFCV cannot read) instead of RGB")
     fmnist.set_defaults(run=_cmd_fashion_mnist)
+
+    clean = commands.add_parser(
+        'clean', help="remove temporary files that killed writes left behind",
+        description="Remove the hidden temporary files (.NAME.ffcvx-*.tmp) that writers of "
+                    "each target left when they were killed (SIGKILL, power loss). A file of a "
+                    "writer that is still running (same pid and process start time), or one "
+                    "made on another host, is kept. The targets themselves are never touched.")
+    clean.add_argument('paths', nargs='+', metavar='PATH',
+                       help="a .beton path (need not exist) or a folder (every target in it)")
+    clean.set_defaults(run=_cmd_clean)
 
     conf = commands.add_parser(
         'conformance', help="check a decoder backend against spec/backends.md",

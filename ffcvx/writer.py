@@ -363,7 +363,8 @@ def clean_temporary_files(target):
     Parameters
     ----------
     target : str or os.PathLike
-        The ``.beton`` path a write was aimed at (it need not exist).
+        The ``.beton`` path a write was aimed at (it need not exist), or a
+        folder: then the stale temporary files of every target in it.
 
     Returns
     -------
