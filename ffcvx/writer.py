@@ -331,8 +331,8 @@ class DatasetWriter:
     def _progress_bar(self, num_samples):
         disabled = (not self.progress or
                     os.environ.get('TQDM_DISABLE', '').lower() not in ('', '0', 'false'))
-        return tqdm(total=num_samples, unit='samples', disable=disabled,
-                    desc=f'Writing {os.path.basename(self.fname)}')
+        return _ProgressBar(total=num_samples, unit='samples', disable=disabled,
+                            desc=f'Writing {os.path.basename(self.fname)}')
 
     def _run(self, source, job, num_samples, metadata):
         """Encode every sample into ``metadata`` and pages; return the allocation records."""
@@ -351,6 +351,13 @@ class DatasetWriter:
         except SourceFailure as failure:
             text, _ = failure_report(failure.cursor, failure.exc)
             raise WriterError(text) from failure.exc
+
+
+class _ProgressBar(tqdm):
+    """tqdm without its monitor thread: tqdm never stops that thread, and while it lives
+    the next write's workers could not be forked (``_write_workers.start_method``)."""
+
+    monitor_interval = 0
 
 
 def clean_temporary_files(target):
