@@ -56,6 +56,13 @@ def _to_dtype(value, dtype):
         converted = value.astype(dtype)
         back = converted.astype(value.dtype)
     nan_aware = value.dtype.kind in 'fc'
+    if integers and value.size:
+        # a round trip cannot see -1 -> uint64 -> -1: compare with the range as Python ints
+        info = np.iinfo(dtype)
+        if int(value.min()) < info.min or int(value.max()) > info.max:
+            raise ValueError(f"NDArrayField of dtype {dtype}: {value.dtype} values in "
+                             f"[{int(value.min())}, {int(value.max())}] do not fit its range "
+                             f"[{info.min}, {info.max}]; convert explicitly if that is meant")
     if not np.array_equal(back, value, equal_nan=nan_aware):
         changed = int(np.count_nonzero(~_equal(back, value, nan_aware)))
         raise ValueError(f"NDArrayField of dtype {dtype}: {changed} of {value.size} {value.dtype} "
