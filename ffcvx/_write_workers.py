@@ -98,12 +98,16 @@ class Job:
             self.counter.value = page + 1
         return page
 
-    def make_encoder(self, cursor):
-        """A fresh (allocator, encoder) pair for one process."""
+    def make_encoder(self, cursor, metadata=None):
+        """A fresh (allocator, encoder) pair for one process.
+
+        ``metadata``: the table to fill; None (a worker) makes the worker's own copy.
+        """
         if self.fd is None:
             self.fd = os.open(self.path, os.O_WRONLY | getattr(os, 'O_CLOEXEC', 0))
-        # zeros() maps untouched pages lazily: a worker's copy costs only the rows it fills
-        metadata = np.zeros(self.num_samples, dtype=self.metadata_type)
+        if metadata is None:
+            # zeros() maps untouched pages lazily: a worker's copy costs only the rows it fills
+            metadata = np.zeros(self.num_samples, dtype=self.metadata_type)
         allocator = PageAllocator(self.fd, self.page_size, self.data_start, self.next_page)
         encoder = SampleEncoder(self.field_names, self.handlers, metadata, allocator, cursor,
                                 self.entropy)
@@ -179,9 +183,7 @@ def run_here(source, job, items, make_bar, metadata):
 
 def _encode_here(source, job, items, bar, metadata):
     cursor = Cursor()
-    allocator, encoder = job.make_encoder(cursor)
-    encoder.metadata = metadata          # no copy needed in this process
-    encoder.columns = [metadata[f'f{i}'] for i in range(len(job.handlers))]
+    allocator, encoder = job.make_encoder(cursor, metadata)   # this process: no copy
     chunks = []
     try:
         for item in items:
