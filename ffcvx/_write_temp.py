@@ -21,7 +21,7 @@ import re
 import secrets
 import socket
 
-__all__ = ['TempName', 'clean_stale', 'create_temp', 'process_start_time', 'stale_temps',
+__all__ = ['TempName', 'clean_stale', 'create_temp', 'fsync_directory', 'process_start_time', 'stale_temps',
            'temps_of']
 
 _PATTERN = re.compile(r'^\.(?P<target>.+)\.ffcvx-(?P<host>[0-9a-f]{8})-(?P<pid>\d+)-(?P<start>\d+)'
@@ -152,3 +152,17 @@ def clean_stale(target):
             continue
         removed.append(path)
     return removed
+
+
+def fsync_directory(path):
+    """``fsync`` the folder ``path`` so a rename in it is durable; errors are ignored."""
+    try:
+        dir_fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return
+    try:
+        os.fsync(dir_fd)
+    except OSError:
+        pass
+    finally:
+        os.close(dir_fd)

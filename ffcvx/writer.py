@@ -12,8 +12,9 @@ version 2, ``spec/beton.md``)::
 
 The work is split over modules: ``_write_pages`` (page allocator, sample
 encoder), ``_write_sources`` (work items of each kind of source),
-``_write_workers`` (worker processes and their start method) and
-``_write_temp`` (temporary files and the removal of stale ones).
+``_write_workers`` (worker processes and their start method),
+``_write_temp`` (temporary files and the removal of stale ones) and
+``_write_checks`` (argument checks).
 
 The file is written to a temporary file next to the target and moved into place
 with ``os.replace`` only when everything succeeded, so a failed or interrupted
@@ -24,7 +25,6 @@ removed first (``spec/beton.md``, "Writer faults").
 import functools
 import multiprocessing
 import os
-import warnings
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 
@@ -32,6 +32,7 @@ import numpy as np
 from tqdm import tqdm
 
 from . import _write_temp
+from ._write_checks import check_chunksize, check_page_size, encode_field_name
 from ._write_pages import SHUFFLE_KEY, Cursor, pwrite_all, suggest_page_size
 from ._write_sources import (IndexedSource, IterableSource, SourceFailure, WebDatasetSource,
                              import_webdataset, open_shard, reporting)
@@ -39,8 +40,7 @@ from ._write_workers import Job, failure_report, run_here, run_processes, start_
 from .errors import WriterError
 from .fields import Field, type_id_of
 from .types import (ALLOC_TABLE_TYPE, CURRENT_VERSION, DEFAULT_PAGE_SIZE, FIELD_NAME_LENGTH,
-                    MAX_PAGE_SIZE, MIN_PAGE_SIZE, FieldDescType, HeaderType, align_to_page,
-                    get_metadata_type, metadata_offset)
+                    FieldDescType, HeaderType, align_to_page, get_metadata_type, metadata_offset)
 
 __all__ = ['DatasetWriter', 'check_page_size', 'clean_temporary_files']
 
@@ -110,7 +110,7 @@ class DatasetWriter:
         for name, field in fields.items():
             if not isinstance(field, Field):
                 raise TypeError(f"field {name!r} is a {type(field).__name__}, not an ffcvx Field")
-            raw = _encode_field_name(name)
+            raw = encode_field_name(name)
             if raw in encoded:
                 raise ValueError(f"field name {name!r} collides with another field once stored as "
                                  f"{raw!r} ({FIELD_NAME_LENGTH} bytes at most, FMT-020)")
@@ -151,7 +151,7 @@ class DatasetWriter:
             If reading or encoding any sample fails, or a worker dies; the
             message names the sample and holds the original traceback.
         """
-        chunksize = _check_chunksize(chunksize)
+        chunksize = check_chunksize(chunksize)
         if indices is None:
             indices = np.arange(len(dataset))
         else:
@@ -230,7 +230,7 @@ class DatasetWriter:
             If the iterable yields a different number of samples than
             ``length``, or reading or encoding a sample fails.
         """
-        chunksize = _check_chunksize(chunksize)
+        chunksize = check_chunksize(chunksize)
         if length is None:
             try:
                 length = len(iterable)
@@ -265,7 +265,7 @@ class DatasetWriter:
             fd = -1
             os.replace(tmp_path, self.fname)
             success = True
-            _fsync_directory(target_dir)
+            _write_temp.fsync_directory(target_dir)
         except WriterError as exc:
             raise WriterError(f"{exc}\n[{self.fname} was not written; an existing file there was "
                               f"left as it was]") from exc.__cause__
@@ -379,58 +379,3 @@ def clean_temporary_files(target):
         The paths removed.
     """
     return _write_temp.clean_stale(os.fspath(target))
-
-
-# ---------------------------------------------------------------------------
-# small helpers
-
-def check_page_size(page_size):
-    """Validate a page size (FMT-013): a power of two in [2 MiB, 2**32)."""
-    try:
-        value = int(page_size)
-    except (TypeError, ValueError):
-        raise ValueError(f"page_size must be an integer, got {page_size!r}") from None
-    if value != page_size or value <= 0 or value & (value - 1):
-        raise ValueError(f"page_size must be a power of two, got {page_size!r}")
-    if value < MIN_PAGE_SIZE:
-        raise ValueError(f"page_size must be at least {MIN_PAGE_SIZE} bytes (2 MiB), got {value}")
-    if value >= MAX_PAGE_SIZE:
-        raise ValueError(f"page_size must be below 2**32 bytes, got {value}")
-    return value
-
-
-def _check_chunksize(chunksize):
-    value = int(chunksize)
-    if value < 1:
-        raise ValueError(f"chunksize must be >= 1, got {chunksize!r}")
-    return value
-
-
-def _encode_field_name(name):
-    """Bytes stored in a descriptor's ``name`` (FMT-020): ASCII, at most 16 bytes."""
-    if not isinstance(name, str) or not name:
-        raise ValueError(f"field names must be non-empty strings, got {name!r}")
-    try:
-        raw = name.encode('ascii')
-    except UnicodeEncodeError:
-        raise ValueError(f"field name {name!r} is not ASCII (FMT-020)") from None
-    if b'\0' in raw:
-        raise ValueError(f"field name {name!r} contains a NUL byte")
-    if len(raw) > FIELD_NAME_LENGTH:
-        warnings.warn(f"field name {name!r} is longer than {FIELD_NAME_LENGTH} bytes; it is stored "
-                      f"as {raw[:FIELD_NAME_LENGTH].decode()!r}", UserWarning, stacklevel=4)
-        raw = raw[:FIELD_NAME_LENGTH]
-    return raw
-
-
-def _fsync_directory(path):
-    try:
-        dir_fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    except OSError:
-        return
-    try:
-        os.fsync(dir_fd)
-    except OSError:
-        pass
-    finally:
-        os.close(dir_fd)

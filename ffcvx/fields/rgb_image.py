@@ -21,6 +21,8 @@ from PIL import Image
 
 from ..types import ARG_TYPE, ARGUMENTS_LENGTH
 from .base import Field, decoder_aliases, native_core, zero_arguments
+# the input conversions live in .pixels; importable from here as before
+from .pixels import WIDE_PIL_MODES, check_pil_depth, to_gray_array, to_rgb_array  # noqa: F401
 
 #: Per-sample storage modes (FMT-036, FMT-037).
 IMAGE_MODES = {'jpg': 0, 'raw': 1, 'png': 2}
@@ -36,48 +38,6 @@ RGBMetadataType = np.dtype([
 
 #: Largest width or height the metadata can hold (``<u2``), pixels.
 MAX_SIDE = 65535
-
-#: PIL modes with more than 8 bits per channel: converting them to ``RGB`` or ``L``
-#: clips or truncates values, so the image fields refuse them.
-WIDE_PIL_MODES = ('I', 'F', 'I;16', 'I;16L', 'I;16B', 'I;16N', 'I;32', 'I;32L', 'I;32B',
-                  'RGB;16', 'RGBA;16')
-
-
-def check_pil_depth(image, field):
-    """Raise TypeError for a PIL image of more than 8 bits per channel (``WIDE_PIL_MODES``)."""
-    if image.mode in WIDE_PIL_MODES or image.mode.startswith(('I;', 'F;')):
-        raise TypeError(f"{field} stores 8 bits per channel, but this PIL image has mode "
-                        f"{image.mode!r}; converting it would clip its values. Scale it to "
-                        f"8 bits first (e.g. numpy: (a >> 8).astype(np.uint8)) or store it in an "
-                        f"NDArrayField")
-
-
-def to_rgb_array(value):
-    """Turn a writer input into ``ndarray[uint8], shape (H, W, 3)``.
-
-    Accepts a PIL image of any mode (converted to RGB), or a uint8 array of
-    shape (H, W, 3), (H, W, 1) or (H, W) (gray channels are repeated).
-
-    Raises
-    ------
-    TypeError
-        For any other type, dtype or shape.
-    """
-    if isinstance(value, Image.Image):
-        check_pil_depth(value, 'RGBImageField')
-        return np.asarray(value.convert('RGB'))
-    if not isinstance(value, np.ndarray):
-        raise TypeError(f"RGBImageField expects a PIL image or a uint8 ndarray, got {type(value).__name__}")
-    if value.dtype != np.uint8:
-        raise TypeError(f"RGBImageField expects uint8 pixels, got dtype {value.dtype}")
-    if value.ndim == 2:
-        value = value[:, :, None]
-    if value.ndim != 3 or value.shape[2] not in (1, 3):
-        raise TypeError(f"RGBImageField expects shape (H, W, 3), got {value.shape}")
-    if value.shape[2] == 1:
-        value = np.repeat(value, 3, axis=2)
-    return np.ascontiguousarray(value)
-
 
 def shrink_to(image, max_resolution):
     """Shrink ``image`` so its longest side is at most ``max_resolution``, as FFCV 1.0 writes it.
@@ -336,34 +296,6 @@ class RGBImageField(ImageField):
 
 #: First bytes of a GrayscaleImageField's descriptor ``arguments`` (FMT-084).
 GRAY_MAGIC = b'ffcvx.GrayImage\x00'
-
-
-def to_gray_array(value):
-    """Turn a writer input into ``ndarray[uint8], shape (H, W)``.
-
-    Accepts a PIL image of any mode (converted with Pillow's ``convert('L')``,
-    ITU-R 601-2 luma), or a uint8 array of shape (H, W) or (H, W, 1). A
-    (H, W, 3) array is converted with the same luma rule, through Pillow.
-
-    Raises
-    ------
-    TypeError
-        For any other type, dtype or shape.
-    """
-    if isinstance(value, Image.Image):
-        check_pil_depth(value, 'GrayscaleImageField')
-        return np.asarray(value.convert('L'))
-    if not isinstance(value, np.ndarray):
-        raise TypeError(f"GrayscaleImageField expects a PIL image or a uint8 ndarray, got {type(value).__name__}")
-    if value.dtype != np.uint8:
-        raise TypeError(f"GrayscaleImageField expects uint8 pixels, got dtype {value.dtype}")
-    if value.ndim == 3 and value.shape[2] == 1:
-        value = value[:, :, 0]
-    elif value.ndim == 3 and value.shape[2] == 3:
-        value = np.asarray(Image.fromarray(np.ascontiguousarray(value)).convert('L'))
-    if value.ndim != 2:
-        raise TypeError(f"GrayscaleImageField expects shape (H, W) or (H, W, 1), got {value.shape}")
-    return np.ascontiguousarray(value)
 
 
 class GrayscaleImageField(ImageField):

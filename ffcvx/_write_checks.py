@@ -1,0 +1,45 @@
+"""Argument checks of :class:`ffcvx.writer.DatasetWriter`: page size, chunk size, field names."""
+import warnings
+
+from .types import FIELD_NAME_LENGTH, MAX_PAGE_SIZE, MIN_PAGE_SIZE
+
+__all__ = ['check_chunksize', 'check_page_size', 'encode_field_name']
+
+
+def check_page_size(page_size):
+    """Validate a page size (FMT-013): a power of two in [2 MiB, 2**32)."""
+    try:
+        value = int(page_size)
+    except (TypeError, ValueError):
+        raise ValueError(f"page_size must be an integer, got {page_size!r}") from None
+    if value != page_size or value <= 0 or value & (value - 1):
+        raise ValueError(f"page_size must be a power of two, got {page_size!r}")
+    if value < MIN_PAGE_SIZE:
+        raise ValueError(f"page_size must be at least {MIN_PAGE_SIZE} bytes (2 MiB), got {value}")
+    if value >= MAX_PAGE_SIZE:
+        raise ValueError(f"page_size must be below 2**32 bytes, got {value}")
+    return value
+
+
+def check_chunksize(chunksize):
+    value = int(chunksize)
+    if value < 1:
+        raise ValueError(f"chunksize must be >= 1, got {chunksize!r}")
+    return value
+
+
+def encode_field_name(name):
+    """Bytes stored in a descriptor's ``name`` (FMT-020): ASCII, at most 16 bytes."""
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"field names must be non-empty strings, got {name!r}")
+    try:
+        raw = name.encode('ascii')
+    except UnicodeEncodeError:
+        raise ValueError(f"field name {name!r} is not ASCII (FMT-020)") from None
+    if b'\0' in raw:
+        raise ValueError(f"field name {name!r} contains a NUL byte")
+    if len(raw) > FIELD_NAME_LENGTH:
+        warnings.warn(f"field name {name!r} is longer than {FIELD_NAME_LENGTH} bytes; it is stored "
+                      f"as {raw[:FIELD_NAME_LENGTH].decode()!r}", UserWarning, stacklevel=4)
+        raw = raw[:FIELD_NAME_LENGTH]
+    return raw
