@@ -230,7 +230,7 @@ def run_processes(source, job, items, make_bar, workers, method, metadata):
             child_end.close()
         with make_bar() as bar:
             _serve_all(processes, [parent for parent, _ in pipes], items, chunks, bar, source,
-                       metadata)
+                       metadata, method)
         for proc in processes:       # all reported 'done'; stragglers are stopped below
             proc.join(TERMINATE_GRACE_S)
     finally:
@@ -241,10 +241,14 @@ def run_processes(source, job, items, make_bar, workers, method, metadata):
     return np.concatenate(chunks) if chunks else np.zeros(0, dtype=ALLOC_TABLE_TYPE)
 
 
-def _serve_all(processes, conns, items, chunks, bar, source, metadata):
+#: ``assigned[rank]`` of a worker that has sent nothing yet.
+_NOT_STARTED = 'not started'
+
+
+def _serve_all(processes, conns, items, chunks, bar, source, metadata, method):
     """Hand out items and collect results until every worker has finished."""
     running = set(range(len(processes)))
-    assigned = [None] * len(processes)
+    assigned = [_NOT_STARTED] * len(processes)
     while running:
         waitables = {conns[k]: k for k in running}
         waitables.update({processes[k].sentinel: k for k in running})
@@ -253,11 +257,11 @@ def _serve_all(processes, conns, items, chunks, bar, source, metadata):
             if rank not in running:
                 continue
             if _serve(rank, conns[rank], processes[rank], items, chunks, bar, source, assigned,
-                      metadata):
+                      metadata, method):
                 running.discard(rank)
 
 
-def _serve(rank, conn, proc, pending, chunks, bar, source, assigned, metadata):
+def _serve(rank, conn, proc, pending, chunks, bar, source, assigned, metadata, method):
     """Handle what worker ``rank`` sent; True once it has finished its work."""
     while True:
         try:
@@ -290,8 +294,16 @@ def _serve(rank, conn, proc, pending, chunks, bar, source, assigned, metadata):
     if proc.is_alive():
         return False
     proc.join()
-    doing = (f" while writing {source.describe(assigned[rank])}" if assigned[rank] is not None
-             else "")
+    item = assigned[rank]
+    if item is _NOT_STARTED and method != 'fork':
+        doing = (f" before it started (started with {method!r} because this process runs other "
+                 f"threads, so the worker imports the main module again: a script needs its "
+                 f"entry under `if __name__ == '__main__':`; or pass num_workers=1; the "
+                 f"worker's own error is on stderr)")
+    elif item is not None and item is not _NOT_STARTED:
+        doing = f" while writing {source.describe(item)}"
+    else:
+        doing = ""
     raise WriterError(f"writer worker {rank} (pid {proc.pid}) {_exit_description(proc.exitcode)}"
                       f"{doing}; the output was not written")
 

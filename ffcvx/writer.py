@@ -83,7 +83,9 @@ class DatasetWriter:
     otherwise they are started with ``forkserver`` (or ``spawn``), which needs
     the dataset and the fields to be picklable. If they are not, the write
     runs in the calling process (as with ``num_workers=1``) after a
-    ``RuntimeWarning``.
+    ``RuntimeWarning``. Spawned workers import the main module again, so a
+    script that writes while other threads run needs the usual
+    ``if __name__ == '__main__':`` guard (else a ``WriterError`` says so).
 
     Raises
     ------

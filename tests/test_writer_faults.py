@@ -389,3 +389,18 @@ def test_spawned_workers_write_the_same_file_as_forked_ones(tmp_path):
     for i in range(300):
         assert a.read_sample_region(i, 'b').tolist() == b.read_sample_region(i, 'b').tolist() \
             == samples[i][1].tolist()
+
+
+def test_unguarded_script_with_threads_gets_a_clear_error(tmp_path):
+    """forkserver workers import the main module again: no guard is a WriterError that says so."""
+    script = tmp_path / 'unguarded.py'
+    script.write_text(
+        "import threading\nfrom ffcvx.fields import IntField\nfrom ffcvx.writer import DatasetWriter\n"
+        "threading.Thread(target=threading.Event().wait, daemon=True).start()\n"
+        f"DatasetWriter({str(tmp_path / 'u.beton')!r}, {{'v': IntField()}}, num_workers=2, "
+        "progress=False).from_indexed_dataset([(i,) for i in range(50)], chunksize=5)\n")
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, cwd=REPO,
+                         timeout=120)
+    assert out.returncode != 0
+    assert "before it started" in out.stderr and "if __name__ == '__main__':" in out.stderr
+    assert _listing(tmp_path) == ['unguarded.py']
