@@ -19,6 +19,7 @@ batch has landed.
 """
 import os
 import threading
+import weakref
 from contextlib import contextmanager
 
 import numpy as np
@@ -194,6 +195,41 @@ def plan_epoch(pages_per_batch, num_slots):
     return EpochPlan(job_array, np.asarray(job_end, dtype=np.int64), release)
 
 
+def _release_files(files):
+    """Finalizer of a process cache: stop a running epoch's readers, then close the file.
+
+    Parameters
+    ----------
+    files : dict
+        The manager's ``'fd'`` (int) and ``'epoch'`` (:class:`_Epoch` or
+        None); both are taken out, so a second call does nothing.
+
+    Notes
+    -----
+    The fd is closed only once no reader thread can use it (a closed number
+    may be reused by the next ``open`` and a late ``preadv`` would read
+    another file). When this runs on a thread of the epoch itself (gc may
+    run any finalizer on any thread), joining would wait for the current
+    thread, or for readers blocked on a lock this thread holds; a helper
+    thread then does the stop and the close once this thread moves on.
+    """
+    epoch = files.pop('epoch', None)
+    fd = files.pop('fd', None)
+
+    def finish():
+        try:
+            if epoch is not None:
+                epoch.stop()
+        finally:
+            if fd is not None:
+                os.close(fd)
+
+    if epoch is not None and epoch.involves(threading.current_thread()):
+        threading.Thread(target=finish, name='ffcvx-page-reader-stop', daemon=True).start()
+    else:
+        finish()
+
+
 class ProcessCacheManager(MemoryManager):
     """Reads pages ahead of need into a bounded private buffer (strategy 1).
 
@@ -254,6 +290,10 @@ class ProcessCacheManager(MemoryManager):
                        np.array([self.page_size], dtype=np.int64))
         self._indptr, self._pages = sample_pages(reader)
         self._fd = os.open(reader.fname, os.O_RDONLY)
+        # What the finalizer releases (close(), gc of the manager, or exit);
+        # it holds this dict, never the manager.
+        self._files = {'fd': self._fd, 'epoch': None}
+        self._finalizer = weakref.finalize(self, _release_files, self._files)
         self.resident_pages = 0
         self.peak_resident_pages = 0
         self.pages_read = 0
@@ -289,7 +329,12 @@ class ProcessCacheManager(MemoryManager):
         ValueError
             If one batch needs more pages than ``max_bytes`` holds (the
             message gives the minimum, in bytes).
+        RuntimeError
+            If the manager was closed.
         """
+        if not self._finalizer.alive:
+            raise RuntimeError(f"process cache of {self.reader.fname} was closed; "
+                               f"make a new Loader to read the file again")
         pages = batch_pages(self._indptr, self._pages, batches)
         needed = max((len(p) for p in pages), default=0)
         if needed > self.num_slots:
@@ -300,12 +345,16 @@ class ProcessCacheManager(MemoryManager):
                 f"batch's samples in fewer pages, need less)")
         epoch = _Epoch(self, plan_epoch(pages, self.num_slots))
         self._epoch = epoch
+        self._files['epoch'] = epoch
         try:
             epoch.start()
             yield self
         finally:
             epoch.stop()
             self._epoch = None
+            # Drops the cycle manager -> files -> epoch -> manager at once.
+            if self._files.get('epoch') is epoch:
+                self._files['epoch'] = None
             self._page_to_slot[:] = -1
             self.resident_pages = 0
 
@@ -351,12 +400,9 @@ class ProcessCacheManager(MemoryManager):
                 got += n
 
     def close(self):
-        if self._epoch is not None:
-            self._epoch.stop()
-            self._epoch = None
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+        """Stop the reader threads and close the file; safe to call more than once."""
+        self._finalizer()
+        self._epoch = None
         self._arena = None
         self._state = None
 
@@ -376,6 +422,12 @@ class _Epoch:
         self.stopping = False
         self.slot_page = np.full(manager.num_slots, -1, dtype=np.int64)
         self.threads = []
+        #: The thread that runs the epoch (the Loader's producer), which waits in begin().
+        self.owner = threading.current_thread()
+
+    def involves(self, thread):
+        """Whether ``thread`` is this epoch's owner or one of its reader threads."""
+        return thread is self.owner or thread in self.threads
 
     def start(self):
         count = min(self.manager.readers, max(1, len(self.plan.jobs)))
@@ -385,11 +437,14 @@ class _Epoch:
             self.threads.append(thread)
 
     def stop(self):
+        """Make the readers and a waiting ``begin`` return, then wait for the readers."""
         with self.cond:
             self.stopping = True
             self.cond.notify_all()
+        current = threading.current_thread()
         for thread in self.threads:
-            thread.join()
+            if thread is not current:  # a thread cannot wait for itself
+                thread.join()
         self.threads = []
 
     def _empty_slot(self, slot):
@@ -418,10 +473,14 @@ class _Epoch:
             self.finished_before = max(self.finished_before, batch)
             self.cond.notify_all()
             needed = int(plan.job_end[batch]) if batch < len(plan.job_end) else len(plan.jobs)
-            while self.done_prefix < needed and self.error is None:
+            while self.done_prefix < needed and self.error is None and not self.stopping:
                 self.cond.wait()
             if self.error is not None:
                 raise self.error
+            if self.stopping and self.done_prefix < needed:
+                # close() ran while this batch waited: its pages never come.
+                raise RuntimeError(f"process cache of {self.manager.reader.fname} was closed "
+                                   f"during the epoch (batch {batch} was waiting for its pages)")
 
     def _take_jobs(self):
         """Claim the next jobs to load, waiting until the first one's slot is free.
