@@ -201,8 +201,10 @@ def _release_files(files):
     Parameters
     ----------
     files : dict
-        The manager's ``'fd'`` (int) and ``'epoch'`` (:class:`_Epoch` or
-        None); both are taken out, so a second call does nothing.
+        The manager's ``'fd'`` (int), ``'epoch'`` (:class:`_Epoch` or None)
+        and ``'after'`` (list of callables: what a subclass releases once the
+        readers are gone, e.g. the Redis connections); all are taken out, so
+        a second call does nothing.
 
     Notes
     -----
@@ -215,6 +217,7 @@ def _release_files(files):
     """
     epoch = files.pop('epoch', None)
     fd = files.pop('fd', None)
+    after = files.pop('after', [])
 
     def finish():
         try:
@@ -223,6 +226,8 @@ def _release_files(files):
         finally:
             if fd is not None:
                 os.close(fd)
+            for release in after:
+                release()
 
     if epoch is not None and epoch.involves(threading.current_thread()):
         threading.Thread(target=finish, name='ffcvx-page-reader-stop', daemon=True).start()
@@ -292,7 +297,7 @@ class ProcessCacheManager(MemoryManager):
         self._fd = os.open(reader.fname, os.O_RDONLY)
         # What the finalizer releases (close(), gc of the manager, or exit);
         # it holds this dict, never the manager.
-        self._files = {'fd': self._fd, 'epoch': None}
+        self._files = {'fd': self._fd, 'epoch': None, 'after': []}
         self._finalizer = weakref.finalize(self, _release_files, self._files)
         self.resident_pages = 0
         self.peak_resident_pages = 0

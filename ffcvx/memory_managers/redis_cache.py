@@ -22,7 +22,6 @@ import time
 import urllib.parse
 import uuid
 import warnings
-import weakref
 
 import numpy as np
 import redis
@@ -90,13 +89,6 @@ def redact_url(url):
     if parts.port is not None:
         host = f"{host}:{parts.port}"
     return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
-
-
-def _close_client(connection):
-    """Finalizer: disconnect the client in ``connection['client']`` (its whole pool), once."""
-    client = connection.pop('client', None)
-    if client is not None:
-        client.close()
 
 
 class _LockLost(Exception):
@@ -192,8 +184,6 @@ class RedisCacheManager(ProcessCacheManager):
         raw_url = url if url is not None else (os.environ.get(ENV_URL, '').strip() or DEFAULT_URL)
         super().__init__(reader, max_bytes=max_bytes, readers=readers)
         self._client = None
-        self._connection = {}
-        self._client_finalizer = weakref.finalize(self, _close_client, self._connection)
         try:
             self.url = redact_url(raw_url)
             self.timeout = float(timeout)
@@ -220,7 +210,9 @@ class RedisCacheManager(ProcessCacheManager):
                     retry=Retry(NoBackoff(), int(retries)), health_check_interval=0)
             except ValueError as exc:
                 raise ValueError(f"redis cache: cannot use URL {self.url!r}: {exc}") from None
-            self._connection['client'] = self._client
+            # Closed by the process cache's finalizer after its reader threads
+            # stopped: a command issued after close() would reconnect.
+            self._files['after'].append(self._client.close)
             self.key_ttl = key_ttl
             self._renewed_at = None
             self._renew = self._client.register_script(_RENEW)
@@ -276,7 +268,8 @@ class RedisCacheManager(ProcessCacheManager):
 
     def _renew_due(self):
         """Renew if ``key_ttl / 4`` passed since the last renewal (called per batch)."""
-        if self.key_ttl is None or self.serving_from_file or self._renewed_at is None:
+        if (self.key_ttl is None or self.serving_from_file or self._renewed_at is None
+                or self._client is None):
             return
         if time.monotonic() - self._renewed_at >= self.key_ttl / 4:
             try:
@@ -443,5 +436,4 @@ class RedisCacheManager(ProcessCacheManager):
     def close(self):
         """Stop the reader threads, close the file and the server connections; idempotent."""
         super().close()
-        self._client_finalizer()
         self._client = None
