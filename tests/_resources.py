@@ -39,10 +39,15 @@ class FashionLike:
         return np.full((SIDE, SIDE), i % 251, dtype=np.uint8), int(i % 10)
 
 
+#: The smallest page size the writer allows, bytes: keeps the files (and the
+#: page-sized buffers of the process and Redis caches) small.
+PAGE_SIZE = 1 << 21
+
+
 def write_fashion_like(path, n=256):
-    """Write ``n`` samples of :class:`FashionLike` to ``path`` (about 800 bytes each)."""
+    """Write ``n`` samples of :class:`FashionLike` to ``path`` (about 800 bytes each, 2 MiB pages)."""
     DatasetWriter(str(path), {'image': NDArrayField(np.dtype('uint8'), (SIDE, SIDE)),
-                              'label': IntField()},
+                              'label': IntField()}, page_size=PAGE_SIZE,
                   num_workers=1, progress=False).from_indexed_dataset(FashionLike(n))
     return path
 
@@ -85,8 +90,11 @@ def snapshot(shm_dir, redis_client=None):
         ``threads`` (list of str), ``fds`` (int), ``shm`` (sorted list of
         entry names in ``shm_dir``), ``redis`` (int, or None without a client).
     """
+    # The server is asked first: the client's own connection, opened on its
+    # first command, is then counted in every snapshot's fds alike.
+    redis = None if redis_client is None else redis_clients(redis_client)
     return {'threads': ffcvx_threads(), 'fds': open_fds(), 'shm': sorted(os.listdir(shm_dir)),
-            'redis': None if redis_client is None else redis_clients(redis_client)}
+            'redis': redis}
 
 
 def settle(baseline, shm_dir, redis_client=None, timeout=10.0):
