@@ -30,8 +30,8 @@ from redis.retry import Retry
 
 from ..errors import CacheUnavailableError
 from .process_cache import DEFAULT_READERS, ProcessCacheManager
-from .redis_keys import (DEFAULT_KEY_TTL, KeyNames, check_key_ttl, file_identity, local_memo_key,
-                         pread_exact)
+from .redis_keys import (DEFAULT_KEY_TTL, FINISH_FILL, RELEASE_LOCK, RENEW_LOCK, KeyNames,
+                         check_key_ttl, file_identity, local_memo_key, pread_exact)
 
 __all__ = ['RedisCacheManager', 'file_identity', 'redact_url', 'DEFAULT_KEY_TTL']
 
@@ -50,34 +50,6 @@ _FILL_CHUNK_BYTES = 32 << 20
 _FETCH_BYTES = 32 << 20
 #: Most pages per ``MGET``, whatever their size.
 _MAX_PAGES_PER_FETCH = 16
-
-# Server-side scripts, so that "is the lock still mine?" and the action that
-# depends on it cannot be separated by another client's command.
-_RENEW = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-    return redis.call('PEXPIRE', KEYS[1], ARGV[2])
-end
-return 0
-"""
-_FINISH = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-    if ARGV[3] == '' then
-        redis.call('SET', KEYS[2], ARGV[2])
-    else
-        redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
-    end
-    redis.call('DEL', KEYS[1])
-    return 1
-end
-return 0
-"""
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-    return redis.call('DEL', KEYS[1])
-end
-return 0
-"""
-
 
 def redact_url(url):
     """``url`` with its password replaced by ``***``, for messages."""
@@ -215,9 +187,9 @@ class RedisCacheManager(ProcessCacheManager):
             self._files['after'].append(self._client.close)
             self.key_ttl = key_ttl
             self._renewed_at = None
-            self._renew = self._client.register_script(_RENEW)
-            self._finish = self._client.register_script(_FINISH)
-            self._release = self._client.register_script(_RELEASE)
+            self._renew = self._client.register_script(RENEW_LOCK)
+            self._finish = self._client.register_script(FINISH_FILL)
+            self._release = self._client.register_script(RELEASE_LOCK)
             try:
                 self._set_identity(identity, prefix)
                 self._ensure_filled()

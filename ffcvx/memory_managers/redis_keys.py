@@ -44,6 +44,34 @@ _IDENTITY_CHUNK_BYTES = 4096
 _LAYOUT = b'ffcvx-redis-v1'
 
 
+# Server-side scripts on the lock and marker keys, so that "is the lock still mine?" and the action that
+# depends on it cannot be separated by another client's command.
+RENEW_LOCK = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+    return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
+FINISH_FILL = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+    if ARGV[3] == '' then
+        redis.call('SET', KEYS[2], ARGV[2])
+    else
+        redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
+    end
+    redis.call('DEL', KEYS[1])
+    return 1
+end
+return 0
+"""
+RELEASE_LOCK = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+    return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+
 def pread_exact(fd, count, offset):
     """``count`` bytes at ``offset`` of ``fd`` (fewer only at the end of the file), bytes."""
     parts, got = [], 0
