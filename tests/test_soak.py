@@ -10,9 +10,11 @@ file (gray 28x28 raw arrays and labels, written here), one test:
 
 After each phase this process's ffcvx threads, file descriptors, entries of
 its shared-memory folder and Redis connections are back to the baseline taken
-before, and RSS per epoch (a least-squares slope over the epochs after the
-first ``WARMUP_FRACTION``) grows less than ``MAX_MB_PER_EPOCH``. The figures
-are printed.
+before; RSS per epoch (a least-squares slope over the epochs after the
+first ``WARMUP_FRACTION``) grows less than ``MAX_MB_PER_EPOCH``, each abandon
+phase's RSS growth stays within ``PHASE_SLACK_MB`` (allocator retention) and,
+in the long run, its slope per object after warm-up under
+``MAX_MB_PER_OBJECT``. The figures are printed.
 
 The normal suite runs a short version (tens of each, seconds). ``make soak``
 sets ``FFCVX_SOAK=long``: 1,000 iterators, 1,000 Loaders and 1,000 epochs per
@@ -39,9 +41,14 @@ WARMUP_FRACTION = 0.2
 #: The bound on RSS growth per epoch after warm-up, MB (issue 12: "< 0.01 MB").
 MAX_MB_PER_EPOCH = 0.01
 #: RSS growth allowed over each abandon phase, MB: what the allocator keeps
-#: for reuse. A leak of one Loader's buffers or one thread stack (8 MiB of
-#: address space, ~100 KB touched) per object would exceed it many times over.
-PHASE_SLACK_MB = 16.0
+#: for reuse. glibc gives threads their own malloc arenas (up to 8 per core)
+#: and keeps freed blocks in them: with Redis, each arena may keep a 2 MiB
+#: page reply (20 MB seen over 1,000 iterators, all in the first 200).
+PHASE_SLACK_MB = 64.0
+#: The bound on the RSS slope per abandoned iterator or Loader after warm-up,
+#: MB (long mode only: tens of points are too few for a slope). A Loader's
+#: buffers or a thread's stack leaked per object would be 0.1 MB or more.
+MAX_MB_PER_OBJECT = 0.01
 SAMPLES = 512
 BATCH = 64
 
@@ -169,3 +176,6 @@ def test_soak(data_file, server, shm_dir, strategy, capsys):
     assert per_epoch < MAX_MB_PER_EPOCH, figures
     assert figures['iterators']['rss_growth_mb'] < PHASE_SLACK_MB, figures
     assert figures['loaders']['rss_growth_mb'] < PHASE_SLACK_MB, figures
+    if LONG:
+        assert figures['iterators']['mb_per_iterator'] < MAX_MB_PER_OBJECT, figures
+        assert figures['loaders']['mb_per_loader'] < MAX_MB_PER_OBJECT, figures
