@@ -144,8 +144,9 @@ class Loader:
     cache_options : dict or None
         Keyword arguments of the strategy, e.g. ``{"max_bytes": 2**30}`` (the
         process cache's memory bound, bytes), ``{"shm_dir": "/dev/shm"}``, or
-        ``{"url": "redis://host:6379/0", "fallback": "os"}`` (Redis; the URL
-        defaults to ``FFCV_REDIS_URL``).
+        ``{"url": "redis://host:6379/0", "fallback": "os", "key_ttl": 86400}``
+        (Redis; the URL defaults to ``FFCV_REDIS_URL``; keys expire ``key_ttl``
+        seconds after their last renewal).
 
     jit : bool or None
         Compile the Operations with Numba (True) or run them as plain Python
