@@ -16,7 +16,7 @@ EXT_C := $(filter-out $(EXT_GENERATED),$(wildcard $(EXT)/*.c $(EXT)/*.h))
 SOURCES := requirements.txt setup.py setup.cfg pyproject.toml $(wildcard $(EXT)/*.pyx) $(EXT_C) \
            $(foreach b,$(BACKENDS),$(wildcard $(b)/pyproject.toml $(b)/setup.py $(b)/*/*.pyx $(b)/*/*.c $(b)/*/*.h))
 
-.PHONY: setup build demo test fuzz writer-faults bench clean
+.PHONY: setup build demo test fuzz soak writer-faults bench clean
 
 setup: $(STAMP)
 
@@ -51,6 +51,11 @@ test: $(STAMP)
 fuzz: $(STAMP)
 	FFCVX_FUZZ_EXAMPLES=10000 FFCVX_FUZZ_DECODE_EXAMPLES=40 FFCVX_FUZZ_MUTANTS=10000 \
 	FFCVX_FUZZ_DECODE_EVERY=50 $(PY) -m pytest -s -p no:cacheprovider tests/test_fuzz_reader.py
+
+# The soak suite at length (tests/test_soak.py): per strategy (os, process, shared, redis)
+# 1,000 abandoned iterators, 1,000 abandoned Loaders and 1,000 epochs; prints its figures.
+soak: $(STAMP)
+	FFCVX_SOAK=long $(PY) -m pytest -s -p no:cacheprovider tests/test_soak.py
 
 # The writer's faults (tests/test_writer_faults.py) with 100 random-time SIGKILLs of a
 # writing process; prints how often the target was the old file, the new one, or partial (0).

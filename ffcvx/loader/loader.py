@@ -19,6 +19,28 @@ from .distributed import rank_and_world_size
 from .epoch_iterator import EpochIterator
 
 
+def _close_epoch(current):
+    """Stop the epoch whose iterator ``current[0]`` (a weakref or None) names."""
+    ref, current[0] = current[0], None
+    iterator = ref() if ref is not None else None
+    if iterator is not None:
+        iterator.close()
+
+
+def _release(current, memory_manager):
+    """The Loader's finalizer: stop its epoch, then close its memory strategy.
+
+    The epoch goes first: its producer thread reads through the strategy
+    until it has stopped (``EpochIterator.close`` waits for it, except on the
+    producer thread itself, where the strategy's own close copes).
+    """
+    try:
+        _close_epoch(current)
+    finally:
+        if memory_manager is not None:
+            memory_manager.close()
+
+
 class OrderOption(enum.Enum):
     """Built-in traversal orders."""
 
@@ -122,8 +144,9 @@ class Loader:
     cache_options : dict or None
         Keyword arguments of the strategy, e.g. ``{"max_bytes": 2**30}`` (the
         process cache's memory bound, bytes), ``{"shm_dir": "/dev/shm"}``, or
-        ``{"url": "redis://host:6379/0", "fallback": "os"}`` (Redis; the URL
-        defaults to ``FFCV_REDIS_URL``).
+        ``{"url": "redis://host:6379/0", "fallback": "os", "key_ttl": 86400}``
+        (Redis; the URL defaults to ``FFCV_REDIS_URL``; keys expire ``key_ttl``
+        seconds after their last renewal).
 
     jit : bool or None
         Compile the Operations with Numba (True) or run them as plain Python
@@ -206,7 +229,28 @@ class Loader:
         # change FFCV_DEFAULT_CACHE_PROCESS between Loaders.
         self.memory_manager = select_strategy(self.reader, cache=cache, os_cache=os_cache,
                                               options=cache_options)
+        # The running epoch's iterator, weakly: the iterator keeps this Loader
+        # alive, not the reverse. A one-element list so that the finalizer,
+        # which must not hold the Loader itself, sees the current one.
+        self._current = [None]
+        self._closed = False
+        # Runs on close(), when the Loader is collected, or at interpreter
+        # exit, whichever comes first, and only once. It holds the epoch slot
+        # and the strategy, never ``self``, so it keeps nothing alive.
+        self._finalizer = weakref.finalize(self, _release, self._current, self.memory_manager)
+        try:
+            self._build(order, order_kwargs, decoder_registry, backend, pipelines,
+                        custom_field_mapper)
+        except BaseException:
+            # A Loader that failed to build is never returned: release the
+            # strategy now (a /dev/shm segment, a Redis connection) rather
+            # than whenever gc gets to it.
+            self.close()
+            raise
 
+    def _build(self, order, order_kwargs, decoder_registry, backend, pipelines,
+               custom_field_mapper):
+        """The rest of ``__init__``: traversal order, backends and the compiled graph."""
         order_class = order.value if isinstance(order, OrderOption) else order
         if not (isinstance(order_class, type) and issubclass(order_class, TraversalOrder)):
             raise ValueError(f"order must be an OrderOption or a TraversalOrder subclass, got {order!r}")
@@ -224,7 +268,6 @@ class Loader:
         #: Output name -> its Pipeline (FFCV's ``Loader.pipelines``); ``.operations`` lists its steps.
         self.pipelines = {p.name: p for p in self.graph.pipelines}
         self.next_epoch = 0
-        self._current = None
         #: The sample order of epoch 0 (FFCV's attribute).
         self.first_traversal_order = self.next_traversal_order()
 
@@ -257,6 +300,9 @@ class Loader:
                 for b in range(count)]
 
     def __iter__(self):
+        if self._closed:
+            raise RuntimeError(f"this Loader of {self.fname} was closed: close() released its "
+                               f"file and memory strategy; make a new Loader to iterate again")
         # One live epoch per Loader: a new iter() stops the previous epoch's
         # thread instead of leaking it (FFCV issues #345, #393).
         self._close_current()
@@ -273,14 +319,11 @@ class Loader:
                                  owner=self)
         # Weak: the iterator keeps this Loader alive (``next(iter(Loader(...)))``
         # works, as in FFCV), not the other way round, so no cycle delays freeing.
-        self._current = weakref.ref(iterator)
+        self._current[0] = weakref.ref(iterator)
         return iterator
 
     def _close_current(self):
-        current = self._current() if self._current is not None else None
-        if current is not None:
-            current.close()
-        self._current = None
+        _close_epoch(self._current)
 
     def __len__(self):
         """Batches per epoch of this rank (the shard's size when distributed)."""
@@ -331,20 +374,18 @@ class Loader:
         return Loader(**{**self._args, 'indices': np.asarray(selected, dtype=np.uint64)})
 
     def close(self):
-        """Stop any running epoch and release the file."""
-        self._close_current()
-        if self.memory_manager is not None:
-            self.memory_manager.close()
-            self.memory_manager = None
+        """Stop any running epoch and release the file and the memory strategy.
+
+        Idempotent. Afterwards ``iter(loader)`` raises RuntimeError. The same
+        release runs when an unclosed Loader is garbage-collected (no live
+        iterator holds it then) and at interpreter exit.
+        """
+        self._closed = True
+        self._finalizer()
+        self.memory_manager = None
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc):
         self.close()
-
-    def __del__(self):
-        # A live iterator holds this Loader, so here none is left but at
-        # interpreter exit; stop its thread then too.
-        if getattr(self, '_current', None) is not None:
-            self._close_current()

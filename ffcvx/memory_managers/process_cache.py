@@ -19,6 +19,7 @@ batch has landed.
 """
 import os
 import threading
+import weakref
 from contextlib import contextmanager
 
 import numpy as np
@@ -26,6 +27,8 @@ import psutil
 from numba import njit
 
 from .base import MemoryManager
+# The epoch planner lives in its own module; its names stay importable from here.
+from .page_plan import EpochPlan, batch_pages, plan_epoch, sample_pages  # noqa: F401
 
 #: Reader threads when the caller names no number; reads are I/O-bound, so
 #: more threads than cores keep a disk's queue full.
@@ -47,151 +50,44 @@ def _read_region(ptr, state):
     return arena[start:start + size]
 
 
-def sample_pages(reader):
-    """Which data pages each sample's regions lie in.
+def _release_files(files):
+    """Finalizer of a process cache: stop a running epoch's readers, then close the file.
 
     Parameters
     ----------
-    reader : ffcvx.reader.Reader
-
-    Returns
-    -------
-    indptr : ndarray[int64], shape (num_samples + 1,)
-        Sample ``s``'s pages are ``pages[indptr[s]:indptr[s + 1]]``.
-    pages : ndarray[int64], shape (k,)
-        Absolute page numbers (``ptr // page_size``).
+    files : dict
+        The manager's ``'fd'`` (int), ``'epoch'`` (:class:`_Epoch` or None)
+        and ``'after'`` (list of callables: what a subclass releases once the
+        readers are gone, e.g. the Redis connections); all are taken out, so
+        a second call does nothing.
 
     Notes
     -----
-    A zero-size record that shares its pointer with another sample's region
-    is served that region by ``read`` (the largest size wins on a tie), so its
-    page counts as one of the sample's pages too; only pointers whose region
-    is empty need no page.
+    The fd is closed only once no reader thread can use it (a closed number
+    may be reused by the next ``open`` and a late ``preadv`` would read
+    another file). When this runs on a thread of the epoch itself (gc may
+    run any finalizer on any thread), joining would wait for the current
+    thread, or for readers blocked on a lock this thread holds; a helper
+    thread then does the stop and the close once this thread moves on.
     """
-    table = reader.alloc_table
-    ptrs = np.asarray(reader.region_ptrs, dtype=np.uint64)
-    sizes = np.asarray(reader.region_sizes, dtype=np.uint64)
-    record_ptrs = table['ptr'].astype(np.uint64)
-    served = sizes[np.searchsorted(ptrs, record_ptrs)] if len(ptrs) else np.zeros(0, np.uint64)
-    keep = served > 0
-    samples = table['sample_id'][keep].astype(np.int64)
-    pages = (record_ptrs[keep] // np.uint64(reader.page_size)).astype(np.int64)
-    pairs = np.unique(np.stack([samples, pages], axis=1), axis=0) if len(samples) else \
-        np.zeros((0, 2), dtype=np.int64)
-    counts = np.bincount(pairs[:, 0], minlength=reader.num_samples)
-    indptr = np.zeros(reader.num_samples + 1, dtype=np.int64)
-    np.cumsum(counts, out=indptr[1:])
-    return indptr, np.ascontiguousarray(pairs[:, 1])
+    epoch = files.pop('epoch', None)
+    fd = files.pop('fd', None)
+    after = files.pop('after', [])
 
+    def finish():
+        try:
+            if epoch is not None:
+                epoch.stop()
+        finally:
+            if fd is not None:
+                os.close(fd)
+            for release in after:
+                release()
 
-def batch_pages(indptr, pages, batches):
-    """Distinct pages of each batch, ascending.
-
-    Parameters
-    ----------
-    indptr, pages : ndarray[int64]
-        From :func:`sample_pages`.
-    batches : sequence of ndarray[integer]
-        Sample indices of each batch.
-
-    Returns
-    -------
-    list of ndarray[int64]
-    """
-    result = []
-    for batch in batches:
-        batch = np.asarray(batch, dtype=np.int64)
-        starts, ends = indptr[batch], indptr[batch + 1]
-        lengths = ends - starts
-        # Gather every sample's page slice in one vectorised step.
-        offsets = np.repeat(starts - np.cumsum(lengths) + lengths, lengths) + np.arange(lengths.sum())
-        result.append(np.unique(pages[offsets]))
-    return result
-
-
-class EpochPlan:
-    """Where and when every page of an epoch is loaded (see :func:`plan_epoch`).
-
-    Attributes
-    ----------
-    jobs : ndarray[int64], shape (n, 4)
-        One row per page load, in the order the loads must be issued:
-        ``(batch, page, slot, after)``: ``page`` goes into ``slot`` before
-        ``batch`` starts, once batch ``after`` has finished with the slot's
-        previous page (``-1``: the slot is fresh).
-    job_end : ndarray[int64], shape (num_batches,)
-        Batch ``b``'s loads are ``jobs[:job_end[b]]`` (jobs of earlier
-        batches included).
-    release : list of ndarray[int64]
-        Pages that batch ``b`` uses for the last time this epoch; they are
-        unmapped when batch ``b + 1`` starts.
-    """
-
-    def __init__(self, jobs, job_end, release):
-        self.jobs = jobs
-        self.job_end = job_end
-        self.release = release
-
-
-def plan_epoch(pages_per_batch, num_slots):
-    """Plan page loads for one epoch with ``num_slots`` page slots.
-
-    Parameters
-    ----------
-    pages_per_batch : list of ndarray[int64]
-        Distinct pages each batch needs, in batch order.
-    num_slots : int
-        Slots available; at least ``max(len(p) for p in pages_per_batch)``.
-
-    Returns
-    -------
-    EpochPlan
-    """
-    import heapq
-
-    uses = {}
-    for b, pages in enumerate(pages_per_batch):
-        for p in pages.tolist():
-            uses.setdefault(p, []).append(b)
-    cursor = dict.fromkeys(uses, 0)
-    never = len(pages_per_batch)
-    # Free slots with the batch after which they may be overwritten.
-    free = [(-1, s) for s in range(num_slots - 1, -1, -1)]
-    resident = {}          # page -> slot
-    last_batch = {}        # page -> last batch that used it so far
-    heap = []              # (-next use, page): eviction candidates, lazily invalidated
-    jobs, job_end, release = [], [], []
-    for b, pages in enumerate(pages_per_batch):
-        current = pages.tolist()
-        for p in current:
-            if p in resident:
-                continue
-            if free:
-                after, slot = free.pop()
-            else:
-                while True:
-                    negative_next, victim = heapq.heappop(heap)
-                    next_use = uses[victim][cursor[victim]] if cursor[victim] < len(uses[victim]) else never
-                    if victim in resident and -negative_next == next_use and next_use > b:
-                        break
-                slot = resident.pop(victim)
-                after = last_batch[victim]
-            resident[p] = slot
-            jobs.append((b, p, slot, after))
-        job_end.append(len(jobs))
-        done = []
-        for p in current:
-            cursor[p] += 1
-            last_batch[p] = b
-            if cursor[p] < len(uses[p]):
-                heapq.heappush(heap, (-uses[p][cursor[p]], p))
-            else:
-                # Last use this epoch: the slot is free once batch b is done.
-                free.append((b, resident.pop(p)))
-                done.append(p)
-        release.append(np.asarray(done, dtype=np.int64))
-    job_array = np.asarray(jobs, dtype=np.int64).reshape(-1, 4)
-    return EpochPlan(job_array, np.asarray(job_end, dtype=np.int64), release)
+    if epoch is not None and epoch.involves(threading.current_thread()):
+        threading.Thread(target=finish, name='ffcvx-page-reader-stop', daemon=True).start()
+    else:
+        finish()
 
 
 class ProcessCacheManager(MemoryManager):
@@ -254,6 +150,10 @@ class ProcessCacheManager(MemoryManager):
                        np.array([self.page_size], dtype=np.int64))
         self._indptr, self._pages = sample_pages(reader)
         self._fd = os.open(reader.fname, os.O_RDONLY)
+        # What the finalizer releases (close(), gc of the manager, or exit);
+        # it holds this dict, never the manager.
+        self._files = {'fd': self._fd, 'epoch': None, 'after': []}
+        self._finalizer = weakref.finalize(self, _release_files, self._files)
         self.resident_pages = 0
         self.peak_resident_pages = 0
         self.pages_read = 0
@@ -289,7 +189,12 @@ class ProcessCacheManager(MemoryManager):
         ValueError
             If one batch needs more pages than ``max_bytes`` holds (the
             message gives the minimum, in bytes).
+        RuntimeError
+            If the manager was closed.
         """
+        if not self._finalizer.alive:
+            raise RuntimeError(f"process cache of {self.reader.fname} was closed; "
+                               f"make a new Loader to read the file again")
         pages = batch_pages(self._indptr, self._pages, batches)
         needed = max((len(p) for p in pages), default=0)
         if needed > self.num_slots:
@@ -300,12 +205,16 @@ class ProcessCacheManager(MemoryManager):
                 f"batch's samples in fewer pages, need less)")
         epoch = _Epoch(self, plan_epoch(pages, self.num_slots))
         self._epoch = epoch
+        self._files['epoch'] = epoch
         try:
             epoch.start()
             yield self
         finally:
             epoch.stop()
             self._epoch = None
+            # Drops the cycle manager -> files -> epoch -> manager at once.
+            if self._files.get('epoch') is epoch:
+                self._files['epoch'] = None
             self._page_to_slot[:] = -1
             self.resident_pages = 0
 
@@ -351,12 +260,9 @@ class ProcessCacheManager(MemoryManager):
                 got += n
 
     def close(self):
-        if self._epoch is not None:
-            self._epoch.stop()
-            self._epoch = None
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+        """Stop the reader threads and close the file; safe to call more than once."""
+        self._finalizer()
+        self._epoch = None
         self._arena = None
         self._state = None
 
@@ -376,6 +282,12 @@ class _Epoch:
         self.stopping = False
         self.slot_page = np.full(manager.num_slots, -1, dtype=np.int64)
         self.threads = []
+        #: The thread that runs the epoch (the Loader's producer), which waits in begin().
+        self.owner = threading.current_thread()
+
+    def involves(self, thread):
+        """Whether ``thread`` is this epoch's owner or one of its reader threads."""
+        return thread is self.owner or thread in self.threads
 
     def start(self):
         count = min(self.manager.readers, max(1, len(self.plan.jobs)))
@@ -385,11 +297,14 @@ class _Epoch:
             self.threads.append(thread)
 
     def stop(self):
+        """Make the readers and a waiting ``begin`` return, then wait for the readers."""
         with self.cond:
             self.stopping = True
             self.cond.notify_all()
+        current = threading.current_thread()
         for thread in self.threads:
-            thread.join()
+            if thread is not current:  # a thread cannot wait for itself
+                thread.join()
         self.threads = []
 
     def _empty_slot(self, slot):
@@ -418,10 +333,14 @@ class _Epoch:
             self.finished_before = max(self.finished_before, batch)
             self.cond.notify_all()
             needed = int(plan.job_end[batch]) if batch < len(plan.job_end) else len(plan.jobs)
-            while self.done_prefix < needed and self.error is None:
+            while self.done_prefix < needed and self.error is None and not self.stopping:
                 self.cond.wait()
             if self.error is not None:
                 raise self.error
+            if self.stopping and self.done_prefix < needed:
+                # close() ran while this batch waited: its pages never come.
+                raise RuntimeError(f"process cache of {self.manager.reader.fname} was closed "
+                                   f"during the epoch (batch {batch} was waiting for its pages)")
 
     def _take_jobs(self):
         """Claim the next jobs to load, waiting until the first one's slot is free.

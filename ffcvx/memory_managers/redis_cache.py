@@ -7,32 +7,16 @@ slots filled ahead of need, in the epoch's order, by reader threads, see
 :mod:`.process_cache`): only the page source differs, ``MGET`` instead of
 ``preadv``.
 
-Keys of a file with identity ``I`` (:func:`file_identity`) under the prefix
-``P`` (option ``prefix``, default ``ffcvx``):
-
-* ``P:I:page:<n>``: the bytes of page ``n`` (file offset ``n * page_size``),
-  for every page that holds sample data. A page is ``page_size`` bytes long,
-  except the file's last page, which ends with the file.
-* ``P:I:lock``: a random token, set with ``SET NX PX`` by the one process that
-  fills; the filler renews the expiry after every chunk it writes. A filler
-  that dies stops renewing, the key expires, and a waiting process takes over.
-* ``P:I:complete``: ``{"pages": n, "page_size": s, "file_size": f}`` (JSON).
-  Written last, in the same server-side script that checks that the lock is
-  still the writer's and deletes it, so it never exists next to a half-filled
-  set of pages. Readers use the pages only when it exists and matches the file.
-* ``P:I:fills``: incremented once per fill started (how often the file was
-  copied; for monitoring and tests).
-* ``P:local:<L>``: the identity ``I`` of the file as one node sees it (``L``
-  hashes host name, realpath, device, inode, size and mtime), so that each
-  node hashes a version of the file once (identity ``'full'``, the default).
+Key names, the file identity and the keys' expiry (option ``key_ttl``, one
+day by default, renewed at construction, each epoch and every ``key_ttl / 4``)
+are described in :mod:`.redis_keys`. A connection pool is held per manager and
+closed by ``close()``, by garbage collection of the manager, or at exit.
 
 The server must not evict keys (``maxmemory-policy noeviction``, Redis's
 default): a page that disappears after the fill is reported, not refetched.
 """
-import hashlib
 import json
 import os
-import socket
 import threading
 import time
 import urllib.parse
@@ -46,6 +30,10 @@ from redis.retry import Retry
 
 from ..errors import CacheUnavailableError
 from .process_cache import DEFAULT_READERS, ProcessCacheManager
+from .redis_keys import (DEFAULT_KEY_TTL, FINISH_FILL, RELEASE_LOCK, RENEW_LOCK, KeyNames,
+                         check_key_ttl, file_identity, local_memo_key, pread_exact)
+
+__all__ = ['RedisCacheManager', 'file_identity', 'redact_url', 'DEFAULT_KEY_TTL']
 
 #: Server used when neither ``url`` nor ``FFCV_REDIS_URL`` names one.
 DEFAULT_URL = 'redis://127.0.0.1:6379/0'
@@ -62,107 +50,6 @@ _FILL_CHUNK_BYTES = 32 << 20
 _FETCH_BYTES = 32 << 20
 #: Most pages per ``MGET``, whatever their size.
 _MAX_PAGES_PER_FETCH = 16
-#: Data chunks hashed by the ``sampled`` identity, and their size in bytes.
-_IDENTITY_CHUNKS = 64
-_IDENTITY_CHUNK_BYTES = 4096
-#: Version of the key layout and identity recipe; changing either changes every key.
-_LAYOUT = b'ffcvx-redis-v1'
-
-# Server-side scripts, so that "is the lock still mine?" and the action that
-# depends on it cannot be separated by another client's command.
-_RENEW = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-    return redis.call('PEXPIRE', KEYS[1], ARGV[2])
-end
-return 0
-"""
-_FINISH = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-    redis.call('SET', KEYS[2], ARGV[2])
-    redis.call('DEL', KEYS[1])
-    return 1
-end
-return 0
-"""
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-    return redis.call('DEL', KEYS[1])
-end
-return 0
-"""
-
-
-def _pread_exact(fd, count, offset):
-    """``count`` bytes at ``offset`` (fewer only at the end of the file)."""
-    parts, got = [], 0
-    while got < count:
-        chunk = os.pread(fd, count - got, offset + got)
-        if not chunk:
-            break
-        parts.append(chunk)
-        got += len(chunk)
-    return b''.join(parts)
-
-
-def file_identity(reader, mode='full'):
-    """A content-derived name of the file, the same on every node and at every path.
-
-    Parameters
-    ----------
-    reader : ffcvx.reader.Reader
-    mode : {'full', 'sampled'}
-        ``'full'`` (the default): SHA-256 of every byte of the file. It reads
-        the whole file, so :class:`RedisCacheManager` computes it once per node
-        and file version and keeps it on the server (see ``identity`` there).
-        ``'sampled'`` (opt-in, cheap: a few MB read at most): SHA-256 of the file size,
-        the bytes before the data region (header, field descriptors, the
-        metadata table of every sample), the allocation table (every sample's
-        region pointers and sizes), and 64 chunks of 4 KiB spread evenly over
-        the data region. Two files with the same layout but different data are
-        told apart unless they differ only between the sampled chunks (e.g.
-        one pixel of one image): then two versions of a dataset would share
-        keys and one would read the other's bytes, which is why it is not the
-        default.
-
-    Returns
-    -------
-    str
-        32 hex digits.
-
-    Raises
-    ------
-    ValueError
-        If ``mode`` is not one of the above.
-    OSError
-        If the file cannot be read.
-    """
-    if mode not in ('sampled', 'full'):
-        raise ValueError(f"redis cache: identity must be 'sampled' or 'full', got {mode!r}")
-    digest = hashlib.sha256(_LAYOUT + b'\0' + mode.encode() + b'\0')
-    size = int(reader.file_size)
-    digest.update(size.to_bytes(8, 'little'))
-    fd = os.open(reader.fname, os.O_RDONLY)
-    try:
-        if mode == 'full':
-            for offset in range(0, size, _FILL_CHUNK_BYTES):
-                digest.update(_pread_exact(fd, _FILL_CHUNK_BYTES, offset))
-        else:
-            data_start = min(int(reader.data_region_start), size)
-            digest.update(_pread_exact(fd, data_start, 0))
-            digest.update(np.ascontiguousarray(reader.alloc_table).tobytes())
-            # Data bytes, sampled: the structure above is identical for two
-            # files of same-shaped arrays, so some content must enter too.
-            data_end = max(int(reader.header['alloc_table_ptr']), data_start)
-            span = data_end - data_start
-            if span > 0:
-                step = max(span // _IDENTITY_CHUNKS, 1)
-                for offset in range(data_start, data_end, step):
-                    digest.update(_pread_exact(fd, min(_IDENTITY_CHUNK_BYTES, data_end - offset),
-                                               offset))
-    finally:
-        os.close(fd)
-    return digest.hexdigest()[:32]
-
 
 def redact_url(url):
     """``url`` with its password replaced by ``***``, for messages."""
@@ -221,6 +108,12 @@ class RedisCacheManager(ProcessCacheManager):
     retries : int
         Retries of a failed command, at once, on a fresh connection (a
         server may close idle connections); 0 for none.
+    key_ttl : float or None
+        Seconds the file's keys live on the server after their last renewal
+        (default one day); renewed at construction, at the start of each
+        epoch and every ``key_ttl / 4`` during one, so a cache nobody uses
+        leaves the server by itself, killed users included. An expired cache
+        is filled again by the next user. None: keys never expire.
 
     Attributes
     ----------
@@ -250,7 +143,7 @@ class RedisCacheManager(ProcessCacheManager):
 
     def __init__(self, reader, url=None, timeout=DEFAULT_TIMEOUT, fallback=None, max_bytes=None,
                  readers=DEFAULT_READERS, pages_per_read=None, prefix='ffcvx',
-                 lock_ttl=DEFAULT_LOCK_TTL, identity='full', retries=1):
+                 lock_ttl=DEFAULT_LOCK_TTL, identity='full', retries=1, key_ttl=DEFAULT_KEY_TTL):
         if fallback not in (None, 'os'):
             raise ValueError(f"redis cache: fallback must be None or 'os', got {fallback!r}")
         if not float(timeout) > 0:
@@ -259,6 +152,7 @@ class RedisCacheManager(ProcessCacheManager):
             raise ValueError(f"redis cache: lock_ttl must be positive seconds, got {lock_ttl!r}")
         if int(retries) < 0:
             raise ValueError(f"redis cache: retries must be 0 or more, got {retries!r}")
+        key_ttl = check_key_ttl(key_ttl)
         raw_url = url if url is not None else (os.environ.get(ENV_URL, '').strip() or DEFAULT_URL)
         super().__init__(reader, max_bytes=max_bytes, readers=readers)
         self._client = None
@@ -288,12 +182,18 @@ class RedisCacheManager(ProcessCacheManager):
                     retry=Retry(NoBackoff(), int(retries)), health_check_interval=0)
             except ValueError as exc:
                 raise ValueError(f"redis cache: cannot use URL {self.url!r}: {exc}") from None
-            self._renew = self._client.register_script(_RENEW)
-            self._finish = self._client.register_script(_FINISH)
-            self._release = self._client.register_script(_RELEASE)
+            # Closed by the process cache's finalizer after its reader threads
+            # stopped: a command issued after close() would reconnect.
+            self._files['after'].append(self._client.close)
+            self.key_ttl = key_ttl
+            self._renewed_at = None
+            self._renew = self._client.register_script(RENEW_LOCK)
+            self._finish = self._client.register_script(FINISH_FILL)
+            self._release = self._client.register_script(RELEASE_LOCK)
             try:
                 self._set_identity(identity, prefix)
                 self._ensure_filled()
+                self._renew_keys()
             except redis.RedisError as exc:
                 self._unavailable('while checking or filling the cache', exc)
         except BaseException:
@@ -310,27 +210,63 @@ class RedisCacheManager(ProcessCacheManager):
         hashing a large file takes a while, so each node does it once per
         version of the file. Talks to the server, so RedisError may escape.
         """
+        memo_key = None
         if mode == 'full':
-            info = os.stat(self.reader.fname)
-            local = hashlib.sha256('\0'.join(map(str, (
-                socket.gethostname(), os.path.realpath(self.reader.fname), info.st_dev,
-                info.st_ino, info.st_size, info.st_mtime_ns))).encode('utf-8', 'surrogateescape'))
-            memo_key = f"{prefix}:local:{local.hexdigest()[:32]}"
+            memo_key = local_memo_key(prefix, self.reader.fname)
             known = self._client.get(memo_key)
             if known is not None:
                 self.identity = known.decode('ascii')
             else:
                 self.identity = file_identity(self.reader, 'full')
-                self._client.set(memo_key, self.identity)
+                ttl_ms = None if self.key_ttl is None else max(1, int(self.key_ttl * 1000))
+                self._client.set(memo_key, self.identity, px=ttl_ms)
         else:
             self.identity = file_identity(self.reader, 'sampled')
-        base = f"{prefix}:{self.identity}:"
-        self._page_prefix = base + 'page:'
+        self._keys = KeyNames(prefix, self.identity, memo_key, self.key_ttl)
         self._lock_key, self._complete_key, self._fills_key = (
-            base + 'lock', base + 'complete', base + 'fills')
+            self._keys.lock, self._keys.complete, self._keys.fills)
 
     def _page_key(self, page):
-        return f"{self._page_prefix}{page}"
+        return self._keys.page(page)
+
+    def _renew_keys(self):
+        """Push back the keys' expiry; fill the file again if its cache expired.
+
+        Talks to the server, so RedisError may escape.
+        """
+        while not self._keys.renew(self._client, self._data_pages):
+            self._ensure_filled()
+        self._renewed_at = time.monotonic()
+
+    def _renew_due(self):
+        """Renew if ``key_ttl / 4`` passed since the last renewal (called per batch)."""
+        if (self.key_ttl is None or self.serving_from_file or self._renewed_at is None
+                or self._client is None):
+            return
+        if time.monotonic() - self._renewed_at >= self.key_ttl / 4:
+            try:
+                self._renew_keys()
+            except redis.RedisError as exc:
+                self._unavailable('while renewing the expiry of its keys', exc)
+
+    def schedule_epoch(self, batches):
+        """Renew the keys' expiry (refilling an expired cache), then plan the epoch.
+
+        Raises
+        ------
+        ffcvx.errors.CacheUnavailableError
+            If the server fails and ``fallback`` is None.
+        """
+        if not self.serving_from_file and self._client is not None:
+            try:
+                self._renew_keys()
+            except redis.RedisError as exc:
+                self._unavailable('while renewing the expiry of its keys', exc)
+        return super().schedule_epoch(batches)
+
+    def start_batch(self, batch_number):
+        self._renew_due()
+        super().start_batch(batch_number)
 
     def _page_length(self, page):
         """Bytes of page ``page``: a full page, or what is left of the file."""
@@ -386,6 +322,8 @@ class RedisCacheManager(ProcessCacheManager):
         """
         client = self._client
         client.incr(self._fills_key)
+        if self._keys.marker_ms is not None:
+            client.pexpire(self._fills_key, self._keys.marker_ms)
         # A marker of an older, different fill must not outlive the pages it described.
         client.delete(self._complete_key)
         ttl_ms = int(self.lock_ttl * 1000)
@@ -394,16 +332,17 @@ class RedisCacheManager(ProcessCacheManager):
         for start in range(0, len(pages), per_chunk):
             pipe = client.pipeline(transaction=False)
             for page in pages[start:start + per_chunk]:
-                data = _pread_exact(self._fd, self._page_length(page), page * self.page_size)
+                data = pread_exact(self._fd, self._page_length(page), page * self.page_size)
                 if len(data) != self._page_length(page):
                     raise OSError(f"{self.reader.fname}: page {page} is {len(data)} bytes, expected "
                                   f"{self._page_length(page)} (file changed while being cached?)")
-                pipe.set(self._page_key(page), data)
+                pipe.set(self._page_key(page), data, px=self._keys.page_ms)
             pipe.execute()
             if not self._renew(keys=[self._lock_key], args=[token, ttl_ms]):
                 raise _LockLost()
         if not self._finish(keys=[self._lock_key, self._complete_key],
-                            args=[token, json.dumps(self._marker, sort_keys=True)]):
+                            args=[token, json.dumps(self._marker, sort_keys=True),
+                                  '' if self._keys.marker_ms is None else self._keys.marker_ms]):
             raise _LockLost()
 
     # -- failures -----------------------------------------------------------------------
@@ -467,8 +406,6 @@ class RedisCacheManager(ProcessCacheManager):
         super()._read_pages(pages, views)
 
     def close(self):
+        """Stop the reader threads, close the file and the server connections; idempotent."""
         super().close()
-        client = getattr(self, '_client', None)
-        if client is not None:
-            client.close()
-            self._client = None
+        self._client = None

@@ -17,11 +17,17 @@ and a rewritten file gets a fresh copy):
   ``flock``-ed by its process. The kernel drops a flock when its process dies,
   even by SIGKILL, so a user file that can be locked belongs to a dead
   process; it is removed, and the segment goes when no live user is left.
+
+Every new manager, whatever its file, first sweeps ``shm_dir``
+(:func:`reclaim_dead_segments`): the segments of other files whose users are
+all dead (killed before they could clean up) are removed, so a SIGKILLed
+training job's copy does not stay in RAM until reboot.
 """
 import fcntl
 import hashlib
 import mmap
 import os
+import re
 import shutil
 import uuid
 import weakref
@@ -35,6 +41,8 @@ from .os_cache import _read_region
 DEFAULT_SHM_DIR = '/dev/shm'
 #: Bytes copied per step while filling.
 _COPY_CHUNK = 64 << 20
+#: Names this strategy creates in ``shm_dir``; group 1 is the identity key.
+_SEGMENT_NAME = re.compile(r'^ffcvx-([0-9a-f]{24})\.(?:lock|data|filling|users)$')
 
 
 def identity_key(fname):
@@ -59,6 +67,99 @@ def free_bytes(directory):
     """Bytes that unprivileged writers may still put into ``directory``'s filesystem."""
     info = os.statvfs(directory)
     return info.f_bavail * info.f_frsize
+
+
+def segment_paths(shm_dir, key):
+    """The names of key ``key``'s files in ``shm_dir`` (see the module docstring).
+
+    Returns
+    -------
+    dict of str to str
+        ``lock``, ``data``, ``filling`` and ``users`` (a folder).
+    """
+    base = os.path.join(shm_dir, f'ffcvx-{key}')
+    return {'lock': base + '.lock', 'data': base + '.data', 'filling': base + '.filling',
+            'users': base + '.users'}
+
+
+def _try_lock_path(path):
+    """Like :func:`_lock_path` but never waits: None if another process holds the lock."""
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        try:
+            if os.fstat(fd).st_ino == os.stat(path).st_ino:
+                return fd
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+
+
+def _remove_segment(paths):
+    """Remove a key's copy, user folder and lock file. Caller holds the lock."""
+    for key in ('data', 'filling'):
+        try:
+            os.unlink(paths[key])
+        except FileNotFoundError:
+            pass
+    shutil.rmtree(paths['users'], ignore_errors=True)
+    try:
+        os.unlink(paths['lock'])
+    except FileNotFoundError:
+        pass
+
+
+def reclaim_dead_segments(shm_dir=DEFAULT_SHM_DIR, keep=()):
+    """Remove the segments in ``shm_dir`` whose users are all dead.
+
+    A user is alive while its process holds the flock on its user file; the
+    kernel drops the lock when the process dies, SIGKILL included. A key
+    whose lock is held right now (a live process is filling or attaching)
+    is left alone, as are keys this process may not remove (another Unix
+    user's segments).
+
+    Parameters
+    ----------
+    shm_dir : str
+        The folder to sweep (``/dev/shm`` by default).
+    keep : iterable of str
+        Identity keys not to touch (a manager keeps its own, which it reuses).
+
+    Returns
+    -------
+    list of str
+        The identity keys whose files were removed, sorted.
+
+    Raises
+    ------
+    OSError
+        If ``shm_dir`` cannot be listed.
+    """
+    keep = set(keep)
+    keys = sorted({match.group(1) for match in map(_SEGMENT_NAME.match, os.listdir(shm_dir))
+                   if match is not None and match.group(1) not in keep})
+    reclaimed = []
+    for key in keys:
+        paths = segment_paths(shm_dir, key)
+        try:
+            lock_fd = _try_lock_path(paths['lock'])
+        except OSError:
+            continue  # not ours to open (permissions), or the folder went
+        if lock_fd is None:
+            continue
+        try:
+            if not _live_users(paths['users'])[0]:
+                _remove_segment(paths)
+                reclaimed.append(key)
+        except OSError:
+            pass  # e.g. another user's files: leave them
+        finally:
+            os.close(lock_fd)
+    return reclaimed
 
 
 def _lock_path(path):
@@ -132,13 +233,7 @@ def _release(paths, user_fd_holder, mapping_holder):
             pass
         os.close(user_fd)
         if not _live_users(paths['users'])[0]:
-            for key in ('data', 'filling'):
-                try:
-                    os.unlink(paths[key])
-                except FileNotFoundError:
-                    pass
-            shutil.rmtree(paths['users'], ignore_errors=True)
-            os.unlink(paths['lock'])
+            _remove_segment(paths)
     finally:
         os.close(lock_fd)
 
@@ -162,6 +257,9 @@ class SharedMemoryManager(MemoryManager):
         Whether this process made the copy (False: it attached to one).
     reclaimed_users : int
         User files of dead processes found and removed when attaching.
+    reclaimed_segments : list of str
+        Keys of other files' segments, all of whose users were dead, that
+        this manager removed from ``shm_dir`` (:func:`reclaim_dead_segments`).
 
     Raises
     ------
@@ -181,10 +279,12 @@ class SharedMemoryManager(MemoryManager):
     def __init__(self, reader, shm_dir=DEFAULT_SHM_DIR):
         super().__init__(reader)
         self.key = identity_key(reader.fname)
-        base = os.path.join(shm_dir, f'ffcvx-{self.key}')
+        # Killed jobs' copies of other files go first: they may hold the
+        # space this file needs.
+        self.reclaimed_segments = reclaim_dead_segments(shm_dir, keep=(self.key,))
         token = f'{os.getpid()}-{uuid.uuid4().hex}'
-        self._paths = {'lock': base + '.lock', 'data': base + '.data', 'filling': base + '.filling',
-                       'users': base + '.users', 'user': os.path.join(base + '.users', token)}
+        self._paths = segment_paths(shm_dir, self.key)
+        self._paths['user'] = os.path.join(self._paths['users'], token)
         self.segment_path = self._paths['data']
         self.filled = False
         self._user = {}

@@ -1,0 +1,245 @@
+"""Key names of the Redis cache, the file identity they derive from, and their expiry.
+
+Keys of a file with identity ``I`` (:func:`file_identity`) under the prefix
+``P`` (the manager's option ``prefix``, default ``ffcvx``):
+
+* ``P:I:page:<n>``: the bytes of page ``n`` (file offset ``n * page_size``),
+  for every page that holds sample data. A page is ``page_size`` bytes long,
+  except the file's last page, which ends with the file.
+* ``P:I:lock``: a random token, set with ``SET NX PX`` by the one process that
+  fills; the filler renews the expiry after every chunk it writes. A filler
+  that dies stops renewing, the key expires, and a waiting process takes over.
+* ``P:I:complete``: ``{"pages": n, "page_size": s, "file_size": f}`` (JSON).
+  Written last, in the same server-side script that checks that the lock is
+  still the writer's and deletes it, so it never exists next to a half-filled
+  set of pages. Readers use the pages only when it exists and matches the file.
+* ``P:I:fills``: incremented once per fill started (how often the file was
+  copied; for monitoring and tests).
+* ``P:local:<L>``: the identity ``I`` of the file as one node sees it (``L``
+  hashes host name, realpath, device, inode, size and mtime), so that each
+  node hashes a version of the file once.
+
+Expiry (option ``key_ttl``, seconds, default one day): every key above but
+the lock expires ``key_ttl`` after it was last renewed, so the cache of a file
+nobody reads any more leaves the server by itself, even when every user was
+killed. Users renew at construction, at the start of each epoch and every
+``key_ttl / 4`` during one. Pages live ``key_ttl / 4`` longer than the
+marker: whenever the marker exists its pages do too, and a reader that finds
+the marker gone at renewal fills the file again (:meth:`KeyNames.renew`).
+"""
+import hashlib
+import os
+import socket
+
+import numpy as np
+
+#: Seconds keys live without renewal unless the caller says otherwise: one day.
+DEFAULT_KEY_TTL = 86400.0
+#: Bytes read per ``pread`` while hashing.
+_HASH_CHUNK_BYTES = 32 << 20
+#: Data chunks hashed by the ``sampled`` identity, and their size in bytes.
+_IDENTITY_CHUNKS = 64
+_IDENTITY_CHUNK_BYTES = 4096
+#: Version of the key layout and identity recipe; changing either changes every key.
+_LAYOUT = b'ffcvx-redis-v1'
+
+
+# Server-side scripts on the lock and marker keys, so that "is the lock still mine?" and the action that
+# depends on it cannot be separated by another client's command.
+RENEW_LOCK = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+    return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
+FINISH_FILL = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+    if ARGV[3] == '' then
+        redis.call('SET', KEYS[2], ARGV[2])
+    else
+        redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
+    end
+    redis.call('DEL', KEYS[1])
+    return 1
+end
+return 0
+"""
+RELEASE_LOCK = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+    return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+
+def pread_exact(fd, count, offset):
+    """``count`` bytes at ``offset`` of ``fd`` (fewer only at the end of the file), bytes."""
+    parts, got = [], 0
+    while got < count:
+        chunk = os.pread(fd, count - got, offset + got)
+        if not chunk:
+            break
+        parts.append(chunk)
+        got += len(chunk)
+    return b''.join(parts)
+
+
+def file_identity(reader, mode='full'):
+    """A content-derived name of the file, the same on every node and at every path.
+
+    Parameters
+    ----------
+    reader : ffcvx.reader.Reader
+    mode : {'full', 'sampled'}
+        ``'full'`` (the default): SHA-256 of every byte of the file. It reads
+        the whole file, so the Redis cache computes it once per node and file
+        version and keeps it on the server (key ``P:local:<L>``).
+        ``'sampled'`` (opt-in, cheap: a few MB read at most): SHA-256 of the
+        file size, the bytes before the data region (header, field
+        descriptors, the metadata table of every sample), the allocation
+        table, and 64 chunks of 4 KiB spread evenly over the data region. Two
+        files with the same layout that differ only between the sampled
+        chunks (e.g. one pixel of one image) then share keys and one would
+        read the other's bytes, which is why it is not the default.
+
+    Returns
+    -------
+    str
+        32 hex digits.
+
+    Raises
+    ------
+    ValueError
+        If ``mode`` is not one of the above.
+    OSError
+        If the file cannot be read.
+    """
+    if mode not in ('sampled', 'full'):
+        raise ValueError(f"redis cache: identity must be 'sampled' or 'full', got {mode!r}")
+    digest = hashlib.sha256(_LAYOUT + b'\0' + mode.encode() + b'\0')
+    size = int(reader.file_size)
+    digest.update(size.to_bytes(8, 'little'))
+    fd = os.open(reader.fname, os.O_RDONLY)
+    try:
+        if mode == 'full':
+            for offset in range(0, size, _HASH_CHUNK_BYTES):
+                digest.update(pread_exact(fd, _HASH_CHUNK_BYTES, offset))
+        else:
+            data_start = min(int(reader.data_region_start), size)
+            digest.update(pread_exact(fd, data_start, 0))
+            digest.update(np.ascontiguousarray(reader.alloc_table).tobytes())
+            # Data bytes, sampled: the structure above is identical for two
+            # files of same-shaped arrays, so some content must enter too.
+            data_end = max(int(reader.header['alloc_table_ptr']), data_start)
+            span = data_end - data_start
+            if span > 0:
+                step = max(span // _IDENTITY_CHUNKS, 1)
+                for offset in range(data_start, data_end, step):
+                    digest.update(pread_exact(fd, min(_IDENTITY_CHUNK_BYTES, data_end - offset),
+                                              offset))
+    finally:
+        os.close(fd)
+    return digest.hexdigest()[:32]
+
+
+def local_memo_key(prefix, fname):
+    """The key holding the identity of ``fname`` as this node sees it, ``P:local:<L>``.
+
+    ``L`` hashes host name, realpath, device, inode, size and mtime (ns), so a
+    rewritten or moved file gets a new memo and is hashed again.
+    """
+    info = os.stat(fname)
+    local = hashlib.sha256('\0'.join(map(str, (
+        socket.gethostname(), os.path.realpath(fname), info.st_dev, info.st_ino, info.st_size,
+        info.st_mtime_ns))).encode('utf-8', 'surrogateescape'))
+    return f"{prefix}:local:{local.hexdigest()[:32]}"
+
+
+def check_key_ttl(key_ttl):
+    """``key_ttl`` as float seconds, or None (keys never expire).
+
+    Raises
+    ------
+    ValueError
+        If it is not None and not a positive number of seconds.
+    """
+    if key_ttl is None:
+        return None
+    try:
+        value = float(key_ttl)
+    except (TypeError, ValueError):
+        value = float('nan')
+    if not value > 0:
+        raise ValueError(f"redis cache: key_ttl must be positive seconds or None (never expire), "
+                         f"got {key_ttl!r}")
+    return value
+
+
+class KeyNames:
+    """The keys of one file under one prefix, and their expiry.
+
+    Parameters
+    ----------
+    prefix : str
+    identity : str
+        From :func:`file_identity`.
+    memo_key : str or None
+        The node's identity memo (:func:`local_memo_key`), renewed with the
+        others; None for the ``sampled`` identity, which keeps none.
+    key_ttl : float or None
+        Seconds the marker, counter and memo live after a renewal; pages live
+        a quarter longer. None: no expiry.
+    """
+
+    def __init__(self, prefix, identity, memo_key, key_ttl):
+        base = f"{prefix}:{identity}:"
+        self.page_prefix = base + 'page:'
+        self.lock, self.complete, self.fills = base + 'lock', base + 'complete', base + 'fills'
+        self.memo = memo_key
+        self.key_ttl = key_ttl
+
+    def page(self, number):
+        """The key of page ``number``."""
+        return f"{self.page_prefix}{number}"
+
+    @property
+    def marker_ms(self):
+        """Milliseconds the marker, counter and memo live after a renewal (None: forever)."""
+        return None if self.key_ttl is None else max(1, int(self.key_ttl * 1000))
+
+    @property
+    def page_ms(self):
+        """Milliseconds a page lives after a renewal: longer than the marker (None: forever)."""
+        return None if self.key_ttl is None else self.marker_ms + max(1, self.marker_ms // 4)
+
+    def renew(self, client, pages):
+        """Push back the expiry of every key of the file, in one transaction.
+
+        Parameters
+        ----------
+        client : redis.Redis
+        pages : list of int
+            The file's data pages.
+
+        Returns
+        -------
+        bool
+            Whether the complete marker still existed (False: the cache expired
+            or was flushed and must be filled again). Always True without a TTL
+            if the marker exists.
+
+        Raises
+        ------
+        redis.RedisError
+            If the server fails.
+        """
+        if self.key_ttl is None:
+            return bool(client.exists(self.complete))
+        pipe = client.pipeline(transaction=True)
+        for page in pages:
+            pipe.pexpire(self.page(page), self.page_ms)
+        pipe.pexpire(self.fills, self.marker_ms)
+        if self.memo is not None:
+            pipe.pexpire(self.memo, self.marker_ms)
+        pipe.pexpire(self.complete, self.marker_ms)
+        return bool(pipe.execute()[-1])
