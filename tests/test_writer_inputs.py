@@ -103,6 +103,32 @@ def test_exact_values_of_other_types_are_stored(tmp_path):
                           equal_nan=True)
 
 
+@pytest.mark.parametrize('workers', [1, 2])
+def test_torch_and_index_scalars_are_stored(tmp_path, workers):
+    """Datasets often return ``torch.tensor(label)``; FFCV stored it (``dest[0] = value``)."""
+    import fractions
+
+    import torch
+
+    class Label:   # any integer type with __index__
+        def __init__(self, n):
+            self.n = n
+
+        def __index__(self):
+            return self.n
+
+    samples = [(torch.tensor(i), torch.tensor(i / 4), Label(-i), fractions.Fraction(i, 8))
+               for i in range(12)]
+    reader = _write(tmp_path / 't.beton', {'label': IntField(), 'x': FloatField(),
+                                           'k': IntField(), 'q': FloatField()}, samples, workers)
+    assert reader.metadata['f0'].tolist() == list(range(12))
+    assert reader.metadata['f1'].tolist() == [i / 4 for i in range(12)]
+    assert reader.metadata['f2'].tolist() == [-i for i in range(12)]
+    assert reader.metadata['f3'].tolist() == [i / 8 for i in range(12)]
+    with pytest.raises(WriterError, match=r"sample 0.*'label'|'label'.*sample 0"):
+        _write(tmp_path / 'u.beton', {'label': IntField()}, [(torch.tensor(0.5),)])
+
+
 def test_ndarray_keeps_ffcv_element_count_rule(tmp_path):
     reader = _write(tmp_path / 'n.beton', {'a': NDArrayField(np.dtype('<i2'), (4, 3))},
                     [(np.arange(12, dtype='<i2').reshape(3, 4),)])

@@ -8,6 +8,8 @@ None, complex, ...) for either. The writer adds the sample index and field
 name to the message.
 """
 import math
+import numbers
+import operator
 
 import numpy as np
 
@@ -18,7 +20,16 @@ INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
 
 
 def _scalar(value, field):
-    """``value`` itself, or the one element of a 0-d or one-element array."""
+    """``value`` itself, or the one element of a 0-d or one-element array.
+
+    Array-likes (``torch.tensor(3)``, as many datasets return labels) go
+    through ``np.asarray`` first, as FFCV's ``destination[0] = value`` did.
+    """
+    if not isinstance(value, (np.ndarray, np.generic)) and hasattr(value, '__array__'):
+        try:
+            value = np.asarray(value)
+        except (TypeError, ValueError, RuntimeError):
+            return value   # refused below with the type's name
     if isinstance(value, np.ndarray):
         if value.size != 1:
             raise TypeError(f"{field} expects one number, got an array of shape {value.shape}")
@@ -31,7 +42,8 @@ def exact_int64(value):
 
     Parameters
     ----------
-    value : int, bool, numpy integer, integral float, or a one-element array of these
+    value : int, bool, numpy integer, integral float, an object with ``__index__``, or a
+        one-element array or array-like (``torch.tensor(3)``) of these
 
     Returns
     -------
@@ -53,6 +65,8 @@ def exact_int64(value):
             raise ValueError(f"IntField stores integers; {value!r} is not an integral number "
                              f"(convert it explicitly, or use FloatField)")
         number = int(value)
+    elif hasattr(type(value), '__index__'):   # integer types of other libraries
+        number = operator.index(value)
     else:
         raise TypeError(f"IntField expects an integer, got {type(value).__name__} {value!r}")
     if not INT64_MIN <= number <= INT64_MAX:
@@ -88,6 +102,11 @@ def exact_float64(value):
         if number != value and not (math.isnan(number) and math.isnan(value)):
             raise ValueError(f"FloatField stores float64, which cannot hold {value!r} "
                              f"({type(value).__name__}) exactly")
+        return number
+    if isinstance(value, numbers.Real):   # e.g. fractions.Fraction
+        number = np.float64(float(value))
+        if number != value:
+            raise ValueError(f"FloatField stores float64, which cannot hold {value!r} exactly")
         return number
     raise TypeError(f"FloatField expects a real number, got {type(value).__name__} {value!r}")
 
