@@ -129,6 +129,23 @@ def test_torch_and_index_scalars_are_stored(tmp_path, workers):
         _write(tmp_path / 'u.beton', {'label': IntField()}, [(torch.tensor(0.5),)])
 
 
+def test_subclass_encode_runs_in_proportion_mode(tmp_path):
+    """A custom RGBImageField overriding ``encode`` (FFCV's interface) is not bypassed."""
+    calls = []
+
+    class Counting(RGBImageField):
+        def encode(self, destination, field, malloc):
+            calls.append(1)
+            super().encode(destination, field, malloc)
+
+    path = tmp_path / 'c.beton'
+    DatasetWriter(path, {'img': Counting(write_mode='proportion', compress_probability=0.5)},
+                  page_size=PAGE, num_workers=1, progress=False, seed=1) \
+        .from_indexed_dataset([(np.full((4, 5, 3), i, np.uint8),) for i in range(6)])
+    assert len(calls) == 6
+    assert Reader(path, custom_handlers={'img': Counting}).num_samples == 6
+
+
 def test_ndarray_keeps_ffcv_element_count_rule(tmp_path):
     reader = _write(tmp_path / 'n.beton', {'a': NDArrayField(np.dtype('<i2'), (4, 3))},
                     [(np.arange(12, dtype='<i2').reshape(3, 4),)])

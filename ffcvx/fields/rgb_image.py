@@ -179,8 +179,12 @@ class ImageField(Field):
 
     @property
     def encode_uses_rng(self):
-        """bool: the writer calls :meth:`encode_with_rng` (only ``proportion`` draws)."""
-        return self.write_mode == 'proportion'
+        """bool: the writer calls :meth:`encode_with_rng` (only ``proportion`` draws).
+
+        False for a subclass that overrides :meth:`encode` (a custom field written
+        against FFCV's interface): its own ``encode`` must run.
+        """
+        return self.write_mode == 'proportion' and type(self).encode is ImageField.encode
 
     def _choose_mode(self, image, rng):
         if self.write_mode == 'smart':
