@@ -19,6 +19,7 @@ import multiprocessing.connection
 import os
 import pickle
 import signal
+import sys
 import threading
 import traceback
 import warnings
@@ -133,12 +134,20 @@ def start_method(source, job):
         return 'fork'
     try:
         # the page counter is left out: a lock is pickled only while a process starts
-        pickle.dumps((source, job.handlers))
+        payload = pickle.dumps((source, job.handlers))
+        # Classes pickle by name. Defined in a main module that has no file (a
+        # notebook, `python -c`, stdin), a spawned worker cannot import them;
+        # b'__main__' anywhere in the payload is taken as such a reference.
+        if b'__main__' in payload and not getattr(sys.modules['__main__'], '__file__', None):
+            raise pickle.PicklingError("it uses classes or functions defined in a main module "
+                                       "with no file (a notebook, `python -c` or stdin), which "
+                                       "a spawned worker cannot import")
     except Exception as exc:  # noqa: BLE001  (any pickling failure means: cannot spawn)
         warnings.warn(f"DatasetWriter: this process runs {threading.active_count()} threads, so "
                       f"workers cannot be forked safely, and the dataset or a field cannot be "
                       f"pickled for a spawned worker ({type(exc).__name__}: {exc}); writing "
-                      f"in one process instead", RuntimeWarning, stacklevel=4)
+                      f"in one process instead (define the dataset in a module to use "
+                      f"num_workers)", RuntimeWarning, stacklevel=4)
         return None
     methods = multiprocessing.get_all_start_methods()
     return 'forkserver' if 'forkserver' in methods else 'spawn'

@@ -81,9 +81,10 @@ class DatasetWriter:
 
     Workers are forked only while the calling process runs no other thread;
     otherwise they are started with ``forkserver`` (or ``spawn``), which needs
-    the dataset and the fields to be picklable. If they are not, the write
-    runs in the calling process (as with ``num_workers=1``) after a
-    ``RuntimeWarning``. Spawned workers import the main module again, so a
+    the dataset and the fields to be picklable and importable by the worker.
+    If they are not (also when they are defined in a notebook or ``python -c``,
+    whose main module a worker cannot import), the write runs in the calling
+    process (as with ``num_workers=1``) after a ``RuntimeWarning``. Spawned workers import the main module again, so a
     script that writes while other threads run needs the usual
     ``if __name__ == '__main__':`` guard (else a ``WriterError`` says so).
 

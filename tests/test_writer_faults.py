@@ -404,3 +404,26 @@ def test_unguarded_script_with_threads_gets_a_clear_error(tmp_path):
     assert out.returncode != 0
     assert "before it started" in out.stderr and "if __name__ == '__main__':" in out.stderr
     assert _listing(tmp_path) == ['unguarded.py']
+
+
+def test_dataset_defined_in_python_c_with_threads_writes_in_one_process(tmp_path):
+    """A notebook or ``python -c`` main module has no file, so spawned workers could not
+    import its classes (they died with AttributeError): the write runs in one process."""
+    target = tmp_path / 'c.beton'
+    code = (
+        "import threading, warnings\nfrom ffcvx.fields import IntField\n"
+        "from ffcvx.writer import DatasetWriter\n"
+        "class DS:\n    def __len__(self): return 40\n"
+        "    def __getitem__(self, i): return (int(i) * 3,)\n"
+        "threading.Thread(target=threading.Event().wait, daemon=True).start()\n"
+        "with warnings.catch_warnings(record=True) as seen:\n"
+        "    warnings.simplefilter('always')\n"
+        f"    DatasetWriter({str(target)!r}, {{'v': IntField()}}, num_workers=2,"
+        " progress=False).from_indexed_dataset(DS(), chunksize=5)\n"
+        "print([str(w.message) for w in seen])\n")
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, cwd=REPO,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert 'main module with no file' in out.stdout and 'writing in one process' in out.stdout
+    assert Reader(target).metadata['f0'].tolist() == [3 * i for i in range(40)]
+    assert _listing(tmp_path) == ['c.beton']
