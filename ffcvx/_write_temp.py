@@ -6,20 +6,22 @@ with ``os.replace`` only when everything succeeded (``spec/beton.md``,
 
     .<target name>.ffcvx-<host>-<pid>-<start>-<random>.tmp
 
-``host`` is 8 hex digits of a hash of the host name, ``pid`` the writing
+``host`` is 8 hex digits of a hash of the host name and pid namespace, ``pid`` the writing
 process's id and ``start`` its start time (clock ticks since boot, field 22
 of ``/proc/<pid>/stat``), so that a recycled pid is not taken for the
 writer. A temporary file is *stale* when it was made on this host by a
 process that no longer runs (no such pid, or a pid with another start
 time). Stale files are removed by the next write to the same target and by
-``ffcvx clean``; a live writer's file, or one made on another host (a shared
-folder), is never touched.
+``ffcvx clean``; a live writer's file, one made on another host (a shared
+folder) or in another container, one of another user (unless we are root),
+or one whose writer's liveness is hidden from us is never touched.
 """
 import hashlib
 import os
 import re
 import secrets
 import socket
+import warnings
 
 __all__ = ['TempName', 'clean_stale', 'create_temp', 'fsync_directory', 'process_start_time', 'stale_temps',
            'temps_of']
@@ -50,6 +52,8 @@ def process_start_time(pid):
         if not os.path.isdir('/proc/self'):
             return 0 if pid == os.getpid() else None
         return None
+    except PermissionError:
+        raise       # hidden from us (hidepid): the caller must not call it dead
     except OSError:
         return None
     # the command name (field 2) is in parentheses and may hold spaces or ')'
@@ -58,7 +62,29 @@ def process_start_time(pid):
 
 
 def _host_token():
-    return hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
+    # Containers may share a host name but not pids: the pid namespace is part of it
+    # (its inode is fixed for a host's initial namespace, so it survives reboots).
+    try:
+        namespace = os.stat('/proc/self/ns/pid').st_ino
+    except OSError:
+        namespace = 0
+    return hashlib.sha256(f'{socket.gethostname()}/{namespace}'.encode()).hexdigest()[:8]
+
+
+def _process_runs(pid, start):
+    """Whether process ``pid`` with start time ``start`` runs; True when we cannot tell."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass            # it exists, as another user's process
+    except OSError:
+        return True
+    try:
+        return process_start_time(pid) == start
+    except PermissionError:
+        return True
 
 
 class TempName:
@@ -81,10 +107,14 @@ class TempName:
         return cls(match['target'], match['host'], int(match['pid']), int(match['start']))
 
     def is_stale(self):
-        """True when the writer that made this file no longer runs on this host."""
+        """True when the writer that made this file surely no longer runs on this host.
+
+        False for another host's (or pid namespace's) file, and whenever the
+        writer's liveness cannot be read (``/proc`` hidden from us).
+        """
         if self.host != _host_token():
             return False        # another machine's writer: its pids mean nothing here
-        return process_start_time(self.pid) != self.start
+        return not _process_runs(self.pid, self.start)
 
 
 def create_temp(target):
@@ -100,7 +130,7 @@ def create_temp(target):
     """
     folder, name = os.path.split(os.path.abspath(target))
     me = os.getpid()
-    start = process_start_time(me)
+    start = process_start_time(me) or 0   # 0: no /proc here
     while True:
         path = os.path.join(folder, f'.{name}.ffcvx-{_host_token()}-{me}-{start}-'
                                     f'{secrets.token_hex(4)}.tmp')
@@ -134,21 +164,39 @@ def temps_of(target):
     return found
 
 
+def _ours(path):
+    """Whether this process may judge ``path``: our own user's file, or we are root."""
+    try:
+        return os.getuid() == 0 or os.stat(path).st_uid == os.getuid()
+    except OSError:
+        return False
+
+
 def stale_temps(target):
-    """Paths of the stale temporary files of ``target`` (see :meth:`TempName.is_stale`)."""
-    return [path for path, parsed in temps_of(target) if parsed.is_stale()]
+    """Paths of the stale temporary files of ``target`` (see :meth:`TempName.is_stale`).
+
+    Only this user's files (every user's for root): another user's writer may
+    run where its ``/proc`` entry is hidden from us.
+    """
+    return [path for path, parsed in temps_of(target) if _ours(path) and parsed.is_stale()]
 
 
 def clean_stale(target):
     """Remove the stale temporary files of ``target`` (a file path or a folder); return them.
 
-    A file that vanishes meanwhile (another cleaner) is skipped.
+    A file that vanishes meanwhile (another cleaner) is skipped; one that
+    cannot be removed (a sticky folder, a read-only mount) is skipped with a
+    ``RuntimeWarning`` naming it, so it never stops a write.
     """
     removed = []
     for path in stale_temps(target):
         try:
             os.unlink(path)
         except FileNotFoundError:
+            continue
+        except OSError as exc:
+            warnings.warn(f"cannot remove the stale temporary file {path}: {exc}",
+                          RuntimeWarning, stacklevel=2)
             continue
         removed.append(path)
     return removed

@@ -304,16 +304,21 @@ def _cmd_clean(args):
     from . import _write_temp
     removed = kept = 0
     for target in args.paths:
+        stale = set(_write_temp.stale_temps(target))
         for path, parsed in _write_temp.temps_of(target):
-            if not parsed.is_stale():
+            if path not in stale:
                 kept += 1
-                print(f"kept {path} (its writer, pid {parsed.pid}, is running or ran on "
-                      f"another host)")
+                print(f"kept {path} (its writer, pid {parsed.pid}, is running, ran on another "
+                      f"host, or belongs to another user)")
                 continue
             try:
                 size = os.path.getsize(path)
                 os.unlink(path)
             except FileNotFoundError:
+                continue
+            except OSError as exc:
+                kept += 1
+                print(f"kept {path}: cannot remove it ({exc})")
                 continue
             removed += 1
             print(f"removed {path} ({_human(size)})")

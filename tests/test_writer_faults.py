@@ -171,6 +171,43 @@ def test_only_stale_temps_are_removed(tmp_path):
     assert set(_listing(tmp_path)) == left - {names['other target']}
 
 
+def test_temps_whose_writer_cannot_be_judged_are_kept(tmp_path, monkeypatch):
+    """Hidden /proc (hidepid), another user's file, an unremovable file: never a lost write."""
+    from ffcvx import _write_temp
+    host = _host_token()
+    dead = subprocess.run([sys.executable, '-c', 'import os; print(os.getpid())'],
+                          capture_output=True, text=True).stdout.strip()
+    stale = tmp_path / f'.t.beton.ffcvx-{host}-{dead}-123-aa.tmp'
+    stale.write_bytes(b'x')
+    assert _write_temp.stale_temps(tmp_path / 't.beton') == [str(stale)]
+
+    def hidden(pid):
+        raise PermissionError(13, 'hidden by hidepid')
+
+    with monkeypatch.context() as patch:        # a live pid whose /proc entry is hidden
+        live = tmp_path / f'.t.beton.ffcvx-{host}-{os.getpid()}-1-bb.tmp'
+        live.write_bytes(b'x')
+        patch.setattr(_write_temp, 'process_start_time', hidden)
+        assert _write_temp.stale_temps(tmp_path / 't.beton') == [str(stale)]
+        live.unlink()
+    with monkeypatch.context() as patch:        # another user's file, judged by a non-root user
+        patch.setattr(os, 'getuid', lambda: os.stat(stale).st_uid + 1)
+        assert _write_temp.stale_temps(tmp_path / 't.beton') == []
+    real_unlink = os.unlink
+
+    def refuse(path, *args, **kwargs):
+        if str(path) == str(stale):
+            raise PermissionError(1, 'Operation not permitted', str(path))
+        return real_unlink(path, *args, **kwargs)
+
+    with monkeypatch.context() as patch:        # a sticky folder: the write still succeeds
+        patch.setattr(os, 'unlink', refuse)
+        with pytest.warns(RuntimeWarning, match='cannot remove the stale temporary file'):
+            _write(tmp_path / 't.beton', Values([4, 5]))
+    assert Reader(tmp_path / 't.beton').metadata['f0'].tolist() == [4, 5]
+    assert _listing(tmp_path) == [stale.name, 't.beton']
+
+
 # ---------------------------------------------------------------------------
 # worker exception
 
