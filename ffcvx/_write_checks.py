@@ -1,9 +1,10 @@
 """Argument checks of :class:`ffcvx.writer.DatasetWriter`: page size, chunk size, field names."""
+import operator
 import warnings
 
 from .types import FIELD_NAME_LENGTH, MAX_PAGE_SIZE, MIN_PAGE_SIZE
 
-__all__ = ['check_chunksize', 'check_page_size', 'encode_field_name']
+__all__ = ['check_chunksize', 'check_count', 'check_page_size', 'encode_field_name']
 
 
 def check_page_size(page_size):
@@ -21,11 +22,29 @@ def check_page_size(page_size):
     return value
 
 
+def check_count(name, value, minimum=1):
+    """``value`` as an int (``operator.index``: ints and numpy integers, not 2.7).
+
+    Raises
+    ------
+    TypeError
+        If ``value`` is not an integer.
+    ValueError
+        If it is below ``minimum`` (None: no minimum).
+    """
+    try:
+        number = operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__} {value!r}") \
+            from None
+    if minimum is not None and number < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
+    return number
+
+
 def check_chunksize(chunksize):
-    value = int(chunksize)
-    if value < 1:
-        raise ValueError(f"chunksize must be >= 1, got {chunksize!r}")
-    return value
+    """``chunksize`` (samples per work item) as an int >= 1."""
+    return check_count('chunksize', chunksize)
 
 
 def encode_field_name(name):

@@ -32,7 +32,7 @@ import numpy as np
 from tqdm import tqdm
 
 from . import _write_temp
-from ._write_checks import check_chunksize, check_page_size, encode_field_name
+from ._write_checks import check_chunksize, check_count, check_page_size, encode_field_name
 from ._write_pages import SHUFFLE_KEY, Cursor, pwrite_all, suggest_page_size
 from ._write_sources import (IndexedSource, IterableSource, SourceFailure, WebDatasetSource,
                              import_webdataset, open_shard, reporting)
@@ -84,17 +84,23 @@ class DatasetWriter:
     the dataset and the fields to be picklable and importable by the worker.
     If they are not (also when they are defined in a notebook or ``python -c``,
     whose main module a worker cannot import), the write runs in the calling
-    process (as with ``num_workers=1``) after a ``RuntimeWarning``. Spawned workers import the main module again, so a
-    script that writes while other threads run needs the usual
+    process (as with ``num_workers=1``) after a ``RuntimeWarning``. Spawned
+    workers import the main module again, so a script that writes while
+    other threads run needs the usual
     ``if __name__ == '__main__':`` guard (else a ``WriterError`` says so).
 
     Raises
     ------
     TypeError
-        If ``fields`` is not a mapping of names to :class:`~ffcvx.fields.Field`.
+        If ``fields`` is not a mapping of names to :class:`~ffcvx.fields.Field`,
+        or ``num_workers`` is not an integer.
     ValueError
         For an invalid page size, no fields, more than 65535 fields, or a bad
         field name.
+    WriterError
+        From the ``from_*`` methods: a sample that fails or cannot be stored
+        exactly, a worker that dies, a full disk, or a folder where the
+        temporary file cannot be created; an existing target is kept.
     """
 
     def __init__(self, fname, fields, page_size=DEFAULT_PAGE_SIZE, num_workers=-1, progress=True,
@@ -119,7 +125,7 @@ class DatasetWriter:
                                  f"{raw!r} ({FIELD_NAME_LENGTH} bytes at most, FMT-020)")
             names.append(name)
             encoded.append(raw)
-        if num_workers is None or int(num_workers) < 1:
+        if num_workers is None or check_count('num_workers', num_workers, minimum=None) < 1:
             num_workers = len(os.sched_getaffinity(0))
         self.fields = dict(fields)
         self.field_names = names
@@ -259,7 +265,11 @@ class DatasetWriter:
         # one root per write: a seed gives the same choices every time, no seed fresh ones
         if entropy is None:
             entropy = self._root_entropy()
-        fd, tmp_path = _write_temp.create_temp(self.fname)
+        try:
+            fd, tmp_path = _write_temp.create_temp(self.fname)
+        except OSError as exc:
+            raise WriterError(f"cannot create the temporary file for {self.fname} in {target_dir}: "
+                              f"{exc}; nothing was written") from exc
         success = False
         try:
             self._write_into(fd, tmp_path, source, num_samples, entropy)

@@ -464,3 +464,17 @@ def test_dataset_defined_in_python_c_with_threads_writes_in_one_process(tmp_path
     assert 'main module with no file' in out.stdout and 'writing in one process' in out.stdout
     assert Reader(target).metadata['f0'].tolist() == [3 * i for i in range(40)]
     assert _listing(tmp_path) == ['c.beton']
+
+
+def test_counts_must_be_integers_and_a_missing_folder_is_a_writer_error(tmp_path):
+    with pytest.raises(TypeError, match='num_workers must be an integer'):
+        DatasetWriter(tmp_path / 'n.beton', {'v': IntField()}, num_workers=2.7)
+    with pytest.raises(TypeError, match='chunksize must be an integer'):
+        DatasetWriter(tmp_path / 'n.beton', {'v': IntField()}, num_workers=1,
+                      progress=False).from_indexed_dataset(Values([1]), chunksize=2.5)
+    DatasetWriter(tmp_path / 'n.beton', {'v': IntField()}, num_workers=np.int64(1),
+                  progress=False).from_indexed_dataset(Values([1, 2]), chunksize=np.int32(1))
+    missing = tmp_path / 'no-such-folder' / 'x.beton'
+    with pytest.raises(WriterError, match='cannot create the temporary file .*no-such-folder'):
+        _write(missing, Values([1]))
+    assert _listing(tmp_path) == ['n.beton']
