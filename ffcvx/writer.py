@@ -75,9 +75,11 @@ class DatasetWriter:
         Root of every random choice the write makes: ``shuffle_indices`` and
         ``write_mode='proportion'`` (each sample gets its own Generator,
         seeded from ``(seed, sample index, field)``, so the file is the same
-        whatever the number of workers). None draws a fresh root for each
-        write. numpy's global RNG is never used (``np.random.seed`` has no
-        effect on a write).
+        whatever the number of workers). None draws the root, once per write
+        and in the calling process, from numpy's global RNG, so that
+        ``np.random.seed(...)`` before a write makes it reproducible, as in
+        FFCV; workers never draw from the global RNG (forked workers would
+        all copy its state).
 
     Workers are forked only while the calling process runs no other thread;
     otherwise they are started with ``forkserver`` (or ``spawn``), which needs
@@ -253,7 +255,10 @@ class DatasetWriter:
         self._write(IterableSource(iterable, length, chunksize))
 
     def _root_entropy(self):
-        """The root of one write's random choices: ``seed``'s, or fresh entropy."""
+        """The root of one write's random choices: ``seed``'s, or one draw of the global RNG."""
+        if self.seed is None:
+            # in the calling process only: np.random.seed() before a write reproduces it (FFCV)
+            return int(np.random.randint(0, 2 ** 63 - 1, dtype=np.int64))
         return np.random.SeedSequence(self.seed).entropy
 
     # -- writing --------------------------------------------------------------

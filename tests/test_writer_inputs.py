@@ -187,9 +187,22 @@ def test_proportion_is_reproducible_per_sample_and_independent_of_workers(tmp_pa
     # chunks of 10 went to different workers: a copied global RNG state would repeat them
     chunks = [tuple(three[k:k + 10]) for k in range(0, 60, 10)]
     assert len(set(chunks)) == len(chunks)
-    # no seed: a fresh root per write
-    assert _modes(tmp_path / 'd.beton', 2, None, samples) != _modes(tmp_path / 'e.beton', 2,
-                                                                   None, samples)
+
+
+def test_no_seed_draws_the_root_once_from_numpys_global_rng(tmp_path, monkeypatch):
+    """seed=None: np.random.seed() before the write reproduces it (as in FFCV), one draw in
+    the calling process; without reseeding, each write differs."""
+    samples = _images(60)
+    np.random.seed(11)
+    first = _modes(tmp_path / 'd.beton', 2, None, samples)
+    second = _modes(tmp_path / 'e.beton', 2, None, samples)
+    np.random.seed(11)
+    assert _modes(tmp_path / 'f.beton', 2, None, samples) == first != second
+    draws = []
+    real = np.random.randint
+    monkeypatch.setattr(np.random, 'randint', lambda *a, **k: draws.append(1) or real(*a, **k))
+    _modes(tmp_path / 'g.beton', 2, None, samples)
+    assert draws == [1]
 
 
 def test_shuffle_indices_is_drawn_from_the_seed(tmp_path, no_global_rng):
