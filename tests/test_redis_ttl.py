@@ -51,9 +51,12 @@ def _page_keys(manager):
 def test_a_slow_fill_leaves_every_page_outliving_the_marker(data_file, server, client, monkeypatch):
     """Fill of 3 pages, one per chunk, 0.4 s each: the first is 0.8 s old when the marker is set,
     past its 0.5 s TTL, so without renewal during and after the fill it would be gone."""
-    read = redis_cache.pread_exact
+    read, calls = redis_cache.pread_exact, []
 
     def slow_read(fd, count, offset):
+        calls.append(offset)
+        # A second fill means the first one's pages expired while it ran (it would loop forever).
+        assert len(calls) <= 3, 'the fill started again'
         time.sleep(0.4)
         return read(fd, count, offset)
 
@@ -62,7 +65,7 @@ def test_a_slow_fill_leaves_every_page_outliving_the_marker(data_file, server, c
     start = time.monotonic()
     manager = RedisCacheManager(Reader(str(data_file)), url=server.url, key_ttl=0.4)
     try:
-        assert manager.filled and len(manager._data_pages) >= 3
+        assert manager.filled and len(manager._data_pages) == len(calls) == 3
         assert time.monotonic() - start > 1.0        # the fill really outlasted the pages' TTL
         marker_ttl = client.pttl(manager._keys.complete)
         assert 0 < marker_ttl <= 400

@@ -13,7 +13,8 @@ are described in :mod:`.redis_keys`. A connection pool is held per manager and
 closed by ``close()``, by garbage collection of the manager, or at exit.
 
 The server must not evict keys (``maxmemory-policy noeviction``, Redis's
-default): a page that disappears after the fill is reported, not refetched.
+default): a page that disappears mid-epoch is reported, not refetched (one
+found missing at a renewal makes the file be filled again).
 """
 import json
 import os
@@ -336,6 +337,9 @@ class RedisCacheManager(ProcessCacheManager):
         per_chunk = max(1, _FILL_CHUNK_BYTES // self.page_size)
         pages, renewed = self._data_pages, time.monotonic()
         for start in range(0, len(pages), per_chunk):
+            if self.key_ttl is not None and time.monotonic() - renewed >= self.key_ttl / 4:
+                names.renew_pages(client, pages[:start])  # the ones written so far
+                renewed = time.monotonic()
             pipe = client.pipeline(transaction=False)
             for page in pages[start:start + per_chunk]:
                 data = pread_exact(self._fd, self._page_length(page), page * self.page_size)
@@ -346,9 +350,6 @@ class RedisCacheManager(ProcessCacheManager):
             pipe.execute()
             if not self._renew(keys=[self._lock_key], args=[token, ttl_ms]):
                 raise _FillLost()
-            if self.key_ttl is not None and time.monotonic() - renewed >= self.key_ttl / 4:
-                names.renew_pages(client, pages[:start + per_chunk])
-                renewed = time.monotonic()
         if not names.renew_pages(client, pages):
             raise _FillLost()
         if not self._finish(keys=[self._lock_key, self._complete_key],
