@@ -99,7 +99,7 @@ def test_an_epoch_after_a_page_vanished_refills_instead_of_failing(data_file, se
         assert int(client.get(fills)) == 1
         client.delete(_page_keys(manager)[0])           # the marker stays
         labels = [int(v) for _, label in loader for v in label.flatten()]
-        assert labels == [i % 10 for i in range(SAMPLES)]             # every sample, from the refilled pages
+        assert labels == [i % 10 for i in range(SAMPLES)]   # every sample, from the refilled pages
         assert int(client.get(fills)) == 2
         assert not manager.serving_from_file
         assert all(client.exists(k) for k in _page_keys(manager))

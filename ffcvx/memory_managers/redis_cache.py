@@ -224,14 +224,9 @@ class RedisCacheManager(ProcessCacheManager):
         else:
             self.identity = file_identity(self.reader, 'sampled')
         self._keys = KeyNames(prefix, self.identity, memo_key, self.key_ttl)
-        self._lock_key, self._complete_key, self._fills_key = (
-            self._keys.lock, self._keys.complete, self._keys.fills)
 
     def _renew_keys(self):
-        """Push back the keys' expiry; fill the file again if its cache expired, even in part.
-
-        Talks to the server, so RedisError may escape.
-        """
+        """Renew the keys' expiry, refilling a cache expired even in part (RedisError escapes)."""
         self._ensure_filled()
         self._renewed_at = time.monotonic()
 
@@ -271,7 +266,7 @@ class RedisCacheManager(ProcessCacheManager):
 
     def _complete(self):
         """Whether the complete marker exists and describes this file."""
-        raw = self._client.get(self._complete_key)
+        raw = self._client.get(self._keys.complete)
         if raw is None:
             return False
         try:
@@ -290,23 +285,23 @@ class RedisCacheManager(ProcessCacheManager):
             if self._usable():
                 return
             token = uuid.uuid4().hex
-            if self._client.set(self._lock_key, token, nx=True, px=int(self.lock_ttl * 1000)):
+            if self._client.set(self._keys.lock, token, nx=True, px=int(self.lock_ttl * 1000)):
                 try:
                     # Someone may have finished between our check and the lock.
                     if not self._usable():
                         self._fill(token)
                         self.filled = True
                     else:
-                        self._release(keys=[self._lock_key], args=[token])
+                        self._release(keys=[self._keys.lock], args=[token])
                     return
                 except _FillLost:
                     # Another process took over (wait for it), or pages vanished: fill again.
-                    self._release(keys=[self._lock_key], args=[token])
+                    self._release(keys=[self._keys.lock], args=[token])
                     continue
                 except BaseException:
                     # Let the next process fill now instead of after lock_ttl.
                     try:
-                        self._release(keys=[self._lock_key], args=[token])
+                        self._release(keys=[self._keys.lock], args=[token])
                     except redis.RedisError:
                         pass
                     raise
@@ -329,10 +324,10 @@ class RedisCacheManager(ProcessCacheManager):
             written vanished before the marker could be set.
         """
         client, names = self._client, self._keys
-        client.incr(self._fills_key)
+        client.incr(self._keys.fills)
         names.renew_pages(client, [])  # gives the counter its expiry
         # A marker of an older, different fill must not outlive the pages it described.
-        client.delete(self._complete_key)
+        client.delete(self._keys.complete)
         ttl_ms = int(self.lock_ttl * 1000)
         per_chunk = max(1, _FILL_CHUNK_BYTES // self.page_size)
         pages, renewed = self._data_pages, time.monotonic()
@@ -348,11 +343,11 @@ class RedisCacheManager(ProcessCacheManager):
                                   f"{self._page_length(page)} (file changed while being cached?)")
                 pipe.set(names.page(page), data, px=names.page_ms)
             pipe.execute()
-            if not self._renew(keys=[self._lock_key], args=[token, ttl_ms]):
+            if not self._renew(keys=[self._keys.lock], args=[token, ttl_ms]):
                 raise _FillLost()
         if not names.renew_pages(client, pages):
             raise _FillLost()
-        if not self._finish(keys=[self._lock_key, self._complete_key],
+        if not self._finish(keys=[self._keys.lock, self._keys.complete],
                             args=[token, json.dumps(self._marker, sort_keys=True),
                                   '' if names.marker_ms is None else names.marker_ms]):
             raise _FillLost()
