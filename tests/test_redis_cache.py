@@ -395,10 +395,17 @@ def test_missing_or_short_page_is_an_error_not_wrong_bytes(data_file, url):
     client = _client(url)
     for damage, message in ((lambda key: client.delete(key), 'missing'),
                             (lambda key: client.set(key, b'x' * 100), 'has 100 bytes')):
-        manager = RedisCacheManager(reader, url=url)
+        manager = RedisCacheManager(reader, url=url, max_bytes=2 * PAGE)
         try:
-            page = manager._data_pages[0]
-            damage(f"ffcvx:{manager.identity}:page:{page}")
+            page, schedule = manager._data_pages[-1], manager.schedule_epoch
+
+            def schedule_then_damage(batches, key=manager._keys.page(page), damage=damage):
+                # After the epoch's renewal (which refills a missing page) and before the
+                # 2-page buffer reaches the last page: it vanishes mid-epoch.
+                plan = schedule(batches)
+                damage(key)
+                return plan
+            manager.schedule_epoch = schedule_then_damage
             with pytest.raises(CacheUnavailableError, match=message):
                 _check_all_samples(reader, manager, _sequential_batches(reader))
         finally:

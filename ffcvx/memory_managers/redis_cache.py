@@ -13,7 +13,8 @@ are described in :mod:`.redis_keys`. A connection pool is held per manager and
 closed by ``close()``, by garbage collection of the manager, or at exit.
 
 The server must not evict keys (``maxmemory-policy noeviction``, Redis's
-default): a page that disappears after the fill is reported, not refetched.
+default): a page that disappears mid-epoch is reported, not refetched (one
+found missing at a renewal makes the file be filled again).
 """
 import json
 import os
@@ -63,8 +64,8 @@ def redact_url(url):
     return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
 
 
-class _LockLost(Exception):
-    """Our fill lock expired and another process took it over."""
+class _FillLost(Exception):
+    """Our fill lock expired and another process took it over, or pages vanished mid-fill."""
 
 
 class RedisCacheManager(ProcessCacheManager):
@@ -112,8 +113,9 @@ class RedisCacheManager(ProcessCacheManager):
         Seconds the file's keys live on the server after their last renewal
         (default one day); renewed at construction, at the start of each
         epoch and every ``key_ttl / 4`` during one, so a cache nobody uses
-        leaves the server by itself, killed users included. An expired cache
-        is filled again by the next user. None: keys never expire.
+        leaves the server by itself, killed users included. A cache whose
+        marker or any page expired is filled again by the next user. At
+        least :data:`~.redis_keys.MIN_KEY_TTL` (0.1 s). None: keys never expire.
 
     Attributes
     ----------
@@ -192,7 +194,6 @@ class RedisCacheManager(ProcessCacheManager):
             self._release = self._client.register_script(RELEASE_LOCK)
             try:
                 self._set_identity(identity, prefix)
-                self._ensure_filled()
                 self._renew_keys()
             except redis.RedisError as exc:
                 self._unavailable('while checking or filling the cache', exc)
@@ -223,19 +224,10 @@ class RedisCacheManager(ProcessCacheManager):
         else:
             self.identity = file_identity(self.reader, 'sampled')
         self._keys = KeyNames(prefix, self.identity, memo_key, self.key_ttl)
-        self._lock_key, self._complete_key, self._fills_key = (
-            self._keys.lock, self._keys.complete, self._keys.fills)
-
-    def _page_key(self, page):
-        return self._keys.page(page)
 
     def _renew_keys(self):
-        """Push back the keys' expiry; fill the file again if its cache expired.
-
-        Talks to the server, so RedisError may escape.
-        """
-        while not self._keys.renew(self._client, self._data_pages):
-            self._ensure_filled()
+        """Renew the keys' expiry, refilling a cache expired even in part (RedisError escapes)."""
+        self._ensure_filled()
         self._renewed_at = time.monotonic()
 
     def _renew_due(self):
@@ -274,7 +266,7 @@ class RedisCacheManager(ProcessCacheManager):
 
     def _complete(self):
         """Whether the complete marker exists and describes this file."""
-        raw = self._client.get(self._complete_key)
+        raw = self._client.get(self._keys.complete)
         if raw is None:
             return False
         try:
@@ -282,28 +274,34 @@ class RedisCacheManager(ProcessCacheManager):
         except ValueError:
             return False  # garbage under our key: refill rather than trust it
 
+    def _usable(self):
+        """Whether the marker describes this file and it and every page exist (renewing them)."""
+        return self._complete() and self._keys.renew(self._client, self._data_pages)
+
     def _ensure_filled(self):
-        """Return once the pages are in Redis, filling them if no one else is."""
+        """Return once the pages are in Redis with fresh expiry, filling them if no one else is."""
         pause = 0.02
         while True:
-            if self._complete():
+            if self._usable():
                 return
             token = uuid.uuid4().hex
-            if self._client.set(self._lock_key, token, nx=True, px=int(self.lock_ttl * 1000)):
+            if self._client.set(self._keys.lock, token, nx=True, px=int(self.lock_ttl * 1000)):
                 try:
                     # Someone may have finished between our check and the lock.
-                    if not self._complete():
+                    if not self._usable():
                         self._fill(token)
                         self.filled = True
                     else:
-                        self._release(keys=[self._lock_key], args=[token])
+                        self._release(keys=[self._keys.lock], args=[token])
                     return
-                except _LockLost:
-                    continue  # a faster process took over: wait for it
+                except _FillLost:
+                    # Another process took over (wait for it), or pages vanished: fill again.
+                    self._release(keys=[self._keys.lock], args=[token])
+                    continue
                 except BaseException:
                     # Let the next process fill now instead of after lock_ttl.
                     try:
-                        self._release(keys=[self._lock_key], args=[token])
+                        self._release(keys=[self._keys.lock], args=[token])
                     except redis.RedisError:
                         pass
                     raise
@@ -314,36 +312,45 @@ class RedisCacheManager(ProcessCacheManager):
     def _fill(self, token):
         """Copy every data page into Redis, then write the complete marker.
 
+        Pages written are renewed every ``key_ttl / 4`` while the fill runs, and
+        all of them once more just before the marker is written, so a fill
+        slower than the keys' TTL cannot leave a marker whose pages expired.
+
         Raises
         ------
-        _LockLost
+        _FillLost
             If the lock expired (this process was slower than ``lock_ttl``
-            between two chunks) and another process holds it now.
+            between two chunks) and another process holds it now, or a page
+            written vanished before the marker could be set.
         """
-        client = self._client
-        client.incr(self._fills_key)
-        if self._keys.marker_ms is not None:
-            client.pexpire(self._fills_key, self._keys.marker_ms)
+        client, names = self._client, self._keys
+        client.incr(self._keys.fills)
+        names.renew_pages(client, [])  # gives the counter its expiry
         # A marker of an older, different fill must not outlive the pages it described.
-        client.delete(self._complete_key)
+        client.delete(self._keys.complete)
         ttl_ms = int(self.lock_ttl * 1000)
         per_chunk = max(1, _FILL_CHUNK_BYTES // self.page_size)
-        pages = self._data_pages
+        pages, renewed = self._data_pages, time.monotonic()
         for start in range(0, len(pages), per_chunk):
+            if self.key_ttl is not None and time.monotonic() - renewed >= self.key_ttl / 4:
+                names.renew_pages(client, pages[:start])  # the ones written so far
+                renewed = time.monotonic()
             pipe = client.pipeline(transaction=False)
             for page in pages[start:start + per_chunk]:
                 data = pread_exact(self._fd, self._page_length(page), page * self.page_size)
                 if len(data) != self._page_length(page):
                     raise OSError(f"{self.reader.fname}: page {page} is {len(data)} bytes, expected "
                                   f"{self._page_length(page)} (file changed while being cached?)")
-                pipe.set(self._page_key(page), data, px=self._keys.page_ms)
+                pipe.set(names.page(page), data, px=names.page_ms)
             pipe.execute()
-            if not self._renew(keys=[self._lock_key], args=[token, ttl_ms]):
-                raise _LockLost()
-        if not self._finish(keys=[self._lock_key, self._complete_key],
+            if not self._renew(keys=[self._keys.lock], args=[token, ttl_ms]):
+                raise _FillLost()
+        if not names.renew_pages(client, pages):
+            raise _FillLost()
+        if not self._finish(keys=[self._keys.lock, self._keys.complete],
                             args=[token, json.dumps(self._marker, sort_keys=True),
-                                  '' if self._keys.marker_ms is None else self._keys.marker_ms]):
-            raise _LockLost()
+                                  '' if names.marker_ms is None else names.marker_ms]):
+            raise _FillLost()
 
     # -- failures -----------------------------------------------------------------------
 
@@ -384,7 +391,7 @@ class RedisCacheManager(ProcessCacheManager):
         """
         if not self.serving_from_file:
             try:
-                values = self._client.mget([self._page_key(p) for p in pages])
+                values = self._client.mget([self._keys.page(p) for p in pages])
             except redis.RedisError as exc:
                 what = f"page {pages[0]}" if len(pages) == 1 else f"pages {', '.join(map(str, pages))}"
                 self._unavailable(f"while fetching {what}", exc)
@@ -393,7 +400,7 @@ class RedisCacheManager(ProcessCacheManager):
                     expected = self._page_length(page)
                     if value is None:
                         self._unavailable(
-                            'mid-epoch', f"page {page} is missing (key {self._page_key(page)!r}; "
+                            'mid-epoch', f"page {page} is missing (key {self._keys.page(page)!r}; "
                             f"flushed, or evicted by a maxmemory-policy other than noeviction?)")
                         break
                     if len(value) != expected:

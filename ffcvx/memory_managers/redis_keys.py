@@ -19,13 +19,16 @@ Keys of a file with identity ``I`` (:func:`file_identity`) under the prefix
   hashes host name, realpath, device, inode, size and mtime), so that each
   node hashes a version of the file once.
 
-Expiry (option ``key_ttl``, seconds, default one day): every key above but
-the lock expires ``key_ttl`` after it was last renewed, so the cache of a file
-nobody reads any more leaves the server by itself, even when every user was
-killed. Users renew at construction, at the start of each epoch and every
-``key_ttl / 4`` during one. Pages live ``key_ttl / 4`` longer than the
-marker: whenever the marker exists its pages do too, and a reader that finds
-the marker gone at renewal fills the file again (:meth:`KeyNames.renew`).
+Expiry (option ``key_ttl``, seconds, default one day, at least
+:data:`MIN_KEY_TTL`): every key above but the lock expires ``key_ttl`` after
+it was last renewed, so the cache of a file nobody reads any more leaves the
+server by itself, even when every user was killed. Users renew at
+construction, at the start of each epoch and every ``key_ttl / 4`` during one;
+a filler renews the pages it wrote every ``key_ttl / 4`` and every page once
+more just before it writes the marker. Pages live ``key_ttl / 4`` longer than
+the marker, so whenever the marker exists its pages do too; a renewal that
+finds the marker or any page gone reports it (:meth:`KeyNames.renew`) and the
+file is filled again.
 """
 import hashlib
 import os
@@ -35,6 +38,10 @@ import numpy as np
 
 #: Seconds keys live without renewal unless the caller says otherwise: one day.
 DEFAULT_KEY_TTL = 86400.0
+#: Shortest ``key_ttl`` accepted, seconds: a filled cache must survive the round trips from
+#: writing its marker to the renewal that follows, or every renewal would find it gone and
+#: fill it again, forever.
+MIN_KEY_TTL = 0.1
 #: Bytes read per ``pread`` while hashing.
 _HASH_CHUNK_BYTES = 32 << 20
 #: Data chunks hashed by the ``sampled`` identity, and their size in bytes.
@@ -158,10 +165,16 @@ def local_memo_key(prefix, fname):
 def check_key_ttl(key_ttl):
     """``key_ttl`` as float seconds, or None (keys never expire).
 
+    Parameters
+    ----------
+    key_ttl : float or None
+        Seconds; at least :data:`MIN_KEY_TTL`.
+
     Raises
     ------
     ValueError
-        If it is not None and not a positive number of seconds.
+        If it is not None and not a number of seconds of at least
+        :data:`MIN_KEY_TTL`.
     """
     if key_ttl is None:
         return None
@@ -169,9 +182,10 @@ def check_key_ttl(key_ttl):
         value = float(key_ttl)
     except (TypeError, ValueError):
         value = float('nan')
-    if not value > 0:
+    if not value >= MIN_KEY_TTL:
         raise ValueError(f"redis cache: key_ttl must be positive seconds or None (never expire), "
-                         f"got {key_ttl!r}")
+                         f"at least {MIN_KEY_TTL} s so that a filled cache lives until its first "
+                         f"renewal; got {key_ttl!r}")
     return value
 
 
@@ -212,6 +226,41 @@ class KeyNames:
         """Milliseconds a page lives after a renewal: longer than the marker (None: forever)."""
         return None if self.key_ttl is None else self.marker_ms + max(1, self.marker_ms // 4)
 
+    def _expire(self, client, pages, marker):
+        """PEXPIRE the pages, counter, memo and (if ``marker``) the marker in one transaction.
+
+        Returns whether every page (and the marker) still existed; the counter
+        and memo are only bookkeeping, and a missing one is not reported.
+        """
+        pipe = client.pipeline(transaction=True)
+        for page in pages:
+            pipe.pexpire(self.page(page), self.page_ms)
+        if marker:
+            pipe.pexpire(self.complete, self.marker_ms)
+        checked = len(pages) + bool(marker)
+        pipe.pexpire(self.fills, self.marker_ms)
+        if self.memo is not None:
+            pipe.pexpire(self.memo, self.marker_ms)
+        return all(pipe.execute()[:checked])
+
+    def renew_pages(self, client, pages):
+        """Push back the expiry of ``pages`` (and the counter and memo), not the marker's.
+
+        Used by the filler while it writes and just before it writes the marker,
+        so that pages always outlive it.
+
+        Returns
+        -------
+        bool
+            Whether every page still existed. Always True without a TTL.
+
+        Raises
+        ------
+        redis.RedisError
+            If the server fails.
+        """
+        return True if self.key_ttl is None else self._expire(client, pages, marker=False)
+
     def renew(self, client, pages):
         """Push back the expiry of every key of the file, in one transaction.
 
@@ -224,9 +273,9 @@ class KeyNames:
         Returns
         -------
         bool
-            Whether the complete marker still existed (False: the cache expired
-            or was flushed and must be filled again). Always True without a TTL
-            if the marker exists.
+            Whether the complete marker and every page still existed (False:
+            the cache expired, in part or whole, or was flushed, and must be
+            filled again). Without a TTL: whether they all exist.
 
         Raises
         ------
@@ -234,12 +283,6 @@ class KeyNames:
             If the server fails.
         """
         if self.key_ttl is None:
-            return bool(client.exists(self.complete))
-        pipe = client.pipeline(transaction=True)
-        for page in pages:
-            pipe.pexpire(self.page(page), self.page_ms)
-        pipe.pexpire(self.fills, self.marker_ms)
-        if self.memo is not None:
-            pipe.pexpire(self.memo, self.marker_ms)
-        pipe.pexpire(self.complete, self.marker_ms)
-        return bool(pipe.execute()[-1])
+            keys = [self.page(page) for page in pages] + [self.complete]
+            return client.exists(*keys) == len(keys)
+        return self._expire(client, pages, marker=True)
