@@ -100,8 +100,10 @@ class EpochIterator:
     """
 
     def __init__(self, graph, memory, batches, num_slots, num_threads, batches_ahead, seeds=None,
-                 owner=None):
+                 owner=None, handed_out=None):
         self._owner = owner
+        # [count] of batches returned so far, shared with the Loader's state_dict()
+        self._handed_out = handed_out if handed_out is not None else [0]
         self._producer = _Producer(graph, memory, batches, num_slots, num_threads, batches_ahead,
                                    seeds if seeds is not None else EpochSeeds())
         self._thread = threading.Thread(target=self._producer.run, name='ffcvx-epoch', daemon=True)
@@ -131,6 +133,7 @@ class EpochIterator:
                     raise RuntimeError("the ffcvx loader thread stopped without a result")
         if kind == _BATCH:
             self._remaining -= 1
+            self._handed_out[0] += 1
             return payload
         self.close()
         if kind == _ERROR:

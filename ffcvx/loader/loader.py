@@ -16,6 +16,7 @@ from ..registry import Registry, decoder_for_format
 from ..traversal_order import QuasiRandom, Random, Sequential, TraversalOrder
 from .assembly import build_graph
 from .distributed import rank_and_world_size
+from . import resume
 from .epoch_iterator import EpochIterator
 
 
@@ -268,6 +269,10 @@ class Loader:
         #: Output name -> its Pipeline (FFCV's ``Loader.pipelines``); ``.operations`` lists its steps.
         self.pipelines = {p.name: p for p in self.graph.pipelines}
         self.next_epoch = 0
+        # Resume position (ffcvx.loader.resume): batches of next_epoch to skip,
+        # and the running epoch's {'epoch', 'start', 'total', 'count': [handed out]}.
+        self._resume_batches = 0
+        self._progress = None
         #: The sample order of epoch 0 (FFCV's attribute).
         self.first_traversal_order = self.next_traversal_order()
 
@@ -314,9 +319,11 @@ class Loader:
                 self.graph.plan(recompile=self.recompile)
         self.next_epoch += 1
         batches = self._batches(epoch)
-        iterator = EpochIterator(self.graph, self.memory_manager, batches, self.num_slots,
+        start, self._resume_batches = self._resume_batches, 0
+        self._progress = {'epoch': epoch, 'start': start, 'total': len(batches), 'count': [0]}
+        iterator = EpochIterator(self.graph, self.memory_manager, batches[start:], self.num_slots,
                                  self.num_workers, self.batches_ahead, EpochSeeds(self.seed, epoch),
-                                 owner=self)
+                                 owner=self, handed_out=self._progress['count'])
         # Weak: the iterator keeps this Loader alive (``next(iter(Loader(...)))``
         # works, as in FFCV), not the other way round, so no cycle delays freeing.
         self._current[0] = weakref.ref(iterator)
@@ -372,6 +379,34 @@ class Loader:
                         selected.append(int(self.indices[position]))
                     position += 1
         return Loader(**{**self._args, 'indices': np.asarray(selected, dtype=np.uint64)})
+
+    def state_dict(self):
+        """Where this Loader stands, as a small dict of plain values (torchdata's Stateful).
+
+        Valid after any batch and between epochs; costs microseconds after
+        the first call (which reads a few MB for the file's identity). Holds
+        epoch, batches and samples done, seed, batch size, world size, order,
+        and digests of the file and of ``indices``; no per-sample arrays.
+        """
+        return resume.loader_state(self)
+
+    def load_state_dict(self, state):
+        """Continue from ``state`` (from :meth:`state_dict`) at the next ``iter()``.
+
+        The next epoch starts at the saved epoch and skips the batches already
+        handed out, without reading them; what follows is bit-identical to
+        the uninterrupted run (same order, same per-sample augmentations).
+
+        Raises
+        ------
+        ffcvx.loader.resume.ResumeError
+            (a ValueError) If the state is from another file, ``indices``,
+            order, batch size, drop_last, world size, seed or state version,
+            naming each mismatch.
+        """
+        self._close_current()
+        self.next_epoch, self._resume_batches = resume.resume_position(self, state)
+        self._progress = None
 
     def close(self):
         """Stop any running epoch and release the file and the memory strategy.

@@ -1,0 +1,151 @@
+"""Loader.state_dict() / load_state_dict(): a resumed run yields the uninterrupted run's batches.
+
+Same world size (ffcvx.loader.resume). Each check hashes every batch of an
+uninterrupted run of two epochs, then stops a run after k batches, saves the
+state, builds a fresh Loader (here, or in a new process), loads it and runs
+to the end: the hashes concatenated must be equal.
+"""
+import hashlib
+import json
+import pickle
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from ffcvx.fields import RGBImageField
+from ffcvx.fields.decoders import IntDecoder, RandomResizedCropRGBImageDecoder
+from ffcvx.loader import Loader, OrderOption
+from ffcvx.loader.resume import ResumeError
+from ffcvx.transforms import Cutout, RandomBrightness, RandomHorizontalFlip, RandomTranslate
+
+from conftest import REPO, write_labelled
+
+N, H, W = 45, 20, 24
+ORDERS = ['SEQUENTIAL', 'RANDOM', 'QUASI_RANDOM']
+
+
+@pytest.fixture(scope='module')
+def beton(tmp_path_factory):
+    images = np.random.default_rng(3).integers(1, 256, (N, H, W, 3), dtype=np.uint8)
+    return write_labelled(tmp_path_factory.mktemp('resume') / 'raw.beton', images,
+                          RGBImageField(write_mode='raw'))
+
+
+def _pipelines():
+    return {'image': [RandomResizedCropRGBImageDecoder((12, 12)), RandomHorizontalFlip(),
+                      RandomTranslate(2), Cutout(3), RandomBrightness(0.4)],
+            'label': [IntDecoder()]}
+
+
+def _loader(path, order, drop_last=True, **kw):
+    return Loader(path, batch_size=8, order=getattr(OrderOption, order), seed=21,
+                  drop_last=drop_last, pipelines=_pipelines(), num_workers=2, **kw)
+
+
+def _digest(batch):
+    h = hashlib.sha256()
+    for part in batch:
+        h.update(np.ascontiguousarray(part).tobytes())
+    return h.hexdigest()
+
+
+def _run(loader, epochs, stop_after=None):
+    """Batch digests of ``epochs`` epochs; stops after ``stop_after`` batches in all."""
+    out = []
+    for _ in range(epochs):
+        for batch in loader:
+            out.append(_digest(batch))
+            if stop_after is not None and len(out) == stop_after:
+                return out
+    return out
+
+
+@pytest.mark.parametrize('drop_last', [True, False])
+@pytest.mark.parametrize('order', ORDERS)
+def test_resume_in_this_process_is_bit_identical(beton, order, drop_last):
+    whole = _run(_loader(beton, order, drop_last), epochs=2)
+    per_epoch = len(whole) // 2
+    for k in (2, per_epoch, per_epoch + 3):        # mid-epoch 0, between epochs, mid-epoch 1
+        first = _loader(beton, order, drop_last)
+        head = _run(first, epochs=2, stop_after=k)
+        state = first.state_dict()
+        first.close()
+        assert (state['epoch'], state['batches_done']) == divmod(k, per_epoch)
+        second = _loader(beton, order, drop_last)
+        second.load_state_dict(state)
+        rest = _run(second, epochs=2 - state['epoch'])
+        assert head + rest == whole, (order, drop_last, k)
+
+
+_CHILD = r'''
+import json, pickle, sys, hashlib
+sys.path.insert(0, sys.argv[3])
+import numpy as np
+from test_resume import _loader, _run
+loader = _loader(sys.argv[1], sys.argv[2])
+with open(sys.argv[4], 'rb') as f:
+    loader.load_state_dict(pickle.load(f))
+print(json.dumps(_run(loader, epochs=1)))
+'''
+
+
+@pytest.mark.parametrize('order', ORDERS)
+def test_resume_in_a_new_process_is_bit_identical(beton, order, tmp_path):
+    whole = _run(_loader(beton, order), epochs=1)
+    first = _loader(beton, order)
+    head = _run(first, epochs=1, stop_after=3)
+    state_file = tmp_path / 'state.pt'
+    state_file.write_bytes(pickle.dumps(first.state_dict()))
+    out = subprocess.run([sys.executable, '-c', _CHILD, beton, order, str(REPO / 'tests'),
+                          str(state_file)], capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert head + json.loads(out.stdout.strip().splitlines()[-1]) == whole
+
+
+def test_state_is_small_plain_and_cheap(beton):
+    loader = _loader(beton, 'RANDOM')
+    iterator = iter(loader)
+    next(iterator)
+    state = loader.state_dict()
+    assert all(isinstance(v, (int, str, bool)) for v in state.values()), state
+    assert len(pickle.dumps(state)) < 1000
+    start = time.perf_counter()
+    for _ in range(1000):
+        loader.state_dict()
+    assert (time.perf_counter() - start) / 1000 < 1e-3   # well under a millisecond each
+    assert state['batches_done'] == 1 and state['samples_done'] == 8 and state['epoch'] == 0
+    loader.close()
+
+
+def test_a_state_of_another_file_or_configuration_is_refused(beton, tmp_path):
+    state = _loader(beton, 'RANDOM').state_dict()
+    images = np.zeros((N, H, W, 3), np.uint8)
+    other = write_labelled(tmp_path / 'other.beton', images, RGBImageField(write_mode='raw'))
+    cases = [
+        (_loader(other, 'RANDOM'), "file: saved"),
+        (_loader(beton, 'SEQUENTIAL'), "order: saved 'Random'"),
+        (Loader(beton, batch_size=5, order=OrderOption.RANDOM, seed=21), "batch_size: saved 8"),
+        (Loader(beton, batch_size=8, order=OrderOption.RANDOM, seed=22), r"seed=21"),
+        (_loader(beton, 'RANDOM', indices=np.arange(10)), "indices= selects another number"),
+        (_loader(beton, 'RANDOM', drop_last=False), "drop_last: saved True"),
+    ]
+    for loader, words in cases:
+        with pytest.raises(ResumeError, match=words):
+            loader.load_state_dict(state)
+        loader.close()
+    loader = _loader(beton, 'RANDOM')
+    with pytest.raises(ResumeError, match='version 99'):
+        loader.load_state_dict({**state, 'version': 99})
+    with pytest.raises(ResumeError, match='world size'):
+        loader.load_state_dict({**state, 'world_size': 4})
+    with pytest.raises(ResumeError, match='not a Loader state'):
+        loader.load_state_dict({'epoch': 1})
+    with pytest.raises(ResumeError, match='batch 99 of epoch 0'):
+        loader.load_state_dict({**state, 'batches_done': 99})
+    assert isinstance(ResumeError('x'), ValueError)
+    # nothing was changed by the refused loads: the Loader starts at epoch 0
+    assert loader.state_dict()['epoch'] == 0 and loader.state_dict()['batches_done'] == 0
+    loader.close()
