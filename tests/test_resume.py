@@ -127,7 +127,7 @@ def test_a_state_of_another_file_or_configuration_is_refused(beton, tmp_path):
     cases = [
         (_loader(other, 'RANDOM'), "file: saved"),
         (_loader(beton, 'SEQUENTIAL'), "order: saved 'Random'"),
-        (Loader(beton, batch_size=5, order=OrderOption.RANDOM, seed=21), "batch_size: saved 8"),
+        (Loader(beton, batch_size=5, order=OrderOption.RANDOM, seed=21), "global_batch_size: saved 8"),
         (Loader(beton, batch_size=8, order=OrderOption.RANDOM, seed=22), r"seed=21"),
         (_loader(beton, 'RANDOM', indices=np.arange(10)), "indices= selects another number"),
         (_loader(beton, 'RANDOM', drop_last=False), "drop_last: saved True"),
@@ -139,13 +139,65 @@ def test_a_state_of_another_file_or_configuration_is_refused(beton, tmp_path):
     loader = _loader(beton, 'RANDOM')
     with pytest.raises(ResumeError, match='version 99'):
         loader.load_state_dict({**state, 'version': 99})
-    with pytest.raises(ResumeError, match='world size'):
-        loader.load_state_dict({**state, 'world_size': 4})
+    with pytest.raises(ResumeError, match='on 1 ranks pass batch_size=32'):
+        loader.load_state_dict({**state, 'world_size': 4, 'global_batch_size': 32})
     with pytest.raises(ResumeError, match='not a Loader state'):
         loader.load_state_dict({'epoch': 1})
-    with pytest.raises(ResumeError, match='batch 99 of epoch 0'):
-        loader.load_state_dict({**state, 'batches_done': 99})
+    with pytest.raises(ResumeError, match='global sample 99 of epoch 0'):
+        loader.load_state_dict({**state, 'global_samples_done': 99})
     assert isinstance(ResumeError('x'), ValueError)
     # nothing was changed by the refused loads: the Loader starts at epoch 0
     assert loader.state_dict()['epoch'] == 0 and loader.state_dict()['batches_done'] == 0
     loader.close()
+
+
+# -- another world size (ranks simulated in one process through RANK / WORLD_SIZE) -------
+
+def _rank_loader(path, monkeypatch, rank, world, per_rank):
+    monkeypatch.setenv('RANK', str(rank))
+    monkeypatch.setenv('WORLD_SIZE', str(world))
+    return Loader(path, batch_size=per_rank, order=OrderOption.RANDOM, seed=21, drop_last=False,
+                  distributed=True, pipelines=_pipelines(), num_workers=1)
+
+
+def _samples(batches):
+    """``[(sample number, digest of its augmented image)]`` of batches ``(image, label)``."""
+    return [(int(label), hashlib.sha256(np.ascontiguousarray(image).tobytes()).hexdigest())
+            for images, labels in batches for image, label in zip(images, labels[:, 0])]
+
+
+@pytest.mark.parametrize('old, new', [(2, 1), (2, 3), (3, 2)])
+def test_resume_on_another_world_size_sees_the_rest_once(beton, monkeypatch, old, new):
+    global_batch, epoch = 12, 1
+    reference = Loader(beton, batch_size=global_batch, order=OrderOption.RANDOM, seed=21,
+                       drop_last=False, pipelines=_pipelines(), num_workers=1)
+    order = reference.traversal_order.global_order(epoch).tolist()
+    augmented = {}
+    for e in range(epoch + 1):
+        for sample, digest in _samples(reference):
+            if e == epoch:
+                augmented[sample] = digest       # the uninterrupted run's output per sample
+    reference.close()
+    done_before, states = [], []
+    for rank in range(old):                      # every old rank: epoch 0, then 2 batches of 1
+        loader = _rank_loader(beton, monkeypatch, rank, old, global_batch // old)
+        _run(loader, epochs=1)
+        iterator = iter(loader)
+        done_before += _samples([next(iterator), next(iterator)])
+        states.append(loader.state_dict())
+        loader.close()
+    assert all(state == states[0] for state in states)
+    g = states[0]['global_samples_done']
+    assert g == 2 * global_batch and states[0]['epoch'] == epoch
+    after = []
+    for rank in range(new):
+        loader = _rank_loader(beton, monkeypatch, rank, new, global_batch // new)
+        loader.load_state_dict(states[0])
+        after.append(_samples(iter(loader)))
+        loader.close()
+    assert len({len(part) for part in after}) == 1          # equal shares: ranks stay in step
+    rest = [s for part in after for s in part]
+    padding = np.resize(order, -(len(order) - g) % new).tolist()
+    assert sorted(s for s, _ in rest) == sorted(order[g:] + padding)
+    assert sorted(s for s, _ in done_before) == sorted(order[:g])
+    assert all(digest == augmented[sample] for sample, digest in done_before + rest)

@@ -271,7 +271,7 @@ class Loader:
         self.next_epoch = 0
         # Resume position (ffcvx.loader.resume): batches of next_epoch to skip,
         # and the running epoch's {'epoch', 'start', 'total', 'count': [handed out]}.
-        self._resume_batches = 0
+        self._resume_global = None
         self._progress = None
         #: The sample order of epoch 0 (FFCV's attribute).
         self.first_traversal_order = self.next_traversal_order()
@@ -318,10 +318,10 @@ class Loader:
             with Compiler.planning(self.jit, self.num_workers):
                 self.graph.plan(recompile=self.recompile)
         self.next_epoch += 1
-        batches = self._batches(epoch)
-        start, self._resume_batches = self._resume_batches, 0
-        self._progress = {'epoch': epoch, 'start': start, 'total': len(batches), 'count': [0]}
-        iterator = EpochIterator(self.graph, self.memory_manager, batches[start:], self.num_slots,
+        start, self._resume_global = self._resume_global, None
+        batches = self._batches(epoch) if start is None else resume.resumed_batches(self, epoch, start)
+        self._progress = {'epoch': epoch, 'start': start or 0, 'total': len(batches), 'count': [0]}
+        iterator = EpochIterator(self.graph, self.memory_manager, batches, self.num_slots,
                                  self.num_workers, self.batches_ahead, EpochSeeds(self.seed, epoch),
                                  owner=self, handed_out=self._progress['count'])
         # Weak: the iterator keeps this Loader alive (``next(iter(Loader(...)))``
@@ -393,19 +393,21 @@ class Loader:
     def load_state_dict(self, state):
         """Continue from ``state`` (from :meth:`state_dict`) at the next ``iter()``.
 
-        The next epoch starts at the saved epoch and skips the batches already
-        handed out, without reading them; what follows is bit-identical to
-        the uninterrupted run (same order, same per-sample augmentations).
+        The next epoch starts at the saved epoch and skips the samples already
+        handed out, without reading them; on the same world size what follows
+        is bit-identical to the uninterrupted run, and on another one (same
+        global batch) every remaining sample comes once across ranks, with
+        its augmentations (``ffcvx.loader.resume``).
 
         Raises
         ------
         ffcvx.loader.resume.ResumeError
             (a ValueError) If the state is from another file, ``indices``,
-            order, batch size, drop_last, world size, seed or state version,
+            order, global batch size, drop_last, seed or state version,
             naming each mismatch.
         """
         self._close_current()
-        self.next_epoch, self._resume_batches = resume.resume_position(self, state)
+        self.next_epoch, self._resume_global = resume.resume_position(self, state)
         self._progress = None
 
     def close(self):

@@ -9,14 +9,23 @@ uninterrupted run's because the order is a function of (seed, epoch) and
 every built-in random step draws per sample from (seed, epoch, step, sample),
 never from the batch's position.
 
-This first version resumes on the same world size only; a state saved with
-another number of ranks is refused (``ResumeError``), never silently remapped.
+The position is global: ``global_samples_done``, a prefix of the epoch's
+global order (ranks take positions ``r, r + W, ...``, so after ``k`` batches
+of ``b`` on each of ``W`` ranks exactly the first ``k * b * W`` positions are
+done). Resuming on another number of ranks ``W'`` keeps the global batch
+``b * W`` (so the per-rank batch size is ``b * W / W'``) and shards what is
+left of that epoch's order, ``order[g:]`` padded with the order's head to a
+multiple of ``W'``, as the ranks would have: every remaining sample is seen
+once across ranks (plus that padding), with the same augmentations. On the
+same world size this is exactly the uninterrupted run's layout. What is not
+kept on another world size: which rank sees a sample, and the grouping of
+samples into per-rank batches.
 """
 import hashlib
 
 import numpy as np
 
-__all__ = ['STATE_VERSION', 'ResumeError', 'loader_state', 'resume_position']
+__all__ = ['STATE_VERSION', 'ResumeError', 'loader_state', 'resume_position', 'resumed_batches']
 
 #: Version of the state's layout; a state of another version is refused.
 STATE_VERSION = 1
@@ -39,26 +48,44 @@ def _identities(loader):
     return cached
 
 
+def _global_batch(loader):
+    return loader.batch_size * loader.world_size
+
+
 def _position(loader):
-    """``(epoch, batches handed out in it)`` of the next batch the Loader would yield."""
+    """``(epoch, global samples done in it)`` of the next batch the Loader would yield."""
     progress = loader._progress
     if progress is None:        # no epoch started since construction or a load
-        return loader.next_epoch, loader._resume_batches
-    done = progress['start'] + progress['count'][0]
-    if done >= progress['total']:
+        return loader.next_epoch, loader._resume_global or 0
+    if progress['count'][0] >= progress['total']:
         return progress['epoch'] + 1, 0
-    return progress['epoch'], done
+    return progress['epoch'], progress['start'] + progress['count'][0] * _global_batch(loader)
+
+
+def resumed_batches(loader, epoch, done):
+    """This rank's batches of ``epoch`` after ``done`` global samples (module docstring)."""
+    order = loader.traversal_order.global_order(epoch)
+    world, rank = loader.world_size, loader.rank
+    tail = order[done:]
+    pad = -len(tail) % world if len(tail) else 0
+    if pad:
+        tail = np.concatenate([tail, np.resize(order, pad)])
+    mine = np.ascontiguousarray(tail[rank::world], dtype=np.uint64)
+    size = loader.batch_size
+    count = len(mine) // size if loader.drop_last else -(-len(mine) // size)
+    return [mine[b * size:(b + 1) * size] for b in range(count)]
 
 
 def loader_state(loader):
     """The state dict of ``loader`` (see :meth:`ffcvx.loader.Loader.state_dict`)."""
-    epoch, batches = _position(loader)
+    epoch, done = _position(loader)
+    batches = done // _global_batch(loader)
     file_id, indices_id = _identities(loader)
     return {
         'format': _FORMAT, 'version': STATE_VERSION,
         'epoch': int(epoch), 'batches_done': int(batches),
         'samples_done': int(batches) * loader.batch_size,
-        'global_samples_done': int(batches) * loader.batch_size * loader.world_size,
+        'global_samples_done': int(done), 'global_batch_size': _global_batch(loader),
         'seed': loader.seed, 'batch_size': loader.batch_size, 'drop_last': loader.drop_last,
         'distributed': loader.distributed, 'world_size': loader.world_size,
         'order': type(loader.traversal_order).__name__,
@@ -73,24 +100,22 @@ _MUST_MATCH = (
     ('num_indices', "indices= selects another number of samples"),
     ('indices', "indices= selects other samples"),
     ('order', "another traversal order"),
-    ('batch_size', "another batch_size"),
+    ('global_batch_size', "another global batch (batch_size x world size): on "
+                          "{world_size} ranks pass batch_size={per_rank}"),
     ('drop_last', "another drop_last"),
-    ('distributed', "another distributed= setting"),
-    ('world_size', "another world size (resuming on a different number of ranks is not "
-                   "supported yet: resume with the saved number of ranks)"),
     ('seed', "another seed (build the Loader with seed={saved})"),
 )
 
 
 def resume_position(loader, state):
-    """Check ``state`` against ``loader``; return ``(epoch, batches_done)`` to resume at.
+    """Check ``state`` against ``loader``; return ``(epoch, global samples done)``.
 
     Raises
     ------
     ResumeError
         If ``state`` is not a Loader state of this version, or any of file,
-        sample count, indices, order, batch size, drop_last, distributed,
-        world size or seed differs; the message names every mismatch.
+        sample count, indices, order, global batch size, drop_last or seed
+        differs; the message names every mismatch.
     """
     if not isinstance(state, dict) or state.get('format') != _FORMAT:
         raise ResumeError(f"not a Loader state (from Loader.state_dict()): {type(state).__name__}")
@@ -98,14 +123,20 @@ def resume_position(loader, state):
         raise ResumeError(f"Loader state version {state.get('version')!r}; this ffcvx reads "
                           f"version {STATE_VERSION}")
     mine = loader_state(loader)
+    saved_global = state.get('global_batch_size')
+    hints = {'world_size': loader.world_size,
+             'per_rank': (saved_global // loader.world_size
+                          if isinstance(saved_global, int) and saved_global % loader.world_size == 0
+                          else f"{saved_global}/{loader.world_size} (not an integer)")}
     problems = [f"{key}: saved {state.get(key)!r}, this Loader {mine[key]!r} ("
-                f"{why.format(saved=state.get(key))})"
+                f"{why.format(saved=state.get(key), **hints)})"
                 for key, why in _MUST_MATCH if state.get(key) != mine[key]]
     if problems:
         raise ResumeError(f"this state cannot resume the Loader of {loader.fname}: "
                           + "; ".join(problems))
-    epoch, batches = int(state['epoch']), int(state['batches_done'])
-    if epoch < 0 or batches < 0 or batches > len(loader):
-        raise ResumeError(f"Loader state names batch {batches} of epoch {epoch}; an epoch of "
-                          f"this Loader has {len(loader)} batches")
-    return epoch, batches
+    epoch, done = int(state['epoch']), int(state['global_samples_done'])
+    padded = -(-len(loader.indices) // state['world_size']) * state['world_size']
+    if epoch < 0 or done < 0 or done % _global_batch(loader) or done > padded:
+        raise ResumeError(f"Loader state names global sample {done} of epoch {epoch}; an epoch "
+                          f"of this Loader has {padded} in batches of {_global_batch(loader)}")
+    return epoch, done

@@ -27,6 +27,18 @@ class TraversalOrder(ABC):
     def sample_order(self, epoch: int) -> np.ndarray:
         """Sample indices for ``epoch``, ndarray[uint64]; a pure function of (seed, epoch)."""
 
+    def global_order(self, epoch):
+        """``epoch``'s order before :meth:`shard` (for resuming on another world size).
+
+        Subclasses shard with :meth:`shard`, which does nothing while
+        ``distributed`` is False, so this is ``sample_order`` with it off.
+        """
+        distributed, self.distributed = self.distributed, False
+        try:
+            return np.asarray(self.sample_order(epoch), dtype=np.uint64)
+        finally:
+            self.distributed = distributed
+
     def shard(self, order):
         """This rank's part of a global ``order``.
 
