@@ -201,3 +201,65 @@ def test_resume_on_another_world_size_sees_the_rest_once(beton, monkeypatch, old
     assert sorted(s for s, _ in rest) == sorted(order[g:] + padding)
     assert sorted(s for s, _ in done_before) == sorted(order[:g])
     assert all(digest == augmented[sample] for sample, digest in done_before + rest)
+
+
+# -- the same under torchrun (gloo): saved on 2 processes, resumed on 1 and on 3 ---------
+
+GLOBAL_BATCH = 12
+WORKER = str(REPO / 'tests' / '_resume_worker.py')
+
+
+def _rank_samples(beton, mode, state_path):
+    """Body of one torchrun rank (tests/_resume_worker.py): its samples, and its state."""
+    import torch.distributed as dist
+    loader = Loader(beton, batch_size=GLOBAL_BATCH // dist.get_world_size(), seed=21,
+                    order=OrderOption.RANDOM, drop_last=False, distributed=True,
+                    pipelines=_pipelines(), num_workers=1)
+    with loader:
+        if mode == 'save':
+            _run(loader, epochs=1)
+            iterator = iter(loader)
+            samples = _samples([next(iterator), next(iterator)])
+            return samples, loader.state_dict()
+        with open(state_path, 'rb') as f:
+            loader.load_state_dict(pickle.load(f))
+        return _samples(iter(loader)), None
+
+
+def _torchrun(nproc, *args):
+    import os
+    import socket
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        port = sock.getsockname()[1]
+    env = {k: v for k, v in os.environ.items()
+           if k not in ('RANK', 'WORLD_SIZE', 'LOCAL_RANK', 'MASTER_ADDR', 'MASTER_PORT')}
+    env['OMP_NUM_THREADS'] = '1'
+    out = subprocess.run([sys.executable, '-m', 'torch.distributed.run',
+                          f'--nproc_per_node={nproc}', '--nnodes=1', '--master_addr=127.0.0.1',
+                          f'--master_port={port}', WORKER, *map(str, args)],
+                         env=env, capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert out.returncode == 0, (out.stdout + out.stderr)[-4000:]
+
+
+def test_torchrun_saved_on_two_resumed_on_one_and_three(beton, tmp_path):
+    reference = Loader(beton, batch_size=GLOBAL_BATCH, order=OrderOption.RANDOM, seed=21,
+                       drop_last=False, pipelines=_pipelines(), num_workers=1)
+    _run(reference, epochs=1)
+    augmented = dict(_samples(reference))           # epoch 1, uninterrupted, per sample
+    order = reference.traversal_order.global_order(1).tolist()
+    reference.close()
+    state_path, saved = tmp_path / 'state.pkl', tmp_path / 'saved.json'
+    _torchrun(2, beton, 'save', state_path, saved)
+    before = [s for rank in json.loads(saved.read_text())['ranks'] for s in rank]
+    g = pickle.loads(state_path.read_bytes())['global_samples_done']
+    assert g == 2 * GLOBAL_BATCH and sorted(s for s, _ in before) == sorted(order[:g])
+    for nproc in (1, 3):
+        result = tmp_path / f'resumed-{nproc}.json'
+        _torchrun(nproc, beton, 'resume', state_path, result)
+        ranks = json.loads(result.read_text())['ranks']
+        assert len(ranks) == nproc and len({len(r) for r in ranks}) == 1
+        rest = [tuple(s) for rank in ranks for s in rank]
+        padding = np.resize(order, -(len(order) - g) % nproc).tolist()
+        assert sorted(s for s, _ in rest) == sorted(order[g:] + padding)
+        assert all(augmented[s] == d for s, d in [tuple(x) for x in before] + rest)
