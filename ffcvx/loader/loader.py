@@ -17,6 +17,7 @@ from ..traversal_order import QuasiRandom, Random, Sequential, TraversalOrder
 from .assembly import build_graph
 from .distributed import rank_and_world_size
 from . import resume
+from .filtering import filter_loader
 from .epoch_iterator import EpochIterator
 
 
@@ -359,26 +360,7 @@ class Loader:
             With ``indices`` the selected samples' numbers, in this Loader's
             ``indices`` order.
         """
-        if field_name not in self.reader.field_names:
-            raise ValueError(f"filter: {field_name!r} is not a field of {self.fname} "
-                             f"(fields: {', '.join(self.reader.field_names)})")
-        given = self._args['pipelines'] or {}
-        pipelines = {name: None for name in self.reader.field_names if name != field_name}
-        if field_name in given:
-            pipelines[field_name] = given[field_name]
-        probe = Loader(**{**self._args, 'pipelines': pipelines, 'order': OrderOption.SEQUENTIAL,
-                          'drop_last': False, 'distributed': False, 'custom_field_mapper': None,
-                          'indices': self.indices})
-        selected = []
-        with probe:
-            position = 0
-            for (batch,) in probe:
-                for sample in batch:
-                    if condition(sample):
-                        # FFCV kept the position; the sample's number is what indices means.
-                        selected.append(int(self.indices[position]))
-                    position += 1
-        return Loader(**{**self._args, 'indices': np.asarray(selected, dtype=np.uint64)})
+        return filter_loader(self, field_name, condition)
 
     def state_dict(self):
         """Where this Loader stands, as a small dict of plain values (torchdata's Stateful).
