@@ -63,6 +63,24 @@ def _run(loader, epochs, stop_after=None):
     return out
 
 
+@pytest.mark.parametrize('order', ORDERS)
+def test_resume_with_indices_is_bit_identical(beton, order):
+    picked = np.random.default_rng(5).permutation(N)[:29]
+    whole = _run(_loader(beton, order, indices=picked), epochs=2)
+    first = _loader(beton, order, indices=picked)
+    head = _run(first, epochs=2, stop_after=4)
+    state = first.state_dict()
+    first.close()
+    second = _loader(beton, order, indices=picked)
+    second.load_state_dict(state)
+    assert head + _run(second, epochs=2 - state['epoch']) == whole
+    with pytest.raises(ResumeError, match='indices= selects other samples'):
+        _loader(beton, order, indices=picked[::-1]).load_state_dict(state)
+    with pytest.raises(ResumeError, match='other order_kwargs'):
+        _loader(beton, order, indices=picked).load_state_dict(
+            {**state, 'order_options': "[('buffer_size', 3)]"})
+
+
 @pytest.mark.parametrize('drop_last', [True, False])
 @pytest.mark.parametrize('order', ORDERS)
 def test_resume_in_this_process_is_bit_identical(beton, order, drop_last):

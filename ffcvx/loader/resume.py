@@ -89,6 +89,7 @@ def loader_state(loader):
         'seed': loader.seed, 'batch_size': loader.batch_size, 'drop_last': loader.drop_last,
         'distributed': loader.distributed, 'world_size': loader.world_size,
         'order': type(loader.traversal_order).__name__,
+        'order_options': repr(sorted((loader._args.get('order_kwargs') or {}).items())),
         'num_samples': int(loader.reader.num_samples), 'file': file_id,
         'num_indices': int(len(loader.indices)), 'indices': indices_id,
     }
@@ -100,6 +101,7 @@ _MUST_MATCH = (
     ('num_indices', "indices= selects another number of samples"),
     ('indices', "indices= selects other samples"),
     ('order', "another traversal order"),
+    ('order_options', "other order_kwargs"),
     ('global_batch_size', "another global batch (batch_size x world size): on "
                           "{world_size} ranks pass batch_size={per_rank}"),
     ('drop_last', "another drop_last"),
