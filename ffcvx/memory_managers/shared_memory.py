@@ -82,23 +82,6 @@ def segment_paths(shm_dir, key):
             'users': base + '.users'}
 
 
-def _try_lock_path(path):
-    """Like :func:`_lock_path` but never waits: None if another process holds the lock."""
-    while True:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            return None
-        try:
-            if os.fstat(fd).st_ino == os.stat(path).st_ino:
-                return fd
-        except FileNotFoundError:
-            pass
-        os.close(fd)
-
-
 def _remove_segment(paths):
     """Remove a key's copy, user folder and lock file. Caller holds the lock."""
     for key in ('data', 'filling'):
@@ -146,7 +129,7 @@ def reclaim_dead_segments(shm_dir=DEFAULT_SHM_DIR, keep=()):
     for key in keys:
         paths = segment_paths(shm_dir, key)
         try:
-            lock_fd = _try_lock_path(paths['lock'])
+            lock_fd = _lock_path(paths['lock'], wait=False)
         except OSError:
             continue  # not ours to open (permissions), or the folder went
         if lock_fd is None:
@@ -162,15 +145,22 @@ def reclaim_dead_segments(shm_dir=DEFAULT_SHM_DIR, keep=()):
     return reclaimed
 
 
-def _lock_path(path):
+def _lock_path(path, wait=True):
     """Open ``path`` and take an exclusive flock on it; return the fd.
 
     Retries if the file was removed and recreated while we waited, so that
     two processes never both hold "the" lock on two different inodes.
+
+    With ``wait=False`` never waits: None if another process holds the lock.
     """
+    flags = fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB
     while True:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(fd, flags)
+        except BlockingIOError:
+            os.close(fd)
+            return None
         try:
             if os.fstat(fd).st_ino == os.stat(path).st_ino:
                 return fd
