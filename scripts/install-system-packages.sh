@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Debian packages ffcvx's set-up needs: libjpeg-turbo headers for the turbojpeg
 # decoder backend, the Fashion-MNIST data for the demo, redis-server for the
-# Redis cache tests. Installs what is missing when run as root; otherwise
-# prints the command to run.
+# Redis cache tests, nginx-light for the HTTP (Range) tests of remote files.
+# Installs what is missing when run as root; otherwise prints the command to run.
 set -euo pipefail
-packages=(libjpeg62-turbo-dev libturbojpeg0-dev dataset-fashion-mnist redis-server)
+packages=(libjpeg62-turbo-dev libturbojpeg0-dev dataset-fashion-mnist redis-server nginx-light)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
