@@ -62,3 +62,50 @@ class PipelineError(FFCVXError, ValueError):
     The message names the pipeline, the step and the Operation, and what it
     declared (its State and AllocationQuery) against what it produced.
     """
+
+
+class RemoteUnavailableError(CacheUnavailableError):
+    """A remote file (object storage, HTTP) cannot be read, after the retries.
+
+    Raised when the server cannot be reached, answers with an error status
+    (after retrying 408, 429 and 5xx with backoff), does not answer within
+    the timeout, or sends fewer bytes than asked for. ``spec/failures.md``
+    lists where it is raised.
+
+    Attributes
+    ----------
+    url : str
+        The file's URL.
+    status : int or None
+        The last HTTP status, None when no answer came (refused, reset, timeout).
+    attempts : int
+        Requests made before giving up.
+    """
+
+    def __init__(self, message, url=None, status=None, attempts=1):
+        self.url = url
+        self.status = status
+        self.attempts = attempts
+        super().__init__(message)
+
+
+class RemoteFileChangedError(FFCVXError, RuntimeError):
+    """A remote file was replaced after it was opened (its ETag, size or version differs).
+
+    Bytes of two versions are never mixed: a read asks the server for the
+    version seen at open (``If-Match``) or checks it after the read. Open the
+    file again (a new Loader) to read the new version.
+
+    Attributes
+    ----------
+    url : str
+    expected, found : dict
+        ``{'size', 'etag', 'version'}`` at open and now (``found`` is None
+        when only a precondition failure was reported).
+    """
+
+    def __init__(self, message, url=None, expected=None, found=None):
+        self.url = url
+        self.expected = expected
+        self.found = found
+        super().__init__(message)

@@ -8,12 +8,13 @@ pointer and size it is given. A violation raises
 
 The per-record loops run in the native core, :mod:`ffcvx._ext.beton`.
 """
-import os
+import contextlib
 
 import numpy as np
 
 from .errors import BetonFormatError
 from .fields import MetadataColumn, RegionTable
+from .storage import open_source
 from .fields.handlers import make_handler
 from .types import (ALLOC_TABLE_TYPE, CURRENT_VERSION, FIELD_NAME_LENGTH,
                     FieldDescType, HeaderType, align_to_page, get_metadata_type, metadata_offset)
@@ -47,8 +48,11 @@ class Reader:
 
     Parameters
     ----------
-    fname : str or os.PathLike
-        Path of the ``.beton`` file.
+    fname : str, os.PathLike or ffcvx.storage.Source
+        Path of the ``.beton`` file, or its URL (``s3://``, ``gs://``,
+        ``az://``, ``http(s)://``, any fsspec protocol; spec/remote.md): the
+        tables are then read with range requests, and every read asks for
+        the version seen at open (REM-004).
     custom_handlers : Mapping[str, type[Field]], optional
         Field class per field name, applied by name whatever the stored type
         id, so also in place of a built-in class (as in FFCV). Required for
@@ -57,11 +61,16 @@ class Reader:
         ``GrayscaleImageField``), which the reader then uses by itself. The
         class's ``from_binary(arguments)`` receives the descriptor's 1024
         ``arguments`` bytes as ``ndarray[uint8], shape (1024,)``.
+    storage_options : dict or None
+        Options of a URL's filesystem (fsspec's keys, REM-003), e.g.
+        ``{'key': ..., 'secret': ..., 'endpoint_url': ...}`` for S3.
 
     Attributes
     ----------
     file_name : str
-        The path given, as a string (FFCV's name; ``fname`` is the same).
+        The path or URL given, as a string (FFCV's name; ``fname`` is the same).
+    source : ffcvx.storage.Source
+        Where the bytes are read from (``source.remote`` for a URL).
     header : numpy.void of :data:`ffcvx.types.HeaderType`
         The 24-byte header (FMT-010), read-only.
     num_samples : int
@@ -107,11 +116,18 @@ class Reader:
         (FMT-061) and ``ValueError`` for a custom field without a class
         (FMT-066), and checks nothing else.
     OSError
-        If the file cannot be opened or read.
+        If the file cannot be opened or read; for a URL
+        :class:`~ffcvx.errors.RemoteUnavailableError` (a ``ConnectionError``)
+        or ``FileNotFoundError``.
+    ffcvx.errors.RemoteFileChangedError
+        If a remote file is replaced while it is being opened.
+    ffcvx.errors.BackendNotFoundError
+        If a URL's client is not installed (the message names the ``pip install``).
     """
 
-    def __init__(self, fname, custom_handlers={}):
-        self._fname = os.fspath(fname)
+    def __init__(self, fname, custom_handlers={}, storage_options=None):
+        self.source = open_source(fname, storage_options)
+        self._fname = self.source.location
         self._custom_handlers = dict(custom_handlers)
         self._regions = None
         self.read_header()
@@ -287,13 +303,13 @@ class Reader:
 
     # -- helpers ---------------------------------------------------------------------------
 
+    @contextlib.contextmanager
     def _open(self):
-        """The file, opened for reading; sets ``file_size`` from the open descriptor."""
-        f = open(self._fname, 'rb')
-        self.file_size = os.fstat(f.fileno()).st_size
-        return f
+        """The source, with ``file_size`` set from it (a local file's size now)."""
+        self.file_size = self.source.stat()
+        yield self.source
 
-    def _read_exact(self, f, offset, dtype, count, clause, what):
+    def _read_exact(self, source, offset, dtype, count, clause, what):
         """Read ``count`` items of ``dtype`` at ``offset`` into a fresh read-only array.
 
         Raises ``BetonFormatError(clause)`` at the file size if the file ends first.
@@ -305,8 +321,7 @@ class Reader:
                 f"has {self.file_size}", offset=self.file_size, clause=clause)
         out = np.empty(count, dtype=dtype)
         raw = out.view(np.uint8).reshape(-1)
-        f.seek(offset)
-        got = f.readinto(raw) if nbytes else 0
+        got = source.read_into(offset, raw) if nbytes else 0
         if got != nbytes:
             raise BetonFormatError(
                 f"file too short: read {got} of {nbytes} bytes of {what} (file changed while "
@@ -376,11 +391,7 @@ class Reader:
                 f"sample {sample}, field {field_name!r}: pointer {ptr} is not the start of any "
                 f"allocation-table region", offset=self._column(index).offset_of(sample),
                 clause='FMT-079')
-        if size == 0:
-            data = b''
-        else:
-            with open(self._fname, 'rb') as f:
-                data = os.pread(f.fileno(), size, ptr)
+        data = self.source.read(ptr, size) if size else b''
         if len(data) != size:
             raise BetonFormatError(f"file ended after {len(data)} of the {size} bytes at {ptr}; "
                                    f"was it truncated after opening?", offset=ptr + len(data),

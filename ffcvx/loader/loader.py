@@ -64,7 +64,9 @@ class Loader:
     Parameters
     ----------
     fname : str or path
-        The ``.beton`` file.
+        The ``.beton`` file: a path, or a URL (``s3://``, ``gs://``, ``az://``,
+        ``http(s)://``, any fsspec protocol), read by the ``remote`` strategy
+        (spec/remote.md).
     batch_size : int
     num_workers : int
         Threads that decode and augment (Numba threads); ``< 1`` means every
@@ -148,7 +150,13 @@ class Loader:
         process cache's memory bound, bytes), ``{"shm_dir": "/dev/shm"}``, or
         ``{"url": "redis://host:6379/0", "fallback": "os", "key_ttl": 86400}``
         (Redis; the URL defaults to ``FFCV_REDIS_URL``; keys expire ``key_ttl``
-        seconds after their last renewal).
+        seconds after their last renewal), or ``{"cache_dir": "/scratch/ffcvx",
+        "max_cache_bytes": 2**40, "timeout": 30, "retries": 4}`` (a URL's
+        pages, see :class:`~ffcvx.memory_managers.remote_cache.RemoteCacheManager`).
+    storage_options : dict or None
+        Options of a URL's filesystem, fsspec's keys (REM-003): e.g.
+        ``{"key": ..., "secret": ..., "endpoint_url": "https://s3.example.org"}``
+        for S3. An ffcvx extension.
 
     jit : bool or None
         Compile the Operations with Numba (True) or run them as plain Python
@@ -176,7 +184,8 @@ class Loader:
                  order=OrderOption.SEQUENTIAL, distributed=False, seed=None, indices=None,
                  pipelines=None, custom_fields=None, drop_last=True, batches_ahead=3,
                  recompile=False, backend=None, order_kwargs=None, decoder_registry=None,
-                 cache=None, cache_options=None, jit=None, path=None, custom_field_mapper=None):
+                 cache=None, cache_options=None, jit=None, path=None, custom_field_mapper=None,
+                 storage_options=None):
         if isinstance(num_workers, (OrderOption, type)):
             # FFCV-SSL's positional order is (path, batch_size, order, num_workers).
             num_workers, order = (-1 if order is OrderOption.SEQUENTIAL else order), num_workers
@@ -192,7 +201,7 @@ class Loader:
                           batches_ahead=batches_ahead, recompile=recompile, backend=backend,
                           order_kwargs=order_kwargs, decoder_registry=decoder_registry, cache=cache,
                           cache_options=cache_options, jit=jit,
-                          custom_field_mapper=custom_field_mapper)
+                          custom_field_mapper=custom_field_mapper, storage_options=storage_options)
         fname = fname if path is None else path
         if int(batch_size) < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
@@ -205,7 +214,8 @@ class Loader:
         self.recompile = bool(recompile)
         self.jit = Compiler.is_enabled if jit is None else bool(jit)
         self.distributed = bool(distributed)
-        self.reader = Reader(self.fname, custom_handlers=custom_fields or {})
+        self.reader = Reader(self.fname, custom_handlers=custom_fields or {},
+                             storage_options=storage_options)
 
         self.num_workers = self._thread_count(num_workers)
         self.rank, self.world_size = rank_and_world_size() if self.distributed else (0, 1)

@@ -36,11 +36,16 @@ class MemoryManager(ABC):
         or None if it creates none. ``close()`` must leave that folder as it
         found it once no other user remains; the conformance suite points it
         at a fresh folder to check that.
+    reads_urls : bool
+        Class attribute. True if the strategy reads files the Reader opened by
+        URL (through ``reader.source``, spec/remote.md); others get local
+        paths only (REM-005).
     """
 
     shared_across_processes = False
     needs_server = False
     scratch_dir_option = None
+    reads_urls = False
 
     def __init__(self, reader):
         self.reader = reader

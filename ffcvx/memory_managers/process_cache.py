@@ -149,7 +149,7 @@ class ProcessCacheManager(MemoryManager):
                        self._page_to_slot,
                        np.array([self.page_size], dtype=np.int64))
         self._indptr, self._pages = sample_pages(reader)
-        self._fd = os.open(reader.fname, os.O_RDONLY)
+        self._fd = self._open_file()
         # What the finalizer releases (close(), gc of the manager, or exit);
         # it holds this dict, never the manager.
         self._files = {'fd': self._fd, 'epoch': None, 'after': []}
@@ -228,6 +228,14 @@ class ProcessCacheManager(MemoryManager):
         """
         if self._epoch is not None:
             self._epoch.begin(batch_number)
+
+    def _joins(self, previous, page):
+        """Whether a reader thread may load ``page`` in the same call as ``previous``."""
+        return True
+
+    def _open_file(self):
+        """The descriptor ``_read_pages`` reads; a cache with another page source returns None."""
+        return os.open(self.reader.fname, os.O_RDONLY)
 
     def _read_pages(self, pages, views):
         """Load pages into slots: the page source, overridden by caches with another one.
@@ -359,7 +367,8 @@ class _Epoch:
             if self.stopping or self.next_job >= len(jobs):
                 break
             batch, page, slot, after = (int(v) for v in jobs[self.next_job])
-            if group and self.finished_before <= after:
+            if group and (self.finished_before <= after or
+                          not self.manager._joins(group[-1][1], page)):
                 break
             index = self.next_job
             self.next_job += 1

@@ -126,26 +126,22 @@ def file_identity(reader, mode='full'):
     digest = hashlib.sha256(_LAYOUT + b'\0' + mode.encode() + b'\0')
     size = int(reader.file_size)
     digest.update(size.to_bytes(8, 'little'))
-    fd = os.open(reader.fname, os.O_RDONLY)
-    try:
-        if mode == 'full':
-            for offset in range(0, size, _HASH_CHUNK_BYTES):
-                digest.update(pread_exact(fd, _HASH_CHUNK_BYTES, offset))
-        else:
-            data_start = min(int(reader.data_region_start), size)
-            digest.update(pread_exact(fd, data_start, 0))
-            digest.update(np.ascontiguousarray(reader.alloc_table).tobytes())
-            # Data bytes, sampled: the structure above is identical for two
-            # files of same-shaped arrays, so some content must enter too.
-            data_end = max(int(reader.header['alloc_table_ptr']), data_start)
-            span = data_end - data_start
-            if span > 0:
-                step = max(span // _IDENTITY_CHUNKS, 1)
-                for offset in range(data_start, data_end, step):
-                    digest.update(pread_exact(fd, min(_IDENTITY_CHUNK_BYTES, data_end - offset),
-                                              offset))
-    finally:
-        os.close(fd)
+    read = reader.source.read   # a URL's file too (resume's identity, REM-011)
+    if mode == 'full':
+        for offset in range(0, size, _HASH_CHUNK_BYTES):
+            digest.update(read(offset, min(_HASH_CHUNK_BYTES, size - offset)))
+    else:
+        data_start = min(int(reader.data_region_start), size)
+        digest.update(read(0, data_start))
+        digest.update(np.ascontiguousarray(reader.alloc_table).tobytes())
+        # Data bytes, sampled: the structure above is identical for two
+        # files of same-shaped arrays, so some content must enter too.
+        data_end = max(int(reader.header['alloc_table_ptr']), data_start)
+        span = data_end - data_start
+        if span > 0:
+            step = max(span // _IDENTITY_CHUNKS, 1)
+            for offset in range(data_start, data_end, step):
+                digest.update(read(offset, min(_IDENTITY_CHUNK_BYTES, data_end - offset)))
     return digest.hexdigest()[:32]
 
 

@@ -15,6 +15,8 @@ GROUP = 'ffcvx.caches'
 ENV_VAR = 'FFCV_DEFAULT_CACHE_PROCESS'
 #: FFCV's strategy numbers, as names.
 NUMBERS = {'0': 'os', '1': 'process', '2': 'shared', '3': 'redis'}
+#: The strategy of a file given by URL unless ``cache`` names another that reads URLs.
+REMOTE = 'remote'
 
 
 def _describe(registry):
@@ -69,8 +71,9 @@ def select_strategy(reader, cache=None, os_cache=None, options=None, registry=No
     reader : ffcvx.reader.Reader
     cache : str, int or None
         ``0``-``3`` or a registered name (``os``, ``process``, ``shared``,
-        ``redis``, or any third-party one); see :func:`strategy_name` for the
-        precedence of ``cache``, ``os_cache`` and the environment.
+        ``redis``, ``remote``, or any third-party one); see
+        :func:`strategy_name` for the precedence of ``cache``, ``os_cache``
+        and the environment. A reader of a URL uses ``remote`` when None.
     os_cache : bool or None
     options : dict or None
         Keyword arguments of the strategy's constructor (e.g. ``max_bytes``
@@ -88,16 +91,32 @@ def select_strategy(reader, cache=None, os_cache=None, options=None, registry=No
     ------
     ValueError
         If the chosen strategy is not registered (the message lists the
-        registered ones), or ``options`` are not accepted by it.
+        registered ones), or ``options`` are not accepted by it; for a
+        reader of a URL (REM-005), ``os_cache=True`` or a strategy without
+        ``reads_urls``.
     ffcvx.errors.BackendNotFoundError
         If the strategy's entry point fails to load.
     """
     registry = registry or Registry(GROUP)
-    name, source = strategy_name(cache, os_cache, environ)
+    remote = getattr(getattr(reader, 'source', None), 'remote', False)
+    if remote and cache is None:
+        # FFCV_DEFAULT_CACHE_PROCESS names the default for local files; os_cache=False
+        # (FFCV's private read-ahead cache) is what the remote strategy is.
+        if os_cache:
+            raise ValueError(f"os_cache=True: {reader.file_name} is a URL, which has no OS page "
+                             f"cache; leave os_cache out (the 'remote' strategy is used), and "
+                             f"give cache_options={{'cache_dir': ...}} for a disk cache on the node")
+        name, source = REMOTE, 'the default for URLs'
+    else:
+        name, source = strategy_name(cache, os_cache, environ)
     if name not in registry.names():
         raise ValueError(f"{source}: no memory strategy {name!r}; registered strategies: "
                          f"{_describe(registry) or '(none)'}")
     strategy_class = registry.get(name)
+    if remote and not getattr(strategy_class, 'reads_urls', False):
+        raise ValueError(f"memory strategy {name!r} ({source}) reads local files only, and "
+                         f"{reader.file_name} is a URL; use cache={REMOTE!r} (the default for "
+                         f"URLs) or a strategy that declares reads_urls")
     try:
         return strategy_class(reader, **dict(options or {}))
     except TypeError as exc:
