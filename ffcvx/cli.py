@@ -2,7 +2,7 @@
 
 ::
 
-    ffcvx info FILE
+    ffcvx info FILE|URL [--storage-options JSON]
     ffcvx convert imagefolder DIR OUT.beton [--write-mode jpg] [--max-resolution N] ...
     ffcvx convert fashion-mnist OUT_DIR [--source DIR] [--write-mode raw] ...
     ffcvx conformance --backend NAME [--golden-dir DIR] [-v]
@@ -112,15 +112,24 @@ def _field_kind(type_id, arguments, handler):
 
 
 def _cmd_info(args):
+    import json
+
     from .reader import Reader
+    from .storage import is_url
 
     path = args.file
-    if not os.path.exists(path):
+    try:
+        options = json.loads(args.storage_options) if args.storage_options else None
+    except ValueError as exc:
+        raise _UsageError(f"--storage-options is not JSON: {exc}") from None
+    if options is not None and not isinstance(options, dict):
+        raise _UsageError("--storage-options must be a JSON object, e.g. '{\"anon\": true}'")
+    if not is_url(path) and not os.path.exists(path):
         raise _UsageError(f"{path}: no such file")
-    reader = Reader(path)
+    reader = Reader(path, storage_options=options)
     header = reader.header
-    descriptors = np.fromfile(path, dtype=FieldDescType, count=reader.num_fields,
-                              offset=HeaderType.itemsize)
+    # As stored, type ids included (the reader's handlers may be other classes).
+    descriptors = reader.field_descriptors
     n, ps = reader.num_samples, reader.page_size
     table_ptr = int(header['alloc_table_ptr'])
     meta_start = HeaderType.itemsize + FieldDescType.itemsize * reader.num_fields
@@ -336,7 +345,11 @@ def build_parser():
     info = commands.add_parser('info', help="describe a .beton file",
                                description="Validate a .beton file and print its layout and "
                                            "per-field statistics.")
-    info.add_argument('file', help="path of the .beton file")
+    info.add_argument('file', help="path or URL (s3://, gs://, az://, http(s)://, any fsspec "
+                                   "protocol) of the .beton file")
+    info.add_argument('--storage-options', metavar='JSON', default=None,
+                      help="options of the URL's filesystem, fsspec's keys, as a JSON object, "
+                           "e.g. '{\"endpoint_url\": \"http://127.0.0.1:9000\"}'")
     info.set_defaults(run=_cmd_info)
 
     convert = commands.add_parser('convert', help="write a .beton file from a dataset",

@@ -18,9 +18,10 @@ from ffcvx.testing.strategies import *  # noqa: F401,F403 - the suite: tests, fi
 from ffcvx.testing.strategies import TestBytes, TestClose, TestLoader, TestProcesses, TestSelection
 
 #: Strategies the suite checks here (the command line's --ffcvx-cache wins).
-FFCVX_CACHES = ['os', 'process', 'shared']
+FFCVX_CACHES = ['os', 'process', 'shared', 'remote']
 #: A process-cache bound below the suite's largest file (about 20 MiB), so pages are evicted.
-FFCVX_CACHE_OPTIONS = {'process': {'max_bytes': 12 << 20}}
+#: ('remote' reads the local files here; tests/test_remote_conformance.py serves them.)
+FFCVX_CACHE_OPTIONS = {'process': {'max_bytes': 12 << 20}, 'remote': {'max_bytes': 12 << 20}}
 
 SUITE_CLASSES = (TestSelection, TestBytes, TestLoader, TestProcesses, TestClose)
 

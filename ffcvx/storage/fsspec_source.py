@@ -93,6 +93,10 @@ class FsspecSource(RemoteSource):
                 pass
         return classify(exc)
 
+    def close(self):
+        # fsspec's async filesystems close their sessions in finalizers of their own.
+        self._fs = None
+
     def reopen(self, timeout=None, retries=None, client=None):
         from . import open_source
         return open_source(self.location, self.storage_options, client=client or self.client,

@@ -131,6 +131,10 @@ class ObstoreSource(RemoteSource):
             return 'transient', None   # refused, reset, timed out: no HTTP status
         return classify(exc)
 
+    def close(self):
+        # Dropping the store drops its connection pool (the sockets close with it).
+        self._store = None
+
     def reopen(self, timeout=None, retries=None, client=None):
         from . import open_source
         return open_source(self.location, self.storage_options, client=client or self.client,

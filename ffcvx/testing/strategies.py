@@ -68,6 +68,7 @@ from .regions import RegionTable, epoch_batches, make_gather, serve_epoch
 
 __all__ = ['pytest_generate_tests', 'ffcvx_registry', 'ffcvx_strategy_class',
            'ffcvx_cache_options', 'open_strategy', 'gather_for', 'written_betons',
+           'ffcvx_location', 'ffcvx_reader',
            'TestSelection', 'TestBytes', 'TestLoader', 'TestProcesses', 'TestClose']
 
 #: Samples per batch everywhere in the suite (it bounds the pages one batch needs).
@@ -180,6 +181,30 @@ def open_strategy(ffcvx_cache, ffcvx_cache_options):
     def make(reader, **overrides):
         return select_strategy(reader, cache=ffcvx_cache,
                                options={**ffcvx_cache_options, **overrides})
+    return make
+
+
+@pytest.fixture
+def ffcvx_location():
+    """``location(path) -> (fname, storage_options)``: where strategies read a file of the suite.
+
+    The default reads the local file. A test module that serves the suite's
+    files from a server overrides this fixture to return each file's URL and
+    options, so the same checks run against object storage or HTTP
+    (strategies that declare ``reads_urls``; spec/remote.md). Expected bytes
+    always come from the local file.
+    """
+    return lambda path: (str(path), None)
+
+
+@pytest.fixture
+def ffcvx_reader(ffcvx_location):
+    """``reader(path) -> Reader`` opened where :func:`ffcvx_location` says."""
+    from ..reader import Reader
+
+    def make(path):
+        fname, storage_options = ffcvx_location(path)
+        return Reader(fname, storage_options=storage_options)
     return make
 
 
@@ -311,14 +336,19 @@ def _check_every_order(manager, reader, gather_for):
     return compared
 
 
-def _loader(path, order, cache, options, seed, arrays=True):
-    """A Loader over ``pages_2mib`` yielding (index, array, blob), or (index, blob) without ``arrays``."""
+def _loader(location, order, cache, options, seed, arrays=True):
+    """A Loader over ``pages_2mib`` yielding (index, array, blob), or (index, blob) without ``arrays``.
+
+    ``location`` is ``(fname, storage_options)`` (:func:`ffcvx_location`).
+    """
     from ..fields.decoders import BytesDecoder, IntDecoder, NDArrayDecoder
     from ..loader import Loader, OrderOption
     # Each Loader compiles its parallel decoders afresh (about a second each),
     # so a Loader that only needs to add concurrency may skip the arrays.
-    return Loader(str(path), batch_size=BATCH_SIZE, num_workers=2, order=OrderOption[order],
+    fname, storage_options = location
+    return Loader(fname, batch_size=BATCH_SIZE, num_workers=2, order=OrderOption[order],
                   seed=seed, drop_last=False, cache=cache, cache_options=options,
+                  storage_options=storage_options,
                   pipelines={'index': [IntDecoder()],
                              'array': [NDArrayDecoder()] if arrays else None,
                              'blob': [BytesDecoder()]})
@@ -368,24 +398,25 @@ class TestSelection:
     """The strategy is reachable by its registered name and declares its capabilities."""
 
     def test_reachable_by_registered_name(self, ffcvx_cache, ffcvx_strategy_class,
-                                          ffcvx_cache_options, written_betons):
+                                          ffcvx_cache_options, written_betons, ffcvx_location,
+                                          ffcvx_reader):
         from ..loader import Loader
         from ..memory_managers import MemoryManager
         from ..memory_managers.select import ENV_VAR, select_strategy, strategy_name
-        from ..reader import Reader
 
         assert issubclass(ffcvx_strategy_class, MemoryManager), \
             f"{ffcvx_strategy_class!r} does not subclass ffcvx.memory_managers.MemoryManager"
         assert strategy_name(cache=ffcvx_cache)[0] == ffcvx_cache, \
             f"cache={ffcvx_cache!r} resolves to another name; registered names must be lower-case"
-        reader = Reader(str(written_betons['pages_8mib']))
+        reader = ffcvx_reader(written_betons['pages_8mib'])
         by_argument = select_strategy(reader, cache=ffcvx_cache, options=ffcvx_cache_options)
         by_argument.close()
         by_environment = select_strategy(reader, options=ffcvx_cache_options,
                                          environ={ENV_VAR: ffcvx_cache})
         by_environment.close()
-        with Loader(str(written_betons['pages_8mib']), batch_size=BATCH_SIZE, cache=ffcvx_cache,
-                    cache_options=ffcvx_cache_options, num_workers=1) as loader:
+        fname, storage_options = ffcvx_location(written_betons['pages_8mib'])
+        with Loader(fname, batch_size=BATCH_SIZE, cache=ffcvx_cache, num_workers=1,
+                    cache_options=ffcvx_cache_options, storage_options=storage_options) as loader:
             by_loader = type(loader.memory_manager)
         for how, made in (('cache=', type(by_argument)), (ENV_VAR, type(by_environment)),
                           ('Loader(cache=)', by_loader)):
@@ -408,18 +439,18 @@ class TestSelection:
 class TestBytes:
     """Bytes identical to the spec reader, every sample, every region-owning field, every order."""
 
-    def test_golden_file(self, golden_beton, open_strategy, gather_for):
+    def test_golden_file(self, golden_beton, open_strategy, gather_for, ffcvx_reader):
         from ..reader import Reader
         reader = Reader(str(golden_beton))
-        with contextlib.closing(open_strategy(reader)) as manager:
+        with contextlib.closing(open_strategy(ffcvx_reader(golden_beton))) as manager:
             compared = _check_every_order(manager, reader, gather_for)
         assert compared == 4 * RegionTable(reader).count
 
     @pytest.mark.parametrize('written', sorted(WRITTEN))
-    def test_written_file(self, written, written_betons, open_strategy, gather_for):
+    def test_written_file(self, written, written_betons, open_strategy, gather_for, ffcvx_reader):
         from ..reader import Reader
         reader = Reader(str(written_betons[written]))
-        with contextlib.closing(open_strategy(reader)) as manager:
+        with contextlib.closing(open_strategy(ffcvx_reader(written_betons[written]))) as manager:
             compared = _check_every_order(manager, reader, gather_for)
         assert compared > 0 and compared == 4 * RegionTable(reader).count
 
@@ -427,7 +458,8 @@ class TestBytes:
 class TestLoader:
     """Real Loaders: compiled parallel decoders on two threads, the epoch thread, two at once."""
 
-    def test_two_loaders_at_once(self, ffcvx_cache, ffcvx_cache_options, written_betons):
+    def test_two_loaders_at_once(self, ffcvx_cache, ffcvx_cache_options, written_betons,
+                                 ffcvx_location):
         """Two Loaders with ``num_workers=2`` on one file, iterated in two threads at once.
 
         The first Loader's previous epoch was left after two batches, as a
@@ -437,8 +469,10 @@ class TestLoader:
         from ..reader import Reader
         path = written_betons['pages_2mib']
         table = RegionTable(Reader(str(path)))
-        loaders = [_loader(path, 'QUASI_RANDOM', ffcvx_cache, ffcvx_cache_options, seed=3),
-                   _loader(path, 'RANDOM', ffcvx_cache, ffcvx_cache_options, seed=9, arrays=False)]
+        location = ffcvx_location(path)
+        loaders = [_loader(location, 'QUASI_RANDOM', ffcvx_cache, ffcvx_cache_options, seed=3),
+                   _loader(location, 'RANDOM', ffcvx_cache, ffcvx_cache_options, seed=9,
+                           arrays=False)]
         results = [None, None]
         start = threading.Barrier(2)
 
@@ -515,14 +549,15 @@ class TestClose:
     """``close()`` gives back descriptors, threads and scratch files, and may be called twice."""
 
     def test_close_releases(self, ffcvx_strategy_class, ffcvx_cache_options, open_strategy,
-                            written_betons, gather_for):
+                            written_betons, gather_for, ffcvx_reader):
         from ..reader import Reader
         reader = Reader(str(written_betons['pages_4mib']))
         table = RegionTable(reader)
+        served = ffcvx_reader(written_betons['pages_4mib'])
         gc.collect()
         fds_before = _open_fds()
         threads_before = set(threading.enumerate())
-        manager = open_strategy(reader)
+        manager = open_strategy(served)
         read = manager.compile_reader()
         gather = gather_for(read)
         batches = epoch_batches(reader, 'RANDOM', BATCH_SIZE, seed=4, epoch=0)
@@ -530,6 +565,7 @@ class TestClose:
         manager.close()
         manager.close()  # a second close (an exit path after an explicit one) is harmless
         del manager, read
+        served.source.close()
         gc.collect()
 
         scratch = ffcvx_strategy_class.scratch_dir_option
