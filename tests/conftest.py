@@ -251,3 +251,40 @@ def golden_reader(golden_dir):
     """``golden_reader(case)``: a Reader of the untouched golden file (for offsets)."""
     from ffcvx.reader import Reader
     return lambda case: Reader(golden_dir / f'{case}.beton')
+
+
+# -- servers of the remote-file tests (tests/_http_servers.py, tests/_fault_proxy.py) ----------
+
+
+@pytest.fixture(scope='module')
+def nginx_server(tmp_path_factory):
+    """nginx on loopback serving ``nginx_server.root`` (Range, If-Match)."""
+    from _http_servers import NginxServer
+    server = NginxServer(tmp_path_factory.mktemp('nginx')).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope='module')
+def s3_server(tmp_path_factory):
+    """moto's S3 server on loopback, with the bucket ``s3_server.bucket`` made."""
+    from _http_servers import MotoS3Server
+    server = MotoS3Server(tmp_path_factory.mktemp('moto')).start()
+    server.bucket = server.create_bucket('ffcvx-test')
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def fault_proxy():
+    """``fault_proxy(upstream_url) -> FaultProxy``, started; all stopped after the test."""
+    from _fault_proxy import FaultProxy
+    proxies = []
+
+    def make(upstream):
+        proxy = FaultProxy(upstream).start()
+        proxies.append(proxy)
+        return proxy
+    yield make
+    for proxy in proxies:
+        proxy.stop()

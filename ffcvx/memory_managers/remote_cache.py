@@ -74,7 +74,7 @@ class RemoteCacheManager(ProcessCacheManager):
     ----------
     source : ffcvx.storage.Source
         The page source (its ``requests`` and ``bytes_received`` count).
-    disk_cache : ffcvx.storage.disk_cache.DiskPageCache or None
+    disk_cache : ffcvx.storage.disk_pages.DiskPageCache or None
 
     Raises
     ------
@@ -101,7 +101,7 @@ class RemoteCacheManager(ProcessCacheManager):
         try:
             super().__init__(reader, max_bytes=max_bytes, readers=readers)
             if cache_dir is not None:
-                from ..storage.disk_cache import DiskPageCache
+                from ..storage.disk_pages import DiskPageCache
                 self.disk_cache = DiskPageCache(
                     cache_dir, cache_key(self.source), page_size, max_bytes=max_cache_bytes,
                     description={'url': redact(self.source.location), **self.source.identity()})
