@@ -211,3 +211,23 @@ class _Handler(BaseHTTPRequestHandler):
                 time.sleep(ahead)
 
     do_GET = do_HEAD = do_PUT = do_POST = do_DELETE = _handle
+
+
+def main(argv):
+    """``python _fault_proxy.py UPSTREAM LATENCY_S BANDWIDTH``: serve until killed, port on stdout.
+
+    A proxy in a process of its own, so that its Python work does not share
+    the GIL of the process it slows down (benchmarks/test_remote_speed.py).
+    """
+    upstream, latency, bandwidth = argv[0], float(argv[1]), float(argv[2])
+    proxy = FaultProxy(upstream).start()
+    proxy.latency_s = latency
+    proxy.bandwidth = bandwidth or None
+    print(proxy.port, flush=True)
+    threading.Event().wait()
+
+
+if __name__ == '__main__':
+    import sys
+    sys.path.insert(0, __import__('os').path.dirname(__file__))
+    main(sys.argv[1:])

@@ -296,3 +296,31 @@ def test_info_of_a_url(served, s3_server):
          json.dumps(s3_server.storage_options())], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert 'samples:           600' in result.stdout and url in result.stdout
+
+
+def test_readme_example_runs_against_an_s3_server(served, local_file, s3_server, tmp_path,
+                                                  monkeypatch):
+    """The README's "Loading from object storage" example, pointed at moto, loads batches."""
+    import re
+    from pathlib import Path
+    readme = (Path(__file__).resolve().parents[1] / 'README.md').read_text()
+    section = readme.split('## Loading from object storage', 1)[1].split('\n## ', 1)[0]
+    code = re.search(r'```py\n(.*?)```', section, flags=re.S).group(1)
+    for placeholder in ('https://s3.example.internal:9000', 's3://my-bucket/train.beton',
+                        '/tmp/ffcvx-pages'):
+        assert placeholder in code, placeholder
+    from conftest import write_labelled
+    from ffcvx.fields import RGBImageField
+    images = [np.random.default_rng(i).integers(0, 256, (64, 80, 3), dtype=np.uint8)
+              for i in range(70)]
+    write_labelled(tmp_path / 'train.beton', images, RGBImageField(write_mode='jpg'))
+    s3_server.put_file(s3_server.bucket, 'readme/train.beton', str(tmp_path / 'train.beton'))
+    code = (code.replace('https://s3.example.internal:9000', s3_server.endpoint)
+                .replace('s3://my-bucket/train.beton', f's3://{s3_server.bucket}/readme/train.beton')
+                .replace('/tmp/ffcvx-pages', str(tmp_path / 'pages')))
+    namespace = {}
+    exec(compile(code, 'README.md', 'exec'), namespace)
+    with namespace['loader'] as loader:
+        images, labels = next(iter(loader))
+    assert tuple(images.shape) == (64, 224, 224, 3) and images.dtype == np.uint8
+    assert list((tmp_path / 'pages').rglob('*.page')), "the disk cache was not used"

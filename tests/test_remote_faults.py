@@ -197,3 +197,14 @@ def test_replaced_before_the_strategy_opened(client, http_file, tmp_path):
     os.replace(replacement, http_file.path)
     with pytest.raises(RemoteFileChangedError):
         select_strategy(reader)
+
+
+def test_refused_credentials_fail_at_once(client, http_file, nginx_server, fault_proxy):
+    """REM-007: 403 is not retried; the message points at storage_options."""
+    proxy = fault_proxy(nginx_server.base_url)
+    # fsspec's HTTP info() tries a GET after a failed HEAD: both are refused.
+    proxy.fail_next(2, status=403, methods=('HEAD', 'GET'))
+    from ffcvx.reader import Reader
+    with pytest.raises(RemoteUnavailableError, match='storage_options') as caught:
+        Reader(proxy.url + http_file.name)
+    assert caught.value.status == 403 and caught.value.attempts == 1
