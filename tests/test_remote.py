@@ -128,6 +128,21 @@ def test_one_epoch_fetches_the_data_region_once(served, local_file, nginx_server
     assert len(gets) <= (data_end - data_start) // PAGE
 
 
+def test_quasi_random_reads_each_page_once_from_a_small_arena(served, local_file, nginx_server):
+    """REM-008: QUASI_RANDOM keeps its page locality: 3 pages of arena, still each page once."""
+    reader = Reader(str(local_file))
+    data = int(reader.header['alloc_table_ptr']) - reader.data_region_start
+    url, _ = served['http']
+    with Loader(url, batch_size=16, order=OrderOption.QUASI_RANDOM, seed=4, num_workers=2,
+                order_kwargs={'buffer_size': 2}, cache_options={'max_bytes': 3 * PAGE},
+                pipelines=_pipelines()) as loader:
+        nginx_server.clear_log()
+        seen = [int(i) for b in loader for i in np.asarray(b[0]).ravel()]
+        assert len(seen) == len(set(seen)) == 600 - 600 % 16   # drop_last
+        log = nginx_server.access_log()
+    assert sum(e['body_bytes'] for e in log if e['method'] == 'GET') == data
+
+
 def test_s3_bytes_fetched_per_epoch(served, local_file, s3_server, fault_proxy):
     """The same count for S3, by a counting proxy in front of moto."""
     reader = Reader(str(local_file))
