@@ -339,3 +339,11 @@ def test_readme_example_runs_against_an_s3_server(served, local_file, s3_server,
         images, labels = next(iter(loader))
     assert tuple(images.shape) == (64, 224, 224, 3) and images.dtype == np.uint8
     assert list((tmp_path / 'pages').rglob('*.page')), "the disk cache was not used"
+
+
+def test_network_options_with_a_local_file_are_refused(local_file):
+    with pytest.raises(ValueError, match='timeout, retries apply to URLs'):
+        Loader(str(local_file), batch_size=4, cache='remote',
+               cache_options={'timeout': 1, 'retries': 0})
+    with pytest.raises(ValueError, match='storage_options are for URLs'):
+        Loader(str(local_file), batch_size=4, storage_options={'anon': True})

@@ -79,7 +79,8 @@ class RemoteCacheManager(ProcessCacheManager):
     Raises
     ------
     ValueError
-        For invalid options.
+        For invalid options, or ``timeout``, ``retries`` or ``client`` with a
+        local file.
     ffcvx.errors.RemoteFileChangedError
         If the file was replaced since the Reader opened it.
     """
@@ -96,6 +97,11 @@ class RemoteCacheManager(ProcessCacheManager):
             raise ValueError(f"remote cache: pages_per_read must be at least 1, got "
                              f"{pages_per_read}")
         self.pages_per_read = int(pages_per_read)
+        given = [name for name, value in (('timeout', timeout), ('retries', retries),
+                                          ('client', client)) if value is not None]
+        if given and not reader.source.remote:
+            raise ValueError(f"remote cache: {', '.join(given)} apply to URLs; "
+                             f"{reader.file_name} is a local file")
         self.source = reader.source.reopen(timeout=timeout, retries=retries, client=client)
         self.disk_cache = None
         try:
