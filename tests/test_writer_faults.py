@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -382,8 +383,33 @@ class ForkProbe:
         return (len(_PARENT_STATE),)
 
 
-def test_workers_are_not_forked_while_other_threads_run(tmp_path, monkeypatch):
-    monkeypatch.setitem(_PARENT_STATE, 'set', True)
+#: Runs the check in a fresh interpreter (from a file, so spawned workers can import it).
+_FRESH_SCRIPT = """
+import pathlib, sys
+sys.path.insert(0, {tests!r})
+import test_writer_faults
+if __name__ == '__main__':   # spawned workers import this file again
+    test_writer_faults.check_fork_rule(pathlib.Path(sys.argv[1]))
+"""
+
+
+def test_workers_are_not_forked_while_other_threads_run(tmp_path):
+    if threading.active_count() == 1:
+        check_fork_rule(tmp_path)
+        return
+    # Another test of this worker left a thread (fsspec's event loop lives as long as the
+    # process), and the rule under test is about this process's threads: use a fresh one.
+    script = tmp_path / 'fresh.py'
+    script.write_text(_FRESH_SCRIPT.format(tests=str(Path(__file__).resolve().parent)))
+    (tmp_path / 'out').mkdir()
+    result = subprocess.run([sys.executable, str(script), str(tmp_path / 'out')],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+
+def check_fork_rule(tmp_path):
+    """Forked with one thread (the parent's memory is seen); spawned with two; else one process."""
+    _PARENT_STATE['set'] = True
     target = tmp_path / 'f.beton'
     DatasetWriter(target, {'v': IntField()}, num_workers=2, progress=False) \
         .from_indexed_dataset(ForkProbe(), chunksize=5)
@@ -404,6 +430,7 @@ def test_workers_are_not_forked_while_other_threads_run(tmp_path, monkeypatch):
     finally:
         stop.set()
         other.join()
+        _PARENT_STATE.pop('set', None)
     assert _listing(tmp_path) == ['f.beton']
 
 
