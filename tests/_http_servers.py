@@ -46,9 +46,19 @@ class NginxServer:
     ----------
     directory : pathlib.Path
         Private folder: configuration, logs, pid, temp files, and ``www/``.
+    latency_s : float or None
+        Seconds every request waits before it is served (the echo module's
+        ``echo_sleep``), a network round trip.
+    rate : int or None
+        Body bytes per second per connection (``limit_rate``).
+    upstream : str or None
+        ``host:port`` to proxy every request to (e.g. moto's S3 server) instead
+        of serving ``root``: a throttling proxy in C, which leaves the cores to
+        the code under test.
     """
 
-    def __init__(self, directory):
+    def __init__(self, directory, latency_s=None, rate=None, upstream=None):
+        self.latency_s, self.rate, self.upstream = latency_s, rate, upstream
         self.directory = Path(directory)
         self.root = self.directory / 'www'
         self.root.mkdir(parents=True, exist_ok=True)
@@ -72,7 +82,18 @@ class NginxServer:
         user = 'user root;' if os.geteuid() == 0 else ''
         temps = ' '.join(f"{k}_temp_path {tmp};" for k in
                          ('client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'))
-        return f"""{user}
+        serve = f"proxy_pass http://{self.upstream}; proxy_buffering off;" if self.upstream else ''
+        if self.rate:
+            serve += f" limit_rate {int(self.rate)};"
+        if self.latency_s:
+            locations = (f"location / {{ echo_sleep {self.latency_s}; echo_exec @serve; }} "
+                         f"location @serve {{ {serve} }}")
+        else:
+            locations = f"location / {{ {serve} }}"
+        module = ('load_module /usr/lib/nginx/modules/ngx_http_echo_module.so;'
+                  if self.latency_s else '')
+        return f"""{module}
+{user}
 worker_processes 2;
 pid {self.directory}/nginx.pid;
 error_log {self.directory}/error.log;
@@ -82,7 +103,7 @@ http {{
   access_log {self.log_path} ffcvx;
   {temps}
   keepalive_requests 100000;
-  server {{ listen 127.0.0.1:{self.port}; root {self.root}; }}
+  server {{ listen 127.0.0.1:{self.port}; root {self.root}; {locations} }}
 }}
 """
 

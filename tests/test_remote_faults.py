@@ -208,3 +208,19 @@ def test_refused_credentials_fail_at_once(client, http_file, nginx_server, fault
     with pytest.raises(RemoteUnavailableError, match='storage_options') as caught:
         Reader(proxy.url + http_file.name)
     assert caught.value.status == 403 and caught.value.attempts == 1
+
+
+def test_replaced_between_epochs_with_every_page_kept(client, http_file, tmp_path):
+    """REM-004, REM-008: pages kept across epochs; a replaced file is found at the next epoch."""
+    replacement = _write(tmp_path / 'other.beton', salt=4)
+    with Loader(http_file.url, batch_size=8, num_workers=1,
+                pipelines={'index': [IntDecoder()], 'blob': [BytesDecoder()]}) as loader:
+        assert loader.memory_manager.keeps_pages
+        first = _indices(loader)
+        received = loader.memory_manager.source.bytes_received
+        assert sorted(_indices(loader)) == sorted(first)
+        assert loader.memory_manager.source.bytes_received == received, "epoch 1 fetched pages"
+        os.utime(replacement, (time.time() + 5, time.time() + 5))
+        os.replace(replacement, http_file.path)
+        with pytest.raises(RemoteFileChangedError):
+            _indices(loader)

@@ -10,20 +10,30 @@ cache on the node (``cache_dir``) consulted first and filled on the way
 (REM-009). Each rank of a distributed run plans only its own batches, so it
 fetches only its shard's pages.
 
+When the arena holds every page of the file (the default, for a file that
+fits in half the free memory), pages stay in it from one epoch to the next:
+each page is fetched once per Loader, not once per epoch, so later epochs
+cost no requests and no egress (REM-008). A smaller arena follows the
+process cache's plan, epoch by epoch.
+
 A local path works too (its pages are read with ``pread``), which is how the
 conformance suite checks the strategy without a server.
 """
 import hashlib
 import json
+from contextlib import contextmanager
+
+import numpy as np
 
 from ..storage import redact
-from .process_cache import ProcessCacheManager
+from .page_plan import EpochPlan, batch_pages
+from .process_cache import ProcessCacheManager, _Epoch
 
 #: Reader threads by default: requests wait on the network, not on a core.
 DEFAULT_READERS = 8
 #: Bytes one request asks for at most when pages are coalesced: large enough that
 #: the round trip is a small part of it, small enough that several run at once.
-REQUEST_BYTES = 16 << 20
+REQUEST_BYTES = 8 << 20
 #: Most pages in one request, whatever their size.
 MAX_PAGES_PER_REQUEST = 64
 
@@ -48,13 +58,15 @@ class RemoteCacheManager(ProcessCacheManager):
         Opened on a URL (or a local path).
     max_bytes : int or None, bytes
         Bound on page bytes held in memory at once. None: the smaller of the
-        file's data pages and half the memory available now, so RANDOM order
-        reads each page once per epoch when the file fits (REM-008).
+        file's pages and half the memory available now. When every page
+        fits, each is fetched once and kept for later epochs; otherwise each
+        epoch fetches what it needs, each page at most once in RANDOM order
+        when it fits, and QUASI_RANDOM keeps a few pages at a time (REM-008).
     readers : int
         Threads fetching pages, each with one request in flight.
     pages_per_read : int or None
         Most adjacent pages fetched by one request; None: as many as fit in
-        16 MiB (1 to 64).
+        8 MiB (1 to 64).
     cache_dir : str or os.PathLike or None
         Folder of a disk cache shared by the runs and processes of the node,
         keyed by the file's URL, size, ETag and version (REM-009). None: no
@@ -121,6 +133,53 @@ class RemoteCacheManager(ProcessCacheManager):
 
     def _open_file(self):
         return None   # pages come from self.source
+
+    @property
+    def keeps_pages(self):
+        """Whether the arena holds every page, which then stays from one epoch to the next."""
+        first = int(self.reader.data_region_start) // self.page_size
+        return self.num_slots >= len(self._page_to_slot) - 1 - first
+
+    @contextmanager
+    def schedule_epoch(self, batches):
+        """As the process cache, but with every page kept when the arena holds them all."""
+        if not self.keeps_pages:
+            with super().schedule_epoch(batches):
+                yield self
+            return
+        if not self._finalizer.alive:
+            raise RuntimeError(f"remote cache of {self.reader.file_name} was closed; make a "
+                               f"new Loader to read the file again")
+        if self.source.remote:
+            # Pages kept from earlier epochs are of the version seen at open: one
+            # HEAD per epoch says whether the server still has it (REM-004).
+            self.source.check_version()
+        # Page p lives in slot p - first for good; only pages not yet held are
+        # fetched, in the order the batches need them, and none is released.
+        first = int(self.reader.data_region_start) // self.page_size
+        jobs, job_end, queued = [], [], set()
+        for b, pages in enumerate(batch_pages(self._indptr, self._pages, batches)):
+            for page in pages.tolist():
+                if self._page_to_slot[page] < 0 and page not in queued:
+                    queued.add(page)
+                    jobs.append((b, page, page - first, -1))
+            job_end.append(len(jobs))
+        plan = EpochPlan(np.asarray(jobs, dtype=np.int64).reshape(-1, 4),
+                         np.asarray(job_end, dtype=np.int64),
+                         [np.zeros(0, dtype=np.int64)] * len(job_end))
+        epoch = _Epoch(self, plan)
+        self._epoch = epoch
+        self._files['epoch'] = epoch
+        try:
+            epoch.start()
+            yield self
+        finally:
+            # The readers finish the loads they started (their pages are kept);
+            # pages never started are fetched by the next epoch that needs them.
+            epoch.stop()
+            self._epoch = None
+            if self._files.get('epoch') is epoch:
+                self._files['epoch'] = None
 
     def _joins(self, previous, page):
         return page == previous + 1   # one range request covers adjacent pages only
