@@ -36,7 +36,30 @@ def _wait_for_port(port, process, wait, what):
     pytest.fail(f"{what} did not listen on port {port} within {wait} s")
 
 
-class NginxServer:
+class _ChildServer:
+    """A server run as a child process in a session of its own, stopped by a signal."""
+
+    #: Signal of a graceful stop (nginx: SIGQUIT finishes the requests in flight).
+    stop_signal = signal.SIGTERM
+    process = None
+
+    def kill(self):
+        """SIGKILL the server and its workers at once (a server that dies)."""
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(10)
+
+    def stop(self):
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, self.stop_signal)
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self.process = None
+
+
+class NginxServer(_ChildServer):
     """nginx serving ``root`` over HTTP/1.1, with Range and If-Match (its static module).
 
     nginx's ETag is ``"<mtime hex>-<size hex>"``: a test that replaces a file
@@ -56,6 +79,8 @@ class NginxServer:
         of serving ``root``: a throttling proxy in C, which leaves the cores to
         the code under test.
     """
+
+    stop_signal = signal.SIGQUIT   # graceful: the requests in flight finish
 
     def __init__(self, directory, latency_s=None, rate=None, upstream=None):
         self.latency_s, self.rate, self.upstream = latency_s, rate, upstream
@@ -125,21 +150,6 @@ http {{
                 return self
         pytest.fail(f"nginx did not start: {(self.directory / 'stderr.log').read_text()[-2000:]}")
 
-    def kill(self):
-        """SIGKILL the master and its workers at once (a server that dies)."""
-        if self.process is not None and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(10)
-
-    def stop(self):
-        if self.process is not None and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGQUIT)   # graceful: finish requests
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.kill()
-        self.process = None
-
     def access_log(self):
         """Requests so far: dicts of method, path, status, body_bytes, range, if_match."""
         entries = []
@@ -159,7 +169,7 @@ http {{
             os.truncate(self.log_path, 0)
 
 
-class MotoS3Server:
+class MotoS3Server(_ChildServer):
     """moto's standalone S3-compatible server, a child process.
 
     Parameters
@@ -207,17 +217,3 @@ class MotoS3Server:
         """fsspec (s3fs) options of this server, or of a proxy at ``endpoint`` in front of it."""
         return {'key': 'testing', 'secret': 'testing', 'endpoint_url': endpoint or self.endpoint,
                 'client_kwargs': {'region_name': 'us-east-1'}}
-
-    def kill(self):
-        if self.process is not None and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(10)
-
-    def stop(self):
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.kill()
-        self.process = None

@@ -27,8 +27,10 @@ import psutil
 from numba import njit
 
 from .base import MemoryManager
-# The epoch planner lives in its own module; its names stay importable from here.
+# The epoch's reader threads and the planner live in modules of their own; the
+# planner's names stay importable from here.
 from .page_plan import EpochPlan, batch_pages, plan_epoch, sample_pages  # noqa: F401
+from .page_readers import EpochReaders
 
 #: Reader threads when the caller names no number; reads are I/O-bound, so
 #: more threads than cores keep a disk's queue full.
@@ -56,7 +58,8 @@ def _release_files(files):
     Parameters
     ----------
     files : dict
-        The manager's ``'fd'`` (int), ``'epoch'`` (:class:`_Epoch` or None)
+        The manager's ``'fd'`` (int), ``'epoch'``
+        (:class:`.page_readers.EpochReaders` or None)
         and ``'after'`` (list of callables: what a subclass releases once the
         readers are gone, e.g. the Redis connections); all are taken out, so
         a second call does nothing.
@@ -180,6 +183,25 @@ class ProcessCacheManager(MemoryManager):
         pages = batch_pages(self._indptr, self._pages, batches)
         return max((len(p) for p in pages), default=0) * self.page_size
 
+    def _epoch_plan(self, batches):
+        """The epoch's :class:`EpochPlan`; a page source with another policy overrides it.
+
+        Raises ``ValueError`` if one batch needs more pages than ``max_bytes`` holds.
+        """
+        pages = batch_pages(self._indptr, self._pages, batches)
+        needed = max((len(p) for p in pages), default=0)
+        if needed > self.num_slots:
+            raise ValueError(
+                f"process cache: max_bytes={self.max_bytes} holds {self.num_slots} pages of "
+                f"{self.page_size} bytes, but a batch needs {needed} pages; the minimum is "
+                f"{needed * self.page_size} bytes (smaller batches, or an order that puts a "
+                f"batch's samples in fewer pages, need less)")
+        return plan_epoch(pages, self.num_slots)
+
+    def _keeps_pages(self):
+        """Whether pages stay mapped after an epoch (False: every slot is freed)."""
+        return False
+
     @contextmanager
     def schedule_epoch(self, batches):
         """Plan the epoch, start the reader threads, stop them and free every page at the end.
@@ -195,28 +217,22 @@ class ProcessCacheManager(MemoryManager):
         if not self._finalizer.alive:
             raise RuntimeError(f"process cache of {self.reader.fname} was closed; "
                                f"make a new Loader to read the file again")
-        pages = batch_pages(self._indptr, self._pages, batches)
-        needed = max((len(p) for p in pages), default=0)
-        if needed > self.num_slots:
-            raise ValueError(
-                f"process cache: max_bytes={self.max_bytes} holds {self.num_slots} pages of "
-                f"{self.page_size} bytes, but a batch needs {needed} pages; the minimum is "
-                f"{needed * self.page_size} bytes (smaller batches, or an order that puts a "
-                f"batch's samples in fewer pages, need less)")
-        epoch = _Epoch(self, plan_epoch(pages, self.num_slots))
+        epoch = EpochReaders(self, self._epoch_plan(batches))
         self._epoch = epoch
         self._files['epoch'] = epoch
         try:
             epoch.start()
             yield self
         finally:
+            # The readers finish the loads they started before they return.
             epoch.stop()
             self._epoch = None
             # Drops the cycle manager -> files -> epoch -> manager at once.
             if self._files.get('epoch') is epoch:
                 self._files['epoch'] = None
-            self._page_to_slot[:] = -1
-            self.resident_pages = 0
+            if not self._keeps_pages():
+                self._page_to_slot[:] = -1
+                self.resident_pages = 0
 
     def start_batch(self, batch_number):
         """Let the readers reuse the previous batch's slots; wait until this batch's pages are in.
@@ -273,140 +289,3 @@ class ProcessCacheManager(MemoryManager):
         self._epoch = None
         self._arena = None
         self._state = None
-
-
-class _Epoch:
-    """The reader threads of one epoch and the bookkeeping they share."""
-
-    def __init__(self, manager, plan):
-        self.manager = manager
-        self.plan = plan
-        self.cond = threading.Condition()
-        self.finished_before = 0   # batches < this one are done with their pages
-        self.next_job = 0
-        self.done = np.zeros(len(plan.jobs), dtype=bool)
-        self.done_prefix = 0       # jobs[:done_prefix] all loaded
-        self.error = None
-        self.stopping = False
-        self.slot_page = np.full(manager.num_slots, -1, dtype=np.int64)
-        self.threads = []
-        #: The thread that runs the epoch (the Loader's producer), which waits in begin().
-        self.owner = threading.current_thread()
-
-    def involves(self, thread):
-        """Whether ``thread`` is this epoch's owner or one of its reader threads."""
-        return thread is self.owner or thread in self.threads
-
-    def start(self):
-        count = min(self.manager.readers, max(1, len(self.plan.jobs)))
-        for i in range(count):
-            thread = threading.Thread(target=self._work, name=f'ffcvx-page-reader-{i}', daemon=True)
-            thread.start()
-            self.threads.append(thread)
-
-    def stop(self):
-        """Make the readers and a waiting ``begin`` return, then wait for the readers."""
-        with self.cond:
-            self.stopping = True
-            self.cond.notify_all()
-        current = threading.current_thread()
-        for thread in self.threads:
-            if thread is not current:  # a thread cannot wait for itself
-                thread.join()
-        self.threads = []
-
-    def _empty_slot(self, slot):
-        # Caller holds self.cond. A page evicted here may already have been
-        # loaded again into another slot by a faster reader thread; only a
-        # mapping that still points at this slot is removed.
-        page = int(self.slot_page[slot])
-        if page < 0:
-            return
-        self.slot_page[slot] = -1
-        table = self.manager._page_to_slot
-        if table[page] == slot:
-            table[page] = -1
-        self.manager.resident_pages -= 1
-
-    def begin(self, batch):
-        plan = self.plan
-        with self.cond:
-            # Batches before `batch` have run: their last-use pages go, and
-            # slots waiting on them may be refilled.
-            for finished in range(self.finished_before, batch):
-                for page in plan.release[finished].tolist():
-                    slot = int(self.manager._page_to_slot[page])
-                    if slot >= 0:
-                        self._empty_slot(slot)
-            self.finished_before = max(self.finished_before, batch)
-            self.cond.notify_all()
-            needed = int(plan.job_end[batch]) if batch < len(plan.job_end) else len(plan.jobs)
-            while self.done_prefix < needed and self.error is None and not self.stopping:
-                self.cond.wait()
-            if self.error is not None:
-                raise self.error
-            if self.stopping and self.done_prefix < needed:
-                # close() ran while this batch waited: its pages never come.
-                raise RuntimeError(f"process cache of {self.manager.reader.fname} was closed "
-                                   f"during the epoch (batch {batch} was waiting for its pages)")
-
-    def _take_jobs(self):
-        """Claim the next jobs to load, waiting until the first one's slot is free.
-
-        Caller holds ``self.cond``. Up to ``manager.pages_per_read`` consecutive
-        jobs are claimed, but only the first may wait for its slot: a later one
-        joins only if its slot is already free, so grouping never delays a load.
-
-        Returns
-        -------
-        list of (index, page, slot), or None when the thread should exit.
-        """
-        jobs = self.plan.jobs
-        group = []
-        while len(group) < self.manager.pages_per_read:
-            if self.stopping or self.next_job >= len(jobs):
-                break
-            batch, page, slot, after = (int(v) for v in jobs[self.next_job])
-            if group and (self.finished_before <= after or
-                          not self.manager._joins(group[-1][1], page)):
-                break
-            index = self.next_job
-            self.next_job += 1
-            # The slot's previous page is still being read until batch `after` is done.
-            while self.finished_before <= after and not self.stopping:
-                self.cond.wait()
-            if self.stopping:
-                return None
-            self._empty_slot(slot)
-            group.append((index, page, slot))
-        return group or None
-
-    def _work(self):
-        manager, jobs = self.manager, self.plan.jobs
-        page_size = manager.page_size
-        while True:
-            with self.cond:
-                group = self._take_jobs()
-            if group is None:
-                return
-            try:
-                manager._read_pages(
-                    [page for _, page, _ in group],
-                    [memoryview(manager._arena[slot * page_size:(slot + 1) * page_size])
-                     for _, _, slot in group])
-            except BaseException as exc:  # handed to start_batch, raised in the loader thread
-                with self.cond:
-                    self.error = exc
-                    self.cond.notify_all()
-                return
-            with self.cond:
-                for index, page, slot in group:
-                    manager._page_to_slot[page] = slot
-                    self.slot_page[slot] = page
-                    manager.resident_pages += 1
-                    manager.pages_read += 1
-                    self.done[index] = True
-                manager.peak_resident_pages = max(manager.peak_resident_pages, manager.resident_pages)
-                while self.done_prefix < len(jobs) and self.done[self.done_prefix]:
-                    self.done_prefix += 1
-                self.cond.notify_all()

@@ -21,13 +21,12 @@ conformance suite checks the strategy without a server.
 """
 import hashlib
 import json
-from contextlib import contextmanager
 
 import numpy as np
 
 from ..storage import redact
 from .page_plan import EpochPlan, batch_pages
-from .process_cache import ProcessCacheManager, _Epoch
+from .process_cache import ProcessCacheManager
 
 #: Reader threads by default: requests wait on the network, not on a core.
 DEFAULT_READERS = 8
@@ -140,22 +139,20 @@ class RemoteCacheManager(ProcessCacheManager):
         first = int(self.reader.data_region_start) // self.page_size
         return self.num_slots >= len(self._page_to_slot) - 1 - first
 
-    @contextmanager
-    def schedule_epoch(self, batches):
-        """As the process cache, but with every page kept when the arena holds them all."""
+    def _keeps_pages(self):
+        return self.keeps_pages
+
+    def _epoch_plan(self, batches):
+        """The process cache's plan, or with every page kept: load each missing page once."""
         if not self.keeps_pages:
-            with super().schedule_epoch(batches):
-                yield self
-            return
-        if not self._finalizer.alive:
-            raise RuntimeError(f"remote cache of {self.reader.file_name} was closed; make a "
-                               f"new Loader to read the file again")
+            return super()._epoch_plan(batches)
         if self.source.remote:
             # Pages kept from earlier epochs are of the version seen at open: one
             # HEAD per epoch says whether the server still has it (REM-004).
             self.source.check_version()
         # Page p lives in slot p - first for good; only pages not yet held are
-        # fetched, in the order the batches need them, and none is released.
+        # fetched, in the order the batches need them, and none is released. Pages
+        # an epoch left early never started are fetched by the next that needs them.
         first = int(self.reader.data_region_start) // self.page_size
         jobs, job_end, queued = [], [], set()
         for b, pages in enumerate(batch_pages(self._indptr, self._pages, batches)):
@@ -164,22 +161,9 @@ class RemoteCacheManager(ProcessCacheManager):
                     queued.add(page)
                     jobs.append((b, page, page - first, -1))
             job_end.append(len(jobs))
-        plan = EpochPlan(np.asarray(jobs, dtype=np.int64).reshape(-1, 4),
+        return EpochPlan(np.asarray(jobs, dtype=np.int64).reshape(-1, 4),
                          np.asarray(job_end, dtype=np.int64),
                          [np.zeros(0, dtype=np.int64)] * len(job_end))
-        epoch = _Epoch(self, plan)
-        self._epoch = epoch
-        self._files['epoch'] = epoch
-        try:
-            epoch.start()
-            yield self
-        finally:
-            # The readers finish the loads they started (their pages are kept);
-            # pages never started are fetched by the next epoch that needs them.
-            epoch.stop()
-            self._epoch = None
-            if self._files.get('epoch') is epoch:
-                self._files['epoch'] = None
 
     def _joins(self, previous, page):
         return page == previous + 1   # one range request covers adjacent pages only

@@ -96,10 +96,3 @@ class FsspecSource(RemoteSource):
     def close(self):
         # fsspec's async filesystems close their sessions in finalizers of their own.
         self._fs = None
-
-    def reopen(self, timeout=None, retries=None, client=None):
-        from . import open_source
-        return open_source(self.location, self.storage_options, client=client or self.client,
-                           timeout=self.timeout if timeout is None else timeout,
-                           retries=self.retries if retries is None else retries,
-                           expect=self._expected)

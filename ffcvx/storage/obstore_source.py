@@ -134,10 +134,3 @@ class ObstoreSource(RemoteSource):
     def close(self):
         # Dropping the store drops its connection pool (the sockets close with it).
         self._store = None
-
-    def reopen(self, timeout=None, retries=None, client=None):
-        from . import open_source
-        return open_source(self.location, self.storage_options, client=client or self.client,
-                           timeout=self.timeout if timeout is None else timeout,
-                           retries=self.retries if retries is None else retries,
-                           expect=self._expected)

@@ -12,6 +12,7 @@ read comes from the version seen when the file was opened.
 """
 import os
 import random
+from abc import ABC, abstractmethod
 import re
 import threading
 import time
@@ -40,7 +41,7 @@ def redact(url):
     return f"{scheme}://{host}{slash}{path.split('?', 1)[0]}"
 
 
-class Source:
+class Source(ABC):
     """Bytes of one file, read by offset.
 
     Attributes
@@ -56,16 +57,16 @@ class Source:
     def __init__(self, location):
         self.location = location
 
+    @abstractmethod
     def stat(self):
         """Size of the file now, bytes (a remote source answers from its open-time HEAD)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def read_into(self, offset, view):
         """Fill ``view`` (writable, ``n`` bytes) from ``offset``; return the bytes read.
 
         Fewer than ``n`` only where the file ends first.
         """
-        raise NotImplementedError
 
     def read(self, offset, size):
         """``size`` bytes from ``offset`` as bytes (fewer where the file ends first)."""
@@ -167,11 +168,13 @@ class RemoteSource(Source):
 
     # -- the client's part ----------------------------------------------------------------
 
+    @abstractmethod
     def _head(self):
-        raise NotImplementedError
+        """One HEAD: ``{'size', 'etag', 'version'}`` of the file now."""
 
+    @abstractmethod
     def _get(self, start, end):
-        raise NotImplementedError
+        """One GET of bytes ``[start, end)`` of the pinned version (bytes-like)."""
 
     def _classify(self, exc):
         """``(kind, status)``: 'changed', 'missing', 'denied', 'transient', 'fatal' or 'bug'."""
@@ -192,6 +195,14 @@ class RemoteSource(Source):
 
     def identity(self):
         return dict(self._expected)
+
+    def reopen(self, timeout=None, retries=None, client=None):
+        """A source of this file and version with its own client; None keeps this one's setting."""
+        from . import open_source
+        return open_source(self.location, self.storage_options, client=client or self.client,
+                           timeout=self.timeout if timeout is None else timeout,
+                           retries=self.retries if retries is None else retries,
+                           expect=self._expected)
 
     def check_version(self):
         """HEAD the file again; RemoteFileChangedError if it is another version now."""
