@@ -109,3 +109,26 @@ class RemoteFileChangedError(FFCVXError, RuntimeError):
         self.expected = expected
         self.found = found
         super().__init__(message)
+
+
+class RemoteRangeError(RemoteUnavailableError):
+    """A server answered a range request with other bytes than those asked for (REM-013).
+
+    Raised, never retried, when the answer's status, ``Content-Range``
+    (start, end or total) or body length does not match the request: a
+    proxy or server bug that would otherwise hand another part of the file
+    to training. A server that ignores ``Range`` (200 with the whole file)
+    is named as such.
+
+    Attributes
+    ----------
+    asked : tuple of int
+        ``(start, end)`` of the request, bytes, end exclusive.
+    answered : str
+        What came back (``Content-Range``, status and body length).
+    """
+
+    def __init__(self, message, url=None, status=None, asked=None, answered=None):
+        self.asked = asked
+        self.answered = answered
+        super().__init__(message, url=url, status=status, attempts=1)

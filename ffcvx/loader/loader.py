@@ -151,8 +151,10 @@ class Loader:
         ``{"url": "redis://host:6379/0", "fallback": "os", "key_ttl": 86400}``
         (Redis; the URL defaults to ``FFCV_REDIS_URL``; keys expire ``key_ttl``
         seconds after their last renewal), or ``{"cache_dir": "/scratch/ffcvx",
-        "max_cache_bytes": 2**40, "timeout": 30, "retries": 4}`` (a URL's
-        pages, see :class:`~ffcvx.memory_managers.remote_cache.RemoteCacheManager`).
+        "max_cache_bytes": 2**40, "timeout": 30, "retries": 4, "immutable": False}``
+        (a URL's pages, see
+        :class:`~ffcvx.memory_managers.remote_cache.RemoteCacheManager`; the
+        Reader's first requests follow ``timeout``, ``retries`` and ``client`` too).
     storage_options : dict or None
         Options of a URL's filesystem, fsspec's keys (REM-003): e.g.
         ``{"key": ..., "secret": ..., "endpoint_url": "https://s3.example.org"}``
@@ -214,8 +216,8 @@ class Loader:
         self.recompile = bool(recompile)
         self.jit = Compiler.is_enabled if jit is None else bool(jit)
         self.distributed = bool(distributed)
-        self.reader = Reader(self.fname, custom_handlers=custom_fields or {},
-                             storage_options=storage_options)
+        self.reader = Reader(self._open_source(self.fname, storage_options, cache_options),
+                             custom_handlers=custom_fields or {})
 
         self.num_workers = self._thread_count(num_workers)
         self.rank, self.world_size = rank_and_world_size() if self.distributed else (0, 1)
@@ -371,6 +373,22 @@ class Loader:
             ``indices`` order.
         """
         return filter_loader(self, field_name, condition)
+
+    @staticmethod
+    def _open_source(fname, storage_options, cache_options):
+        """The file's Source; a URL's first reads already follow the network cache_options.
+
+        The Reader reads the tables before the strategy exists, so a stalled
+        server must time out as ``timeout``/``retries`` say from the first
+        request on, not after the defaults (REM-006).
+        """
+        from ..storage import is_url, open_source
+        if not is_url(fname):
+            return open_source(fname, storage_options)
+        options = dict(cache_options or {})
+        return open_source(fname, storage_options, client=options.get('client'),
+                           timeout=options.get('timeout'), retries=options.get('retries'),
+                           immutable=bool(options.get('immutable', False)))
 
     def state_dict(self):
         """Where this Loader stands, as a small dict of plain values (torchdata's Stateful).

@@ -38,11 +38,15 @@ MAX_PAGES_PER_REQUEST = 64
 
 
 def cache_key(source):
-    """Hex digest naming a remote file's version in the disk cache: URL, size, ETag, version."""
+    """Hex digest naming a remote file's version in the disk cache.
+
+    URL (without credentials), size, ETag, version and Last-Modified: a
+    replacement that changes any of them never reads the old pages (REM-009).
+    """
     identity = source.identity()
     text = json.dumps({'url': redact(source.location), 'size': int(identity['size']),
-                       'etag': identity.get('etag'), 'version': identity.get('version')},
-                      sort_keys=True)
+                       'etag': identity.get('etag'), 'version': identity.get('version'),
+                       'last_modified': identity.get('last_modified')}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
@@ -80,6 +84,11 @@ class RemoteCacheManager(ProcessCacheManager):
         out), with exponential backoff from 0.1 s (default 4).
     client : {None, 'obstore', 'fsspec'}
         Client of the page requests; None: the Reader's.
+    immutable : bool
+        The user's word that the file is never replaced. Needed for a disk
+        cache of a file whose server sends no validator (no ETag, version or
+        Last-Modified): without it such a file's pages are not kept on disk,
+        since a replacement of the same size could not be told apart (REM-015).
 
     Attributes
     ----------
@@ -100,7 +109,8 @@ class RemoteCacheManager(ProcessCacheManager):
     reads_urls = True
 
     def __init__(self, reader, max_bytes=None, readers=DEFAULT_READERS, pages_per_read=None,
-                 cache_dir=None, max_cache_bytes=None, timeout=None, retries=None, client=None):
+                 cache_dir=None, max_cache_bytes=None, timeout=None, retries=None, client=None,
+                 immutable=False):
         page_size = int(reader.page_size)
         if pages_per_read is None:
             pages_per_read = max(1, min(MAX_PAGES_PER_REQUEST, REQUEST_BYTES // page_size))
@@ -109,22 +119,28 @@ class RemoteCacheManager(ProcessCacheManager):
                              f"{pages_per_read}")
         self.pages_per_read = int(pages_per_read)
         given = [name for name, value in (('timeout', timeout), ('retries', retries),
-                                          ('client', client)) if value is not None]
+                                          ('client', client), ('immutable', immutable or None))
+                 if value is not None]
         if given and not reader.source.remote:
             raise ValueError(f"remote cache: {', '.join(given)} apply to URLs; "
                              f"{reader.file_name} is a local file")
         self.source = reader.source.reopen(timeout=timeout, retries=retries, client=client)
+        if immutable:
+            self.source.immutable = True
         self.disk_cache = None
         try:
             super().__init__(reader, max_bytes=max_bytes, readers=readers)
-            if cache_dir is not None:
+            if cache_dir is None and max_cache_bytes is not None:
+                raise ValueError("remote cache: max_cache_bytes bounds the disk cache; give "
+                                 "cache_dir too")
+            # Pages of a file whose versions cannot be told apart are not kept on
+            # disk: a same-size replacement would read them for good (REM-015;
+            # the source warned when it was opened).
+            if cache_dir is not None and not getattr(self.source, 'unversioned', False):
                 from ..storage.disk_pages import DiskPageCache
                 self.disk_cache = DiskPageCache(
                     cache_dir, cache_key(self.source), page_size, max_bytes=max_cache_bytes,
                     description={'url': redact(self.source.location), **self.source.identity()})
-            elif max_cache_bytes is not None:
-                raise ValueError("remote cache: max_cache_bytes bounds the disk cache; give "
-                                 "cache_dir too")
         except BaseException:
             self.source.close()
             raise

@@ -49,7 +49,7 @@ def _install_hint(scheme):
 
 
 def open_source(location, storage_options=None, client=None, timeout=None, retries=None,
-                expect=None):
+                expect=None, immutable=False):
     """A :class:`~.source.Source` for a path or URL.
 
     Parameters
@@ -68,6 +68,8 @@ def open_source(location, storage_options=None, client=None, timeout=None, retri
     retries : int or None
     expect : dict or None
         Identity the remote file must still have (see ``RemoteSource``).
+    immutable : bool
+        The user's word that a remote file is never replaced (REM-015).
 
     Returns
     -------
@@ -111,7 +113,7 @@ def open_source(location, storage_options=None, client=None, timeout=None, retri
                     f"{_install_hint(scheme)} installs it (or pip install obstore)") from None
         if usable:
             from .obstore_source import ObstoreSource
-            return ObstoreSource(url, options, timeout, retries, expect)
+            return ObstoreSource(url, options, timeout, retries, expect, immutable)
         if client == 'obstore':
             raise ValueError(f"{redact(url)}: obstore cannot read this URL with these "
                              f"storage_options ({sorted(options)}); use client='fsspec'")
@@ -123,4 +125,4 @@ def open_source(location, storage_options=None, client=None, timeout=None, retri
             f"{redact(url)}: no client for {scheme}:// is installed ({exc}); "
             f"{_install_hint(scheme)} installs it") from None
     from .fsspec_source import FsspecSource
-    return FsspecSource(url, options, timeout, retries, expect)
+    return FsspecSource(url, options, timeout, retries, expect, immutable)

@@ -5,13 +5,18 @@
 HTTP's ``headers`` ...). ffcvx adds its timeout to s3fs and HTTP and turns
 their own retries off (ffcvx retries, REM-006).
 
-The version check (REM-004): over HTTP(S) every GET carries ``If-Match``.
-fsspec has no such option for the other protocols, so after every read the
-file is looked up again (``info``, uncached) and a read of a version other
-than the open-time one is refused: a request per read more, for reads of
-whole pages (megabytes), and never bytes of two versions.
+The version check (REM-004): over HTTP(S) every GET carries ``If-Match``
+(or ``If-Unmodified-Since`` where the server sends no ETag), and is made
+here on the filesystem's own aiohttp session so that the answer's status,
+``Content-Range`` and validators can be checked (REM-013); fsspec's
+``cat_file`` does not show them. fsspec has no such option for the other
+protocols, so after every read the file is looked up again (``info``,
+uncached) and a read of a version other than the open-time one is refused:
+a request per read more, for reads of whole pages (megabytes), and never
+bytes of two versions.
 """
 from .source import RemoteSource, classify, redact, status_of
+from .validators import identity, parse_content_range
 
 #: fsspec protocols whose reads carry If-Match.
 _HTTP = ('http', 'https')
@@ -31,8 +36,9 @@ class FsspecSource(RemoteSource):
 
     client = 'fsspec'
 
-    def __init__(self, url, storage_options=None, timeout=None, retries=None, expect=None):
-        super().__init__(url, storage_options, timeout, retries, expect)
+    def __init__(self, url, storage_options=None, timeout=None, retries=None, expect=None,
+                 immutable=False):
+        super().__init__(url, storage_options, timeout, retries, expect, immutable)
         import fsspec
         protocol = url.split('://', 1)[0].lower()
         options = dict(self.storage_options)
@@ -66,17 +72,52 @@ class FsspecSource(RemoteSource):
             raise OSError(f"{redact(self.location)}: the server does not say the file's size")
         etag = info.get('ETag') or info.get('etag') or info.get('md5Hash')
         version = info.get('VersionId') or info.get('generation') or info.get('version_id')
-        return {'size': int(info['size']), 'etag': etag, 'version': version}
+        modified = (info.get('Last-Modified') or info.get('LastModified') or info.get('updated')
+                    or info.get('last_modified'))
+        return identity(info['size'], etag, version, modified)
 
     def _get(self, start, end):
-        etag = self._expected.get('etag') if self._expected else None
-        if self._if_match and etag:
-            return self._fs.cat_file(self._path, start=start, end=end,
-                                     headers={**self._headers, 'If-Match': etag})
+        if self._if_match:
+            from fsspec.asyn import sync
+            return sync(self._fs.loop, self._http_get, start, end)
         data = self._fs.cat_file(self._path, start=start, end=end)
-        if not self._if_match and self._expected is not None:
+        if self._expected is not None:
             self.check_version()
-        return data
+        return data, {}
+
+    async def _http_get(self, start, end):
+        """One ranged GET on fsspec's session: the body, and what the answer says of itself."""
+        expected = self._expected or {}
+        headers = {**self._headers, 'Range': f"bytes={start}-{end - 1}"}
+        if expected.get('etag'):
+            headers['If-Match'] = expected['etag']
+        elif expected.get('last_modified'):
+            headers['If-Unmodified-Since'] = expected['last_modified']
+        options = {**self._fs.kwargs, 'headers': headers}
+        session = await self._fs.set_session()
+        async with session.get(self._fs.encode_url(self._path), **options) as response:
+            status = response.status
+            if status >= 400:
+                response.raise_for_status()   # aiohttp's error carries the status
+            content_range = response.headers.get('Content-Range')
+            answer = {'status': status,
+                      'answered_range': (parse_content_range(content_range)
+                                         if content_range or status != 206 else False),
+                      'found': {'etag': response.headers.get('ETag'),
+                                'last_modified': response.headers.get('Last-Modified')}}
+            if content_range and answer['answered_range'] is None:
+                answer['answered_range'] = False    # present but unreadable
+            if status == 200 and not (start == 0 and end == int(expected.get('size', -1))):
+                return b'', answer   # the whole file: refused unread (check_answer)
+            # One byte more than asked shows a long body without reading a whole file.
+            limit, chunks, got = end - start + 1, [], 0
+            while got < limit:
+                chunk = await response.content.read(limit - got)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                got += len(chunk)
+        return b''.join(chunks), answer
 
     def _classify(self, exc):
         if isinstance(exc, FileNotFoundError) and exc.__cause__ is not None:

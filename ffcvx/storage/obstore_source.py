@@ -3,17 +3,24 @@
 obstore is a thin binding of Rust's ``object_store``: requests run without
 the GIL on a runtime of its own, so the memory strategy's reader threads
 fetch in parallel, and it needs no event loop and no fork. Every ranged GET
-carries ``If-Match`` with the ETag seen at open (REM-004), so a replaced
-object answers 412 instead of new bytes.
+carries ``If-Match`` with the ETag seen at open, or ``If-Unmodified-Since``
+with its ``Last-Modified`` where there is no ETag (REM-004), so a replaced
+object answers 412 instead of new bytes; the range and validators of every
+answer are checked as well (REM-013).
 
 Options are fsspec's (``storage_options``, what users already pass to
 pandas or s3fs); :func:`translate` maps the ones obstore has to its own
 names. A URL whose options do not all translate is read by the fsspec
 client instead (:func:`ffcvx.storage.open_source` decides).
 """
+import re
 from urllib.parse import urlsplit
 
 from .source import RemoteSource, classify, redact, status_of
+from .validators import as_datetime, identity
+
+#: object_store's text when the answer's range is not the one asked for.
+_WRONG_RANGE = re.compile(r'Requested \d+\.\.\d+, got \d+\.\.\d+')
 
 #: URL schemes obstore serves, and the store class each maps to.
 SCHEMES = {'s3': 's3', 's3a': 's3', 'gs': 'gcs', 'gcs': 'gcs', 'az': 'azure', 'abfs': 'azure',
@@ -77,8 +84,9 @@ class ObstoreSource(RemoteSource):
 
     client = 'obstore'
 
-    def __init__(self, url, storage_options=None, timeout=None, retries=None, expect=None):
-        super().__init__(url, storage_options, timeout, retries, expect)
+    def __init__(self, url, storage_options=None, timeout=None, retries=None, expect=None,
+                 immutable=False):
+        super().__init__(url, storage_options, timeout, retries, expect, immutable)
         import obstore
         from obstore.store import from_url
         self._obstore = obstore
@@ -108,21 +116,36 @@ class ObstoreSource(RemoteSource):
 
     def _head(self):
         meta = self._obstore.head(self._store, self._path)
-        return {'size': int(meta['size']), 'etag': meta.get('e_tag'),
-                'version': meta.get('version')}
+        return identity(meta['size'], meta.get('e_tag'), meta.get('version'),
+                        meta.get('last_modified'))
 
     def _get(self, start, end):
         options = {'range': (start, end)}
-        if self._expected and self._expected.get('etag'):
-            options['if_match'] = self._expected['etag']
-        if self._expected and self._expected.get('version'):
-            options['version'] = self._expected['version']
-        return self._obstore.get(self._store, self._path, options=options).bytes()
+        expected = self._expected or {}
+        if expected.get('etag'):
+            options['if_match'] = expected['etag']
+        elif as_datetime(expected.get('last_modified')):
+            options['if_unmodified_since'] = as_datetime(expected['last_modified'])
+        if expected.get('version'):
+            options['version'] = expected['version']
+        result = self._obstore.get(self._store, self._path, options=options)
+        data = result.bytes()
+        meta = result.meta
+        # object_store has checked the status and Content-Range start and end;
+        # the total it parsed is the object's size, and the validators are the answer's.
+        got_start, got_end = result.range
+        return data, {'answered_range': (int(got_start), int(got_end), int(meta['size'])),
+                      'found': {'etag': meta.get('e_tag'), 'version': meta.get('version'),
+                                'last_modified': meta.get('last_modified')}}
 
     def _classify(self, exc):
         from obstore import exceptions as errors
         if isinstance(exc, errors.PreconditionError):
             return 'changed', 412
+        if isinstance(exc, errors.NotSupportedError) and 'Range' in str(exc):
+            return 'range', 200     # the server answered the whole file to a range request
+        if _WRONG_RANGE.search(str(exc)):
+            return 'range', 206
         if isinstance(exc, (errors.NotFoundError, FileNotFoundError)):
             return 'missing', 404
         if isinstance(exc, (errors.PermissionDeniedError, errors.UnauthenticatedError)):

@@ -16,8 +16,10 @@ from abc import ABC, abstractmethod
 import re
 import threading
 import time
+import warnings
 
-from ..errors import RemoteFileChangedError, RemoteUnavailableError
+from ..errors import RemoteFileChangedError, RemoteRangeError, RemoteUnavailableError
+from .validators import check_answer, describe, has_validator, identity, same_version
 
 #: Seconds one request may take (connect, or wait for bytes) by default.
 DEFAULT_TIMEOUT = 30.0
@@ -75,8 +77,11 @@ class Source(ABC):
         return bytes(buffer[:got])
 
     def identity(self):
-        """``{'size', 'etag', 'version'}`` of the version being read."""
-        return {'size': self.stat(), 'etag': None, 'version': None}
+        """``{'size', 'etag', 'version', 'last_modified'}`` of the version being read."""
+        return identity(self.stat())
+
+    #: Whether a replacement of the file could go unseen (a remote file without validators).
+    unversioned = False
 
     def reopen(self, timeout=None, retries=None, client=None):
         """A source of the same file and version, with its own connections and policy."""
@@ -118,10 +123,13 @@ class LocalSource(Source):
 class RemoteSource(Source):
     """What every remote client shares: the policy, the version check, the errors.
 
-    Subclasses implement ``_head() -> dict`` (``size``, ``etag``, ``version``)
-    and ``_get(start, end) -> bytes-like`` (one request for ``[start, end)``,
-    asking for the open-time version where the protocol allows, REM-004), and
-    say how they fail through ``_classify(exc)``.
+    Subclasses implement ``_head() -> dict`` (an identity:
+    :func:`.validators.identity`) and ``_get(start, end) -> (bytes-like,
+    answer)`` (one request for ``[start, end)``, asking for the open-time
+    version where the protocol allows, REM-004; ``answer`` holds what the
+    client can tell of the response: ``status``, ``range``, ``found``, as
+    :func:`.validators.check_answer` takes them), and say how they fail
+    through ``_classify(exc)``.
 
     Parameters
     ----------
@@ -135,6 +143,16 @@ class RemoteSource(Source):
     expect : dict or None
         The version to read (``identity()`` of another source of this file);
         None: the one the first HEAD finds.
+    immutable : bool
+        The user's word that the file is never replaced: with a server that
+        sends no validator (no ETag, version or Last-Modified), no warning,
+        and the disk cache may keep its pages (REM-015).
+
+    Attributes
+    ----------
+    unversioned : bool
+        True when the server sends no validator and ``immutable`` is False:
+        a replacement of the same size cannot be detected (warned once).
 
     Raises
     ------
@@ -150,8 +168,10 @@ class RemoteSource(Source):
     #: Name of the client, for messages and ``client=`` of :meth:`reopen`.
     client = None
 
-    def __init__(self, url, storage_options=None, timeout=None, retries=None, expect=None):
+    def __init__(self, url, storage_options=None, timeout=None, retries=None, expect=None,
+                 immutable=False):
         super().__init__(url)
+        self.immutable = bool(immutable)
         self.storage_options = dict(storage_options or {})
         self.timeout = DEFAULT_TIMEOUT if timeout is None else float(timeout)
         self.retries = DEFAULT_RETRIES if retries is None else int(retries)
@@ -170,14 +190,14 @@ class RemoteSource(Source):
 
     @abstractmethod
     def _head(self):
-        """One HEAD: ``{'size', 'etag', 'version'}`` of the file now."""
+        """One HEAD: the identity of the file now (:func:`.validators.identity`)."""
 
     @abstractmethod
     def _get(self, start, end):
-        """One GET of bytes ``[start, end)`` of the pinned version (bytes-like)."""
+        """One GET of bytes ``[start, end)`` of the pinned version: ``(bytes-like, answer dict)``."""
 
     def _classify(self, exc):
-        """``(kind, status)``: 'changed', 'missing', 'denied', 'transient', 'fatal' or 'bug'."""
+        """``(kind, status)``: 'changed', 'missing', 'denied', 'range', 'transient', 'fatal' or 'bug'."""
         return classify(exc)
 
     # -- shared ---------------------------------------------------------------------------
@@ -187,8 +207,19 @@ class RemoteSource(Source):
         found = self._retrying('HEAD', self._head)
         if self._expected is None:
             self._expected = found
+            if not has_validator(found) and not self.immutable:
+                warnings.warn(
+                    f"{redact(self.location)}: the server sends no ETag, version or "
+                    f"Last-Modified, so a replacement of this file by one of the same size "
+                    f"cannot be detected, and no disk cache (cache_dir) keeps its pages; if the "
+                    f"file never changes, say so with cache_options={{'immutable': True}} "
+                    f"(REM-015)", RuntimeWarning, stacklevel=4)
         elif not same_version(self._expected, found):
             raise self._changed(found)
+
+    @property
+    def unversioned(self):
+        return not has_validator(self._expected) and not self.immutable
 
     def stat(self):
         return int(self._expected['size'])
@@ -202,7 +233,7 @@ class RemoteSource(Source):
         return open_source(self.location, self.storage_options, client=client or self.client,
                            timeout=self.timeout if timeout is None else timeout,
                            retries=self.retries if retries is None else retries,
-                           expect=self._expected)
+                           expect=self._expected, immutable=self.immutable)
 
     def check_version(self):
         """HEAD the file again; RemoteFileChangedError if it is another version now."""
@@ -216,13 +247,11 @@ class RemoteSource(Source):
         end = min(offset + len(view), size)
         if end <= offset:
             return 0
-        data = self._retrying(f'GET bytes {offset}-{end - 1}', self._get, offset, end)
+        data, answer = self._retrying(f'GET bytes {offset}-{end - 1}', self._get, offset, end)
         data = memoryview(data).cast('B')
-        if len(data) != end - offset:
-            raise RemoteUnavailableError(
-                f"{redact(self.location)}: asked for bytes {offset}..{end} and got {len(data)} "
-                f"bytes ({self.client}); is the server truncating answers?",
-                url=redact(self.location))
+        # Exactly the range asked for, of the version opened, or nothing (REM-013, REM-004).
+        check_answer(redact(self.location), self.client, self._expected, offset, end, len(data),
+                     **answer)
         view[:len(data)] = data
         with self._lock:
             self.bytes_received += len(data)
@@ -252,6 +281,13 @@ class RemoteSource(Source):
                 where = f"{url}: {what} ({self.client}"
                 if kind == 'changed':
                     raise self._changed(None) from exc
+                if kind == 'range':
+                    why = ("the server ignores Range (it answers 200 with the whole file); a "
+                           "remote .beton needs a server that answers range requests"
+                           if status == 200 else "the server answered another range than the "
+                           "one asked for; these bytes are not used")
+                    raise RemoteRangeError(f"{where}): {why}: {first_line(exc)}", url=url,
+                                           status=status, answered=first_line(exc)) from exc
                 if kind == 'missing':
                     raise FileNotFoundError(f"{where}): no such file (HTTP {status or 404})") \
                         from exc
@@ -270,17 +306,6 @@ class RemoteSource(Source):
                     url=url, status=status, attempts=attempt) from exc
 
 
-def same_version(a, b):
-    """Whether two identities name one version: equal size, and ETag and version where known."""
-    if int(a['size']) != int(b['size']):
-        return False
-    return all(a.get(k) is None or b.get(k) is None or a[k] == b[k] for k in ('etag', 'version'))
-
-
-def describe(identity):
-    parts = [f"{identity['size']} bytes"]
-    parts += [f"{k} {identity[k]}" for k in ('etag', 'version') if identity.get(k)]
-    return ', '.join(parts)
 
 
 def first_line(exc):
