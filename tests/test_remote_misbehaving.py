@@ -83,10 +83,17 @@ def client(request, monkeypatch):
     return request.param
 
 
+def _s3_options(server):
+    """storage_options reading the server as a path-style S3 endpoint (it ignores signatures)."""
+    return {'key': 'test', 'secret': 'test', 'endpoint_url': f"http://127.0.0.1:{server.port}",
+            'client_kwargs': {'region_name': 'us-east-1'}}
+
+
 def _serve(server, version, name='data.beton', mtime=None):
     """Put ``version`` at ``name`` (atomically), with a given mtime; its URL."""
     target = server.root / name
-    temp = server.root / f'.{name}.tmp'
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temp = target.parent / f'.{target.name}.tmp'
     shutil.copy(version, temp)
     stamp = mtime if mtime is not None else time.time()
     os.utime(temp, (stamp, stamp))
@@ -105,9 +112,10 @@ def _batches(loader, limit=None):
     return out
 
 
-def _loader(url, **options):
+def _loader(url, storage_options=None, **options):
     return Loader(url, batch_size=8, num_workers=1, order=OrderOption.SEQUENTIAL,
-                  pipelines=PIPELINES, cache_options={**SLOW, **options})
+                  pipelines=PIPELINES, cache_options={**SLOW, **options},
+                  storage_options=storage_options)
 
 
 def _assert_prefix_of(got, reference):
@@ -124,13 +132,20 @@ WRONG = {'shift': RemoteRangeError, 'whole': RemoteRangeError, 'short': RemoteRa
          'long': RemoteRangeError, 'total': RemoteFileChangedError}
 
 
+@pytest.mark.parametrize('protocol', ['http', 's3'])
 @pytest.mark.parametrize('mode', sorted(WRONG))
-def test_wrong_range_answer_mid_epoch_raises(client, server, versions, expected, mode):
-    """The server goes wrong after the first batch: an error, and no batch that differs."""
-    url = _serve(server, versions[0])
+def test_wrong_range_answer_mid_epoch_raises(client, server, versions, expected, mode, protocol):
+    """The server goes wrong after the first batch: an error, and no batch that differs.
+
+    Over plain HTTP and as an S3 endpoint (s3fs's GetObject, obstore's S3 store).
+    """
+    url, storage = _serve(server, versions[0]), None
+    if protocol == 's3':
+        url, storage = 's3://bucket/data.beton', _s3_options(server)
+        _serve(server, versions[0], name='bucket/data.beton')
     got = []
     with pytest.raises(WRONG[mode]) as caught:
-        with _loader(url) as loader:
+        with _loader(url, storage_options=storage) as loader:
             for index, blob in loader:
                 got.append((np.asarray(index).copy(), np.asarray(blob).copy()))
                 server.mode = mode

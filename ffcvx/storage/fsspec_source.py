@@ -9,14 +9,16 @@ The version check (REM-004): over HTTP(S) every GET carries ``If-Match``
 (or ``If-Unmodified-Since`` where the server sends no ETag), and is made
 here on the filesystem's own aiohttp session so that the answer's status,
 ``Content-Range`` and validators can be checked (REM-013); fsspec's
-``cat_file`` does not show them. fsspec has no such option for the other
+``cat_file`` does not show them. S3 (s3fs) likewise: ``GetObject`` with
+``IfMatch`` / ``IfUnmodifiedSince`` through s3fs's client, its
+``ContentRange`` checked. fsspec has no such option for the other
 protocols, so after every read the file is looked up again (``info``,
 uncached) and a read of a version other than the open-time one is refused:
 a request per read more, for reads of whole pages (megabytes), and never
-bytes of two versions.
+bytes of two versions; only the body's length can be checked there.
 """
 from .source import RemoteSource, classify, redact, status_of
-from .validators import identity, parse_content_range
+from .validators import as_datetime, identity, parse_content_range
 
 #: fsspec protocols whose reads carry If-Match.
 _HTTP = ('http', 'https')
@@ -63,6 +65,7 @@ class FsspecSource(RemoteSource):
         if protocol in ('s3', 's3a') and hasattr(self._fs, 'retries'):
             self._fs.retries = 1   # s3fs's own retry count (a class attribute, not an option)
         self._if_match = protocol in _HTTP
+        self._s3 = protocol in ('s3', 's3a')
         self._open()
 
     def _head(self):
@@ -77,9 +80,10 @@ class FsspecSource(RemoteSource):
         return identity(info['size'], etag, version, modified)
 
     def _get(self, start, end):
-        if self._if_match:
+        if self._if_match or self._s3:
             from fsspec.asyn import sync
-            return sync(self._fs.loop, self._http_get, start, end)
+            return sync(self._fs.loop, self._http_get if self._if_match else self._s3_get,
+                        start, end)
         data = self._fs.cat_file(self._path, start=start, end=end)
         if self._expected is not None:
             self.check_version()
@@ -109,15 +113,32 @@ class FsspecSource(RemoteSource):
                 answer['answered_range'] = False    # present but unreadable
             if status == 200 and not (start == 0 and end == int(expected.get('size', -1))):
                 return b'', answer   # the whole file: refused unread (check_answer)
-            # One byte more than asked shows a long body without reading a whole file.
-            limit, chunks, got = end - start + 1, [], 0
-            while got < limit:
-                chunk = await response.content.read(limit - got)
-                if not chunk:
-                    break
-                chunks.append(chunk)
-                got += len(chunk)
-        return b''.join(chunks), answer
+            data = await _read_at_most(response.content.read, end - start + 1)
+        return data, answer
+
+    async def _s3_get(self, start, end):
+        """One ranged GetObject through s3fs's client, conditional on the open-time version."""
+        bucket, key, version = self._fs.split_path(self._path)
+        expected = self._expected or {}
+        request = {'Bucket': bucket, 'Key': key, 'Range': f"bytes={start}-{end - 1}"}
+        if expected.get('version') or version:
+            request['VersionId'] = expected.get('version') or version
+        if expected.get('etag'):
+            request['IfMatch'] = expected['etag']
+        elif as_datetime(expected.get('last_modified')):
+            request['IfUnmodifiedSince'] = as_datetime(expected['last_modified'])
+        response = await self._fs._call_s3('get_object', **request)
+        try:
+            data = await _read_at_most(response['Body'].read, end - start + 1)
+        finally:
+            response['Body'].close()
+        content_range = response.get('ContentRange')
+        answered = parse_content_range(content_range) if content_range else None
+        return data, {
+            'status': response.get('ResponseMetadata', {}).get('HTTPStatusCode'),
+            'answered_range': False if content_range and answered is None else answered,
+            'found': {'etag': response.get('ETag'), 'version': response.get('VersionId'),
+                      'last_modified': response.get('LastModified')}}
 
     def _classify(self, exc):
         if isinstance(exc, FileNotFoundError) and exc.__cause__ is not None:
@@ -125,6 +146,8 @@ class FsspecSource(RemoteSource):
             # too, as FileNotFoundError: the cause says what happened.
             return self._classify(exc.__cause__)
         status = status_of(exc)
+        if status is None and exc.__cause__ is not None and status_of(exc.__cause__):
+            return self._classify(exc.__cause__)   # s3fs's OSError over botocore's answer
         if status is None:
             try:
                 import aiohttp
@@ -137,3 +160,19 @@ class FsspecSource(RemoteSource):
     def close(self):
         # fsspec's async filesystems close their sessions in finalizers of their own.
         self._fs = None
+
+
+async def _read_at_most(read, limit):
+    """Up to ``limit`` bytes of a body, by ``await read(n)`` calls (each may return fewer).
+
+    Callers ask for one byte more than the range: a long body shows without
+    reading a whole file.
+    """
+    chunks, got = [], 0
+    while got < limit:
+        chunk = await read(limit - got)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        got += len(chunk)
+    return b''.join(chunks)

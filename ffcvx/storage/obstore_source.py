@@ -142,8 +142,9 @@ class ObstoreSource(RemoteSource):
         from obstore import exceptions as errors
         if isinstance(exc, errors.PreconditionError):
             return 'changed', 412
-        if isinstance(exc, errors.NotSupportedError) and 'Range' in str(exc):
-            return 'range', 200     # the server answered the whole file to a range request
+        if (isinstance(exc, errors.NotSupportedError) and 'Range' in str(exc)) or \
+                'non-partial response when range requested' in str(exc):
+            return 'range', 200     # the server answered the whole file (HTTP store; S3 store)
         if _WRONG_RANGE.search(str(exc)):
             return 'range', 206
         if isinstance(exc, (errors.NotFoundError, FileNotFoundError)):
