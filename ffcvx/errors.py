@@ -69,7 +69,8 @@ class RemoteUnavailableError(CacheUnavailableError):
 
     Raised when the server cannot be reached, answers with an error status
     (after retrying 408, 429 and 5xx with backoff), does not answer within
-    the timeout, or sends fewer bytes than asked for. ``spec/failures.md``
+    the timeout, or answers with other bytes than asked for
+(:class:`RemoteRangeError`). ``spec/failures.md``
     lists where it is raised.
 
     Attributes
@@ -90,7 +91,7 @@ class RemoteUnavailableError(CacheUnavailableError):
 
 
 class RemoteFileChangedError(FFCVXError, RuntimeError):
-    """A remote file was replaced after it was opened (its ETag, size or version differs).
+    """A remote file was replaced after it was opened (its size, ETag, version or Last-Modified differs).
 
     Bytes of two versions are never mixed: a read asks the server for the
     version seen at open (``If-Match``) or checks it after the read. Open the
@@ -100,7 +101,7 @@ class RemoteFileChangedError(FFCVXError, RuntimeError):
     ----------
     url : str
     expected, found : dict
-        ``{'size', 'etag', 'version'}`` at open and now (``found`` is None
+        ``{'size', 'etag', 'version', 'last_modified'}`` at open and now (``found`` is None
         when only a precondition failure was reported).
     """
 
