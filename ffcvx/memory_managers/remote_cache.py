@@ -190,7 +190,11 @@ class RemoteCacheManager(ProcessCacheManager):
         file_size = int(self.reader.file_size)
         missing = []
         for page, view in zip(pages, views):
-            if self.disk_cache is None or self.disk_cache.read_into(page, view) is None:
+            # Only the file's last page is short; a cached page of another length is
+            # damaged (REM-009), so the length the cache returns is checked here too.
+            expected = min(page_size, file_size - page * page_size)
+            if (self.disk_cache is None
+                    or self.disk_cache.read_into(page, view, expected) != expected):
                 missing.append((page, view))
         missing.sort(key=lambda item: item[0])
         run = []
