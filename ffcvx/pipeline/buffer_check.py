@@ -171,6 +171,8 @@ def check_buffers(op, where, query, shared_query, num_slots, batch_size):
         Operation's claim.
     """
     need, detail = needed(query, shared_query, num_slots, batch_size)
+    if need == 0:              # nothing new on the host: no need to read /proc
+        return
     available = available_memory()
     if available is not None and need > available:
         raise too_big(op, where, need, detail, available)
