@@ -309,10 +309,21 @@ def _cmd_conformance(args):
 
 
 def _cmd_clean(args):
-    """Remove the temporary files that killed writers left for each target (or folder)."""
+    """Remove the temporary files that killed writers left for each target (or folder).
+
+    A PATH that does not exist is fine while some writer's temporary file of
+    it does (a first write was killed). One with neither, a typo or a wrong
+    folder, is reported on stderr and makes the exit status 2, after the
+    other paths were cleaned (as ``rm`` does), so that a script does not
+    take "nothing found" for "cleaned".
+    """
     from . import _write_temp
     removed = kept = 0
+    missing = []
     for target in args.paths:
+        if not os.path.lexists(target) and not _write_temp.temps_of(target):
+            missing.append(target)
+            continue
         stale = set(_write_temp.stale_temps(target))
         for path, parsed in _write_temp.temps_of(target):
             if path not in stale:
@@ -332,6 +343,10 @@ def _cmd_clean(args):
             removed += 1
             print(f"removed {path} ({_human(size)})")
     print(f"{removed} stale temporary file(s) removed, {kept} of running writers kept")
+    if missing:
+        raise _UsageError("; ".join(
+            f"{target}: no such file or folder, and no temporary file of a write to it"
+            for target in missing))
     return 0
 
 
@@ -385,7 +400,9 @@ def build_parser():
                     "writer that is still running (same pid and process start time), or one "
                     "made on another host, is kept. The targets themselves are never touched.")
     clean.add_argument('paths', nargs='+', metavar='PATH',
-                       help="a .beton path (need not exist) or a folder (every target in it)")
+                       help="a .beton path (need not exist while a temporary file of a write to "
+                            "it does) or a folder (every target in it); a PATH with neither "
+                            "is an error (exit status 2)")
     clean.set_defaults(run=_cmd_clean)
 
     conf = commands.add_parser(

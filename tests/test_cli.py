@@ -77,6 +77,34 @@ def test_python_m_ffcvx_bad_file_has_no_traceback(tmp_path):
     assert 'ffcvx: error:' in proc.stderr and 'Traceback' not in proc.stderr
 
 
+def _dead_pid():
+    return subprocess.run([sys.executable, '-c', 'import os; print(os.getpid())'],
+                          capture_output=True, text=True, timeout=60).stdout.strip()
+
+
+def test_clean_of_a_path_that_does_not_exist_fails(tmp_path, capsys):
+    """Neither the path nor a temporary file of it: exit 2 naming it; the other paths are cleaned."""
+    from ffcvx._write_temp import _host_token
+    # A killed first write: no target, but its stale temporary file; a folder holding another.
+    first = f'.first.beton.ffcvx-{_host_token()}-{_dead_pid()}-1-aa.tmp'
+    (tmp_path / first).write_bytes(b'x' * 10)
+    folder = tmp_path / 'out'
+    folder.mkdir()
+    other = f'.t.beton.ffcvx-{_host_token()}-{_dead_pid()}-1-bb.tmp'
+    (folder / other).write_bytes(b'x' * 10)
+    assert main(['clean', str(tmp_path / 'first.beton')]) == 0
+    assert not (tmp_path / first).exists() and capsys.readouterr().err == ''
+    missing = [tmp_path / 'typo.beton', tmp_path / 'no-such-folder' / 'x.beton',
+               tmp_path / 'no-such-folder']
+    assert main(['clean', *map(str, missing), str(folder)]) == 2
+    out, err = capsys.readouterr()
+    assert not (folder / other).exists() and '1 stale temporary file(s) removed' in out
+    assert err.startswith('ffcvx: error: ') and err.count('no such file or folder') == 3
+    assert all(str(path) in err for path in missing)
+    assert main(['clean', str(folder)]) == 0         # an existing folder, nothing left in it
+    assert capsys.readouterr().err == ''
+
+
 def test_convert_imagefolder(tmp_path, capsys):
     make_folder(tmp_path / 'src')
     out = tmp_path / 'out.beton'

@@ -243,6 +243,27 @@ class ImageDecoder(Operation):
 
     # -- errors --------------------------------------------------------------
 
+    def memory_claim(self):
+        """Which samples size this decoder's buffers, for errors about them (``buffer_check``).
+
+        Returns
+        -------
+        str or None
+            ``"sample 2 of the field claims 65500x65500 pixels (its record; data
+            at byte ...), the largest height and width, ..."``; None for an empty field.
+        """
+        if len(self.metadata) == 0:
+            return None
+        tallest = int(np.argmax(self.metadata['height']))
+        widest = int(np.argmax(self.metadata['width']))
+        height, width = self._max_size()
+        which = (f"{self._where(tallest)} has the largest height and width" if tallest == widest
+                 else f"{self._where(tallest)} has the largest height, {self._where(widest)} "
+                      f"the largest width")
+        return (f"{which} of the field: its record claims it, and each buffer holds "
+                f"{width}x{height} pixels x {self._out_channels()} channels = "
+                f"{height * width * self._out_channels()} bytes per image (or per thread)")
+
     def _slot_needs(self, record, slot_bytes):
         # What a slot too small for the sample of metadata ``record`` lacks.
         need = int(record['height']) * int(record['width']) * self._out_channels()

@@ -414,10 +414,14 @@ class Loader:
         ffcvx.loader.resume.ResumeError
             (a ValueError) If the state is from another file, ``indices``,
             order, global batch size, drop_last, seed or state version,
-            naming each mismatch.
+            naming each mismatch; or if it is damaged (a field missing, of
+            the wrong type or out of range, ``resume.resume_position``),
+            naming each such field. The Loader is then unchanged.
         """
+        # Checked before the running epoch is stopped: a refused state changes nothing.
+        position = resume.resume_position(self, state)
         self._close_current()
-        self.next_epoch, self._resume_global = resume.resume_position(self, state)
+        self.next_epoch, self._resume_global = position
         self._progress = None
 
     def close(self):

@@ -33,7 +33,11 @@ _FORMAT = 'ffcvx.Loader'
 
 
 class ResumeError(ValueError):
-    """A state that does not belong to this Loader (file, configuration or version)."""
+    """A state that does not belong to this Loader (file, configuration or version), or is damaged.
+
+    Damaged: a field missing, of the wrong type or out of range (see
+    :func:`resume_position`); ``spec/failures.md``, section Loading.
+    """
 
 
 def _identities(loader):
@@ -108,37 +112,167 @@ _MUST_MATCH = (
     ('seed', "another seed (build the Loader with seed={saved})"),
 )
 
+# Every field of a state and its type (loader_state() writes exactly these).
+_INT_FIELDS = ('version', 'epoch', 'batches_done', 'samples_done', 'global_samples_done',
+               'global_batch_size', 'seed', 'batch_size', 'world_size', 'num_samples',
+               'num_indices')
+_STR_FIELDS = ('format', 'order', 'order_options', 'file', 'indices')
+_BOOL_FIELDS = ('drop_last', 'distributed')
+
+#: Saved epochs must be below this. The order and the augmentation seeds take
+#: any non-negative int, but checkpoint formats (numpy, torch tensors,
+#: torch.distributed.checkpoint) may hold an int as int64, and no run counts
+#: that far: a larger epoch is damage, not progress.
+EPOCH_LIMIT = 2 ** 63
+
+
+def _shown(value):
+    """``repr(value)`` cut to 60 characters (a damaged state may hold anything)."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + '...'
+
+
+def _typed(key, value):
+    """``(value as int/str/bool, None)``, or ``(None, problem)`` for a value of the wrong type.
+
+    numpy integers and ``numpy.bool_`` are taken: a state that went through
+    numpy (or a tool that stores ints as int64) holds them, with the same
+    meaning. A bool is not an int here, and no float is one, even an integral
+    one: a float position was computed, not saved, and may have been rounded.
+    """
+    if key in _INT_FIELDS:
+        if isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)):
+            return int(value), None
+        kind = 'an int'
+    elif key in _STR_FIELDS:
+        if isinstance(value, str):
+            return str(value), None
+        kind = 'a str'
+    else:
+        if isinstance(value, (bool, np.bool_)):
+            return bool(value), None
+        kind = 'a bool'
+    return None, f"{key}: saved {_shown(value)} ({type(value).__name__}), expected {kind}"
+
+
+def _checked_fields(state):
+    """``state``'s fields as plain int/str/bool; ResumeError naming every missing or mistyped one."""
+    if not isinstance(state, dict):
+        raise ResumeError(f"not a Loader state (from Loader.state_dict()): {type(state).__name__}")
+    fmt = state.get('format')
+    if not isinstance(fmt, str) or fmt != _FORMAT:
+        raise ResumeError(f"not a Loader state (from Loader.state_dict()): format "
+                          f"{_shown(fmt)}, expected {_FORMAT!r}")
+    version, problem = _typed('version', state.get('version'))
+    if problem is not None or version != STATE_VERSION:
+        raise ResumeError(f"Loader state version {_shown(state.get('version'))}; this ffcvx "
+                          f"reads version {STATE_VERSION}")
+    saved, problems = {}, []
+    for key in _INT_FIELDS + _STR_FIELDS + _BOOL_FIELDS:
+        if key not in state:
+            problems.append(f"{key}: missing")
+            continue
+        saved[key], problem = _typed(key, state[key])
+        if problem is not None:
+            problems.append(problem)
+    if problems:
+        raise ResumeError("damaged Loader state: " + "; ".join(problems))
+    return saved
+
+
+def _shape_problems(saved):
+    """What is wrong with the saved epoch, world size and batch sizes (empty if nothing)."""
+    problems = []
+    if not 0 <= saved['epoch'] < EPOCH_LIMIT:
+        problems.append(f"epoch: saved {saved['epoch']}, expected 0 <= epoch < 2**63")
+    if saved['world_size'] < 1:
+        problems.append(f"world_size: saved {saved['world_size']}, expected at least 1")
+    elif not saved['distributed'] and saved['world_size'] != 1:
+        problems.append(f"world_size: saved {saved['world_size']} with distributed False "
+                        f"(a Loader that is not distributed runs on 1 rank)")
+    if saved['batch_size'] < 1:
+        problems.append(f"batch_size: saved {saved['batch_size']}, expected at least 1")
+    elif saved['batch_size'] * saved['world_size'] != saved['global_batch_size']:
+        problems.append(f"batch_size: saved {saved['batch_size']} on world_size "
+                        f"{saved['world_size']} ranks, but global_batch_size is "
+                        f"{saved['global_batch_size']}")
+    return problems
+
+
+def _position_problems(saved, num_indices):
+    """What is wrong with the saved position in its epoch (empty if nothing).
+
+    On ``W`` ranks of ``b`` an epoch has ``k`` batches per rank (the padded
+    shard ``ceil(n / W)`` in batches of ``b``, the last one dropped or
+    partial); a position is ``j * b * W`` with ``j < k``, or 0. A finished
+    epoch is saved as the next one's 0 (``_position``), so ``j = k`` is damage.
+    """
+    world, per_rank, every = saved['world_size'], saved['batch_size'], saved['global_batch_size']
+    epoch, done = saved['epoch'], saved['global_samples_done']
+    shard = -(-num_indices // world)
+    batches = shard // per_rank if saved['drop_last'] else -(-shard // per_rank)
+    if done != 0 and (done < 0 or done % every or done >= batches * every):
+        return [f"global_samples_done: Loader state names global sample {done} of epoch {epoch}; "
+                f"an epoch of this Loader has {shard * world} in batches of {every} "
+                f"({batches} on {world} rank(s)), so a position is 0 or a multiple of "
+                f"{every} below {batches * every}"]
+    problems = []
+    if saved['batches_done'] != done // every:
+        problems.append(f"batches_done: saved {saved['batches_done']}, but global_samples_done "
+                        f"{done} is {done // every} batch(es) of {every}")
+    elif saved['samples_done'] != saved['batches_done'] * per_rank:
+        problems.append(f"samples_done: saved {saved['samples_done']}, expected batches_done x "
+                        f"batch_size = {saved['batches_done'] * per_rank}")
+    return problems
+
 
 def resume_position(loader, state):
     """Check ``state`` against ``loader``; return ``(epoch, global samples done)``.
 
+    Every field :func:`loader_state` writes is checked for presence, type
+    (ints are ``int`` or numpy integers, never bool or float; strs ``str``;
+    bools ``bool`` or ``numpy.bool_``) and range before any is used, so a
+    damaged state is refused rather than truncated or read in part.
+
+    Parameters
+    ----------
+    loader : ffcvx.loader.Loader
+    state : dict
+        From :func:`loader_state` (``Loader.state_dict()``), possibly saved
+        and loaded since, possibly of another world size with the same global batch.
+
+    Returns
+    -------
+    (int, int)
+        The epoch to start at, and the global samples of it already done.
+
     Raises
     ------
     ResumeError
-        If ``state`` is not a Loader state of this version, or any of file,
-        sample count, indices, order, global batch size, drop_last or seed
-        differs; the message names every mismatch.
+        If ``state`` is not a dict of this format and version; if a field is
+        missing or of the wrong type; if any of file, sample count,
+        indices, order, global batch size, drop_last or seed differs from
+        the Loader's; if the epoch is negative or at least 2**63; if
+        world_size or batch_size is below 1, ``batch_size * world_size`` is
+        not ``global_batch_size``, or a Loader that was not distributed
+        names more than one rank; if ``global_samples_done`` is not a batch
+        boundary inside the epoch, or ``batches_done`` / ``samples_done``
+        disagree with it. The message names each offending field.
     """
-    if not isinstance(state, dict) or state.get('format') != _FORMAT:
-        raise ResumeError(f"not a Loader state (from Loader.state_dict()): {type(state).__name__}")
-    if state.get('version') != STATE_VERSION:
-        raise ResumeError(f"Loader state version {state.get('version')!r}; this ffcvx reads "
-                          f"version {STATE_VERSION}")
+    saved = _checked_fields(state)
     mine = loader_state(loader)
-    saved_global = state.get('global_batch_size')
     hints = {'world_size': loader.world_size,
-             'per_rank': (saved_global // loader.world_size
-                          if isinstance(saved_global, int) and saved_global % loader.world_size == 0
-                          else f"{saved_global}/{loader.world_size} (not an integer)")}
-    problems = [f"{key}: saved {state.get(key)!r}, this Loader {mine[key]!r} ("
-                f"{why.format(saved=state.get(key), **hints)})"
-                for key, why in _MUST_MATCH if state.get(key) != mine[key]]
+             'per_rank': (saved['global_batch_size'] // loader.world_size
+                          if saved['global_batch_size'] % loader.world_size == 0
+                          else f"{saved['global_batch_size']}/{loader.world_size} (not an integer)")}
+    problems = [f"{key}: saved {saved[key]!r}, this Loader {mine[key]!r} ("
+                f"{why.format(saved=saved[key], **hints)})"
+                for key, why in _MUST_MATCH if saved[key] != mine[key]]
     if problems:
         raise ResumeError(f"this state cannot resume the Loader of {loader.fname}: "
                           + "; ".join(problems))
-    epoch, done = int(state['epoch']), int(state['global_samples_done'])
-    padded = -(-len(loader.indices) // state['world_size']) * state['world_size']
-    if epoch < 0 or done < 0 or done % _global_batch(loader) or done > padded:
-        raise ResumeError(f"Loader state names global sample {done} of epoch {epoch}; an epoch "
-                          f"of this Loader has {padded} in batches of {_global_batch(loader)}")
-    return epoch, done
+    problems = (_shape_problems(saved)
+                or _position_problems(saved, len(loader.indices)))
+    if problems:
+        raise ResumeError("damaged Loader state: " + "; ".join(problems))
+    return saved['epoch'], saved['global_samples_done']

@@ -15,6 +15,7 @@ import torch
 
 from ..errors import PipelineError
 from .allocation_query import AllocationQuery, allocate
+from .buffer_check import check_buffers, needed, too_big
 from .compiler import Compiler
 from .planning import check_output, declare, describe, fingerprint
 from .seeds import EpochSeeds, seed_streams
@@ -97,10 +98,19 @@ def _plan_step(step, state, batch_size, num_slots, recompile, position, name):
                or shared_query != step.shared_query or fingerprint(op) != step.attributes)
     if not changed:
         return out_state
-    if step.code is None or query != step.query:
-        step.destination = _allocate_destination(query, num_slots, batch_size)
-    if step.code is None or shared_query != step.shared_query:
-        step.shared = _allocate_shared(shared_query)
+    new_output = step.code is None or query != step.query
+    new_shared = step.code is None or shared_query != step.shared_query
+    # Checked first: a file's claim (an image of 65500 x 65500) must not end
+    # in numpy's bare MemoryError, or in an overcommitted buffer failing later.
+    output, shared = (query if new_output else None), (shared_query if new_shared else None)
+    check_buffers(op, step.where, output, shared, num_slots, batch_size)
+    try:
+        if new_output:
+            step.destination = _allocate_destination(query, num_slots, batch_size)
+        if new_shared:
+            step.shared = _allocate_shared(shared_query)
+    except MemoryError as exc:      # less memory than available_memory() said
+        raise too_big(op, step.where, *needed(output, shared, num_slots, batch_size)) from exc
     raw_code = op.generate_code()
     step.code = Compiler.compile(raw_code) if out_state.jit_mode else raw_code
     step.with_indices = bool(getattr(raw_code, 'with_indices', False))
