@@ -12,6 +12,7 @@ from ..memory_managers.select import select_strategy
 from ..pipeline.compiler import Compiler
 from ..pipeline.seeds import EpochSeeds
 from ..reader import Reader
+from ..storage import network_options, open_source
 from ..registry import Registry, decoder_for_format
 from ..traversal_order import QuasiRandom, Random, Sequential, TraversalOrder
 from .assembly import build_graph
@@ -216,7 +217,9 @@ class Loader:
         self.recompile = bool(recompile)
         self.jit = Compiler.is_enabled if jit is None else bool(jit)
         self.distributed = bool(distributed)
-        self.reader = Reader(self._open_source(self.fname, storage_options, cache_options),
+        # A URL's first requests (the Reader's tables) follow the network cache_options.
+        self.reader = Reader(open_source(self.fname, storage_options,
+                                         **network_options(self.fname, cache_options)),
                              custom_handlers=custom_fields or {})
 
         self.num_workers = self._thread_count(num_workers)
@@ -373,22 +376,6 @@ class Loader:
             ``indices`` order.
         """
         return filter_loader(self, field_name, condition)
-
-    @staticmethod
-    def _open_source(fname, storage_options, cache_options):
-        """The file's Source; a URL's first reads already follow the network cache_options.
-
-        The Reader reads the tables before the strategy exists, so a stalled
-        server must time out as ``timeout``/``retries`` say from the first
-        request on, not after the defaults (REM-006).
-        """
-        from ..storage import is_url, open_source
-        if not is_url(fname):
-            return open_source(fname, storage_options)
-        options = dict(cache_options or {})
-        return open_source(fname, storage_options, client=options.get('client'),
-                           timeout=options.get('timeout'), retries=options.get('retries'),
-                           immutable=bool(options.get('immutable', False)))
 
     def state_dict(self):
         """Where this Loader stands, as a small dict of plain values (torchdata's Stateful).

@@ -13,7 +13,7 @@ from ..errors import BackendNotFoundError
 from .source import (DEFAULT_RETRIES, DEFAULT_TIMEOUT, LocalSource, RemoteSource, Source,
                      redact)
 
-__all__ = ['open_source', 'is_url', 'url_scheme', 'Source', 'LocalSource', 'RemoteSource',
+__all__ = ['open_source', 'network_options', 'is_url', 'url_scheme', 'Source', 'LocalSource', 'RemoteSource',
            'redact', 'CLIENT_ENV', 'DEFAULT_TIMEOUT', 'DEFAULT_RETRIES']
 
 #: Environment variable choosing the remote client: ``auto`` (default), ``obstore``, ``fsspec``.
@@ -39,6 +39,24 @@ def is_url(location):
     if isinstance(location, Source):
         return location.remote
     return url_scheme(location) not in (None, 'file')
+
+
+#: ``cache_options`` keys that are a URL's network policy, not only its strategy's.
+NETWORK_OPTIONS = ('client', 'timeout', 'retries', 'immutable')
+
+
+def network_options(location, cache_options):
+    """The keyword arguments of :func:`open_source` that a Loader's ``cache_options`` give.
+
+    The Reader reads a URL's tables before the memory strategy exists, so a
+    stalled server must time out as ``timeout``/``retries`` say from the
+    first request on, not after the defaults (REM-006). Empty for a local
+    path (the strategy refuses these options there).
+    """
+    if not is_url(location):
+        return {}
+    options = dict(cache_options or {})
+    return {name: options[name] for name in NETWORK_OPTIONS if name in options}
 
 
 def _install_hint(scheme):
