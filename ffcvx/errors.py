@@ -70,7 +70,7 @@ class RemoteUnavailableError(CacheUnavailableError):
     Raised when the server cannot be reached, answers with an error status
     (after retrying 408, 429 and 5xx with backoff), does not answer within
     the timeout, or answers with other bytes than asked for
-(:class:`RemoteRangeError`). ``spec/failures.md``
+    (:class:`RemoteRangeError`). ``spec/failures.md``
     lists where it is raised.
 
     Attributes

@@ -13,7 +13,9 @@ tests can show every such answer is refused or refetched and never used:
 Validators are switchable too: ``etag=False`` sends no ETag (only
 ``Last-Modified``, as ``python -m http.server`` does), ``last_modified=False``
 no ``Last-Modified``; with both off nothing says which version is served.
-``preconditions=False`` ignores ``If-Match`` / ``If-Unmodified-Since``.
+``preconditions=False`` ignores ``If-Match`` / ``If-Unmodified-Since``;
+``weak_etag='always'`` marks every ETag weak (``W/"..."``), ``'head'`` only
+those of HEAD answers.
 
 The server runs in a thread of the test process (``ThreadingHTTPServer``):
 the clients under test do their I/O off the GIL or on their own event loop.
@@ -56,6 +58,7 @@ class MisbehavingServer:
         self.etag = True
         self.last_modified = True
         self.preconditions = True
+        self.weak_etag = None
         self.log = []
         self._lock = threading.Lock()
         server = self
@@ -100,10 +103,14 @@ class MisbehavingServer:
 
     # -- answers ------------------------------------------------------------------------
 
-    def _validators(self, stat):
+    def _validators(self, stat, head=False):
         headers = {}
         if self.etag:
             headers['ETag'] = f'"{stat.st_mtime_ns:x}-{stat.st_size:x}"'
+            # 'always': a weak ETag on every answer; 'head': on HEAD only (the
+            # strong one on GET), as Apache does for a file changed within the second.
+            if self.weak_etag == 'always' or (self.weak_etag == 'head' and head):
+                headers['ETag'] = 'W/' + headers['ETag']
         if self.last_modified:
             headers['Last-Modified'] = email.utils.formatdate(stat.st_mtime, usegmt=True)
         return headers
@@ -112,7 +119,9 @@ class MisbehavingServer:
         if not self.preconditions:
             return False
         if_match = request.headers.get('If-Match')
-        if if_match is not None and if_match != validators.get('ETag', object()):
+        etag = validators.get('ETag')
+        # RFC 9110 13.1.1: If-Match compares strongly, so a weak ETag never matches.
+        if if_match is not None and (if_match != etag or etag.startswith('W/')):
             return True
         since = request.headers.get('If-Unmodified-Since')
         if since is not None:
@@ -134,7 +143,7 @@ class MisbehavingServer:
             stat = os.stat(path)
         except OSError:
             return self._send(request, entry, 404, {}, b'', head)
-        validators = self._validators(stat)
+        validators = self._validators(stat, head=head)
         if self._failed_precondition(request, stat, validators):
             return self._send(request, entry, 412, {}, b'', head)
         size = len(data)

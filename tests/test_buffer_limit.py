@@ -139,3 +139,14 @@ def test_available_memory_is_what_the_system_reports():
     except OSError:
         pytest.skip("no /proc/meminfo here")
     assert available <= total
+
+
+def test_cgroup_file_cache_is_not_counted_as_used(tmp_path):
+    """A container near its limit with mostly page cache still has that memory to give."""
+    from ffcvx.pipeline.buffer_check import _cgroup_available
+    (tmp_path / 'memory.max').write_text('1000000000\n')
+    (tmp_path / 'memory.current').write_text('900000000\n')
+    (tmp_path / 'memory.stat').write_text('anon 150000000\nfile 700000000\nkernel 50000000\n')
+    assert _cgroup_available(str(tmp_path)) == 1000000000 - (900000000 - 700000000)
+    (tmp_path / 'memory.max').write_text('max\n')
+    assert _cgroup_available(str(tmp_path)) is None

@@ -271,3 +271,32 @@ def test_bad_sizes_are_refused(tmp_path):
         DiskPageCache(tmp_path, KEY, 0)
     with pytest.raises(ValueError, match='max_cache_bytes'):
         DiskPageCache(tmp_path, KEY, PAGE, max_bytes=-1)
+
+
+def test_out_of_file_descriptors_is_a_plain_miss(tmp_path):
+    """EMFILE says nothing of the page: it is kept, no warning, and the cache stays on."""
+    import resource
+    cache = DiskPageCache(tmp_path, KEY, PAGE)
+    cache.write(0, _page(0))
+    path = tmp_path / KEY / '0.page'
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    opened = []
+    resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter('error')
+            while True:
+                try:
+                    opened.append(os.open(os.devnull, os.O_RDONLY))
+                except OSError as exc:
+                    assert exc.errno == errno.EMFILE
+                    break
+            assert _read(cache, 0, PAGE) is None
+            assert not cache.write(1, _page(1))
+    finally:
+        for fd in opened:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert path.exists() and cache.damaged == 0
+    assert _read(cache, 0, PAGE) == _page(0)
+    assert cache.write(1, _page(1)) and _read(cache, 1, PAGE) == _page(1)

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from _misbehaving_server import MisbehavingServer
-from ffcvx.errors import RemoteFileChangedError, RemoteRangeError
+from ffcvx.errors import RemoteFileChangedError, RemoteRangeError, RemoteUnavailableError
 from ffcvx.fields import BytesField, IntField
 from ffcvx.fields.decoders import BytesDecoder, IntDecoder
 from ffcvx.loader import Loader, OrderOption
@@ -230,6 +230,28 @@ def test_same_size_replacement_between_epochs_with_every_page_kept(client, serve
                 pass
 
 
+# -- weak ETags (REM-004) -------------------------------------------------------------------
+
+@pytest.mark.parametrize('weak', ['always', 'head'])
+def test_weak_etags_read_the_local_batches_and_see_a_replacement(client, server, versions,
+                                                                 expected, weak):
+    """A weak ETag is not sent as If-Match (it never matches); W/"x" and "x" are one version."""
+    server.weak_etag = weak
+    url = _serve(server, versions[0], mtime=time.time() - 100)
+    got = _batches(_loader(url))
+    _assert_prefix_of(got, expected['A'])
+    assert len(got) == len(expected['A'])
+    assert not any(entry['if_match'].startswith('W/') for entry in server.ranged_gets())
+    got = []
+    with pytest.raises(RemoteFileChangedError):
+        with _loader(url) as loader:
+            for index, blob in loader:
+                got.append((np.asarray(index).copy(), np.asarray(blob).copy()))
+                if len(got) == 1:
+                    _serve(server, versions[1])
+    _assert_prefix_of(got, expected['A'])
+
+
 # -- no validator at all (REM-015) -------------------------------------------------------------
 
 def _no_validators(server):
@@ -310,5 +332,19 @@ def test_reader_first_reads_follow_the_cache_options_timeout(client, tmp_path):
         elapsed = time.monotonic() - start
     finally:
         listener.close()
-    assert isinstance(caught.value, (ConnectionError, FileNotFoundError)), caught.value
+    assert isinstance(caught.value, RemoteUnavailableError), caught.value
     assert elapsed < 6, elapsed
+
+
+def test_botocore_connection_failures_are_retried():
+    """s3fs raises botocore's errors, not OSError, for a reset or a body cut short (REM-006)."""
+    from botocore import exceptions as boto
+    from ffcvx.storage.fsspec_source import FsspecSource
+    source = object.__new__(FsspecSource)    # _classify reads no state
+    for exc in (boto.ResponseStreamingError(error='reset'),
+                boto.IncompleteReadError(actual_bytes=1, expected_bytes=2),
+                boto.ConnectionClosedError(endpoint_url='http://x'),
+                boto.EndpointConnectionError(endpoint_url='http://x'),
+                boto.ReadTimeoutError(endpoint_url='http://x')):
+        assert source._classify(exc) == ('transient', None), exc
+    assert source._classify(ValueError('a bug'))[0] == 'bug'

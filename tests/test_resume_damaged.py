@@ -279,3 +279,42 @@ def test_numpy_integers_resume_like_plain_ints(beton, saved_states):
         numpy_typed.load_state_dict(as_numpy)
         assert numpy_typed.state_dict() == plain.state_dict() == state
         assert _digests(numpy_typed) == _digests(plain)
+
+
+def test_a_state_saved_after_a_resume_on_another_world_size_loads(tmp_path, monkeypatch):
+    """drop_last on 1 rank may leave no whole batch where 4 ranks stopped: the next epoch."""
+    from ffcvx.fields import IntField
+    from ffcvx.writer import DatasetWriter
+
+    class Ten:
+        def __len__(self):
+            return 10
+
+        def __getitem__(self, i):
+            return (i,)
+
+    path = str(tmp_path / 'ten.beton')
+    DatasetWriter(path, {'x': IntField()}, num_workers=1, progress=False).from_indexed_dataset(
+        Ten())
+    options = dict(drop_last=True, order=OrderOption.SEQUENTIAL, pipelines={'x': [IntDecoder()]},
+                   num_workers=1, seed=0)
+    monkeypatch.setenv('RANK', '0')
+    monkeypatch.setenv('WORLD_SIZE', '4')
+    with Loader(path, batch_size=1, distributed=True, **options) as four:
+        iterator = iter(four)
+        next(iterator)
+        next(iterator)
+        state = four.state_dict()
+    assert state['global_samples_done'] == 8
+    monkeypatch.delenv('RANK')
+    monkeypatch.delenv('WORLD_SIZE')
+    with Loader(path, batch_size=4, **options) as one:
+        one.load_state_dict(state)
+        again = one.state_dict()
+        # 2 samples are left of epoch 0: no whole batch of 4, so the next is epoch 1's first.
+        assert (again['epoch'], again['global_samples_done']) == (state['epoch'] + 1, 0)
+        expected = [np.asarray(x).ravel().tolist() for (x,) in one]
+    assert len(expected) == 2
+    with Loader(path, batch_size=4, **options) as other:
+        other.load_state_dict(again)
+        assert [np.asarray(x).ravel().tolist() for (x,) in other] == expected

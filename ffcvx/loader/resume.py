@@ -275,4 +275,9 @@ def resume_position(loader, state):
                 or _position_problems(saved, len(loader.indices)))
     if problems:
         raise ResumeError("damaged Loader state: " + "; ".join(problems))
-    return saved['epoch'], saved['global_samples_done']
+    epoch, done = saved['epoch'], saved['global_samples_done']
+    if done and not resumed_batches(loader, epoch, done):
+        # A position saved on another world size may leave this Loader no whole
+        # batch of that epoch (drop_last): its next batch is the next epoch's first.
+        return epoch + 1, 0
+    return epoch, done

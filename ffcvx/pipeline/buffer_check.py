@@ -77,16 +77,28 @@ def _meminfo_available():
     return None
 
 
-def _cgroup_available():
-    # A container's limit (cgroup v2) is often far below the host's memory.
+def _cgroup_available(root='/sys/fs/cgroup'):
+    # A container's limit (cgroup v2) is often far below the host's memory. Its
+    # memory.current counts the page cache, which the kernel gives back when a
+    # process needs memory: a container that has read a large .beton sits near its
+    # limit with most of it reclaimable. So the file cache is not counted as used
+    # (as the kubelet does with inactive_file; all of 'file' is the looser bound).
     try:
-        with open('/sys/fs/cgroup/memory.max') as f:
+        with open(os.path.join(root, 'memory.max')) as f:
             limit = f.read().strip()
-        with open('/sys/fs/cgroup/memory.current') as f:
+        with open(os.path.join(root, 'memory.current')) as f:
             used = int(f.read().strip())
+        if limit == 'max':
+            return None
+        reclaimable = 0
+        with open(os.path.join(root, 'memory.stat')) as f:
+            for line in f:
+                name, _, value = line.partition(' ')
+                if name == 'file':
+                    reclaimable = int(value)
     except (OSError, ValueError):
         return None
-    return None if limit == 'max' else max(0, int(limit) - used)
+    return max(0, int(limit) - max(0, used - reclaimable))
 
 
 def available_memory():

@@ -1,8 +1,8 @@
 """A node's disk cache of remote files' pages (spec/remote.md, REM-009).
 
 Layout: ``<cache_dir>/<key>/<page>.page``, one file per page of one version
-of one remote file (``key`` is a hex digest of its URL, size, ETag and
-version, so a new version never reads an old one's pages), plus
+of one remote file (``key`` is a hex digest of its URL, size, ETag, version
+and Last-Modified, so a new version never reads an old one's pages), plus
 ``source.json`` saying, for people, what the key stands for.
 
 A page file is a 32-byte header, then the page's bytes (format 2)::
@@ -62,6 +62,9 @@ _OLD_FORMAT = 'format 1'
 #: A write that fails for these reasons concerns one page's name (e.g. a directory
 #: in its place), not the disk: that page is not stored, the others still are.
 _NAME_ERRORS = (errno.EISDIR, errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR)
+#: errno of a process or system out of a resource for now: says nothing of the entry,
+#: so a read is a plain miss (the file is kept) and a write skips only this page.
+_BUSY_ERRORS = (errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.EINTR, errno.EAGAIN)
 #: Seconds after which a temporary file is taken to be a killed writer's.
 STALE_TEMP_S = 3600.0
 _KEY = re.compile(r'^[0-9a-f]{8,128}$')
@@ -174,6 +177,9 @@ class DiskPageCache:
             self._count('misses')
             return None
         except OSError as exc:   # a symbolic link (ELOOP), no permission, EIO...
+            if exc.errno in _BUSY_ERRORS:
+                self._count('misses')
+                return None
             return self._damaged(page, path, None, f"cannot open it: {exc}")
         info = None
         try:
@@ -284,8 +290,8 @@ class DiskPageCache:
             os.rename(temp, path)
         except OSError as exc:
             self._remove(temp)
-            if exc.errno in _NAME_ERRORS:
-                return False    # e.g. a directory in the page's place: only this page
+            if exc.errno in _NAME_ERRORS or exc.errno in _BUSY_ERRORS:
+                return False    # a directory in the page's place, no fd free: only this page
             if not self._broken:
                 self._broken = True
                 warnings.warn(f"disk cache {self.folder}: cannot write ({exc}); pages are no "

@@ -18,7 +18,7 @@ a request per read more, for reads of whole pages (megabytes), and never
 bytes of two versions; only the body's length can be checked there.
 """
 from .source import RemoteSource, classify, redact, status_of
-from .validators import as_datetime, identity, parse_content_range
+from .validators import as_datetime, identity, parse_content_range, preconditions
 
 #: fsspec protocols whose reads carry If-Match.
 _HTTP = ('http', 'https')
@@ -76,7 +76,7 @@ class FsspecSource(RemoteSource):
         etag = info.get('ETag') or info.get('etag') or info.get('md5Hash')
         version = info.get('VersionId') or info.get('generation') or info.get('version_id')
         modified = (info.get('Last-Modified') or info.get('LastModified') or info.get('updated')
-                    or info.get('last_modified'))
+                    or info.get('last_modified') or info.get('mtime'))
         return identity(info['size'], etag, version, modified)
 
     def _get(self, start, end):
@@ -92,11 +92,14 @@ class FsspecSource(RemoteSource):
     async def _http_get(self, start, end):
         """One ranged GET on fsspec's session: the body, and what the answer says of itself."""
         expected = self._expected or {}
-        headers = {**self._headers, 'Range': f"bytes={start}-{end - 1}"}
-        if expected.get('etag'):
-            headers['If-Match'] = expected['etag']
-        elif expected.get('last_modified'):
-            headers['If-Unmodified-Since'] = expected['last_modified']
+        # identity: a compressed answer would be another length than the range asked for.
+        headers = {**self._headers, 'Range': f"bytes={start}-{end - 1}",
+                   'Accept-Encoding': 'identity'}
+        if_match, unmodified_since = preconditions(expected)
+        if if_match:
+            headers['If-Match'] = if_match
+        elif unmodified_since:
+            headers['If-Unmodified-Since'] = unmodified_since
         options = {**self._fs.kwargs, 'headers': headers}
         session = await self._fs.set_session()
         async with session.get(self._fs.encode_url(self._path), **options) as response:
@@ -123,10 +126,11 @@ class FsspecSource(RemoteSource):
         request = {'Bucket': bucket, 'Key': key, 'Range': f"bytes={start}-{end - 1}"}
         if expected.get('version') or version:
             request['VersionId'] = expected.get('version') or version
-        if expected.get('etag'):
-            request['IfMatch'] = expected['etag']
-        elif as_datetime(expected.get('last_modified')):
-            request['IfUnmodifiedSince'] = as_datetime(expected['last_modified'])
+        if_match, unmodified_since = preconditions(expected)
+        if if_match:
+            request['IfMatch'] = if_match
+        elif as_datetime(unmodified_since):
+            request['IfUnmodifiedSince'] = as_datetime(unmodified_since)
         response = await self._fs._call_s3('get_object', **request)
         try:
             data = await _read_at_most(response['Body'].read, end - start + 1)
@@ -148,13 +152,8 @@ class FsspecSource(RemoteSource):
         status = status_of(exc)
         if status is None and exc.__cause__ is not None and status_of(exc.__cause__):
             return self._classify(exc.__cause__)   # s3fs's OSError over botocore's answer
-        if status is None:
-            try:
-                import aiohttp
-                if isinstance(exc, aiohttp.ClientError):
-                    return 'transient', None
-            except ImportError:  # pragma: no cover - only protocols without aiohttp
-                pass
+        if status is None and _no_answer(exc):
+            return 'transient', None
         return classify(exc)
 
     def close(self):
@@ -176,3 +175,25 @@ async def _read_at_most(read, limit):
         chunks.append(chunk)
         got += len(chunk)
     return b''.join(chunks)
+
+
+def _no_answer(exc):
+    """Whether ``exc`` is a connection that failed: aiohttp's, or botocore's (s3fs).
+
+    botocore's connection errors, and a body cut short (``IncompleteReadError``,
+    aiobotocore's ``ResponseStreamingError``), are not ``OSError`` and carry no
+    status, yet are the network's doing and worth a retry (REM-006).
+    """
+    kinds = []
+    try:
+        import aiohttp
+        kinds.append(aiohttp.ClientError)
+    except ImportError:  # pragma: no cover - only protocols without aiohttp
+        pass
+    try:
+        from botocore import exceptions as boto
+        kinds += [boto.HTTPClientError, boto.ConnectionError, boto.IncompleteReadError]
+        kinds += [getattr(boto, 'ResponseStreamingError', boto.HTTPClientError)]
+    except ImportError:  # pragma: no cover - only protocols without botocore
+        pass
+    return isinstance(exc, tuple(kinds))

@@ -17,7 +17,7 @@ import re
 from urllib.parse import urlsplit
 
 from .source import RemoteSource, classify, redact, status_of
-from .validators import as_datetime, identity
+from .validators import as_datetime, identity, preconditions
 
 #: object_store's text when the answer's range is not the one asked for.
 _WRONG_RANGE = re.compile(r'Requested \d+\.\.\d+, got \d+\.\.\d+')
@@ -122,10 +122,11 @@ class ObstoreSource(RemoteSource):
     def _get(self, start, end):
         options = {'range': (start, end)}
         expected = self._expected or {}
-        if expected.get('etag'):
-            options['if_match'] = expected['etag']
-        elif as_datetime(expected.get('last_modified')):
-            options['if_unmodified_since'] = as_datetime(expected['last_modified'])
+        if_match, unmodified_since = preconditions(expected)
+        if if_match:
+            options['if_match'] = if_match
+        elif as_datetime(unmodified_since):
+            options['if_unmodified_since'] = as_datetime(unmodified_since)
         if expected.get('version'):
             options['version'] = expected['version']
         result = self._obstore.get(self._store, self._path, options=options)

@@ -32,11 +32,16 @@ def http_date(value):
     """
     if value is None or value == '':
         return None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        value = datetime.datetime.fromtimestamp(value, datetime.timezone.utc)   # sftp's mtime
     if isinstance(value, str):
         try:
             value = email.utils.parsedate_to_datetime(value)
         except (TypeError, ValueError):
-            return value.strip()
+            try:
+                value = datetime.datetime.fromisoformat(value.strip().replace('Z', '+00:00'))
+            except ValueError:     # gcsfs's 'updated' is ISO 8601; anything else is kept
+                return value.strip()
     if isinstance(value, datetime.datetime):
         if value.tzinfo is None:
             value = value.replace(tzinfo=datetime.timezone.utc)
@@ -61,6 +66,29 @@ def identity(size, etag=None, version=None, last_modified=None):
             'last_modified': http_date(last_modified)}
 
 
+def _opaque(etag):
+    """An ETag without its weakness mark: ``W/"x"`` and ``"x"`` name one version (weak comparison).
+
+    Servers mark an ETag weak for reasons other than content (Apache for a
+    file modified within the second, or a compressed answer), and may send
+    the weak form on HEAD and the strong one on GET.
+    """
+    return etag[2:] if isinstance(etag, str) and etag.startswith('W/') else etag
+
+
+def preconditions(expected):
+    """``(if_match, if_unmodified_since)`` a GET of the version ``expected`` sends (REM-004).
+
+    The ETag when it is strong; a weak one never matches ``If-Match``
+    (RFC 9110 13.1.1 compares strongly), so then, as without an ETag, the
+    ``Last-Modified`` date. Either may be None.
+    """
+    etag = expected.get('etag')
+    if etag and not etag.startswith('W/'):
+        return etag, None
+    return None, expected.get('last_modified')
+
+
 def has_validator(ident):
     """Whether anything besides the size tells versions apart."""
     return any(ident.get(key) for key in VALIDATORS)
@@ -70,7 +98,10 @@ def same_version(a, b):
     """Whether two identities name one version: equal size, and each validator both know equal."""
     if int(a['size']) != int(b['size']):
         return False
-    return all(a.get(k) is None or b.get(k) is None or a[k] == b[k] for k in VALIDATORS)
+    if a.get('etag') and b.get('etag') and _opaque(a['etag']) != _opaque(b['etag']):
+        return False
+    return all(a.get(k) is None or b.get(k) is None or a[k] == b[k]
+               for k in VALIDATORS if k != 'etag')
 
 
 def describe(ident):
@@ -101,6 +132,7 @@ def check_answer(url, client, expected, start, end, length, status=None, answere
     url : str
         Redacted URL, for messages.
     client : str
+        The client's name (``'obstore'``, ``'fsspec'``), for messages.
     expected : dict
         Identity at open.
     start, end : int, bytes
