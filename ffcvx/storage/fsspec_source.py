@@ -149,6 +149,8 @@ class FsspecSource(RemoteSource):
             # fsspec's HTTP info() reports any failure, a refused connection
             # too, as FileNotFoundError: the cause says what happened.
             return self._classify(exc.__cause__)
+        if _cut_short(exc):
+            return 'transient', None
         status = status_of(exc)
         if status is None and exc.__cause__ is not None and status_of(exc.__cause__):
             return self._classify(exc.__cause__)   # s3fs's OSError over botocore's answer
@@ -197,3 +199,19 @@ def _no_answer(exc):
     except ImportError:  # pragma: no cover - only protocols without botocore
         pass
     return isinstance(exc, tuple(kinds))
+
+
+def _cut_short(exc):
+    """Whether ``exc`` is a body that ended early: the connection's fault, not the server's answer.
+
+    aiohttp reports it as a payload error whose ``code`` is 400 (its own
+    parser's status, not the server's), so it must be told apart before
+    statuses are read.
+    """
+    try:
+        import aiohttp
+        from aiohttp import http_exceptions
+    except ImportError:  # pragma: no cover - only protocols without aiohttp
+        return False
+    return isinstance(exc, (aiohttp.ClientPayloadError, http_exceptions.ContentLengthError,
+                            http_exceptions.TransferEncodingError))
