@@ -63,6 +63,7 @@ def main(beton, wanted, epochs, batch):
     if layer is None:
         print(json.dumps({'layer': wanted, 'available': False, 'reason': reason}))
         return
+    import ffcvx
     from ffcvx.loader import Loader, OrderOption
     loader = Loader(beton, batch_size=batch, num_workers=2, cache='process',
                     order=OrderOption.QUASI_RANDOM, seed=1, drop_last=False)
@@ -70,8 +71,8 @@ def main(beton, wanted, epochs, batch):
         pass
     print('compiled', flush=True)
     sys.stdin.readline()
-    figures = {'layer': layer, 'available': True, 'rss_mb': [], 'threads': [], 'batches': [],
-               'epoch_seconds': []}
+    figures = {'layer': layer, 'available': True, 'ffcvx': ffcvx.__file__, 'rss_mb': [],
+               'threads': [], 'batches': [], 'epoch_seconds': []}
     for _ in range(epochs):
         start = time.monotonic()
         seen = sum(1 for _ in loader)

@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import ffcvx
 from _resources import write_fashion_like
 
 LONG = os.environ.get('FFCVX_SOAK', '').strip().lower() == 'long'
@@ -80,6 +81,10 @@ def _stop(processes):
 
 def _worker_env(layer):
     env = dict(os.environ, NUMBA_THREADING_LAYER=layer)
+    # The worker imports the ffcvx this test imported (a script's own folder,
+    # not the working directory, starts its sys.path).
+    root = str(Path(ffcvx.__file__).resolve().parents[1])
+    env['PYTHONPATH'] = os.pathsep.join(p for p in (root, env.get('PYTHONPATH')) if p)
     # Where the tbb wheel puts libtbb.so.12 in a virtual environment (and in
     # a conda one, where it is searched anyway).
     lib = os.path.join(sys.prefix, 'lib')
@@ -140,6 +145,8 @@ def test_memory_is_flat_over_long_epochs_under_every_layer(data_file, layer, cap
         if not figures['available']:
             pytest.skip(f"threading layer {layer!r} is not installed: {figures['reason']}")
         assert figures['layer'] == layer, figures
+        # The copy of ffcvx under test, not another one on the path.
+        assert Path(figures['ffcvx']).resolve() == Path(ffcvx.__file__).resolve(), figures
         assert figures['batches'] == [BATCHES] * EPOCHS, figures
         runs.append(summarize(figures))
         if runs[-1]['mb_per_epoch'] < MAX_MB_PER_EPOCH:
