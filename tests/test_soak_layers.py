@@ -49,6 +49,10 @@ BATCHES = -(-SAMPLES // BATCH)
 #: 1.3 MB per epoch (1.7 with two competing processes); allocator noise over a
 #: dozen epochs stays under a tenth of this bound.
 MAX_MB_PER_EPOCH = 0.05
+#: Threads the last epochs may have beyond the first measured ones: counts
+#: taken right after an epoch differ by one or two (its threads may still be
+#: ending); a thread kept per epoch would add one per epoch (20 in the short run).
+MAX_THREADS_KEPT = 2
 WORKER = Path(__file__).with_name('_soak_layer_worker.py')
 #: A busy loop that ends by itself once its parent (this test) is gone, so a
 #: killed test run leaves no process spinning.
@@ -126,9 +130,7 @@ def summarize(figures, warmup=WARMUP):
             'rss_after_warmup_mb': rss[warmup], 'rss_last_mb': rss[-1],
             'mb_per_epoch': round(_slope(rss[warmup:]), 6),
             'threads_after_warmup': threads[warmup], 'threads_last': threads[-1],
-            # Counted right after an epoch, while its threads may still be
-            # ending, so single counts differ by one or two; a thread kept per
-            # epoch makes the last three epochs' fewest exceed the first three's most.
+            # The last three epochs' fewest less the first three's most.
             'threads_kept': min(threads[-3:]) - max(threads[warmup:warmup + 3]),
             'seconds_per_epoch': round(float(np.median(figures['epoch_seconds'])), 3)}
 
@@ -157,4 +159,4 @@ def test_memory_is_flat_over_long_epochs_under_every_layer(data_file, layer, cap
     with capsys.disabled():
         print(f"\n[soak-layers] {json.dumps(result)}")
     assert result['mb_per_epoch'] < MAX_MB_PER_EPOCH, result
-    assert result['threads_kept'] <= 0, result
+    assert result['threads_kept'] <= MAX_THREADS_KEPT, result
