@@ -97,7 +97,7 @@ def _worker_env(layer):
 
 
 def run_layer(data_file, layer, epochs=EPOCHS):
-    """Run the worker under ``layer``, every core contended while it measures; its figures (dict)."""
+    """Run the worker under ``layer``, all cores contended while it measures; its figures."""
     worker = subprocess.Popen([sys.executable, str(WORKER), str(data_file), layer, str(epochs),
                                str(BATCH)], env=_worker_env(layer), stdin=subprocess.PIPE,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
