@@ -53,9 +53,11 @@ fuzz: $(STAMP)
 	FFCVX_FUZZ_DECODE_EVERY=50 $(PY) -m pytest -s -p no:cacheprovider tests/test_fuzz_reader.py
 
 # The soak suite at length (tests/test_soak.py): per strategy (os, process, shared, redis)
-# 1,000 abandoned iterators, 1,000 abandoned Loaders and 1,000 epochs; prints its figures.
+# 1,000 abandoned iterators, 1,000 abandoned Loaders and 1,000 epochs; and
+# (tests/test_soak_layers.py) per Numba threading layer (tbb, omp, workqueue), 100 epochs
+# of 204 batches with a busy-loop process per core competing; prints its figures.
 soak: $(STAMP)
-	FFCVX_SOAK=long $(PY) -m pytest -s -p no:cacheprovider tests/test_soak.py
+	FFCVX_SOAK=long $(PY) -m pytest -s -p no:cacheprovider tests/test_soak.py tests/test_soak_layers.py
 
 # The writer's faults (tests/test_writer_faults.py) with 100 random-time SIGKILLs of a
 # writing process; prints how often the target was the old file, the new one, or partial (0).
