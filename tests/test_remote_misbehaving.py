@@ -126,6 +126,18 @@ def _assert_prefix_of(got, reference):
         np.testing.assert_array_equal(blob, want_blob)
 
 
+def _replace_after_first_batch_raises(server, url, versions, expected):
+    """Version B replaces A after the first batch: RemoteFileChangedError, only A's batches."""
+    got = []
+    with pytest.raises(RemoteFileChangedError):
+        with _loader(url) as loader:
+            for index, blob in loader:
+                got.append((np.asarray(index).copy(), np.asarray(blob).copy()))
+                if len(got) == 1:
+                    _serve(server, versions[1])
+    _assert_prefix_of(got, expected['A'])
+
+
 # -- wrong answers to range requests (REM-013) ------------------------------------------------
 
 WRONG = {'shift': RemoteRangeError, 'whole': RemoteRangeError, 'short': RemoteRangeError,
@@ -188,14 +200,7 @@ def test_same_size_replacement_mid_run_without_etag(client, server, versions, ex
     """
     server.etag, server.preconditions = False, preconditions
     url = _serve(server, versions[0], mtime=time.time() - 100)
-    got = []
-    with pytest.raises(RemoteFileChangedError):
-        with _loader(url) as loader:
-            for index, blob in loader:
-                got.append((np.asarray(index).copy(), np.asarray(blob).copy()))
-                if len(got) == 1:
-                    _serve(server, versions[1])
-    _assert_prefix_of(got, expected['A'])
+    _replace_after_first_batch_raises(server, url, versions, expected)
     if preconditions:
         assert any(entry['if_unmodified_since'] and entry['status'] == 412
                    for entry in server.ranged_gets())
@@ -242,14 +247,7 @@ def test_weak_etags_read_the_local_batches_and_see_a_replacement(client, server,
     _assert_prefix_of(got, expected['A'])
     assert len(got) == len(expected['A'])
     assert not any(entry['if_match'].startswith('W/') for entry in server.ranged_gets())
-    got = []
-    with pytest.raises(RemoteFileChangedError):
-        with _loader(url) as loader:
-            for index, blob in loader:
-                got.append((np.asarray(index).copy(), np.asarray(blob).copy()))
-                if len(got) == 1:
-                    _serve(server, versions[1])
-    _assert_prefix_of(got, expected['A'])
+    _replace_after_first_batch_raises(server, url, versions, expected)
 
 
 # -- no validator at all (REM-015) -------------------------------------------------------------
