@@ -317,15 +317,15 @@ def _cmd_clean(args):
     other paths were cleaned (as ``rm`` does), so that a script does not
     take "nothing found" for "cleaned".
     """
-    from . import _write_temp
+    from .writer import temp
     removed = kept = 0
     missing = []
     for target in args.paths:
-        if not os.path.lexists(target) and not _write_temp.temps_of(target):
+        if not os.path.lexists(target) and not temp.temps_of(target):
             missing.append(target)
             continue
-        stale = set(_write_temp.stale_temps(target))
-        for path, parsed in _write_temp.temps_of(target):
+        stale = set(temp.stale_temps(target))
+        for path, parsed in temp.temps_of(target):
             if path not in stale:
                 kept += 1
                 print(f"kept {path} (its writer, pid {parsed.pid}, is running, ran on another "

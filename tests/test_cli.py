@@ -84,7 +84,7 @@ def _dead_pid():
 
 def test_clean_of_a_path_that_does_not_exist_fails(tmp_path, capsys):
     """Neither the path nor a temporary file of it: exit 2 naming it; the other paths are cleaned."""
-    from ffcvx._write_temp import _host_token
+    from ffcvx.writer.temp import _host_token
     # A killed first write: no target, but its stale temporary file; a folder holding another.
     first = f'.first.beton.ffcvx-{_host_token()}-{_dead_pid()}-1-aa.tmp'
     (tmp_path / first).write_bytes(b'x' * 10)

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from ffcvx import cli
-from ffcvx._write_temp import TempName, _host_token, process_start_time
+from ffcvx.writer.temp import TempName, _host_token, process_start_time
 from ffcvx.errors import WriterError
 from ffcvx.fields import BytesField, IntField
 from ffcvx.reader import Reader
@@ -174,13 +174,13 @@ def test_only_stale_temps_are_removed(tmp_path):
 
 def test_temps_whose_writer_cannot_be_judged_are_kept(tmp_path, monkeypatch):
     """Hidden /proc (hidepid), another user's file, an unremovable file: never a lost write."""
-    from ffcvx import _write_temp
+    from ffcvx.writer import temp
     host = _host_token()
     dead = subprocess.run([sys.executable, '-c', 'import os; print(os.getpid())'],
                           capture_output=True, text=True).stdout.strip()
     stale = tmp_path / f'.t.beton.ffcvx-{host}-{dead}-123-aa.tmp'
     stale.write_bytes(b'x')
-    assert _write_temp.stale_temps(tmp_path / 't.beton') == [str(stale)]
+    assert temp.stale_temps(tmp_path / 't.beton') == [str(stale)]
 
     def hidden(pid):
         raise PermissionError(13, 'hidden by hidepid')
@@ -188,12 +188,12 @@ def test_temps_whose_writer_cannot_be_judged_are_kept(tmp_path, monkeypatch):
     with monkeypatch.context() as patch:        # a live pid whose /proc entry is hidden
         live = tmp_path / f'.t.beton.ffcvx-{host}-{os.getpid()}-1-bb.tmp'
         live.write_bytes(b'x')
-        patch.setattr(_write_temp, 'process_start_time', hidden)
-        assert _write_temp.stale_temps(tmp_path / 't.beton') == [str(stale)]
+        patch.setattr(temp, 'process_start_time', hidden)
+        assert temp.stale_temps(tmp_path / 't.beton') == [str(stale)]
         live.unlink()
     with monkeypatch.context() as patch:        # another user's file, judged by a non-root user
         patch.setattr(os, 'getuid', lambda: os.stat(stale).st_uid + 1)
-        assert _write_temp.stale_temps(tmp_path / 't.beton') == []
+        assert temp.stale_temps(tmp_path / 't.beton') == []
     real_unlink = os.unlink
 
     def refuse(path, *args, **kwargs):

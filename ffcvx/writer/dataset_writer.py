@@ -1,20 +1,7 @@
 """Writing ``.beton`` files: :class:`DatasetWriter`.
 
 A dataset is written once, in parallel, into the layout of FFCV 1.0 (format
-version 2, ``spec/beton.md``)::
-
-    offset 0                      header, 24 bytes (FMT-010)
-    offset 24                     one 1041-byte descriptor per field (FMT-020, FMT-022)
-    offset 24 + 1041 * F          metadata table, one record per sample (FMT-030, FMT-031)
-    ...                           zero padding up to the next page boundary (FMT-040)
-    D0 = align_to_page(...)       data pages, each exactly ``page_size`` bytes (FMT-040)
-    D0 + P * page_size            allocation table, 24 bytes per region, to EOF (FMT-050)
-
-The work is split over modules: ``_write_pages`` (page allocator, sample
-encoder), ``_write_sources`` (work items of each kind of source),
-``_write_workers`` (worker processes and their start method),
-``_write_temp`` (temporary files and the removal of stale ones) and
-``_write_checks`` (argument checks).
+version 2, ``spec/beton.md``; offsets in :mod:`ffcvx.writer.layout`).
 
 The file is written to a temporary file next to the target and moved into place
 with ``os.replace`` only when everything succeeded, so a failed or interrupted
@@ -31,21 +18,17 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from tqdm import tqdm
 
-from . import _write_temp
-from ._write_checks import check_chunksize, check_count, check_page_size, encode_field_name
-from ._write_pages import SHUFFLE_KEY, Cursor, pwrite_all, suggest_page_size
-from ._write_sources import (IndexedSource, IterableSource, SourceFailure, WebDatasetSource,
-                             import_webdataset, open_shard, reporting)
-from ._write_workers import Job, failure_report, run_here, run_processes, start_method
-from .errors import WriterError
-from .fields import Field, type_id_of
-from .types import (ALLOC_TABLE_TYPE, CURRENT_VERSION, DEFAULT_PAGE_SIZE, FIELD_NAME_LENGTH,
-                    FieldDescType, HeaderType, align_to_page, get_metadata_type, metadata_offset)
+from ..errors import WriterError
+from ..fields import Field
+from ..types import ALLOC_TABLE_TYPE, DEFAULT_PAGE_SIZE, FIELD_NAME_LENGTH, get_metadata_type
+from . import layout, temp
+from .checks import check_chunksize, check_count, check_page_size, encode_field_name
+from .pages import SHUFFLE_KEY, Cursor
+from .sources import (IndexedSource, IterableSource, SourceFailure, WebDatasetSource,
+                      import_webdataset, open_shard, reporting)
+from .workers import Job, failure_report, run_here, run_processes, start_method
 
-__all__ = ['DatasetWriter', 'check_page_size', 'clean_temporary_files']
-
-# FFCV-era private name, kept for callers and tests that import it from here
-_suggest_page_size = suggest_page_size
+__all__ = ['DatasetWriter']
 
 
 class DatasetWriter:
@@ -266,12 +249,12 @@ class DatasetWriter:
     def _write(self, source, entropy=None):
         num_samples = int(source.num_samples)
         target_dir = os.path.dirname(os.path.abspath(self.fname))
-        _write_temp.clean_stale(self.fname)   # left by writers that were killed (SIGKILL, power)
+        temp.clean_stale(self.fname)   # left by writers that were killed (SIGKILL, power)
         # one root per write: a seed gives the same choices every time, no seed fresh ones
         if entropy is None:
             entropy = self._root_entropy()
         try:
-            fd, tmp_path = _write_temp.create_temp(self.fname)
+            fd, tmp_path = temp.create_temp(self.fname)
         except OSError as exc:
             raise WriterError(f"cannot create the temporary file for {self.fname} in {target_dir}: "
                               f"{exc}; nothing was written") from exc
@@ -283,7 +266,7 @@ class DatasetWriter:
             fd = -1
             os.replace(tmp_path, self.fname)
             success = True
-            _write_temp.fsync_directory(target_dir)
+            temp.fsync_directory(target_dir)
         except WriterError as exc:
             raise WriterError(f"{exc}\n[{self.fname} was not written; an existing file there was "
                               f"left as it was]") from exc.__cause__
@@ -302,49 +285,16 @@ class DatasetWriter:
                     pass
 
     def _write_into(self, fd, tmp_path, source, num_samples, entropy):
-        num_fields = len(self.handlers)
-        meta_start = metadata_offset(num_fields)                      # FMT-030
-        meta_bytes = num_samples * self.metadata_type.itemsize
-        data_start = align_to_page(meta_start + meta_bytes, self.page_size)  # FMT-040
-
-        pwrite_all(fd, self._descriptors().tobytes(), HeaderType.itemsize)
+        at = layout.Offsets(len(self.handlers), num_samples, self.metadata_type, self.page_size)
+        layout.write_descriptors(fd, self.handlers, self._stored_names, self.field_names)
 
         metadata = np.zeros(num_samples, dtype=self.metadata_type)
         # made by the spawn context: such a lock may go to forked and spawned workers alike
         counter = multiprocessing.get_context('spawn').Value('q', 0)
-        job = Job(fd, tmp_path, self.page_size, data_start, self.field_names, self.handlers,
+        job = Job(fd, tmp_path, self.page_size, at.data_start, self.field_names, self.handlers,
                   self.metadata_type, num_samples, counter, entropy)
         records = self._run(source, job, num_samples, metadata)
-        num_pages = int(counter.value)
-        pwrite_all(fd, metadata.tobytes(), meta_start)
-
-        if len(records):
-            # one record per region in (sample, malloc) order, whatever the worker count (FMT-050)
-            records = records[np.argsort(records['sample_id'], kind='stable')]
-        table_ptr = data_start + num_pages * self.page_size if num_pages else meta_start + meta_bytes
-        pwrite_all(fd, records.tobytes(), table_ptr)
-        os.ftruncate(fd, table_ptr + records.nbytes)
-
-        header = np.zeros(1, dtype=HeaderType)
-        header['version'] = CURRENT_VERSION
-        header['num_fields'] = num_fields
-        header['page_size'] = self.page_size
-        header['num_samples'] = num_samples
-        header['alloc_table_ptr'] = table_ptr
-        pwrite_all(fd, header.tobytes(), 0)                          # FMT-010, written last
-
-    def _descriptors(self):
-        """The field descriptor table (FMT-020, FMT-021, FMT-022)."""
-        desc = np.zeros(len(self.handlers), dtype=FieldDescType)
-        for i, (field, raw) in enumerate(zip(self.handlers, self._stored_names)):
-            desc['type_id'][i] = type_id_of(field)
-            desc['name'][i][:len(raw)] = np.frombuffer(raw, dtype=np.uint8)
-            arguments = np.frombuffer(field.to_binary().tobytes(), dtype=np.uint8)
-            if arguments.size != desc['arguments'].shape[1]:
-                raise ValueError(f"field {self.field_names[i]!r}: to_binary() returned "
-                                 f"{arguments.size} bytes, expected {desc['arguments'].shape[1]}")
-            desc['arguments'][i] = arguments
-        return desc
+        layout.write_tables(fd, at, metadata, records, int(counter.value))
 
     def _progress_bar(self, num_samples):
         disabled = (not self.progress or
@@ -373,27 +323,7 @@ class DatasetWriter:
 
 class _ProgressBar(tqdm):
     """tqdm without its monitor thread: tqdm never stops that thread, and while it lives
-    the next write's workers could not be forked (``_write_workers.start_method``)."""
+    the next write's workers could not be forked (``workers.start_method``)."""
 
     monitor_interval = 0
 
-
-def clean_temporary_files(target):
-    """Remove the temporary files that killed writers left for ``target``.
-
-    Only files whose writer no longer runs are removed (pid and process
-    start time, see :mod:`ffcvx._write_temp`); a running write is never
-    disturbed. The target itself is never touched. ``ffcvx clean`` calls this.
-
-    Parameters
-    ----------
-    target : str or os.PathLike
-        The ``.beton`` path a write was aimed at (it need not exist), or a
-        folder: then the stale temporary files of every target in it.
-
-    Returns
-    -------
-    list of str
-        The paths removed.
-    """
-    return _write_temp.clean_stale(os.fspath(target))

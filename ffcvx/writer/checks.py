@@ -2,7 +2,7 @@
 import operator
 import warnings
 
-from .types import FIELD_NAME_LENGTH, MAX_PAGE_SIZE, MIN_PAGE_SIZE
+from ..types import FIELD_NAME_LENGTH, MAX_PAGE_SIZE, MIN_PAGE_SIZE
 
 __all__ = ['check_chunksize', 'check_count', 'check_page_size', 'encode_field_name']
 

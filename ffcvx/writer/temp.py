@@ -23,8 +23,8 @@ import secrets
 import socket
 import warnings
 
-__all__ = ['TempName', 'clean_stale', 'create_temp', 'fsync_directory', 'process_start_time', 'stale_temps',
-           'temps_of']
+__all__ = ['TempName', 'clean_stale', 'clean_temporary_files', 'create_temp', 'fsync_directory',
+           'process_start_time', 'stale_temps', 'temps_of']
 
 _PATTERN = re.compile(r'^\.(?P<target>.+)\.ffcvx-(?P<host>[0-9a-f]{8})-(?P<pid>\d+)-(?P<start>\d+)'
                       r'-(?P<token>[0-9a-f]+)\.tmp$')
@@ -214,3 +214,24 @@ def fsync_directory(path):
         pass
     finally:
         os.close(dir_fd)
+
+
+def clean_temporary_files(target):
+    """Remove the temporary files that killed writers left for ``target``.
+
+    Only files whose writer no longer runs are removed (pid and process
+    start time, see the top of this module); a running write is never
+    disturbed. The target itself is never touched. ``ffcvx clean`` calls this.
+
+    Parameters
+    ----------
+    target : str or os.PathLike
+        The ``.beton`` path a write was aimed at (it need not exist), or a
+        folder: then the stale temporary files of every target in it.
+
+    Returns
+    -------
+    list of str
+        The paths removed.
+    """
+    return clean_stale(os.fspath(target))

@@ -26,10 +26,10 @@ import warnings
 
 import numpy as np
 
-from ._write_pages import Cursor, PageAllocator, SampleEncoder
-from ._write_sources import SourceFailure
-from .errors import WriterError
-from .types import ALLOC_TABLE_TYPE
+from ..errors import WriterError
+from ..types import ALLOC_TABLE_TYPE
+from .pages import Cursor, PageAllocator, SampleEncoder
+from .sources import SourceFailure
 
 __all__ = ['Job', 'failure_report', 'run_here', 'run_processes', 'start_method']
 

@@ -7,7 +7,7 @@ sample)`` and keeps ``cursor`` on the sample being read).
 """
 import numpy as np
 
-from ._write_pages import Cursor
+from .pages import Cursor
 
 __all__ = ['IndexedSource', 'IterableSource', 'SourceFailure', 'WebDatasetSource',
            'import_webdataset', 'open_shard', 'reporting']

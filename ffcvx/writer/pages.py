@@ -11,7 +11,7 @@ import os
 
 import numpy as np
 
-from .types import ALLOC_TABLE_TYPE, MAX_PAGE_SIZE, MIN_PAGE_SIZE
+from ..types import ALLOC_TABLE_TYPE, MAX_PAGE_SIZE, MIN_PAGE_SIZE
 
 #: First ``spawn_key`` word of per-sample Generators (``shuffle_indices`` uses ``SHUFFLE_KEY``),
 #: so that the two never draw the same stream from one seed.

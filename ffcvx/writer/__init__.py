@@ -1,0 +1,31 @@
+"""Writing ``.beton`` files: :class:`DatasetWriter` (FFCV's ``ffcv.writer.DatasetWriter``).
+
+The writer is split by job:
+
+``dataset_writer``
+    :class:`DatasetWriter`: argument checks, the atomic write through a
+    temporary file, the choice between encoding here and in workers.
+``layout``
+    the file layout (header, descriptors, metadata table, data pages,
+    allocation table) and the tables written around the data pages.
+``pages``
+    the page allocator and the sample encoder (they run in the workers).
+``sources``
+    the work items of each kind of source (indexed, iterable, WebDataset).
+``workers``
+    the worker processes, their start method and their failure reports.
+``temp``
+    temporary files: naming, creation, removal of stale ones
+    (:func:`clean_temporary_files`, ``ffcvx clean``).
+``checks``
+    argument checks: page size, chunk size, counts, field names.
+"""
+from .checks import check_page_size
+from .dataset_writer import DatasetWriter
+from .pages import suggest_page_size
+from .temp import clean_temporary_files
+
+__all__ = ['DatasetWriter', 'check_page_size', 'clean_temporary_files']
+
+# FFCV-era private name, kept for callers and tests that import it from here
+_suggest_page_size = suggest_page_size
