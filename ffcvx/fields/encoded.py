@@ -267,6 +267,9 @@ class EncodedImage:
         except Image.UnidentifiedImageError:
             raise ValueError(f"{field_name} cannot read {self.name}: not an image format Pillow "
                              f"knows ({len(self.data)} bytes starting {bytes(self.data[:8])!r})") from None
+        except (OSError, SyntaxError, ValueError) as exc:
+            raise ValueError(f"{field_name} cannot decode {self.name}: truncated or corrupt "
+                             f"image data ({exc})") from exc
         width, height = image.size
         if width == 0 or height == 0:
             raise ValueError(f"{field_name} cannot store an empty image ({width}x{height} pixels) "

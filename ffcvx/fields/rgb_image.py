@@ -342,9 +342,16 @@ class ImageField(Field):
 class RGBImageField(ImageField):
     """Images of any size with three 8-bit channels (FMT-036, FMT-037).
 
-    Takes a PIL image of any mode (converted to RGB) or a uint8 array of
-    shape (H, W, 3), (H, W, 1) or (H, W). Parameters and attributes: see
-    :class:`ImageField`. Its descriptor ``arguments`` are all zero, so a
+    Takes a PIL image of any mode (converted to RGB), a uint8 array of
+    shape (H, W, 3), (H, W, 1) or (H, W), or an encoded image: a file path
+    (``str`` / ``os.PathLike``), its bytes (``bytes``, ``bytearray``,
+    ``memoryview``) or an unloaded PIL JPEG (``Image.open(...)`` not yet
+    loaded). Encoded images are stored as the same image given as pixels
+    would be, except a JPEG that ``jpeg_passthrough=True`` lets through byte
+    for byte (spec/beton.md FMT-090); a path's JPEG that must shrink 2x or
+    more is decoded at a reduced DCT scale first. An unreadable path, a
+    truncated or corrupt file, an unknown format or 0 pixels raise naming the
+    path. Parameters and attributes: see :class:`ImageField`. Its descriptor ``arguments`` are all zero, so a
     field always reads back as ``RGBImageField()`` (FMT-021).
     """
 
@@ -383,7 +390,11 @@ class GrayscaleImageField(ImageField):
     channel to ``(B, H, W, 3)``; the crop decoders likewise.
 
     Parameters are those of :class:`ImageField`; ``smart`` compares the
-    ``H*W`` bytes of the gray pixels with ``smart_threshold``.
+    ``H*W`` bytes of the gray pixels with ``smart_threshold``. Inputs are those
+    of :class:`RGBImageField` (PIL images, arrays of shape (H, W) or
+    (H, W, 1), paths, bytes, unloaded PIL JPEGs); ``jpeg_passthrough`` lets
+    through only one-component (gray) JPEGs, the others are decoded and
+    converted to luma as a PIL image would be.
     """
 
     channels = 1
