@@ -45,7 +45,7 @@ def _be16(data, p):
 
 
 def _next_marker(data, p):
-    """``(marker, position of its 0xFF)`` at ``p``, skipping fill bytes; ValueError if none there."""
+    """``(marker, position of its 0xFF)`` at ``p``, skipping fill bytes; else ValueError."""
     n = len(data)
     if p >= n or data[p] != 0xFF:
         raise ValueError(f"JPEG: expected a marker at byte {p}")
@@ -259,14 +259,15 @@ class EncodedImage:
         """
         info = self.jpeg_info
         if info is not None and (info.width == 0 or info.height == 0):
-            raise ValueError(f"{field_name} cannot store an empty image ({info.width}x{info.height} "
-                             f"pixels in its frame header) from {self.name}: width and height "
-                             f"must be at least 1")
+            raise ValueError(f"{field_name} cannot store an empty image "
+                             f"({info.width}x{info.height} pixels in its frame header) "
+                             f"from {self.name}: width and height must be at least 1")
         try:
             image = Image.open(io.BytesIO(self.data))
         except Image.UnidentifiedImageError:
             raise ValueError(f"{field_name} cannot read {self.name}: not an image format Pillow "
-                             f"knows ({len(self.data)} bytes starting {bytes(self.data[:8])!r})") from None
+                             f"knows ({len(self.data)} bytes starting "
+                             f"{bytes(self.data[:8])!r})") from None
         except (OSError, SyntaxError, ValueError) as exc:
             raise ValueError(f"{field_name} cannot decode {self.name}: truncated or corrupt "
                              f"image data ({exc})") from exc

@@ -82,7 +82,7 @@ def shrink_to(image, max_resolution):
 
 
 def area_resize(image, size):
-    """``image`` resampled to ``size = (w, h)`` with OpenCV's ``INTER_AREA`` (see :func:`shrink_to`)."""
+    """``image`` resampled to ``size = (w, h)`` by OpenCV's ``INTER_AREA`` (see :func:`shrink_to`)."""
     new_w, new_h = size
     import cv2  # here, not at module level: importing the format layer stays light
     out = cv2.resize(np.ascontiguousarray(image), (new_w, new_h), interpolation=cv2.INTER_AREA)
