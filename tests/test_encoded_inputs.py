@@ -257,3 +257,50 @@ def test_bad_encoded_input_is_a_writer_error_leaving_nothing(tmp_path, workers, 
     for word in words:
         assert word in message, message
     assert os.listdir(out) == []
+
+
+@pytest.mark.parametrize('mode', ['jpg', 'raw', 'png', 'smart'])
+@pytest.mark.parametrize('kind', ['pil_unloaded', 'path', 'bytes'])
+def test_gray_field_input_kinds(tmp_path, kind, mode):
+    """Gray JPEG files through a GrayscaleImageField: lossless modes equal the array path,
+    ``jpg`` passes the one-component file through, ``smart`` below threshold stores raw."""
+    paths = []
+    for i in range(3):
+        path = tmp_path / f'{i}.jpg'
+        Image.fromarray(_smooth_rgb(i)[..., i]).save(path, format='JPEG', quality=95)
+        paths.append(path)
+    gray = {'image': GrayscaleImageField}
+    field = dict(write_mode=mode, smart_threshold=10 ** 9)
+    reference = _load(_write(tmp_path / 'a.beton', GrayscaleImageField(**field),
+                             [np.asarray(Image.open(p)) for p in paths]), gray)
+    values = [{'pil_unloaded': lambda p=p: Image.open(p), 'path': str(p),
+               'bytes': p.read_bytes()}[kind] for p in paths]
+    target = _write(tmp_path / 'k.beton', GrayscaleImageField(jpeg_passthrough=True, **field),
+                    values)
+    got = _load(target, gray)
+    assert got.shape == reference.shape == (3, H, W, 1)
+    if mode == 'jpg':
+        reader = Reader(target, custom_handlers=gray)
+        for i, path in enumerate(paths):
+            assert reader.read_sample_region(i, 'image').tobytes() == path.read_bytes()
+            assert _max_diff(got[i, ..., 0], np.asarray(Image.open(path))) <= 3
+    else:
+        assert np.array_equal(got, reference)
+
+
+def test_jpeg_parser_refuses_what_is_not_whole():
+    """Truncation anywhere, a missing SOI or a segment running past the end: ValueError or not
+    ``complete``, so such a file is never passed through."""
+    data = _jpeg_bytes(_smooth_rgb(3))
+    assert parse_jpeg(data).complete
+    for cut in range(4, len(data) - 1, max(1, len(data) // 97)):
+        try:
+            info = parse_jpeg(data[:cut])
+        except ValueError:
+            continue
+        assert not info.complete, cut
+    with pytest.raises(ValueError, match='SOI'):
+        parse_jpeg(b'\x89PNG\r\n\x1a\n' + data)
+    filled = data[:2] + b'\xff\xff\xff' + data[2:]           # fill bytes before a marker
+    assert parse_jpeg(filled)[:4] == parse_jpeg(data)[:4]
+    assert parse_jpeg(data + b'\x00' * 10).complete            # padding after EOI is kept

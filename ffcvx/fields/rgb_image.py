@@ -130,7 +130,7 @@ class ImageField(Field):
         Quality of the JPEGs written (modes ``jpg``, ``smart``, ``proportion``).
     compress_probability : float, 0..1
         ``write_mode='proportion'`` only.
-    jpeg_passthrough : bool
+    jpeg_passthrough : bool, keyword only
         ffcvx extension, default False (FFCV's behaviour: every JPEG sample is
         re-encoded at ``jpeg_quality``). When True, an encoded JPEG input (a
         path, bytes, or an unloaded PIL JPEG) that needs no shrink and that
@@ -160,7 +160,7 @@ class ImageField(Field):
     channels = None
 
     def __init__(self, write_mode='raw', max_resolution=None, smart_threshold=None,
-                 jpeg_quality=90, compress_probability=0.5, jpeg_passthrough=False):
+                 jpeg_quality=90, compress_probability=0.5, *, jpeg_passthrough=False):
         if write_mode not in WRITE_MODES:
             raise ValueError(f"write_mode must be one of {WRITE_MODES}, got {write_mode!r}")
         if not 1 <= int(jpeg_quality) <= 100:
