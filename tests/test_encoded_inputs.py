@@ -306,3 +306,24 @@ def test_jpeg_parser_refuses_what_is_not_whole():
     filled = data[:2] + b'\xff\xff\xff' + data[2:]           # fill bytes before a marker
     assert parse_jpeg(filled)[:4] == parse_jpeg(data)[:4]
     assert parse_jpeg(data + b'\x00' * 10).complete            # padding after EOI is kept
+
+
+def test_unloaded_pil_of_a_stream_passes_through_and_stays_usable(tmp_path):
+    """``Image.open(BytesIO)`` not loaded: its stream's bytes are stored, the image still loads."""
+    data = _jpeg_bytes(_smooth_rgb(6))
+    stream = io.BytesIO(data)
+    image = Image.open(stream)
+    field = RGBImageField('jpg', jpeg_passthrough=True)
+    records = np.zeros(1, dtype=field.metadata_type)
+    store = {}
+
+    def malloc(size):
+        store['buf'] = np.zeros(size, np.uint8)
+        return 0, store['buf']
+    field.encode(records[0:1], image, malloc)
+    assert store['buf'].tobytes() == data and int(records['mode'][0]) == 0
+    assert np.asarray(image.convert('RGB')).shape == (H, W, 3)      # still decodes
+    drafted = Image.open(io.BytesIO(data))
+    drafted.draft('RGB', (W // 2, H // 2))                # another size than its file
+    field.encode(records[0:1], drafted, malloc)
+    assert store['buf'].tobytes() != data and int(records['width'][0]) == W // 2

@@ -268,6 +268,8 @@ class EncodedImage:
             raise ValueError(f"{field_name} cannot read {self.name}: not an image format Pillow "
                              f"knows ({len(self.data)} bytes starting "
                              f"{bytes(self.data[:8])!r})") from None
+        except Image.DecompressionBombError as exc:
+            raise ValueError(f"{field_name} refuses {self.name}: {exc}") from exc
         except (OSError, SyntaxError, ValueError) as exc:
             raise ValueError(f"{field_name} cannot decode {self.name}: truncated or corrupt "
                              f"image data ({exc})") from exc
