@@ -382,10 +382,17 @@ FFCV_SIGNATURES = {
 }
 
 
+# ffcvx's additions: keyword-only, after FFCV's parameters, so FFCV's calls mean the same.
+FFCVX_KEYWORDS = {RGBImageField: [('jpeg_passthrough', False)]}
+
+
 @pytest.mark.parametrize('cls', list(FFCV_SIGNATURES), ids=lambda c: c.__name__)
 def test_constructor_signatures(cls):
     params = list(inspect.signature(cls).parameters.values())
-    assert [(p.name, p.default) for p in params] == FFCV_SIGNATURES[cls]
+    ffcv = [p for p in params if p.kind is not inspect.Parameter.KEYWORD_ONLY]
+    extra = [p for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY]
+    assert [(p.name, p.default) for p in ffcv] == FFCV_SIGNATURES[cls]
+    assert [(p.name, p.default) for p in extra] == FFCVX_KEYWORDS.get(cls, [])
     for method in ('from_binary', 'to_binary', 'encode', 'get_decoder_class'):
         assert callable(getattr(cls, method))
     assert isinstance(inspect.getattr_static(cls, 'from_binary'), staticmethod)

@@ -41,7 +41,8 @@ def to_rgb_array(value):
         check_pil_depth(value, 'RGBImageField')
         return np.asarray(value.convert('RGB'))
     if not isinstance(value, np.ndarray):
-        raise TypeError(f"RGBImageField expects a PIL image or a uint8 ndarray, got {type(value).__name__}")
+        raise TypeError(f"RGBImageField expects a PIL image, a uint8 ndarray, a file path or "
+                        f"encoded bytes, got {type(value).__name__}")
     if value.dtype != np.uint8:
         raise TypeError(f"RGBImageField expects uint8 pixels, got dtype {value.dtype}")
     if value.ndim == 2:
@@ -69,7 +70,8 @@ def to_gray_array(value):
         check_pil_depth(value, 'GrayscaleImageField')
         return np.asarray(value.convert('L'))
     if not isinstance(value, np.ndarray):
-        raise TypeError(f"GrayscaleImageField expects a PIL image or a uint8 ndarray, got {type(value).__name__}")
+        raise TypeError(f"GrayscaleImageField expects a PIL image, a uint8 ndarray, a file path "
+                        f"or encoded bytes, got {type(value).__name__}")
     if value.dtype != np.uint8:
         raise TypeError(f"GrayscaleImageField expects uint8 pixels, got dtype {value.dtype}")
     if value.ndim == 3 and value.shape[2] == 1:

@@ -21,12 +21,15 @@ from PIL import Image
 
 from ..types import ARG_TYPE, ARGUMENTS_LENGTH
 from .base import Field, decoder_aliases, native_core, zero_arguments
+from .encoded import encoded_input, jpeg_passes_through, target_size
 # the input conversions live in .pixels; importable from here as before
 from .pixels import WIDE_PIL_MODES, check_pil_depth, to_gray_array, to_rgb_array  # noqa: F401
 
 #: Per-sample storage modes (FMT-036, FMT-037).
 IMAGE_MODES = {'jpg': 0, 'raw': 1, 'png': 2}
 WRITE_MODES = ('raw', 'jpg', 'smart', 'proportion', 'png')
+#: Write modes that may store a JPEG (where ``jpeg_passthrough`` applies).
+WRITE_JPEG_MODES = ('jpg', 'smart', 'proportion')
 
 #: Metadata record of an image sample, 13 bytes, packed (FMT-036).
 RGBMetadataType = np.dtype([
@@ -71,14 +74,16 @@ def shrink_to(image, max_resolution):
         it is put back), C-contiguous when shrunk; ``image`` itself when no
         shrink is needed.
     """
-    if max_resolution is None:
-        return image
     h, w = image.shape[:2]
-    size = np.array([w, h])
-    ratio = max_resolution / size.max()
-    if ratio >= 1:
+    target = target_size(w, h, max_resolution)
+    if target is None:
         return image
-    new_w, new_h = (max(1, int(side)) for side in (ratio * size).astype(int))
+    return area_resize(image, target)
+
+
+def area_resize(image, size):
+    """``image`` resampled to ``size = (w, h)`` by OpenCV's ``INTER_AREA`` (see :func:`shrink_to`)."""
+    new_w, new_h = size
     import cv2  # here, not at module level: importing the format layer stays light
     out = cv2.resize(np.ascontiguousarray(image), (new_w, new_h), interpolation=cv2.INTER_AREA)
     return out.reshape((new_h, new_w) + image.shape[2:])
@@ -125,10 +130,20 @@ class ImageField(Field):
         Quality of the JPEGs written (modes ``jpg``, ``smart``, ``proportion``).
     compress_probability : float, 0..1
         ``write_mode='proportion'`` only.
+    jpeg_passthrough : bool, keyword only
+        ffcvx extension, default False (FFCV's behaviour: every JPEG sample is
+        re-encoded at ``jpeg_quality``). When True, an encoded JPEG input (a
+        path, bytes, or an unloaded PIL JPEG) that needs no shrink and that
+        every decoder backend and FFCV 1.0 read (baseline or extended
+        sequential Huffman, 8 bits, gray or YCbCr, whole;
+        :func:`ffcvx.fields.encoded.jpeg_passes_through`) is stored byte for
+        byte wherever the write mode stores a JPEG (``jpg``; ``smart`` and
+        ``proportion`` when they choose JPEG), its record's size read from
+        its frame header. Anything else is decoded and written as pixels are.
 
     Attributes
     ----------
-    write_mode, max_resolution, smart_threshold, jpeg_quality
+    write_mode, max_resolution, smart_threshold, jpeg_quality, jpeg_passthrough
         As given (``jpeg_quality`` as an int).
     proportion : float
         ``compress_probability``, under FFCV 1.0's attribute name;
@@ -145,7 +160,7 @@ class ImageField(Field):
     channels = None
 
     def __init__(self, write_mode='raw', max_resolution=None, smart_threshold=None,
-                 jpeg_quality=90, compress_probability=0.5):
+                 jpeg_quality=90, compress_probability=0.5, *, jpeg_passthrough=False):
         if write_mode not in WRITE_MODES:
             raise ValueError(f"write_mode must be one of {WRITE_MODES}, got {write_mode!r}")
         if not 1 <= int(jpeg_quality) <= 100:
@@ -159,6 +174,7 @@ class ImageField(Field):
         self.smart_threshold = smart_threshold
         self.jpeg_quality = int(jpeg_quality)
         self.proportion = compress_probability
+        self.jpeg_passthrough = bool(jpeg_passthrough)
 
     @property
     def compress_probability(self):
@@ -168,6 +184,11 @@ class ImageField(Field):
     @compress_probability.setter
     def compress_probability(self, value):
         self.proportion = value
+
+    @property
+    def _passthrough(self):
+        # a subclass written against FFCV's __init__ may not have set it
+        return getattr(self, 'jpeg_passthrough', False)
 
     @property
     def metadata_type(self):
@@ -187,9 +208,13 @@ class ImageField(Field):
         return self.write_mode == 'proportion' and type(self).encode is ImageField.encode
 
     def _choose_mode(self, image, rng):
+        # image.size is the raw size in bytes (uint8 pixels), which FFCV compares
+        return self._choose_mode_for(image.size, rng)
+
+    def _choose_mode_for(self, raw_bytes, rng):
+        """The mode of one sample whose raw pixels take ``raw_bytes``; ``proportion`` draws once."""
         if self.write_mode == 'smart':
-            # image.size is the raw size in bytes (uint8 pixels), which FFCV compares
-            compress = self.smart_threshold is not None and image.size > self.smart_threshold
+            compress = self.smart_threshold is not None and raw_bytes > self.smart_threshold
             return 'jpg' if compress else 'raw'
         if self.write_mode == 'proportion':
             # never numpy's global RNG: forked workers would all copy its state
@@ -219,14 +244,36 @@ class ImageField(Field):
         Raises
         ------
         TypeError
-            For an input the field cannot take as pixels: not a PIL image or
-            uint8 array, a wrong shape, or a PIL mode of more than 8 bits per
-            channel (``WIDE_PIL_MODES``).
+            For an input the field cannot take as pixels: not a PIL image,
+            uint8 array, path or bytes, a wrong shape, or a PIL mode of more
+            than 8 bits per channel (``WIDE_PIL_MODES``).
         ValueError
             For an empty image (width or height 0), or when a side exceeds the
-            format's limit (``MAX_SIDE``) after shrinking.
+            format's limit (``MAX_SIDE``) after shrinking; for encoded input
+            that is not an image Pillow reads, or truncated or corrupt,
+            naming the path where it is one.
+        OSError
+            For a path that cannot be read (missing, a directory, no
+            permission), naming the path.
         """
-        pixels = self._pixels(field)
+        mode = None
+        encoded = self._encoded(field)
+        if encoded is not None and self._passthrough and self.write_mode in WRITE_JPEG_MODES:
+            info = encoded.jpeg_info
+            if (info is not None and jpeg_passes_through(info, self.channels)
+                    and target_size(info.width, info.height, self.max_resolution) is None
+                    and info.width <= MAX_SIDE and info.height <= MAX_SIDE):
+                # decided on the size the pixels would have: the same draw as for an array
+                mode = self._choose_mode_for(info.width * info.height * self.channels, rng)
+                if mode == 'jpg':
+                    self._store(destination, malloc, mode,
+                                np.frombuffer(encoded.data, dtype=np.uint8),
+                                info.width, info.height)
+                    return
+        if encoded is not None:
+            pixels, _ = encoded.decode(self._pixels, type(self).__name__, self.max_resolution)
+        else:
+            pixels = self._pixels(field)
         if 0 in pixels.shape[:2]:
             # the record would say 0 pixels, which no reader opens (FMT-036)
             raise ValueError(f"{type(self).__name__} cannot store an empty image "
@@ -237,13 +284,30 @@ class ImageField(Field):
         if height > MAX_SIDE or width > MAX_SIDE:
             raise ValueError(f"image of {width}x{height} pixels is larger than the format's "
                              f"{MAX_SIDE} pixel limit; pass max_resolution to shrink it")
-        mode = self._choose_mode(image, rng)
+        if mode is None:
+            mode = self._choose_mode(image, rng)
         if mode == 'jpg':
             payload = np.frombuffer(encode_jpeg(image, self.jpeg_quality), dtype=np.uint8)
         elif mode == 'png':
             payload = np.frombuffer(encode_png(image), dtype=np.uint8)
         else:
             payload = image.reshape(-1)
+        self._store(destination, malloc, mode, payload, width, height)
+
+    def _encoded(self, value):
+        """The input as an :class:`~ffcvx.fields.encoded.EncodedImage`, or None for pixels.
+
+        An unloaded PIL JPEG is taken as its file only when it may pass
+        through; otherwise it is decoded whole by Pillow, as FFCV does.
+        """
+        if isinstance(value, (np.ndarray, Image.Image)):
+            if not (self._passthrough and self.write_mode in WRITE_JPEG_MODES
+                    and isinstance(value, Image.Image)):
+                return None
+        return encoded_input(value, type(self).__name__)
+
+    @staticmethod
+    def _store(destination, malloc, mode, payload, width, height):
         ptr, buffer = malloc(payload.size)
         buffer[:] = payload
         destination['mode'] = IMAGE_MODES[mode]
@@ -278,9 +342,16 @@ class ImageField(Field):
 class RGBImageField(ImageField):
     """Images of any size with three 8-bit channels (FMT-036, FMT-037).
 
-    Takes a PIL image of any mode (converted to RGB) or a uint8 array of
-    shape (H, W, 3), (H, W, 1) or (H, W). Parameters and attributes: see
-    :class:`ImageField`. Its descriptor ``arguments`` are all zero, so a
+    Takes a PIL image of any mode (converted to RGB), a uint8 array of
+    shape (H, W, 3), (H, W, 1) or (H, W), or an encoded image: a file path
+    (``str`` / ``os.PathLike``), its bytes (``bytes``, ``bytearray``,
+    ``memoryview``) or an unloaded PIL JPEG (``Image.open(...)`` not yet
+    loaded). Encoded images are stored as the same image given as pixels
+    would be, except a JPEG that ``jpeg_passthrough=True`` lets through byte
+    for byte (spec/beton.md FMT-090); a path's JPEG that must shrink 2x or
+    more is decoded at a reduced DCT scale first. An unreadable path, a
+    truncated or corrupt file, an unknown format or 0 pixels raise naming the
+    path. Parameters and attributes: see :class:`ImageField`. Its descriptor ``arguments`` are all zero, so a
     field always reads back as ``RGBImageField()`` (FMT-021).
     """
 
@@ -319,7 +390,11 @@ class GrayscaleImageField(ImageField):
     channel to ``(B, H, W, 3)``; the crop decoders likewise.
 
     Parameters are those of :class:`ImageField`; ``smart`` compares the
-    ``H*W`` bytes of the gray pixels with ``smart_threshold``.
+    ``H*W`` bytes of the gray pixels with ``smart_threshold``. Inputs are those
+    of :class:`RGBImageField` (PIL images, arrays of shape (H, W) or
+    (H, W, 1), paths, bytes, unloaded PIL JPEGs); ``jpeg_passthrough`` lets
+    through only one-component (gray) JPEGs, the others are decoded and
+    converted to luma as a PIL image would be.
     """
 
     channels = 1
