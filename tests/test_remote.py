@@ -112,16 +112,13 @@ def test_one_epoch_fetches_the_data_region_once(served, local_file, nginx_server
     reader = Reader(str(local_file))
     data_start, data_end = reader.data_region_start, int(reader.header['alloc_table_ptr'])
     url, _ = served['http']
-    # The log is cleared before the Loader exists (a page fetch may start as soon as
-    # it does); the Reader's table reads, outside the data region, are left out.
-    nginx_server.clear_log()
+    nginx_server.clear_log()   # before the Loader exists: see _data_gets
     with Loader(url, batch_size=16, order=order, seed=1, num_workers=2, drop_last=False,
                 pipelines=_pipelines()) as loader:
         for _ in loader:
             pass
         log = nginx_server.access_log()
-    gets = [entry for entry in log if entry['method'] == 'GET'
-            and data_start <= int(entry['range'].split('=')[1].split('-')[0]) < data_end]
+    gets = _data_gets(log, reader)
     fetched = sum(entry['body_bytes'] for entry in gets)
     assert fetched == data_end - data_start, (fetched, data_end - data_start)
     ranges = sorted(tuple(int(v) for v in e['range'].split('=')[1].split('-')) for e in gets)
@@ -136,15 +133,15 @@ def test_quasi_random_reads_each_page_once_from_a_small_arena(served, local_file
     reader = Reader(str(local_file))
     data = int(reader.header['alloc_table_ptr']) - reader.data_region_start
     url, _ = served['http']
+    nginx_server.clear_log()
     with Loader(url, batch_size=16, order=OrderOption.QUASI_RANDOM, seed=4, num_workers=2,
                 order_kwargs={'buffer_size': 2}, cache_options={'max_bytes': 3 * PAGE},
                 drop_last=False, pipelines=_pipelines()) as loader:
-        nginx_server.clear_log()
         seen = [int(i) for b in loader for i in np.asarray(b[0]).ravel()]
         # every sample, so every page is needed (drop_last could leave one page unread)
         assert sorted(seen) == list(range(600))
         log = nginx_server.access_log()
-    assert sum(e['body_bytes'] for e in log if e['method'] == 'GET') == data
+    assert sum(e['body_bytes'] for e in _data_gets(log, reader)) == data
 
 
 def test_s3_bytes_fetched_per_epoch(served, local_file, s3_server, fault_proxy):
@@ -194,6 +191,17 @@ def test_disk_cache_bound(served, tmp_path):
     assert 0 < stored <= bound
 
 
+def _data_gets(log, reader):
+    """The logged GETs of data pages; the Reader's table reads (before and after) left out.
+
+    Tests clear the log before the Loader exists, since a page fetch may start
+    as soon as it does, and count only these.
+    """
+    start, end = reader.data_region_start, int(reader.header['alloc_table_ptr'])
+    return [entry for entry in log if entry['method'] == 'GET' and entry['range']
+            and start <= int(entry['range'].split('=')[1].split('-')[0]) < end]
+
+
 def _pages_fetched(log):
     pages = set()
     for entry in log:
@@ -207,19 +215,20 @@ def test_each_rank_fetches_only_its_shard(served, local_file, nginx_server, monk
     """REM-012: a rank fetches the pages of its own samples, no other (checked by nginx's log)."""
     from ffcvx.memory_managers.page_plan import sample_pages
     url, _ = served['http']
-    indptr, pages = sample_pages(Reader(str(local_file)))
+    local_reader = Reader(str(local_file))
+    indptr, pages = sample_pages(local_reader)
     shards = []
     for rank in range(2):
         monkeypatch.setenv('RANK', str(rank))
         monkeypatch.setenv('WORLD_SIZE', '2')
         # A third of the file: the ranks' shards interleave, so both need these pages only.
+        nginx_server.clear_log()
         with Loader(url, batch_size=16, order=OrderOption.RANDOM, num_workers=1, seed=0,
                     distributed=True, indices=np.arange(200), drop_last=False,
                     pipelines=_pipelines()) as loader:
             mine = loader.next_traversal_order().astype(np.int64)
-            nginx_server.clear_log()
             seen = [int(i) for batch in loader for i in np.asarray(batch[0]).ravel()]
-            fetched = _pages_fetched(nginx_server.access_log())
+            fetched = _pages_fetched(_data_gets(nginx_server.access_log(), local_reader))
         assert sorted(seen) == sorted(mine.tolist())
         needed = {int(p) for s in mine for p in pages[indptr[s]:indptr[s + 1]]}
         assert fetched == needed, (rank, sorted(fetched), sorted(needed))
