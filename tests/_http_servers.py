@@ -163,6 +163,19 @@ http {{
             entries.append(values)
         return entries
 
+    def settled_log(self, done, timeout=10.0):
+        """The access log once ``done(log)`` holds (or after ``timeout`` s), read again 0.3 s on.
+
+        nginx writes a request's line after it has sent the body, so under load a
+        client can finish its work before the last lines are written; waiting for
+        the expected lines, then a little more, also catches any extra request.
+        """
+        deadline = time.monotonic() + timeout
+        while not done(self.access_log()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.3)
+        return self.access_log()
+
     def clear_log(self):
         """Empty the log in place (nginx keeps it open)."""
         if self.log_path.exists():
