@@ -133,11 +133,9 @@ def test_buffers_that_fit_are_allocated(files, monkeypatch, allocations):
 def test_available_memory_is_what_the_system_reports():
     available = buffer_check.available_memory()
     assert available is None or 0 <= available
-    try:
-        with open('/proc/meminfo') as f:
-            total = int(next(line for line in f if line.startswith('MemTotal:')).split()[1]) * 1024
-    except OSError:
-        pytest.skip("no /proc/meminfo here")
+    # The project runs on Linux (Debian); a missing /proc/meminfo is a failure, not a skip.
+    with open('/proc/meminfo') as f:
+        total = int(next(line for line in f if line.startswith('MemTotal:')).split()[1]) * 1024
     assert available <= total
 
 

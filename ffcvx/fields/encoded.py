@@ -288,7 +288,7 @@ class EncodedImage:
         pixels = to_pixels(image)
         if target is None or image.size == (width, height):
             return pixels, False
-        from .rgb_image import area_resize
+        from .image_codecs import area_resize
         return area_resize(pixels, target), True
 
 
