@@ -1,18 +1,34 @@
-"""Build the libjpeg extension of ffcvx-turbojpeg. Metadata lives in pyproject.toml.
+"""Build the libjpeg extensions of ffcvx-turbojpeg. Metadata lives in pyproject.toml.
 
 Needs libjpeg-turbo's development files (jpeglib.h, libjpeg.so), e.g.
 ``apt-get install libjpeg62-turbo-dev`` on Debian.
+
+Two modules, one library: ``_libjpeg`` (the read path's region decoder) and
+``_libjpeg_write`` (the dataset writer's shrinking decoder and encoder, with
+the hand-written area resampler ``area_resize.c``). Both include the setjmp
+error handling of ``_errors.h``.
 """
 from Cython.Build import cythonize
 from setuptools import Extension, setup
 
-extension = Extension(
-    "ffcvx_turbojpeg._libjpeg",
-    ["ffcvx_turbojpeg/_libjpeg.pyx"],
-    include_dirs=["ffcvx_turbojpeg"],
-    libraries=["jpeg"],
-    extra_compile_args=["-O3"],
-)
+extensions = [
+    Extension(
+        "ffcvx_turbojpeg._libjpeg",
+        ["ffcvx_turbojpeg/_libjpeg.pyx"],
+        include_dirs=["ffcvx_turbojpeg"],
+        depends=["ffcvx_turbojpeg/_errors.h"],
+        libraries=["jpeg"],
+        extra_compile_args=["-O3"],
+    ),
+    Extension(
+        "ffcvx_turbojpeg._libjpeg_write",
+        ["ffcvx_turbojpeg/_libjpeg_write.pyx", "ffcvx_turbojpeg/area_resize.c"],
+        include_dirs=["ffcvx_turbojpeg"],
+        depends=["ffcvx_turbojpeg/_errors.h", "ffcvx_turbojpeg/area_resize.h"],
+        libraries=["jpeg", "m"],
+        extra_compile_args=["-O3"],
+    ),
+]
 
-setup(ext_modules=cythonize([extension], language_level=3,
+setup(ext_modules=cythonize(extensions, language_level=3,
                             compiler_directives={"boundscheck": False, "wraparound": False}))
