@@ -327,3 +327,146 @@ def test_unloaded_pil_of_a_stream_passes_through_and_stays_usable(tmp_path):
     drafted.draft('RGB', (W // 2, H // 2))                # another size than its file
     field.encode(records[0:1], drafted, malloc)
     assert store['buf'].tobytes() != data and int(records['width'][0]) == W // 2
+
+
+def _photo_like(h, w, seed=0):
+    """Smooth colour pixels with some texture, (h, w, 3) uint8."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:h, 0:w]
+    base = np.stack([128 + 90 * np.sin(x / (7 + 5 * c) + y / (11 + 3 * c)) for c in range(3)], -1)
+    return np.clip(base + rng.normal(0, 6, base.shape), 0, 255).astype(np.uint8)
+
+
+def test_header_is_read_without_walking_the_file():
+    """``jpeg_header`` stops at the SOF (``complete`` None); ``decode`` never walks the file."""
+    from ffcvx.fields.encoded import EncodedImage
+    data = _jpeg_bytes(_photo_like(120, 160))
+    encoded = EncodedImage(data, 'x')
+    assert encoded.jpeg_header.complete is None
+    assert encoded.jpeg_header[:9] == parse_jpeg(data)[:9]
+    encoded.decode(lambda image: np.asarray(image.convert('RGB')), 'F', 64, 3)
+    assert encoded._info is False                      # the walk never ran
+    assert encoded.jpeg_info.complete and parse_jpeg(data, walk=False).complete is None
+
+
+def test_scan_walk_skips_stuffing_restarts_and_fill_bytes():
+    data = _jpeg_bytes(_photo_like(64, 80))
+    assert data.endswith(b'\xff\xd9') and parse_jpeg(data).complete
+    assert parse_jpeg(data[:-2] + b'\xff\xff\xff\xd9').complete          # fill bytes before EOI
+    assert not parse_jpeg(data[:-2] + b'\xff').complete                  # ends on a 0xFF
+    assert not parse_jpeg(data[:-2] + b'\xff\xff').complete
+    assert not parse_jpeg(data[:-2] + b'\xff\xd0').complete              # a restart, no EOI
+    assert not parse_jpeg(data[:-2] + b'\xff\x00').complete              # stuffed, no EOI
+    sos = data.find(b'\xff\xda')
+    cut = sos + 2 + ((data[sos + 2] << 8) | data[sos + 3])
+    assert not parse_jpeg(data[:cut] + b'\xff\xc4' + data[cut:]).complete  # DHT in the scan
+
+
+def _codec():
+    from ffcvx.fields.image_codecs import compiled_codec
+    codec = compiled_codec()
+    if codec is None:
+        pytest.skip('ffcvx-turbojpeg (compiled writer codec) is not installed')
+    return codec
+
+
+@pytest.mark.parametrize('channels', [3, 1])
+def test_compiled_shrink_matches_pillow_draft_path(channels):
+    """The compiled decode (DCT scale at 2x target + C area resize) against today's Pillow path:
+    within 1 level (same IDCT; area rounding of halves; gray: Pillow's RGB-to-L after the
+    area resize instead of before), and close to a full decode + INTER_AREA."""
+    from ffcvx.fields.encoded import EncodedImage
+    from ffcvx.fields.image_codecs import shrink_to
+    from ffcvx.fields.pixels import to_gray_array, to_rgb_array
+    _codec()
+    to_pixels = to_rgb_array if channels == 3 else to_gray_array
+    for seed, (h, w) in enumerate([(600, 800), (1000, 700), (333, 999)]):
+        data = _jpeg_bytes(_photo_like(h, w, seed))
+        compiled, shrunk = EncodedImage(data, 'x').decode(to_pixels, 'F', 256, channels)
+        pillow, pillow_shrunk = EncodedImage(data, 'x').decode(to_pixels, 'F', 256, None)
+        if not pillow_shrunk:           # no DCT scale keeps 2x: Pillow decoded at full size
+            pillow = shrink_to(pillow, 256)
+        assert shrunk and compiled.shape == pillow.shape
+        assert _max_diff(compiled, pillow) <= 1
+        full = shrink_to(to_pixels(Image.open(io.BytesIO(data))), 256)
+        assert _psnr(compiled, full) > 35
+
+
+@pytest.mark.parametrize('mode', ['raw', 'png'])
+@pytest.mark.parametrize('field', [RGBImageField, GrayscaleImageField])
+def test_compiled_full_decode_stores_pillows_pixels(tmp_path, mode, field):
+    """No shrink: raw / png samples of a JPEG path are exactly those of Pillow's decode."""
+    _codec()
+    paths = []
+    for i, array in enumerate([_photo_like(90, 120, 1), _photo_like(75, 50, 2)[..., 0]]):
+        paths.append(tmp_path / f'{i}.jpg')
+        Image.fromarray(array).save(paths[-1], quality=90)
+    convert = 'RGB' if field is RGBImageField else 'L'
+    custom = {} if field is RGBImageField else {'image': GrayscaleImageField}
+    for path in paths:
+        ref = _load(_write(tmp_path / 'a.beton', field(mode),
+                           [np.asarray(Image.open(path).convert(convert))]), custom)
+        got = _load(_write(tmp_path / 'b.beton', field(mode), [str(path)]), custom)
+        assert np.array_equal(got, ref)
+
+
+def test_encode_jpeg_is_pillows_bytes():
+    from ffcvx.fields.image_codecs import encode_jpeg
+    for pixels in (_photo_like(70, 90), _photo_like(33, 47)[..., 1]):
+        for quality in (50, 75, 90, 95):
+            out = io.BytesIO()
+            Image.fromarray(pixels).save(out, format='JPEG', quality=quality)
+            assert encode_jpeg(pixels, quality) == out.getvalue()
+
+
+_WITHOUT_BACKEND = r'''
+import sys
+sys.modules['ffcvx_turbojpeg'] = None          # the optional package cannot be imported
+import numpy as np
+from PIL import Image
+from ffcvx.fields import RGBImageField, IntField
+from ffcvx.fields.decoders import IntDecoder, SimpleRGBImageDecoder
+from ffcvx.fields.image_codecs import compiled_codec
+from ffcvx.loader import Loader
+from ffcvx.writer import DatasetWriter
+folder = sys.argv[1]
+assert compiled_codec() is None
+rng = np.random.default_rng(0)
+paths = []
+for i, (h, w) in enumerate([(300, 400), (600, 800)]):
+    y, x = np.mgrid[0:h, 0:w]
+    pixels = np.stack([x * 255 // w, y * 255 // h, (x + y) * 255 // (w + h)], -1).astype(np.uint8)
+    paths.append(f'{folder}/{i}.jpg')
+    Image.fromarray(pixels).save(paths[-1], quality=90)
+class Samples:
+    def __len__(self): return len(paths)
+    def __getitem__(self, i): return paths[i], i
+target = f'{folder}/x.beton'
+DatasetWriter(target, {'image': RGBImageField('jpg', max_resolution=100), 'label': IntField()},
+              num_workers=1, progress=False).from_indexed_dataset(Samples())
+loader = Loader(target, batch_size=1, num_workers=1,
+                pipelines={'image': [SimpleRGBImageDecoder()], 'label': [IntDecoder()]})
+got = [x[0].copy() for x, _ in loader]
+assert [g.shape for g in got] == [(75, 100, 3)] * 2
+for path, image in zip(paths, got):
+    ref = np.asarray(Image.open(path).convert('RGB').reduce(1).resize((100, 75), Image.BOX))
+    mse = np.mean((image.astype(float) - ref) ** 2)
+    assert 10 * np.log10(255 ** 2 / mse) > 35, mse
+assert 'ffcvx_turbojpeg._libjpeg_write' not in sys.modules
+print('ok')
+'''
+
+
+def test_core_works_without_the_turbojpeg_package(tmp_path):
+    """ffcvx writes paths (shrink, JPEG encode through Pillow) and reads them back when
+    ffcvx_turbojpeg cannot be imported at all."""
+    import subprocess
+    import sys
+    script = tmp_path / 'run.py'
+    script.write_text(_WITHOUT_BACKEND)
+    env = dict(os.environ)
+    env['PYTHONPATH'] = os.pathsep.join([os.getcwd()] + [p for p in sys.path if p])
+    done = subprocess.run([sys.executable, str(script), str(tmp_path)], capture_output=True,
+                          text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.strip().endswith('ok')

@@ -11,6 +11,7 @@ Pillow (:meth:`EncodedImage.decode`) and written as pixels are.
 """
 import io
 import os
+import re
 from collections import namedtuple
 
 import numpy as np
@@ -26,7 +27,8 @@ __all__ = ['EncodedImage', 'JpegInfo', 'encoded_input', 'jpeg_passes_through', '
 #: ``component_ids`` and ``sampling`` ((h, v) per component) as in the SOF;
 #: ``jfif``: whether an APP0 "JFIF" segment came first; ``complete``: whether
 #: the marker structure after the SOF is whole up to an EOI (scan data
-#: walked, restart markers and stuffed bytes skipped).
+#: walked, restart markers and stuffed bytes skipped), None when not walked
+#: (``parse_jpeg(data, walk=False)``).
 JpegInfo = namedtuple('JpegInfo', ['width', 'height', 'components', 'precision', 'sof_kind',
                                    'adobe_transform', 'component_ids', 'sampling', 'jfif',
                                    'complete'])
@@ -38,6 +40,13 @@ _STANDARD_LUMA = {(1, 1), (2, 1), (2, 2), (1, 2), (4, 1)}
 #: Markers allowed between the SOF and the EOI of a stored JPEG: DHT, DQT,
 #: DRI, SOS, APPn, COM (DAC, DNL, another SOF or DHP/EXP would be refused).
 _AFTER_SOF = {0xC4, 0xDB, 0xDD, 0xDA, 0xFE} | set(range(0xE0, 0xF0))
+
+
+#: In entropy-coded data, a 0xFF that starts a real marker: not a stuffed 0xFF 0x00,
+#: not a restart marker 0xFF 0xD0..0xD7, not a fill byte before another 0xFF;
+#: also a 0xFF as the last byte (the caller sees the data end there). One
+#: C-level search instead of a Python loop over every 0xFF of the scan.
+_SCAN_MARKER = re.compile(rb'\xff(?![\x00\xd0-\xd7\xff])')
 
 
 def _be16(data, p):
@@ -66,19 +75,24 @@ def _segment(data, p):
     return p + 4, p + 2 + length
 
 
-def parse_jpeg(data):
+def parse_jpeg(data, walk=True):
     """Read a JPEG's frame header without decoding it.
 
     Walks the markers from SOI, skipping each segment by its length (fill
     bytes 0xFF before a marker allowed), up to the first SOF marker; notes an
-    APP0 JFIF and an APP14 Adobe segment on the way. Then walks on to the EOI
-    (segments by length, scan data to the next marker that is not a stuffed
-    0x00 or a restart marker) to say whether the file is whole.
+    APP0 JFIF and an APP14 Adobe segment on the way. Then, with ``walk``,
+    walks on to the EOI (segments by length, scan data to the next marker
+    that is not a stuffed 0x00 or a restart marker) to say whether the file
+    is whole.
 
     Parameters
     ----------
     data : bytes-like
         The file's bytes.
+    walk : bool, optional
+        Default True. False skips the walk past the SOF, which reads the
+        whole file (``complete`` is then None): enough for the size and
+        components a decode needs.
 
     Returns
     -------
@@ -121,8 +135,9 @@ def parse_jpeg(data):
             ids = tuple(data[start + 6 + 3 * k] for k in range(components))
             sampling = tuple((data[start + 7 + 3 * k] >> 4, data[start + 7 + 3 * k] & 15)
                              for k in range(components))
+            complete = _complete_after(data, end, marker) if walk else None
             return JpegInfo(width, height, components, precision, marker & 0x0F, adobe, ids,
-                            sampling, jfif, _complete_after(data, end, marker))
+                            sampling, jfif, complete)
         p = end
 
 
@@ -131,7 +146,6 @@ def _complete_after(data, p, sof):
     if sof not in (0xC0, 0xC1, 0xC2):
         return False                    # only sequential and progressive Huffman are walked
     n = len(data)
-    raw = data
     try:
         scans = 0
         while True:
@@ -145,26 +159,11 @@ def _complete_after(data, p, sof):
             if marker != 0xDA:
                 continue
             scans += 1
-            while True:                 # entropy-coded data: up to a real marker
-                q = raw.find(b'\xff', p)
-                if q < 0 or q + 1 >= n:
-                    return False        # truncated in the scan data
-                follow = raw[q + 1]
-                if follow == 0x00 or 0xD0 <= follow <= 0xD7:
-                    p = q + 2
-                    continue
-                if follow == 0xFF:      # fill bytes: the marker comes after them
-                    p = q + 1
-                    while p + 1 < n and raw[p + 1] == 0xFF:
-                        p += 1
-                    if p + 1 >= n:
-                        return False
-                    if raw[p + 1] == 0x00 or 0xD0 <= raw[p + 1] <= 0xD7:
-                        p += 2
-                        continue
-                    break
-                p = q
-                break
+            # entropy-coded data: up to a real marker (at its last fill byte)
+            match = _SCAN_MARKER.search(data, p)
+            if match is None or match.start() + 1 >= n:
+                return False            # truncated in the scan data
+            p = match.start()
     except ValueError:
         return False
 
@@ -229,39 +228,72 @@ class EncodedImage:
         self.data = data
         self.name = name
         self.draft = draft
+        self._header = False
         self._info = False
+
+    def _parse(self, walk):
+        if self.data[:2] != b'\xff\xd8':
+            return None
+        try:
+            return parse_jpeg(self.data, walk=walk)
+        except ValueError:
+            return None
+
+    @property
+    def jpeg_header(self):
+        """JpegInfo with ``complete`` None (the file is not walked), or None when not a JPEG.
+
+        What a decode needs (size, components, SOF kind), read from the
+        markers up to the frame header only: cheap for any file size.
+        """
+        if self._header is False:
+            self._header = self._parse(walk=False)
+        return self._header
 
     @property
     def jpeg_info(self):
-        """JpegInfo, or None when the data is not a JPEG whose header could be read."""
+        """JpegInfo with ``complete`` walked, or None when the data is not a JPEG whose header could be read.
+
+        Walks the whole file (:func:`parse_jpeg`): ask only when a pass-through
+        (FMT-090) is being considered; :attr:`jpeg_header` for anything else.
+        """
         if self._info is False:
-            self._info = None
-            if self.data[:2] == b'\xff\xd8':
-                try:
-                    self._info = parse_jpeg(self.data)
-                except ValueError:
-                    pass
+            self._info = self._parse(walk=True)
         return self._info
 
-    def decode(self, to_pixels, field_name, max_resolution):
-        """Decode with Pillow into ``to_pixels(image)``'s pixels; ``(pixels, shrunk)``.
+    def decode(self, to_pixels, field_name, max_resolution, channels=None):
+        """Decode into ``to_pixels(image)``'s pixels; ``(pixels, shrunk)``.
 
         A JPEG that must shrink is decoded at the smallest libjpeg DCT scale
-        (1/2, 1/4, 1/8) that keeps at least twice the target size (Pillow's
-        ``draft``), then area-shrunk to FFCV's target size of the full image
-        (``shrunk`` is then True: the pixels are already at that size).
+        (1/2, 1/4, 1/8) that keeps at least twice the target size, then
+        area-shrunk to FFCV's target size of the full image (``shrunk`` is
+        then True: the pixels are already at that size).
+
+        With ``channels`` (1 or 3: the field's ``to_pixels`` is the standard
+        gray or RGB conversion) and the compiled codec of ffcvx-turbojpeg
+        installed, an 8-bit Huffman JPEG of one or three YCbCr components is
+        decoded in C without the GIL
+        (:func:`~ffcvx.fields.image_codecs.decode_compiled`); everything
+        else, and everything without the package, through Pillow's
+        ``draft``. Both give the same pixels where no shrink is needed.
 
         Raises
         ------
         ValueError
             Naming :attr:`name`: not an image Pillow reads, truncated or
-            corrupt, or 0 pixels.
+            corrupt (the compiled decoder also counts libjpeg's warnings of
+            damaged data, which Pillow ignores), or 0 pixels.
         """
-        info = self.jpeg_info
+        info = self.jpeg_header
         if info is not None and (info.width == 0 or info.height == 0):
             raise ValueError(f"{field_name} cannot store an empty image "
                              f"({info.width}x{info.height} pixels in its frame header) "
                              f"from {self.name}: width and height must be at least 1")
+        if channels in (1, 3) and info is not None:
+            from .image_codecs import decode_compiled
+            decoded = decode_compiled(self, info, field_name, max_resolution, channels)
+            if decoded is not None:
+                return decoded
         try:
             image = Image.open(io.BytesIO(self.data))
         except Image.UnidentifiedImageError:
@@ -329,7 +361,7 @@ def _unloaded_jpeg(image):
     if data is None:
         return None
     encoded = EncodedImage(bytes(data), name, draft=False)
-    info = encoded.jpeg_info
+    info = encoded.jpeg_header
     # draft() or a changed mode make the image another than its file: decode it instead
     expected = {1: 'L', 3: 'RGB', 4: 'CMYK'}.get(info.components) if info else None
     if info is None or (info.width, info.height) != image.size or image.mode != expected:

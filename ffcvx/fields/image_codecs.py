@@ -2,13 +2,20 @@
 
 Used by :mod:`.rgb_image` (the fields) and :mod:`.encoded` (encoded inputs
 that must shrink); importable from :mod:`.rgb_image` as before.
+
+When the optional backend package ffcvx-turbojpeg is installed, JPEG
+encoding (and the decoding of encoded JPEG inputs, :mod:`.encoded`) runs in
+its compiled codec without the GIL (:func:`compiled_codec`); otherwise
+Pillow does the same work. Both write the same bytes.
 """
+import functools
 import io
 
 import numpy as np
 from PIL import Image
 
 from .encoded import target_size
+from .pixels import to_gray_array
 
 
 def shrink_to(image, max_resolution):
@@ -58,8 +65,102 @@ def area_resize(image, size):
     return out.reshape((new_h, new_w) + image.shape[2:])
 
 
+@functools.lru_cache(maxsize=None)
+def compiled_codec():
+    """ffcvx-turbojpeg's writer codec module (``ffcvx_turbojpeg._libjpeg_write``), or None.
+
+    Probed once, on first use: the core never imports the optional package
+    at module import time, and works the same (through Pillow) without it.
+    """
+    try:
+        from ffcvx_turbojpeg import _libjpeg_write
+    except ImportError:
+        return None
+    return _libjpeg_write
+
+
+def decode_compiled(encoded, info, field_name, max_resolution, channels):
+    """:meth:`EncodedImage.decode`'s result through ffcvx-turbojpeg's ``decode_shrunk``, or None.
+
+    None means "use Pillow": no compiled codec, or a JPEG it does not take.
+    Taken: 8-bit sequential or progressive Huffman JPEGs (SOF0..SOF2) of one
+    component, or of three that libjpeg reads as YCbCr (not RGB by an Adobe
+    transform 0), within Pillow's decompression-bomb limit (larger ones go
+    to Pillow, which refuses or warns as before). A shrink of a ``draft``
+    input decodes at the smallest DCT scale keeping 2x the target and
+    area-shrinks in C (``JDCT_ISLOW``, as Pillow). Otherwise it decodes at
+    full size: Pillow's decode bit for bit, so raw and PNG samples keep
+    today's pixels. A colour JPEG for a gray field is decoded as RGB and
+    converted by Pillow's RGB-to-L, as a PIL input is: libjpeg's own luma
+    output (Y before clipping to RGB) differs from it by up to 20 levels
+    on saturated colours of the shared photos.
+
+    Parameters
+    ----------
+    encoded : EncodedImage
+    info : JpegInfo
+        Its :attr:`~EncodedImage.jpeg_header`.
+    field_name : str
+        For messages.
+    max_resolution : int or None
+    channels : {1, 3}
+        The field's: gray (H, W) or RGB (H, W, 3) pixels.
+
+    Returns
+    -------
+    (ndarray of uint8, bool) or None
+        The pixels and whether they are already shrunk to FFCV's target.
+
+    Raises
+    ------
+    ValueError
+        Corrupt or truncated data (libjpeg's warnings of damaged data
+        included), naming the input as the Pillow path does.
+    """
+    codec = compiled_codec()
+    if codec is None or info.precision != 8 or info.sof_kind not in (0, 1, 2):
+        return None
+    if info.components not in (1, 3) or info.adobe_transform == 0:
+        return None
+    limit = Image.MAX_IMAGE_PIXELS
+    if limit is not None and info.width * info.height > limit:
+        return None
+    target = target_size(info.width, info.height, max_resolution)
+    shrink = target is not None and encoded.draft
+    width, height = target if shrink else (info.width, info.height)
+    gray = channels == 1 and info.components == 1
+    try:
+        pixels = codec.decode_shrunk(encoded.data, width, height, gray=gray)
+    except codec.UnsupportedJPEGError:
+        return None
+    except ValueError as exc:
+        raise ValueError(f"{field_name} cannot decode {encoded.name}: truncated or corrupt "
+                         f"JPEG data ({exc})") from exc
+    if channels == 1 and not gray:
+        pixels = to_gray_array(pixels)
+    return pixels, shrink
+
+
 def encode_jpeg(image, quality):
-    """Baseline JFIF bytes of ``image`` (RGB, 4:2:0), via Pillow."""
+    """Baseline JFIF bytes of ``image``: RGB 4:2:0, or one component for gray pixels.
+
+    ``jpeg_set_quality(quality)`` tables, forced baseline, ``JDCT_ISLOW``,
+    standard Huffman tables: Pillow's ``save(format='JPEG', quality=q)``.
+    Encoded by ffcvx-turbojpeg's compiled codec (GIL released) when it is
+    installed, else by Pillow; today both give the same bytes.
+
+    Parameters
+    ----------
+    image : ndarray of uint8, shape (H, W, 3) or (H, W)
+    quality : int, 1..100
+
+    Returns
+    -------
+    bytes
+    """
+    codec = compiled_codec()
+    if codec is not None:
+        return codec.encode_jpeg(image, int(quality))
     out = io.BytesIO()
     Image.fromarray(image).save(out, format='JPEG', quality=int(quality))
     return out.getvalue()

@@ -196,10 +196,13 @@ class ImageField(Field):
         mode = None
         encoded = self._encoded(field)
         if encoded is not None and self._passthrough and self.write_mode in WRITE_JPEG_MODES:
-            info = encoded.jpeg_info
-            if (info is not None and jpeg_passes_through(info, self.channels)
-                    and target_size(info.width, info.height, self.max_resolution) is None
-                    and info.width <= MAX_SIDE and info.height <= MAX_SIDE):
+            header = encoded.jpeg_header
+            # the walk of the whole file (jpeg_info) only once the size allows a pass-through
+            if (header is not None
+                    and target_size(header.width, header.height, self.max_resolution) is None
+                    and header.width <= MAX_SIDE and header.height <= MAX_SIDE
+                    and jpeg_passes_through(encoded.jpeg_info, self.channels)):
+                info = encoded.jpeg_info
                 # decided on the size the pixels would have: the same draw as for an array
                 mode = self._choose_mode_for(info.width * info.height * self.channels, rng)
                 if mode == 'jpg':
@@ -208,7 +211,8 @@ class ImageField(Field):
                                 info.width, info.height)
                     return
         if encoded is not None:
-            pixels, _ = encoded.decode(self._pixels, type(self).__name__, self.max_resolution)
+            pixels, _ = encoded.decode(self._pixels, type(self).__name__, self.max_resolution,
+                                       self._standard_channels())
         else:
             pixels = self._pixels(field)
         if 0 in pixels.shape[:2]:
@@ -230,6 +234,19 @@ class ImageField(Field):
         else:
             payload = image.reshape(-1)
         self._store(destination, malloc, mode, payload, width, height)
+
+    def _standard_channels(self):
+        """``channels`` when ``_pixels`` is RGBImageField's or GrayscaleImageField's, else None.
+
+        Encoded JPEGs may then be decoded by the compiled codec, which makes
+        the same conversion (:meth:`EncodedImage.decode`); a subclass with
+        its own ``_pixels`` gets Pillow images, as before.
+        """
+        method = type(self)._pixels
+        if (method is RGBImageField._pixels and self.channels == 3) or \
+                (method is GrayscaleImageField._pixels and self.channels == 1):
+            return self.channels
+        return None
 
     def _encoded(self, value):
         """The input as an :class:`~ffcvx.fields.encoded.EncodedImage`, or None for pixels.

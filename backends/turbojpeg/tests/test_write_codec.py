@@ -284,10 +284,12 @@ def big_jpeg():
 def test_gil_is_released(work):
     """Another thread keeps running Python while one call is inside libjpeg.
 
-    The main thread ticks in a loop while a worker makes three calls; with
-    the GIL held through a call, the largest gap between ticks would be a
-    whole call. Robust on a loaded 2-core machine: the bound is half the
-    shortest call, measured here, not a speed-up.
+    The main thread ticks in a loop while a worker makes four calls; with
+    the GIL held through a call, the main thread would stall for each whole
+    call: gaps longer than half a call would add up to about four calls.
+    Robust on a loaded 2-core machine (where a thread can wait 100 ms+ for
+    a core): the bound is half of that total, in units of the shortest
+    call measured here, not a speed-up.
     """
     pixels, data = big_jpeg()
     if work == "decode":
@@ -307,7 +309,7 @@ def test_gil_is_released(work):
     done = threading.Event()
 
     def worker():
-        for _ in range(3):
+        for _ in range(4):
             call()
         done.set()
 
@@ -321,4 +323,5 @@ def test_gil_is_released(work):
         last = now
     thread.join()
     assert len(gaps) > 100
-    assert max(gaps) < 0.5 * single, (max(gaps), single)
+    stalled = sum(gap for gap in gaps if gap > 0.5 * single)
+    assert stalled < 2 * single, (stalled, max(gaps), single)
