@@ -14,7 +14,7 @@ import io
 import numpy as np
 from PIL import Image
 
-from .encoded import target_size
+from .encoded import DRAFT_MARGIN, target_size
 from .pixels import to_gray_array
 
 
@@ -87,10 +87,10 @@ def decode_compiled(encoded, info, field_name, max_resolution, channels):
     component, or of three that libjpeg reads as YCbCr (not RGB by an Adobe
     transform 0), within Pillow's decompression-bomb limit (larger ones go
     to Pillow, which refuses or warns as before). A shrink of a ``draft``
-    input decodes at the smallest DCT scale keeping 2x the target and
-    area-shrinks in C (``JDCT_ISLOW``, as Pillow). Otherwise it decodes at
-    full size: Pillow's decode bit for bit, so raw and PNG samples keep
-    today's pixels. A colour JPEG for a gray field is decoded as RGB and
+    input decodes at the smallest DCT scale keeping ``DRAFT_MARGIN`` (3)
+    times the target and area-shrinks in C (``JDCT_ISLOW``, as Pillow).
+    Otherwise it decodes at full size: Pillow's decode bit for bit, so raw
+    and PNG samples keep today's pixels. A colour JPEG for a gray field is decoded as RGB and
     converted by Pillow's RGB-to-L, as a PIL input is: libjpeg's own luma
     output (Y before clipping to RGB) differs from it by up to 20 levels
     on saturated colours of the shared photos.
@@ -130,7 +130,7 @@ def decode_compiled(encoded, info, field_name, max_resolution, channels):
     width, height = target if shrink else (info.width, info.height)
     gray = channels == 1 and info.components == 1
     try:
-        pixels = codec.decode_shrunk(encoded.data, width, height, gray=gray)
+        pixels = codec.decode_shrunk(encoded.data, width, height, gray=gray, margin=DRAFT_MARGIN)
     except codec.UnsupportedJPEGError:
         return None
     except ValueError as exc:

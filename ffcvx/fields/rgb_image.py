@@ -302,11 +302,14 @@ class RGBImageField(ImageField):
     ``memoryview``) or an unloaded PIL JPEG (``Image.open(...)`` not yet
     loaded). Encoded images are stored as the same image given as pixels
     would be, except a JPEG that ``jpeg_passthrough=True`` lets through byte
-    for byte (spec/beton.md FMT-090); a path's JPEG that must shrink 2x or
-    more is decoded at a reduced DCT scale first. An unreadable path, a
-    truncated or corrupt file, an unknown format or 0 pixels raise naming the
-    path. Parameters and attributes: see :class:`ImageField`. Its descriptor ``arguments`` are all zero, so a
-    field always reads back as ``RGBImageField()`` (FMT-021).
+    for byte (spec/beton.md FMT-090); a path's (or bytes') JPEG that must
+    shrink 6x or more is decoded at a reduced DCT scale that keeps 3x the
+    target size first (``ffcvx.fields.encoded.DRAFT_MARGIN``), by
+    ffcvx-turbojpeg's compiled codec when it is installed. An unreadable
+    path, a truncated or corrupt file, an unknown format or 0 pixels raise
+    naming the path. Parameters and attributes: see :class:`ImageField`.
+    Its descriptor ``arguments`` are all zero, so a field always reads back
+    as ``RGBImageField()`` (FMT-021).
     """
 
     channels = 3

@@ -6,6 +6,11 @@ smallest DCT scale that still covers the requested output size, and
 ``decode_region_gray`` does the same with one byte per pixel; see
 ``spec/backends.md`` and ``DEVELOPERS.md`` ("Decoder backends") in ffcvx.
 
+The second extension module, ``ffcvx_turbojpeg._libjpeg_write``, is the
+dataset writer's codec (``decode_shrunk``, ``encode_jpeg``), which
+``ffcvx.fields.image_codecs`` imports when it is there; it is no part of
+the decoder backend object.
+
 The extension module is imported lazily, so that ``available()`` can report
 a missing or broken build instead of failing at entry-point load time.
 """

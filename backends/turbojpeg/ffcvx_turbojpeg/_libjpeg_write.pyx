@@ -10,7 +10,10 @@ their work in C with the GIL released, so writer threads run in parallel:
   ``INTER_AREA`` maths), scanline by scanline: the decoded image never
   exists as a whole. The issue that asked for it (21, item 1) measured the
   2x margin at -0.13 dB PSNR against a full decode, and decoding straight
-  down to the target at -2.6 dB, hence the margin.
+  down to the target at -2.6 dB, hence the margin. ffcvx's writer passes
+  ``ffcvx.fields.encoded.DRAFT_MARGIN`` (3): on its benchmark
+  (``benchmarks/bench_write_codec.py``) the stored JPEG loses 0.22 dB at
+  3x, 0.64 dB at 2x.
 - ``encode_jpeg`` writes a baseline JFIF (4:2:0 for RGB, one component for
   gray, ``JDCT_ISLOW``, standard tables scaled by ``jpeg_set_quality`` with
   ``force_baseline``) into memory: what Pillow's ``save(format='JPEG',
