@@ -5,10 +5,11 @@ Pillow 13's bundled libjpeg-turbo 3):
 
 - full-scale ``decode_shrunk`` (target = image size) vs Pillow: exact;
 - area resampler vs ``cv2.resize(INTER_AREA)``: at most 1, on at most 10 %
-  of the values (measured: max 1; 0.1 % of the values on random arrays, up
-  to 8.6 % for a 3x2 integer ratio, where a sixth of the means are exact
-  halves: ours rounds them up, OpenCV's integer path multiplies by an
-  inexact 1/6 and rounds to even);
+  of the values (measured on the photos: exact at 2x2; max 1 on 0.01 to
+  0.3 % of the values at fractional ratios, 3.4 % at 4x4 and 8.1 % at 3x2,
+  where many means are exact halves: ours rounds them up, OpenCV's integer
+  path multiplies by an inexact 1/area and rounds to even; 0.1 % on random
+  arrays);
 - ``decode_shrunk`` at a reduced DCT scale (2x margin) vs INTER_AREA of the
   full decode: PSNR > 30 dB per image and > 40 dB on average (measured
   32.2 .. 56.7 dB at a quarter to a tenth of the size; the worst are the
