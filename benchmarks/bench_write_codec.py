@@ -1,4 +1,4 @@
-"""Writer codec speed and quality: encoded JPEG inputs shrunk to FFCV's ``max_resolution`` and re-encoded.
+"""Writer codec speed and quality: JPEG inputs shrunk to ``max_resolution`` and re-encoded.
 
 Run: ``python benchmarks/bench_write_codec.py [--count 200] [--margins 1.5 2 4]``
 (with ffcvx-turbojpeg built; issue 21, item 1).

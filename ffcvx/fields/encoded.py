@@ -260,7 +260,7 @@ class EncodedImage:
 
     @property
     def jpeg_info(self):
-        """JpegInfo with ``complete`` walked, or None when the data is not a JPEG whose header could be read.
+        """JpegInfo with ``complete`` walked, or None when no JPEG frame header could be read.
 
         Walks the whole file (:func:`parse_jpeg`): ask only when a pass-through
         (FMT-090) is being considered; :attr:`jpeg_header` for anything else.
