@@ -21,6 +21,7 @@ from PIL import Image
 from ..types import ARG_TYPE, ARGUMENTS_LENGTH
 from .base import Field, decoder_aliases, native_core, zero_arguments
 from .encoded import encoded_input, jpeg_passes_through, target_size
+from .outcomes import PASSED_THROUGH, RAW, REENCODED, SHRUNK
 # FFCV's shrink rule and the encoders live in .image_codecs; importable from here as before
 from .image_codecs import area_resize, encode_jpeg, encode_png, shrink_to  # noqa: F401
 # the input conversions live in .pixels; importable from here as before
@@ -166,7 +167,7 @@ class ImageField(Field):
         The writer calls :meth:`encode_with_rng` instead, with a Generator
         seeded per sample from ``DatasetWriter(seed=...)``.
         """
-        self.encode_with_rng(destination, field, malloc, None)
+        return self.encode_with_rng(destination, field, malloc, None)
 
     def encode_with_rng(self, destination, field, malloc, rng):
         """Store one image in the mode ``write_mode`` chooses and fill its record (FMT-036).
@@ -177,6 +178,12 @@ class ImageField(Field):
             See :meth:`Field.encode`.
         rng : numpy.random.Generator or None
             Draws the ``proportion`` choice; None: a Generator of fresh entropy.
+
+        Returns
+        -------
+        str
+            What was done, one of :data:`ffcvx.fields.outcomes.OUTCOMES`:
+            ``'passed through'``, ``'shrunk'``, ``'re-encoded'`` or ``'raw'``.
 
         Raises
         ------
@@ -206,9 +213,10 @@ class ImageField(Field):
                     self._store(destination, malloc, mode,
                                 np.frombuffer(encoded.data, dtype=np.uint8),
                                 info.width, info.height)
-                    return
+                    return PASSED_THROUGH
+        shrunk = False
         if encoded is not None:
-            pixels, _ = encoded.decode(self._pixels, type(self).__name__, self.max_resolution)
+            pixels, shrunk = encoded.decode(self._pixels, type(self).__name__, self.max_resolution)
         else:
             pixels = self._pixels(field)
         if 0 in pixels.shape[:2]:
@@ -230,6 +238,9 @@ class ImageField(Field):
         else:
             payload = image.reshape(-1)
         self._store(destination, malloc, mode, payload, width, height)
+        if shrunk or image.shape != pixels.shape:
+            return SHRUNK
+        return RAW if mode == 'raw' else REENCODED
 
     def _encoded(self, value):
         """The input as an :class:`~ffcvx.fields.encoded.EncodedImage`, or None for pixels.
