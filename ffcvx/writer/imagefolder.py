@@ -92,9 +92,10 @@ def takes_folder_fast_path(dataset, handlers):
 def indexed_source(dataset, indices, chunksize, handlers, field_names):
     """The source of ``from_indexed_dataset``: by path when it may be, else ``dataset[i]``."""
     if takes_folder_fast_path(dataset, handlers):
-        _log.debug("writing %s by path (torchvision %s fast path)", type(dataset).__name__,
-                   type(dataset).__name__)
-        return ImageFolderSource(dataset, indices, chunksize, field_names[0])
+        source = ImageFolderSource(dataset, indices, chunksize, field_names[0])
+        _log.debug("reading the images of %s by path (%s fast path)", type(dataset).__name__,
+                   source.fast_path)
+        return source
     return IndexedSource(dataset, indices, chunksize)
 
 
@@ -114,7 +115,10 @@ class ImageFolderSource(IndexedSource):
     def __init__(self, dataset, indices, chunksize, image_name):
         super().__init__(dataset, indices, chunksize)
         self.image_name = image_name
-        self.fast_path = f'torchvision {type(dataset).__name__}'
+        # named after torchvision's class (ImageFolder, ImageNet), not a user subclass of it
+        base = next(c for c in type(dataset).__mro__
+                    if (getattr(c, '__module__', None) or '').startswith('torchvision'))
+        self.fast_path = f'torchvision {base.__name__}'
 
     def samples(self, item, cursor):
         start, stop = item

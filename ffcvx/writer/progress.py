@@ -130,7 +130,9 @@ class Progress:
         self.bar = None
 
     def __enter__(self):
-        self.bar = _ProgressBar(total=self.num_samples, unit=self.unit, unit_scale=True,
+        # 1.28M/1.28M reads better than 1281167/1281167; below, tqdm would show 31.0/31.0
+        self.bar = _ProgressBar(total=self.num_samples, unit=self.unit,
+                                unit_scale=self.num_samples >= 100_000,
                                 disable=self.disabled,
                                 desc=f'Writing {os.path.basename(self.path)}')
         return self
