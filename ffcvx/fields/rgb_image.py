@@ -165,7 +165,8 @@ class ImageField(Field):
         """Store one image (FFCV's signature); ``proportion`` draws from fresh entropy.
 
         The writer calls :meth:`encode_with_rng` instead, with a Generator
-        seeded per sample from ``DatasetWriter(seed=...)``.
+        seeded per sample from ``DatasetWriter(seed=...)``. Returns what was
+        done, as :meth:`encode_with_rng` does.
         """
         return self.encode_with_rng(destination, field, malloc, None)
 
