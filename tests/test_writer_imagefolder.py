@@ -213,16 +213,16 @@ def test_what_takes_the_slow_path(tmp_path, folder, case):
 
 def test_fields_that_do_not_fit_take_the_slow_path(tmp_path, folder):
     from ffcvx.errors import WriterError
-    from ffcvx.writer.imagefolder import takes_folder_fast_path
+    from ffcvx.writer.imagefolder import folder_fast_path
     root, _ = folder
     dataset = ImageFolder(str(root))
     image, label = RGBImageField(), IntField()
-    assert takes_folder_fast_path(dataset, [image, label])
-    assert takes_folder_fast_path(dataset, [GrayscaleImageField(), label])
-    assert not takes_folder_fast_path(dataset, [label, image])
-    assert not takes_folder_fast_path(dataset, [image, label, IntField()])
-    assert not takes_folder_fast_path(dataset, [_OwnEncode(), label])
-    assert not takes_folder_fast_path(list(dataset.samples), [image, label])
+    assert folder_fast_path(dataset, [image, label]) == FAST
+    assert folder_fast_path(dataset, [GrayscaleImageField(), label]) == FAST
+    assert not folder_fast_path(dataset, [label, image])
+    assert not folder_fast_path(dataset, [image, label, IntField()])
+    assert not folder_fast_path(dataset, [_OwnEncode(), label])
+    assert not folder_fast_path(list(dataset.samples), [image, label])
     # three fields for a dataset of pairs: today's error, from dataset[i]
     with pytest.raises(WriterError, match=r'sample 0 \(dataset\[0\]\) has 2 values'):
         _write(tmp_path / 'x.beton', dataset, dict(_recipe(), again=IntField()))
@@ -230,13 +230,13 @@ def test_fields_that_do_not_fit_take_the_slow_path(tmp_path, folder):
 
 
 def test_accimage_backend_check_reads_the_backend(folder, monkeypatch):
-    from ffcvx.writer.imagefolder import takes_folder_fast_path
+    from ffcvx.writer.imagefolder import folder_fast_path
     root, _ = folder
     handlers = list(_recipe().values())
     dataset = ImageFolder(str(root))
-    assert takes_folder_fast_path(dataset, handlers)
+    assert folder_fast_path(dataset, handlers) == FAST
     monkeypatch.setattr(torchvision, 'get_image_backend', lambda: 'accimage')
-    assert not takes_folder_fast_path(dataset, handlers)
+    assert not folder_fast_path(dataset, handlers)
 
 
 def test_plain_subclass_and_datasetfolder_take_the_fast_path(tmp_path, folder):
@@ -299,3 +299,29 @@ def test_no_torchvision_import_for_other_datasets(tmp_path):
             "assert 'torchvision' not in sys.modules, 'torchvision was imported'\n")
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
     subprocess.run([sys.executable, '-c', code], check=True, env=env, timeout=120)
+
+
+@pytest.mark.parametrize('mode', ['raw', 'jpg'])
+def test_ffcvx_image_folder_takes_the_fast_path(tmp_path, folder, mode):
+    from ffcvx.datasets import ImageFolder as FfcvxFolder
+
+    class Slow(FfcvxFolder):
+        def __getitem__(self, index):
+            return super().__getitem__(index)
+
+    root, big = folder
+    fast_ds = FfcvxFolder(str(root))
+    fast = _write(tmp_path / 'fast.beton', fast_ds, _recipe(mode), workers=2)
+    slow = _write(tmp_path / 'slow.beton', Slow(str(root)), _recipe(mode), workers=2)
+    assert fast.fast_path == 'ffcvx ImageFolder' and slow.fast_path is None
+    assert fast.read_by_path == len(fast_ds) - 1          # the 16-bit PNG: dataset[i]
+    fast_labels, fast_images = _read(tmp_path / 'fast.beton')
+    slow_labels, slow_images = _read(tmp_path / 'slow.beton')
+    assert fast_labels.tolist() == slow_labels.tolist() == [t for _, t in fast_ds.samples]
+    for (path, _), (_, a), (_, b) in zip(fast_ds.samples, fast_images, slow_images):
+        assert a.shape == b.shape, path
+        if mode == 'raw' and path not in big:
+            assert np.array_equal(a, b), path
+        else:
+            assert _psnr(a, b) > 30, path
+    assert fast.outcomes == slow.outcomes

@@ -1,4 +1,4 @@
-"""The torchvision ``ImageFolder`` fast path of ``DatasetWriter.from_indexed_dataset``.
+"""The ImageFolder fast path of ``DatasetWriter.from_indexed_dataset`` (torchvision's, ffcvx's).
 
 ``ImageFolder(root)[i]`` opens ``samples[i][0]`` with Pillow and converts it to
 RGB (torchvision's ``pil_loader``), only for the image field to turn that
@@ -17,8 +17,9 @@ such a sample is read again with ``dataset[i]``. A JPEG that must shrink is
 decoded at a reduced DCT scale before the area shrink, so its pixels differ
 from a full decode's by a few levels.
 
-torchvision is imported only when a class of the dataset's MRO comes from it
-(so it is already imported).
+``ffcvx.datasets.ImageFolder`` (``ffcvx convert imagefolder``) reads its
+files the same way and takes the same path. torchvision is imported only
+when a class of the dataset's MRO comes from it (so it is already imported).
 """
 import logging
 import os
@@ -26,7 +27,7 @@ import os
 from ..fields import GrayscaleImageField, ImageField, RGBImageField
 from .sources import IndexedSource
 
-__all__ = ['FALLBACK', 'ImageFolderSource', 'indexed_source', 'takes_folder_fast_path']
+__all__ = ['FALLBACK', 'ImageFolderSource', 'folder_fast_path', 'indexed_source']
 
 _log = logging.getLogger(__name__)
 
@@ -46,8 +47,17 @@ def _takes_paths(handler):
             and kind._pixels in (RGBImageField._pixels, GrayscaleImageField._pixels))
 
 
-def takes_folder_fast_path(dataset, handlers):
-    """Whether ``dataset`` may be read by path: an unmodified torchvision ``DatasetFolder``.
+def _from_module(dataset, prefix):
+    """The first class of ``dataset``'s MRO defined in a module under ``prefix``, or None."""
+    for cls in type(dataset).__mro__:
+        module = getattr(cls, '__module__', None) or ''
+        if module == prefix or module.startswith(prefix + '.'):
+            return cls
+    return None
+
+
+def folder_fast_path(dataset, handlers):
+    """The fast path ``dataset`` may be read with, by path; None for ``dataset[i]``.
 
     Parameters
     ----------
@@ -58,45 +68,63 @@ def takes_folder_fast_path(dataset, handlers):
 
     Returns
     -------
-    bool
-        True when the writer has two fields, the first an image field that
-        takes paths (:class:`RGBImageField`, :class:`GrayscaleImageField`),
-        and ``dataset`` is a torchvision ``DatasetFolder`` (``ImageFolder``
-        and subclasses such as ``ImageNet``) whose ``__getitem__`` is
-        torchvision's, whose ``loader`` is ``default_loader`` (with the PIL
-        image backend) or ``pil_loader``, and whose ``transform`` and
-        ``target_transform`` are None.
+    str or None
+        ``'torchvision <class>'`` (the torchvision class in the dataset's
+        MRO: ``ImageFolder``, ``DatasetFolder``, ``ImageNet``) or ``'ffcvx
+        ImageFolder'`` when the writer has two fields, the first an image
+        field that takes paths (:class:`RGBImageField`,
+        :class:`GrayscaleImageField`), and ``dataset`` is
+
+        - a torchvision ``DatasetFolder`` (or subclass) whose ``__getitem__``
+          is torchvision's, whose ``loader`` is ``default_loader`` (with the
+          PIL image backend) or ``pil_loader``, and whose ``transform`` and
+          ``target_transform`` are None; or
+        - an :class:`ffcvx.datasets.ImageFolder` (or subclass) whose
+          ``__getitem__`` is ffcvx's (``ffcvx convert imagefolder``).
+
+        Both read ``samples[i]`` with Pillow and convert it to RGB, as the
+        field does with a path. None otherwise.
     """
     if len(handlers) != 2 or not _takes_paths(handlers[0]):
-        return False
-    if not any((getattr(c, '__module__', None) or '').startswith('torchvision')
-               for c in type(dataset).__mro__):
-        return False
+        return None
+    if _from_module(dataset, 'ffcvx.datasets') is not None:
+        from ..datasets import ImageFolder
+        if (isinstance(dataset, ImageFolder)
+                and type(dataset).__getitem__ is ImageFolder.__getitem__):
+            return 'ffcvx ImageFolder'
+        return None
+    # torchvision is imported only when one of the dataset's classes comes from it
+    base = _from_module(dataset, 'torchvision')
+    if base is None:
+        return None
     import torchvision
     from torchvision.datasets.folder import DatasetFolder, default_loader, pil_loader
     if not isinstance(dataset, DatasetFolder):
-        return False
+        return None
     if type(dataset).__getitem__ is not DatasetFolder.__getitem__:
-        return False
+        return None
     if getattr(dataset, 'transform', None) is not None:
-        return False
+        return None
     if getattr(dataset, 'target_transform', None) is not None:
-        return False
+        return None
     loader = getattr(dataset, 'loader', None)
     if loader is default_loader:
         # default_loader reads with accimage when that backend is chosen: other pixels
-        return torchvision.get_image_backend() != 'accimage'
-    return loader is pil_loader
+        if torchvision.get_image_backend() == 'accimage':
+            return None
+    elif loader is not pil_loader:
+        return None
+    return f'torchvision {base.__name__}'
 
 
 def indexed_source(dataset, indices, chunksize, handlers, field_names):
     """The source of ``from_indexed_dataset``: by path when it may be, else ``dataset[i]``."""
-    if takes_folder_fast_path(dataset, handlers):
-        source = ImageFolderSource(dataset, indices, chunksize, field_names[0])
-        _log.debug("reading the images of %s by path (%s fast path)", type(dataset).__name__,
-                   source.fast_path)
-        return source
-    return IndexedSource(dataset, indices, chunksize)
+    fast_path = folder_fast_path(dataset, handlers)
+    if fast_path is None:
+        return IndexedSource(dataset, indices, chunksize)
+    _log.debug("reading the images of %s by path (%s fast path)", type(dataset).__name__,
+               fast_path)
+    return ImageFolderSource(dataset, indices, chunksize, field_names[0], fast_path)
 
 
 class ImageFolderSource(IndexedSource):
@@ -104,21 +132,20 @@ class ImageFolderSource(IndexedSource):
 
     Parameters
     ----------
-    dataset : torchvision.datasets.DatasetFolder
-        One for which :func:`takes_folder_fast_path` holds.
+    dataset : torchvision.datasets.DatasetFolder or ffcvx.datasets.ImageFolder
+        One for which :func:`folder_fast_path` gives a name.
     indices : ndarray[int], shape (num_samples,)
     chunksize : int
     image_name : str
         Name of the image field (field 0).
+    fast_path : str
+        What :func:`folder_fast_path` said (for the closing line).
     """
 
-    def __init__(self, dataset, indices, chunksize, image_name):
+    def __init__(self, dataset, indices, chunksize, image_name, fast_path):
         super().__init__(dataset, indices, chunksize)
         self.image_name = image_name
-        # named after torchvision's class (ImageFolder, ImageNet), not a user subclass of it
-        base = next(c for c in type(dataset).__mro__
-                    if (getattr(c, '__module__', None) or '').startswith('torchvision'))
-        self.fast_path = f'torchvision {base.__name__}'
+        self.fast_path = fast_path
 
     def samples(self, item, cursor):
         start, stop = item
