@@ -158,7 +158,7 @@ class ImageFolderSource(IndexedSource):
             yield pos, (path, target)
 
     def encode_sample(self, encoder, dest, sample):
-        """Store the file at ``sample[0]``; a file the field refuses as too deep, via ``dataset[i]``."""
+        """Store the file at ``sample[0]``; one the field refuses as too deep: ``dataset[i]``."""
         try:
             encoder.encode(dest, sample)
         except TypeError:

@@ -238,7 +238,7 @@ class SampleEncoder:
         self.counts[key] = self.counts.get(key, 0) + 1
 
     def take_counts(self):
-        """The :attr:`counts` since the last call (a small dict; sent with each work item's report)."""
+        """The :attr:`counts` since the last call (a small dict, sent with each item's report)."""
         counts, self.counts = self.counts, {}
         return counts
 

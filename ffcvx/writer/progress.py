@@ -142,7 +142,7 @@ class Progress:
         return False
 
     def advance(self, done, counts):
-        """Count ``done`` more samples written, with their ``(field, outcome) -> samples`` counts."""
+        """Count ``done`` more samples written and their ``(field, outcome) -> samples`` counts."""
         for key, count in counts.items():
             self.counts[key] = self.counts.get(key, 0) + count
         if done:
