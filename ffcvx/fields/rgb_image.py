@@ -21,6 +21,7 @@ from PIL import Image
 from ..types import ARG_TYPE, ARGUMENTS_LENGTH
 from .base import Field, decoder_aliases, native_core, zero_arguments
 from .encoded import encoded_input, jpeg_passes_through, target_size
+from .outcomes import PASSED_THROUGH, RAW, REENCODED, SHRUNK
 # FFCV's shrink rule and the encoders live in .image_codecs; importable from here as before
 from .image_codecs import area_resize, encode_jpeg, encode_png, shrink_to  # noqa: F401
 # the input conversions live in .pixels; importable from here as before
@@ -164,9 +165,10 @@ class ImageField(Field):
         """Store one image (FFCV's signature); ``proportion`` draws from fresh entropy.
 
         The writer calls :meth:`encode_with_rng` instead, with a Generator
-        seeded per sample from ``DatasetWriter(seed=...)``.
+        seeded per sample from ``DatasetWriter(seed=...)``. Returns what was
+        done, as :meth:`encode_with_rng` does.
         """
-        self.encode_with_rng(destination, field, malloc, None)
+        return self.encode_with_rng(destination, field, malloc, None)
 
     def encode_with_rng(self, destination, field, malloc, rng):
         """Store one image in the mode ``write_mode`` chooses and fill its record (FMT-036).
@@ -177,6 +179,12 @@ class ImageField(Field):
             See :meth:`Field.encode`.
         rng : numpy.random.Generator or None
             Draws the ``proportion`` choice; None: a Generator of fresh entropy.
+
+        Returns
+        -------
+        str
+            What was done, one of :data:`ffcvx.fields.outcomes.OUTCOMES`:
+            ``'passed through'``, ``'shrunk'``, ``'re-encoded'`` or ``'raw'``.
 
         Raises
         ------
@@ -209,10 +217,11 @@ class ImageField(Field):
                     self._store(destination, malloc, mode,
                                 np.frombuffer(encoded.data, dtype=np.uint8),
                                 info.width, info.height)
-                    return
+                    return PASSED_THROUGH
+        shrunk = False
         if encoded is not None:
-            pixels, _ = encoded.decode(self._pixels, type(self).__name__, self.max_resolution,
-                                       self._standard_channels())
+            pixels, shrunk = encoded.decode(self._pixels, type(self).__name__, self.max_resolution,
+                                            self._standard_channels())
         else:
             pixels = self._pixels(field)
         if 0 in pixels.shape[:2]:
@@ -234,6 +243,9 @@ class ImageField(Field):
         else:
             payload = image.reshape(-1)
         self._store(destination, malloc, mode, payload, width, height)
+        if shrunk or image.shape != pixels.shape:
+            return SHRUNK
+        return RAW if mode == 'raw' else REENCODED
 
     def _standard_channels(self):
         """``channels`` when ``_pixels`` is RGBImageField's or GrayscaleImageField's, else None.

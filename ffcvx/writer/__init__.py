@@ -12,6 +12,12 @@ The writer is split by job:
     the page allocator and the sample encoder (they run in the workers).
 ``sources``
     the work items of each kind of source (indexed, iterable, WebDataset).
+``imagefolder``
+    the torchvision ``ImageFolder`` fast path: files read by path, not
+    decoded by ``dataset[i]``.
+``progress``
+    the progress bar, the outcome counts of the image fields and the
+    closing line (:class:`WriteStats`, ``DatasetWriter.last_write``).
 ``workers``
     the worker processes, their start method and their failure reports.
 ``temp``
@@ -23,9 +29,10 @@ The writer is split by job:
 from .checks import check_page_size
 from .dataset_writer import DatasetWriter
 from .pages import suggest_page_size
+from .progress import WriteStats
 from .temp import clean_temporary_files
 
-__all__ = ['DatasetWriter', 'check_page_size', 'clean_temporary_files']
+__all__ = ['DatasetWriter', 'WriteStats', 'check_page_size', 'clean_temporary_files']
 
 # FFCV-era private name, kept for callers and tests that import it from here
 _suggest_page_size = suggest_page_size

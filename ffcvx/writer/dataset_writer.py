@@ -9,23 +9,23 @@ write never leaves a partial file and never touches an existing target; the
 temporary files that killed writers left behind for the same target are
 removed first (``spec/beton.md``, "Writer faults").
 """
-import functools
 import multiprocessing
 import os
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-from tqdm import tqdm
 
 from ..errors import WriterError
 from ..fields import Field
 from ..types import ALLOC_TABLE_TYPE, DEFAULT_PAGE_SIZE, FIELD_NAME_LENGTH, get_metadata_type
 from . import layout, temp
 from .checks import check_chunksize, check_count, check_page_size, encode_field_name
+from .imagefolder import indexed_source
 from .pages import SHUFFLE_KEY, Cursor
-from .sources import (IndexedSource, IterableSource, SourceFailure, WebDatasetSource,
-                      import_webdataset, open_shard, reporting)
+from .progress import Progress, progress_disabled
+from .sources import (IterableSource, SourceFailure, WebDatasetSource, import_webdataset,
+                      open_shard, reporting)
 from .workers import Job, failure_report, run_here, run_processes, start_method
 
 __all__ = ['DatasetWriter']
@@ -52,8 +52,12 @@ class DatasetWriter:
         process's affinity set. With 1, samples are encoded in the calling
         process.
     progress : bool
-        Show a tqdm progress bar over samples (also off when ``TQDM_DISABLE``
-        is set in the environment).
+        Show a tqdm progress bar over samples (``img/s`` with an image field,
+        and an ETA) and, once the file is in place, one closing line on
+        stderr with the time, the rate and what the image fields did
+        (:meth:`WriteStats.summary <ffcvx.writer.progress.WriteStats.summary>`);
+        both are off when False or when ``TQDM_DISABLE`` is set in the
+        environment.
     seed : int, sequence of int or None
         Root of every random choice the write makes: ``shuffle_indices`` and
         ``write_mode='proportion'`` (each sample gets its own Generator,
@@ -63,6 +67,13 @@ class DatasetWriter:
         ``np.random.seed(...)`` before a write makes it reproducible, as in
         FFCV; workers never draw from the global RNG (forked workers would
         all copy its state).
+
+    Attributes
+    ----------
+    last_write : ffcvx.writer.progress.WriteStats or None
+        What the last successful write did: samples, seconds, and per image
+        field how many samples were passed through, shrunk, re-encoded or
+        stored raw (also returned by the ``from_*`` methods); None before.
 
     Workers are forked only while the calling process runs no other thread;
     otherwise they are started with ``forkserver`` (or ``spawn``), which needs
@@ -120,6 +131,7 @@ class DatasetWriter:
         self.num_workers = int(num_workers)
         self.progress = bool(progress)
         self.metadata_type = get_metadata_type(self.handlers)
+        self.last_write = None
 
     # -- public entry points ------------------------------------------------
 
@@ -138,6 +150,20 @@ class DatasetWriter:
         shuffle_indices : bool
             Shuffle ``indices`` first, so sample ``k`` of the file is a random
             item; the order is drawn from ``seed`` (reproducible when it is given).
+
+        Returns
+        -------
+        ffcvx.writer.progress.WriteStats
+            What the write did (also :attr:`last_write`).
+
+        Notes
+        -----
+        A torchvision ``ImageFolder`` / ``DatasetFolder`` with the default
+        loader and no transforms, written into an image field and a label
+        field, is read by path: the image field gets ``samples[i][0]``
+        instead of the decoded PIL image, and the label ``samples[i][1]``
+        (the same samples, labels and order; :mod:`ffcvx.writer.imagefolder`).
+        The closing line and ``WriteStats.fast_path`` say so.
 
         Raises
         ------
@@ -158,7 +184,8 @@ class DatasetWriter:
             rng = np.random.Generator(np.random.PCG64(
                 np.random.SeedSequence(entropy, spawn_key=(SHUFFLE_KEY,))))
             indices = rng.permutation(indices)
-        self._write(IndexedSource(dataset, indices, chunksize), entropy)
+        return self._write(indexed_source(dataset, indices, chunksize, self.handlers,
+                                          self.field_names), entropy)
 
     def from_webdataset(self, shards, pipeline):
         """Write the samples of WebDataset ``shards``, shard by shard.
@@ -174,6 +201,11 @@ class DatasetWriter:
         pipeline : callable(webdataset.WebDataset) -> iterable of tuple
             Turns one shard's dataset into samples, each a tuple with one value
             per field. Must yield the same samples every time.
+
+        Returns
+        -------
+        ffcvx.writer.progress.WriteStats
+            What the write did (also :attr:`last_write`).
 
         Raises
         ------
@@ -198,7 +230,7 @@ class DatasetWriter:
                 except Exception as exc:
                     raise WriterError(f"counting the samples of shard {shard!r} failed: "
                                       f"{type(exc).__name__}: {exc}") from exc
-        self._write(WebDatasetSource(shards, pipeline, np.asarray(counts, dtype=np.int64)))
+        return self._write(WebDatasetSource(shards, pipeline, np.asarray(counts, dtype=np.int64)))
 
     def from_iterable(self, iterable, length=None, chunksize=100):
         """Write the samples of ``iterable`` in order.
@@ -215,6 +247,11 @@ class DatasetWriter:
             precedes the data, so the count must be known before writing.
         chunksize : int
             Samples per work item.
+
+        Returns
+        -------
+        ffcvx.writer.progress.WriteStats
+            What the write did (also :attr:`last_write`).
 
         Raises
         ------
@@ -235,7 +272,7 @@ class DatasetWriter:
         length = int(length)
         if length < 0:
             raise ValueError(f"length must be >= 0, got {length}")
-        self._write(IterableSource(iterable, length, chunksize))
+        return self._write(IterableSource(iterable, length, chunksize))
 
     def _root_entropy(self):
         """The root of one write's random choices: ``seed``'s, or one draw of the global RNG."""
@@ -248,6 +285,8 @@ class DatasetWriter:
 
     def _write(self, source, entropy=None):
         num_samples = int(source.num_samples)
+        progress = Progress(self.fname, num_samples, self.field_names, self.handlers,
+                            progress_disabled(self.progress), source.fast_path)
         target_dir = os.path.dirname(os.path.abspath(self.fname))
         temp.clean_stale(self.fname)   # left by writers that were killed (SIGKILL, power)
         # one root per write: a seed gives the same choices every time, no seed fresh ones
@@ -260,7 +299,7 @@ class DatasetWriter:
                               f"{exc}; nothing was written") from exc
         success = False
         try:
-            self._write_into(fd, tmp_path, source, num_samples, entropy)
+            self._write_into(fd, tmp_path, source, num_samples, entropy, progress)
             os.fsync(fd)
             os.close(fd)
             fd = -1
@@ -283,8 +322,10 @@ class DatasetWriter:
                     os.unlink(tmp_path)
                 except FileNotFoundError:
                     pass
+        self.last_write = progress.finish()
+        return self.last_write
 
-    def _write_into(self, fd, tmp_path, source, num_samples, entropy):
+    def _write_into(self, fd, tmp_path, source, num_samples, entropy, progress):
         at = layout.Offsets(len(self.handlers), num_samples, self.metadata_type, self.page_size)
         layout.write_descriptors(fd, self.handlers, self._stored_names, self.field_names)
 
@@ -293,16 +334,10 @@ class DatasetWriter:
         counter = multiprocessing.get_context('spawn').Value('q', 0)
         job = Job(fd, tmp_path, self.page_size, at.data_start, self.field_names, self.handlers,
                   self.metadata_type, num_samples, counter, entropy)
-        records = self._run(source, job, num_samples, metadata)
+        records = self._run(source, job, num_samples, metadata, progress)
         layout.write_tables(fd, at, metadata, records, int(counter.value))
 
-    def _progress_bar(self, num_samples):
-        disabled = (not self.progress or
-                    os.environ.get('TQDM_DISABLE', '').lower() not in ('', '0', 'false'))
-        return _ProgressBar(total=num_samples, unit='samples', disable=disabled,
-                            desc=f'Writing {os.path.basename(self.fname)}')
-
-    def _run(self, source, job, num_samples, metadata):
+    def _run(self, source, job, num_samples, metadata, progress):
         """Encode every sample into ``metadata`` and pages; return the allocation records."""
         workers = max(1, min(self.num_workers, source.num_items))
         items = reporting(source.items(), getattr(source, 'cursor', None) or Cursor())
@@ -312,18 +347,10 @@ class DatasetWriter:
                     pass
                 return np.zeros(0, dtype=ALLOC_TABLE_TYPE)
             method = start_method(source, job) if workers > 1 else None
-            make_bar = functools.partial(self._progress_bar, num_samples)
             if method is None:
-                return run_here(source, job, items, make_bar, metadata)
-            return run_processes(source, job, items, make_bar, workers, method, metadata)
+                return run_here(source, job, items, progress, metadata)
+            return run_processes(source, job, items, progress, workers, method, metadata)
         except SourceFailure as failure:
             text, _ = failure_report(failure.cursor, failure.exc)
             raise WriterError(text) from failure.exc
-
-
-class _ProgressBar(tqdm):
-    """tqdm without its monitor thread: tqdm never stops that thread, and while it lives
-    the next write's workers could not be forked (``workers.start_method``)."""
-
-    monitor_interval = 0
 

@@ -8,9 +8,11 @@ fresh page. A full page is written with ``os.pwrite`` straight to its final
 offset (FMT-040).
 """
 import os
+import stat
 
 import numpy as np
 
+from ..fields import ImageField
 from ..types import ALLOC_TABLE_TYPE, MAX_PAGE_SIZE, MIN_PAGE_SIZE
 
 #: First ``spawn_key`` word of per-sample Generators (``shuffle_indices`` uses ``SHUFFLE_KEY``),
@@ -193,6 +195,14 @@ class SampleEncoder:
         draws random numbers gets a Generator seeded from ``(entropy, sample,
         field)``, so its choices are reproducible from a seed and independent
         of which worker encodes the sample.
+
+    Attributes
+    ----------
+    counts : dict[(str or None, str), int]
+        Samples per ``(field name, outcome label)`` since the last
+        :meth:`take_counts`: the labels the fields' ``encode`` returned
+        (:mod:`ffcvx.fields.outcomes`), and those a source adds with
+        :meth:`count` (field name None).
     """
 
     def __init__(self, field_names, handlers, metadata, allocator, cursor, entropy):
@@ -207,6 +217,9 @@ class SampleEncoder:
         self.entropy = entropy
         self.random_fields = [bool(getattr(h, 'encode_uses_rng', False)) for h in handlers]
         self.filled = []
+        self.counts = {}
+        # image fields open path inputs; a FIFO or device there would block or never end
+        self.path_fields = [i for i, h in enumerate(handlers) if isinstance(h, ImageField)]
 
     def sample_rng(self, dest, index):
         """The Generator of field ``index`` for sample ``dest`` (reproducible, per sample)."""
@@ -219,6 +232,16 @@ class SampleEncoder:
         self.filled = []
         return dests, self.metadata[dests].tobytes()
 
+    def count(self, group, label):
+        """Add one sample to ``counts[(group, label)]``."""
+        key = (group, label)
+        self.counts[key] = self.counts.get(key, 0) + 1
+
+    def take_counts(self):
+        """The :attr:`counts` since the last call (a small dict, sent with each item's report)."""
+        counts, self.counts = self.counts, {}
+        return counts
+
     def check_sample(self, sample):
         if not isinstance(sample, (tuple, list)):
             raise TypeError(f"{self.cursor.describe()} is a {type(sample).__name__}; the dataset "
@@ -230,31 +253,51 @@ class SampleEncoder:
                              f"be a tuple with one value per field, in that order")
 
     def encode(self, dest, sample):
-        """Store ``sample`` (one value per field) as sample number ``dest``."""
+        """Store ``sample`` (one value per field) as sample number ``dest``.
+
+        A sample that does not fit in the rest of the open page is encoded
+        again at the start of a fresh one; the outcome labels the fields
+        return are counted for the attempt that is stored only. A field that
+        raises leaves nothing of the sample behind (its regions are dropped),
+        so a source may retry it with other values.
+        """
         self.check_sample(sample)
+        for i in self.path_fields:
+            if isinstance(sample[i], (str, os.PathLike)):
+                self.cursor.field = self.field_names[i]
+                _check_not_special(sample[i], type(self.handlers[i]).__name__)
         alloc = self.allocator
         cursor = self.cursor
         for attempt in range(2):
             alloc.begin_sample(dest)
+            outcomes = []
             try:
                 for i in range(self.num_fields):
                     cursor.field = self.field_names[i]
                     if self.random_fields[i]:
-                        self.handlers[i].encode_with_rng(self.columns[i][dest:dest + 1],
-                                                         sample[i], alloc.malloc,
-                                                         self.sample_rng(dest, i))
+                        outcome = self.handlers[i].encode_with_rng(
+                            self.columns[i][dest:dest + 1], sample[i], alloc.malloc,
+                            self.sample_rng(dest, i))
                     else:
-                        self.handlers[i].encode(self.columns[i][dest:dest + 1], sample[i],
-                                                alloc.malloc)
+                        outcome = self.handlers[i].encode(self.columns[i][dest:dest + 1],
+                                                          sample[i], alloc.malloc)
+                    # fields written against FFCV's interface return None (or anything)
+                    if isinstance(outcome, str):
+                        outcomes.append((self.field_names[i], outcome))
             except PageFull as full:
                 needed = alloc.sample_bytes + full.args[0]
                 alloc.drop_sample()
                 if attempt == 1:
                     raise self._too_big(needed) from None
                 alloc.new_page()
+            except BaseException:
+                alloc.drop_sample()
+                raise
             else:
                 cursor.field = None
                 self.filled.append(dest)
+                for key in outcomes:
+                    self.counts[key] = self.counts.get(key, 0) + 1
                 return
 
     def _too_big(self, needed):
@@ -265,6 +308,28 @@ class SampleEncoder:
             f"{self.cursor.describe()} does not fit in one page of {self.allocator.page_size} bytes: "
             f"its regions up to and including field {self.cursor.field!r} need {needed} bytes, and "
             f"all regions of a sample must lie in one page (FMT-041); {hint}")
+
+
+def _check_not_special(path, field_name):
+    """Refuse a path to a FIFO, socket or device, which reading would block on or never finish.
+
+    Raises
+    ------
+    OSError
+        Naming the path and what it is. A path that cannot be stat'ed is left
+        to the field, whose own read names the problem (missing, dangling
+        symlink, no permission).
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return
+    kinds = ((stat.S_ISFIFO, 'a FIFO (named pipe)'), (stat.S_ISSOCK, 'a socket'),
+             (stat.S_ISCHR, 'a character device'), (stat.S_ISBLK, 'a block device'))
+    for test, kind in kinds:
+        if test(mode):
+            raise OSError(f"{field_name} cannot read image file {os.fsdecode(path)!r}: it is "
+                          f"{kind}, not a regular file")
 
 
 def pwrite_all(fd, data, offset):

@@ -3,17 +3,31 @@
 A source has ``num_samples``, ``num_items``, ``items()`` (the work items, in
 the calling process), ``describe(item)`` (for error messages) and
 ``samples(item, cursor)`` (in a worker: yields ``(destination index,
-sample)`` and keeps ``cursor`` on the sample being read).
+sample)`` and keeps ``cursor`` on the sample being read), and
+``encode_sample(encoder, dest, sample)`` (in a worker: stores one sample;
+a source may retry it another way, as the ImageFolder fast path does).
 """
 import numpy as np
 
 from .pages import Cursor
 
-__all__ = ['IndexedSource', 'IterableSource', 'SourceFailure', 'WebDatasetSource',
+__all__ = ['IndexedSource', 'IterableSource', 'Source', 'SourceFailure', 'WebDatasetSource',
            'import_webdataset', 'open_shard', 'reporting']
 
 
-class IndexedSource:
+class Source:
+    """What every source shares: how a worker stores a sample, and no fast path."""
+
+    #: Name of the fast path the source reads with (for the closing line), or None.
+    fast_path = None
+
+    @staticmethod
+    def encode_sample(encoder, dest, sample):
+        """Store ``sample`` as sample ``dest`` with ``encoder`` (a :class:`~.pages.SampleEncoder`)."""
+        encoder.encode(dest, sample)
+
+
+class IndexedSource(Source):
     """``dataset[indices[pos]]`` goes to destination ``pos``; items are ``(start, stop)``."""
 
     def __init__(self, dataset, indices, chunksize):
@@ -40,7 +54,7 @@ class IndexedSource:
             yield pos, dataset[src]
 
 
-class WebDatasetSource:
+class WebDatasetSource(Source):
     """Sample ``i`` of shard ``s`` goes to ``offsets[s] + i``; items are ``(shard, offset, count)``."""
 
     def __init__(self, shards, pipeline, counts):
@@ -79,7 +93,7 @@ class WebDatasetSource:
                                f"before writing; the pipeline must be deterministic")
 
 
-class IterableSource:
+class IterableSource(Source):
     """Samples pulled from an iterable in the calling process; items are ``(start, [samples])``."""
 
     def __init__(self, iterable, length, chunksize):

@@ -116,8 +116,9 @@ class Job:
 
 
 def _report(encoder, allocator):
+    """One work item's report: allocation records, filled rows, outcome counts (all small)."""
     dests, rows = encoder.take_rows()
-    return allocator.take_records().tobytes(), dests.tobytes(), rows
+    return allocator.take_records().tobytes(), dests.tobytes(), rows, encoder.take_counts()
 
 
 def start_method(source, job):
@@ -169,7 +170,7 @@ def _worker_main(rank, conn, others, source, job):
                 break
             done = 0
             for dest, sample in source.samples(item, cursor):
-                encoder.encode(dest, sample)
+                source.encode_sample(encoder, dest, sample)
                 done += 1
         cursor.dest = None
         allocator.flush()
@@ -184,13 +185,16 @@ def _worker_main(rank, conn, others, source, job):
         conn.close()
 
 
-def run_here(source, job, items, make_bar, metadata):
-    """Encode every item in the calling process; fill ``metadata``; return the records."""
-    with make_bar() as bar:
-        return _encode_here(source, job, items, bar, metadata)
+def run_here(source, job, items, progress, metadata):
+    """Encode every item in the calling process; fill ``metadata``; return the records.
+
+    ``progress``: a :class:`~.progress.Progress`, advanced once per item.
+    """
+    with progress:
+        return _encode_here(source, job, items, progress, metadata)
 
 
-def _encode_here(source, job, items, bar, metadata):
+def _encode_here(source, job, items, progress, metadata):
     cursor = Cursor()
     allocator, encoder = job.make_encoder(cursor, metadata)   # this process: no copy
     chunks = []
@@ -198,10 +202,10 @@ def _encode_here(source, job, items, bar, metadata):
         for item in items:
             done = 0
             for dest, sample in source.samples(item, cursor):
-                encoder.encode(dest, sample)
+                source.encode_sample(encoder, dest, sample)
                 done += 1
             chunks.append(allocator.take_records())
-            bar.update(done)
+            progress.advance(done, encoder.take_counts())
         cursor.dest = None
         allocator.flush()
     except SourceFailure:
@@ -213,12 +217,12 @@ def _encode_here(source, job, items, bar, metadata):
     return np.concatenate(chunks)
 
 
-def run_processes(source, job, items, make_bar, workers, method, metadata):
+def run_processes(source, job, items, progress, workers, method, metadata):
     """Encode every item in ``workers`` processes started with ``method``; fill ``metadata``.
 
-    The progress bar (``make_bar()``, a context manager) is made only after
-    the workers started: tqdm may start a monitor thread, which must not be
-    alive when a worker is forked.
+    The progress bar (``progress``, a :class:`~.progress.Progress`, entered
+    as a context manager) is made only after the workers started: tqdm may
+    start a monitor thread, which must not be alive when a worker is forked.
     """
     ctx = multiprocessing.get_context(method)
     pipes = [ctx.Pipe(duplex=True) for _ in range(workers)]
@@ -237,9 +241,9 @@ def run_processes(source, job, items, make_bar, workers, method, metadata):
             processes.append(proc)
         for _, child_end in pipes:
             child_end.close()
-        with make_bar() as bar:
-            _serve_all(processes, [parent for parent, _ in pipes], items, chunks, bar, source,
-                       metadata, method)
+        with progress:
+            _serve_all(processes, [parent for parent, _ in pipes], items, chunks, progress,
+                       source, metadata, method)
         for proc in processes:       # all reported 'done'; stragglers are stopped below
             proc.join(TERMINATE_GRACE_S)
     finally:
@@ -254,7 +258,7 @@ def run_processes(source, job, items, make_bar, workers, method, metadata):
 _NOT_STARTED = 'not started'
 
 
-def _serve_all(processes, conns, items, chunks, bar, source, metadata, method):
+def _serve_all(processes, conns, items, chunks, progress, source, metadata, method):
     """Hand out items and collect results until every worker has finished."""
     running = set(range(len(processes)))
     assigned = [_NOT_STARTED] * len(processes)
@@ -265,12 +269,12 @@ def _serve_all(processes, conns, items, chunks, bar, source, metadata, method):
             rank = waitables[ready]
             if rank not in running:
                 continue
-            if _serve(rank, conns[rank], processes[rank], items, chunks, bar, source, assigned,
-                      metadata, method):
+            if _serve(rank, conns[rank], processes[rank], items, chunks, progress, source,
+                      assigned, metadata, method):
                 running.discard(rank)
 
 
-def _serve(rank, conn, proc, pending, chunks, bar, source, assigned, metadata, method):
+def _serve(rank, conn, proc, pending, chunks, progress, source, assigned, metadata, method):
     """Handle what worker ``rank`` sent; True once it has finished its work."""
     while True:
         try:
@@ -287,12 +291,12 @@ def _serve(rank, conn, proc, pending, chunks, bar, source, assigned, metadata, m
                 except Exception:  # noqa: BLE001
                     cause = None
             raise WriterError(f"[writer worker {rank}] {value}") from cause
-        records, dests, rows = payload
+        records, dests, rows, counts = payload
         chunks.append(np.frombuffer(records, dtype=ALLOC_TABLE_TYPE).copy())
         dests = np.frombuffer(dests, dtype=np.int64)
         if dests.size:
             metadata[dests] = np.frombuffer(rows, dtype=metadata.dtype)
-        bar.update(value)
+        progress.advance(value, counts)
         if kind == 'done':
             return True
         item = assigned[rank] = next(pending, None)
