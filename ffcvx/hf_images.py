@@ -255,8 +255,10 @@ def _check_columns(schema, name, image_column, label_column):
             raise ValueError(f"{name} has no column {column!r}; its columns: "
                              f"{', '.join(schema.names)}")
     kind = schema.field(image_column).type
-    binary = (pa.types.is_binary(kind) or pa.types.is_large_binary(kind)
-              or pa.types.is_string(kind) or pa.types.is_large_string(kind))
+    # the *_view checks exist from pyarrow 16 on only
+    binary = any(getattr(pa.types, f'is_{name}', lambda _: False)(kind)
+                 for name in ('binary', 'large_binary', 'binary_view',
+                              'string', 'large_string', 'string_view'))
     struct = pa.types.is_struct(kind) and kind.get_field_index('bytes') >= 0
     if not (binary or struct):
         raise ValueError(f"column {image_column!r} of {name} holds {kind}, not encoded images: "

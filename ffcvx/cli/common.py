@@ -27,6 +27,7 @@ def human(nbytes):
 # argument types: argparse turns their ArgumentTypeError into a usage message (exit 2)
 
 def positive_int(text):
+    """An integer >= 1 (also the type of ``--max-resolution`` and ``--chunksize``)."""
     try:
         value = int(text)
     except ValueError:
@@ -113,7 +114,14 @@ def image_field(args):
 
 
 def make_writer(path, args):
-    """A DatasetWriter of fields ``image`` and ``label`` into ``path``, as ``args`` say."""
+    """A DatasetWriter of fields ``image`` and ``label`` into ``path``, as ``args`` say.
+
+    Raises
+    ------
+    UsageError
+        If the folder of ``path`` does not exist (checked before any input is
+        read, so that a long count or write does not end on it).
+    """
     from ..fields import IntField
     from ..writer import DatasetWriter
 
@@ -126,14 +134,22 @@ def make_writer(path, args):
 
 
 def write_summary(path, num_samples, seconds):
-    """Print the line every converter ends with."""
+    """Print the line every converter ends with: samples, file size, time and rate."""
     size = os.path.getsize(path)
     print(f"wrote {path}: {num_samples} samples, {human(size)} in {seconds:.1f} s "
           f"({num_samples / max(seconds, 1e-9):.0f} samples/s)")
 
 
 def write_indexed(path, dataset, args):
-    """Write ``dataset[i] = (image, label)`` for every ``i`` into ``path``; print the summary."""
+    """Write ``dataset[i] = (image, label)`` for every ``i`` into ``path``; print the summary.
+
+    Raises
+    ------
+    UsageError
+        If the folder of ``path`` does not exist.
+    ffcvx.errors.WriterError
+        If a sample cannot be read or stored; ``path`` is then left as it was.
+    """
     writer = make_writer(path, args)
     start = time.perf_counter()
     writer.from_indexed_dataset(dataset, chunksize=args.chunksize)

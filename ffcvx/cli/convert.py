@@ -20,6 +20,7 @@ __all__ = ['add_parser']
 
 
 def _imagefolder(args):
+    """One sub-directory of image files per class; the fields read the files."""
     from ..datasets import ImageFolder
     try:
         dataset = ImageFolder(args.source)
@@ -30,6 +31,7 @@ def _imagefolder(args):
 
 
 def _fashion_mnist(args):
+    """train.beton and test.beton from the four IDX files (pixels: nothing to pass through)."""
     from ..datasets import FashionMNIST
     os.makedirs(args.output_dir, exist_ok=True)
     for train, name in ((True, 'train'), (False, 'test')):
@@ -42,6 +44,7 @@ def _fashion_mnist(args):
 
 
 def _webdataset(args):
+    """Tar shards in the given order; image members as bytes, labels from text integers."""
     from ..webdataset_images import SampleError, WebDatasetImages, expand_shards
     try:
         shards = expand_shards(args.shards, user='ffcvx convert webdataset')
@@ -64,6 +67,7 @@ def _webdataset(args):
 
 
 def _hf(args):
+    """A save_to_disk folder (one split) or Parquet files; image column bytes, integer labels."""
     from ..hf_images import open_images
     try:
         dataset = open_images(args.source, image_column=args.image_column,
