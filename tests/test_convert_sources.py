@@ -306,6 +306,15 @@ def test_hf_bad_inputs_leave_nothing(tmp_path, jpegs, capsys):
                    str(tmp_path / 'ints.parquet'))
     fails(['convert', 'hf', str(tmp_path / 'ints.parquet'), out], capsys,
           "column 'image'", 'holds int64, not encoded images')
+    fails(['convert', 'hf', str(tmp_path / 'text.parquet'), out, '--split', 'test'], capsys,
+          "--split 'test' selects a split of a DatasetDict; Parquet files have none")
+    assert os.listdir(out_dir) == []
+    # a null image is found by the worker that reads it: a write error naming the sample
+    pq.write_table(pa.table({'image': pa.array([jpegs[0], None], pa.binary()),
+                             'label': pa.array([0, 1])}), str(tmp_path / 'hole.parquet'))
+    capsys.readouterr()
+    assert main(['convert', 'hf', str(tmp_path / 'hole.parquet'), out, '--quiet']) == 1
+    assert "sample 1 has no image: column 'image' is null there" in capsys.readouterr().err
     assert os.listdir(out_dir) == []
 
 
