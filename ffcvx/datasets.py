@@ -3,13 +3,14 @@
 Both classes have ``__len__`` and ``__getitem__`` and return one tuple per
 sample, in the order ``(image, label)``, ready for
 ``DatasetWriter.from_indexed_dataset``. Both are picklable and cheap to copy
-into writer processes.
+into writer processes. :class:`ImageFolder` returns image *paths*: the image
+fields read the file themselves, so a JPEG can be stored byte for byte
+(``jpeg_passthrough``) or shrunk from a reduced-scale decode.
 """
 import gzip
 import os
 
 import numpy as np
-from PIL import Image
 
 __all__ = ['ImageFolder', 'FashionMNIST', 'IMAGE_EXTENSIONS', 'FASHION_MNIST_ROOT']
 
@@ -73,10 +74,14 @@ class ImageFolder:
         return len(self.samples)
 
     def __getitem__(self, index):
-        """``(PIL.Image in mode 'RGB', int label)`` of image ``index``."""
-        path, label = self.samples[index]
-        with Image.open(path) as image:
-            return image.convert('RGB'), label
+        """``(str path, int label)`` of image ``index``.
+
+        The path, not decoded pixels: :class:`~ffcvx.fields.RGBImageField`
+        and :class:`~ffcvx.fields.GrayscaleImageField` take encoded inputs
+        and decode only when they must (spec/beton.md FMT-090). Open it with
+        ``PIL.Image.open`` where pixels are needed.
+        """
+        return self.samples[index]
 
     def __repr__(self):
         return f"ImageFolder({self.root!r}: {len(self)} images, {len(self.classes)} classes)"

@@ -39,6 +39,7 @@ def make_folder(root):
 
 
 def test_image_folder(tmp_path):
+    """Samples are (path, label): the image fields read the files, never decoded here."""
     make_folder(tmp_path)
     ds = ImageFolder(tmp_path)
     assert ds.classes == ['a', 'b', 'c']
@@ -47,14 +48,29 @@ def test_image_folder(tmp_path):
     assert [os.path.relpath(p, tmp_path) for p, _ in ds.samples] == \
         ['a/gray.png', 'a/rgba.png', 'b/nested/y.png', 'b/x.JPG']
     assert [label for _, label in ds.samples] == [0, 0, 1, 1]
-    sizes = []
-    for i in range(len(ds)):
-        image, label = ds[i]
-        assert isinstance(image, Image.Image) and image.mode == 'RGB'
-        assert label == ds.samples[i][1]
-        sizes.append(image.size)
-    assert sizes == [(8, 7), (4, 4), (6, 5), (12, 10)]
-    gray = np.asarray(ds[0][0])
+    assert [ds[i] for i in range(len(ds))] == ds.samples
+    assert all(isinstance(path, str) for path, _ in ds.samples)
+
+
+def test_image_folder_writes_rgb_of_any_mode(tmp_path):
+    """Gray, RGBA and RGB files stored as RGB pixels by the field reading the paths."""
+    from ffcvx.fields import IntField, RGBImageField
+    from ffcvx.reader import Reader
+    from ffcvx.writer import DatasetWriter
+    make_folder(tmp_path / 'src')
+    ds = ImageFolder(tmp_path / 'src')
+    out = tmp_path / 'raw.beton'
+    DatasetWriter(str(out), {'image': RGBImageField('raw'), 'label': IntField()}, num_workers=1,
+                  progress=False).from_indexed_dataset(ds)
+    reader = Reader(out)
+    md = reader.metadata['f0']
+    assert list(zip(md['width'].tolist(), md['height'].tolist())) == [(8, 7), (4, 4), (6, 5), (12, 10)]
+    for i, (path, _) in enumerate(ds.samples):
+        with Image.open(path) as image:
+            expected = np.asarray(image.convert('RGB'))
+        stored = reader.read_sample_region(i, 'image').reshape(expected.shape)
+        assert np.array_equal(stored, expected)
+    gray = reader.read_sample_region(0, 'image').reshape(7, 8, 3)
     assert np.array_equal(gray[..., 0], gray[..., 2])
 
 
@@ -63,7 +79,7 @@ def test_image_folder_pickles(tmp_path):
     ds = ImageFolder(tmp_path)
     copy = pickle.loads(pickle.dumps(ds))
     assert copy.samples == ds.samples
-    assert np.array_equal(np.asarray(copy[3][0]), np.asarray(ds[3][0]))
+    assert copy[3] == ds[3]
 
 
 def test_image_folder_errors(tmp_path):
@@ -80,8 +96,8 @@ def test_image_folder_photos():
     ds = ImageFolder(_photos_dir())
     assert len(ds) == 31
     assert ds.classes == ['animal', 'object', 'person', 'scene', 'science', 'texture']
-    image, label = ds[len(ds) - 1]
-    assert image.mode == 'RGB' and label == 5
+    path, label = ds[len(ds) - 1]
+    assert path.startswith(_photos_dir()) and label == 5
 
 
 def write_idx(path, array, magic):

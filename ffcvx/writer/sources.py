@@ -145,12 +145,9 @@ _END = object()
 
 
 def import_webdataset():
-    try:
-        import webdataset
-    except ImportError as exc:
-        raise ImportError("DatasetWriter.from_webdataset needs the webdataset package: "
-                          "pip install webdataset") from exc
-    return webdataset
+    # the one import check of optional packages (ffcvx.extras), which names the extra
+    from ..extras import require
+    return require('webdataset', 'webdataset', 'DatasetWriter.from_webdataset')
 
 
 def open_shard(shard, pipeline):
