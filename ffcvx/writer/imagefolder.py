@@ -17,8 +17,8 @@ such a sample is read again with ``dataset[i]``. A JPEG that must shrink is
 decoded at a reduced DCT scale before the area shrink, so its pixels differ
 from a full decode's by a few levels.
 
-``ffcvx.datasets.ImageFolder`` (``ffcvx convert imagefolder``) reads its
-files the same way and takes the same path. torchvision is imported only
+``ffcvx.datasets.ImageFolder`` (``ffcvx convert imagefolder``) yields
+paths itself; it is named as a fast path too, for the closing line. torchvision is imported only
 when a class of the dataset's MRO comes from it (so it is already imported).
 """
 import logging
@@ -82,8 +82,8 @@ def folder_fast_path(dataset, handlers):
         - an :class:`ffcvx.datasets.ImageFolder` (or subclass) whose
           ``__getitem__`` is ffcvx's (``ffcvx convert imagefolder``).
 
-        Both read ``samples[i]`` with Pillow and convert it to RGB, as the
-        field does with a path. None otherwise.
+        torchvision's reads ``samples[i]`` with Pillow and converts it to RGB, as
+        the field does with a path; ffcvx's yields the path. None otherwise.
     """
     if len(handlers) != 2 or not _takes_paths(handlers[0]):
         return None
