@@ -574,17 +574,11 @@ def test_from_webdataset(tmp_path):
 
 
 def test_from_webdataset_without_package(tmp_path, monkeypatch):
-    import builtins
-    real_import = builtins.__import__
-
-    def no_webdataset(name, *args, **kwargs):
-        if name == 'webdataset':
-            raise ImportError('No module named webdataset')
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, '__import__', no_webdataset)
-    with pytest.raises(ImportError, match='pip install webdataset'):
+    import sys
+    monkeypatch.setitem(sys.modules, 'webdataset', None)     # as if it were not installed
+    with pytest.raises(ImportError, match=r"pip install 'ffcvx\[webdataset\]'"):
         DatasetWriter(tmp_path / 'x.beton', {'v': IntField()}).from_webdataset([], lambda d: d)
+    assert not (tmp_path / 'x.beton').exists()
 
 
 def test_suggested_page_sizes_are_valid():

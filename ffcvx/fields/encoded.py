@@ -325,7 +325,10 @@ class EncodedImage:
         except (OSError, SyntaxError, ValueError) as exc:
             raise ValueError(f"{field_name} cannot decode {self.name}: truncated or corrupt "
                              f"{image.format} data ({exc})") from exc
-        pixels = to_pixels(image)
+        try:
+            pixels = to_pixels(image)
+        except TypeError as exc:         # e.g. 16 bits per channel: name where it came from
+            raise TypeError(f"{exc} (image from {self.name})") from None
         if target is None or image.size == (width, height):
             return pixels, False
         from .image_codecs import area_resize

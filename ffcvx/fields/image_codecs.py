@@ -109,13 +109,10 @@ def decode_compiled(encoded, info, field_name, max_resolution, channels):
     Returns
     -------
     (ndarray of uint8, bool) or None
-        The pixels and whether they are already shrunk to FFCV's target.
-
-    Raises
-    ------
-    ValueError
-        Corrupt or truncated data (libjpeg's warnings of damaged data
-        included), naming the input as the Pillow path does.
+        The pixels and whether they are already shrunk to FFCV's target;
+        None when the codec is missing or does not take this JPEG, or when
+        libjpeg reports damaged data: the caller then decodes with Pillow,
+        which decodes what it can (as FFCV does) and raises for the rest.
     """
     codec = compiled_codec()
     if codec is None or info.precision != 8 or info.sof_kind not in (0, 1, 2):
@@ -133,9 +130,12 @@ def decode_compiled(encoded, info, field_name, max_resolution, channels):
         pixels = codec.decode_shrunk(encoded.data, width, height, gray=gray, margin=DRAFT_MARGIN)
     except codec.UnsupportedJPEGError:
         return None
-    except ValueError as exc:
-        raise ValueError(f"{field_name} cannot decode {encoded.name}: truncated or corrupt "
-                         f"JPEG data ({exc})") from exc
+    except ValueError:
+        # libjpeg's warnings of damaged data (a stray marker, a bad Huffman code, a
+        # premature end) are errors here; Pillow decodes such files, as FFCV does, and
+        # raises for the ones it cannot: whether a file is written must not depend on
+        # whether the backend is installed
+        return None
     if channels == 1 and not gray:
         pixels = to_gray_array(pixels)
     return pixels, shrink

@@ -17,9 +17,9 @@ such a sample is read again with ``dataset[i]``. A JPEG that must shrink is
 decoded at a reduced DCT scale before the area shrink, so its pixels differ
 from a full decode's by a few levels.
 
-``ffcvx.datasets.ImageFolder`` (``ffcvx convert imagefolder``) yields
-paths itself; it is named as a fast path too, for the closing line. torchvision is imported only
-when a class of the dataset's MRO comes from it (so it is already imported).
+``ffcvx.datasets.ImageFolder`` (``ffcvx convert imagefolder``) needs no fast
+path: it yields paths itself. torchvision is imported only when a class of
+the dataset's MRO comes from it (so it is already imported).
 """
 import logging
 import os
@@ -78,20 +78,12 @@ def folder_fast_path(dataset, handlers):
         - a torchvision ``DatasetFolder`` (or subclass) whose ``__getitem__``
           is torchvision's, whose ``loader`` is ``default_loader`` (with the
           PIL image backend) or ``pil_loader``, and whose ``transform`` and
-          ``target_transform`` are None; or
-        - an :class:`ffcvx.datasets.ImageFolder` (or subclass) whose
-          ``__getitem__`` is ffcvx's (``ffcvx convert imagefolder``).
+          ``target_transform`` are None.
 
-        torchvision's reads ``samples[i]`` with Pillow and converts it to RGB, as
-        the field does with a path; ffcvx's yields the path. None otherwise.
+        Its ``__getitem__`` reads ``samples[i]`` with Pillow and converts it to
+        RGB, as the field does with a path. None otherwise.
     """
     if len(handlers) != 2 or not _takes_paths(handlers[0]):
-        return None
-    if _from_module(dataset, 'ffcvx.datasets') is not None:
-        from ..datasets import ImageFolder
-        if (isinstance(dataset, ImageFolder)
-                and type(dataset).__getitem__ is ImageFolder.__getitem__):
-            return 'ffcvx ImageFolder'
         return None
     # torchvision is imported only when one of the dataset's classes comes from it
     base = _from_module(dataset, 'torchvision')
@@ -132,7 +124,7 @@ class ImageFolderSource(IndexedSource):
 
     Parameters
     ----------
-    dataset : torchvision.datasets.DatasetFolder or ffcvx.datasets.ImageFolder
+    dataset : torchvision.datasets.DatasetFolder
         One for which :func:`folder_fast_path` gives a name.
     indices : ndarray[int], shape (num_samples,)
     chunksize : int
