@@ -146,7 +146,8 @@ class DatasetWriter:
             Which items to write, in order; default ``np.arange(len(dataset))``
             (so ``dataset`` receives ``numpy.int64`` indices, as with FFCV).
         chunksize : int
-            Samples per work item handed to a worker.
+            Samples per work item handed to a worker (the last items are
+            smaller, so that the workers finish together).
         shuffle_indices : bool
             Shuffle ``indices`` first, so sample ``k`` of the file is a random
             item; the order is drawn from ``seed`` (reproducible when it is given).
@@ -340,6 +341,8 @@ class DatasetWriter:
     def _run(self, source, job, num_samples, metadata, progress):
         """Encode every sample into ``metadata`` and pages; return the allocation records."""
         workers = max(1, min(self.num_workers, source.num_items))
+        if hasattr(source, 'balance'):
+            source.balance(workers)
         items = reporting(source.items(), getattr(source, 'cursor', None) or Cursor())
         try:
             if num_samples == 0:

@@ -35,11 +35,32 @@ class IndexedSource(Source):
         self.indices = indices
         self.chunksize = chunksize
         self.num_samples = len(indices)
-        self.num_items = -(-self.num_samples // chunksize)
+        self.workers = 1
+        self.num_items = len(self._bounds())
+
+    def balance(self, workers):
+        """Plan items for ``workers`` processes: see :meth:`items`."""
+        self.workers = max(1, int(workers))
+        self.num_items = len(self._bounds())
+
+    def _bounds(self):
+        # Guided scheduling: items of ``chunksize`` samples while many remain, then
+        # smaller ones (a share of what remains, at least chunksize / 8), so that
+        # the workers finish together instead of one idling through a last chunk.
+        n, step, workers = self.num_samples, self.chunksize, self.workers
+        smallest = max(1, step // 8)
+        bounds, start = [], 0
+        while start < n:
+            size = step if workers == 1 else \
+                min(step, max(smallest, -(-(n - start) // (2 * workers))))
+            bounds.append((start, min(start + size, n)))
+            start += size
+        return bounds
 
     def items(self):
-        n, step = self.num_samples, self.chunksize
-        return ((start, min(start + step, n)) for start in range(0, n, step))
+        """``(start, stop)`` ranges of positions: ``chunksize`` samples each, smaller
+        towards the end when several workers share them (:meth:`balance`)."""
+        return iter(self._bounds())
 
     @staticmethod
     def describe(item):
