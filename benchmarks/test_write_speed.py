@@ -42,7 +42,7 @@ from write_folder import make_folder
 #: Images in the folder (FFCVX_BENCH_WRITE_IMAGES overrides).
 NUM_IMAGES = int(os.environ.get('FFCVX_BENCH_WRITE_IMAGES', '1000'))
 #: Timed rounds per configuration; the best is kept.
-ROUNDS = 2
+ROUNDS = 3
 TARGETS = {256: 2.0, 512: 3.0}
 MIN_WORKER_SCALING = 1.85
 MAX_PSNR_LOSS_DB = 0.3
