@@ -367,7 +367,9 @@ def _codec():
     from ffcvx.fields.image_codecs import compiled_codec
     codec = compiled_codec()
     if codec is None:
-        pytest.skip('ffcvx-turbojpeg (compiled writer codec) is not installed')
+        # make setup installs backends/turbojpeg: a missing codec is a broken set-up
+        pytest.fail('ffcvx-turbojpeg (compiled writer codec) is not installed: '
+                    'pip install -e backends/turbojpeg (needs libjpeg62-turbo-dev)')
     return codec
 
 
