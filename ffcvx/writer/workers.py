@@ -1,7 +1,7 @@
 """Running the encoding of :class:`ffcvx.writer.DatasetWriter`: in the calling process or in workers.
 
-Work items are handed out one at a time to ``num_workers`` processes over
-pipes. Each worker encodes into its own page buffer and its own copy of the
+Work items are handed out to ``num_workers`` processes over pipes, one
+ahead of what each is encoding. Each worker encodes into its own page buffer and its own copy of the
 metadata table, and sends back, per item, the allocation records and the
 metadata rows it filled; page numbers come from one shared counter, and full
 pages are written with ``os.pwrite`` straight to their final offset.
@@ -162,9 +162,8 @@ def _worker_main(rank, conn, others, source, job):
     cursor = Cursor()
     try:
         allocator, encoder = job.make_encoder(cursor)
-        done = 0
+        conn.send(('ready', 0, _report(encoder, allocator)))
         while True:
-            conn.send(('ready', done, _report(encoder, allocator)))
             item = conn.recv()
             if item is None:
                 break
@@ -172,6 +171,7 @@ def _worker_main(rank, conn, others, source, job):
             for dest, sample in source.samples(item, cursor):
                 source.encode_sample(encoder, dest, sample)
                 done += 1
+            conn.send(('ready', done, _report(encoder, allocator)))
         cursor.dest = None
         allocator.flush()
         conn.send(('done', 0, _report(encoder, allocator)))
@@ -256,6 +256,9 @@ def run_processes(source, job, items, progress, workers, method, metadata):
 
 #: ``assigned[rank]`` of a worker that has sent nothing yet.
 _NOT_STARTED = 'not started'
+#: Items a worker holds: the one it encodes and the next, waiting in its pipe,
+#: so that it never idles while the parent (sharing its cores) wakes up to answer.
+ITEMS_AHEAD = 2
 
 
 def _serve_all(processes, conns, items, chunks, progress, source, metadata, method):
@@ -299,15 +302,26 @@ def _serve(rank, conn, proc, pending, chunks, progress, source, assigned, metada
         progress.advance(value, counts)
         if kind == 'done':
             return True
-        item = assigned[rank] = next(pending, None)
+        held = assigned[rank]
+        if held is _NOT_STARTED:
+            held = assigned[rank] = []
+            wanted = ITEMS_AHEAD
+        else:
+            held.pop(0)           # the report is for the oldest item it held
+            wanted = 1
         try:
-            conn.send(item)
+            for _ in range(wanted):
+                if held and held[-1] is None:
+                    break         # already told to finish
+                held.append(next(pending, None))
+                conn.send(held[-1])
         except OSError:
             break
     if proc.is_alive():
         return False
     proc.join()
-    item = assigned[rank]
+    held = assigned[rank]
+    item = held if held is _NOT_STARTED or not held else held[0]
     if item is _NOT_STARTED and method != 'fork':
         doing = (f" before it started (started with {method!r} because this process runs other "
                  f"threads, so the worker imports the main module again: a script needs its "
