@@ -5,8 +5,9 @@ Needs libjpeg-turbo's development files (jpeglib.h, libjpeg.so), e.g.
 
 Two modules, one library: ``_libjpeg`` (the read path's region decoder) and
 ``_libjpeg_write`` (the dataset writer's shrinking decoder and encoder, with
-the hand-written area resampler ``area_resize.c``). Both include the setjmp
-error handling of ``_errors.h``.
+the hand-written area resampler ``area_resize.c``). Both cimport libjpeg's
+declarations from ``_jpeglib.pxd`` and use the setjmp error handling of
+``_errors.h``.
 """
 from Cython.Build import cythonize
 from setuptools import Extension, setup
@@ -16,7 +17,7 @@ extensions = [
         "ffcvx_turbojpeg._libjpeg",
         ["ffcvx_turbojpeg/_libjpeg.pyx"],
         include_dirs=["ffcvx_turbojpeg"],
-        depends=["ffcvx_turbojpeg/_errors.h"],
+        depends=["ffcvx_turbojpeg/_errors.h", "ffcvx_turbojpeg/_jpeglib.pxd"],
         libraries=["jpeg"],
         extra_compile_args=["-O3"],
     ),
@@ -24,7 +25,8 @@ extensions = [
         "ffcvx_turbojpeg._libjpeg_write",
         ["ffcvx_turbojpeg/_libjpeg_write.pyx", "ffcvx_turbojpeg/area_resize.c"],
         include_dirs=["ffcvx_turbojpeg"],
-        depends=["ffcvx_turbojpeg/_errors.h", "ffcvx_turbojpeg/area_resize.h"],
+        depends=["ffcvx_turbojpeg/_errors.h", "ffcvx_turbojpeg/_jpeglib.pxd",
+                 "ffcvx_turbojpeg/area_resize.h"],
         libraries=["jpeg", "m"],
         extra_compile_args=["-O3", "-ffp-contract=off"],    # same bytes on every CPU
     ),

@@ -211,6 +211,13 @@ def target_size(width, height, max_resolution):
     """
     if max_resolution is None:
         return None
+    if type(max_resolution) in (int, float):
+        # the same IEEE float64 division, product and truncation as the numpy
+        # lines below, without their cost (this runs several times a sample)
+        ratio = max_resolution / max(width, height)
+        if ratio >= 1:
+            return None
+        return max(1, int(ratio * width)), max(1, int(ratio * height))
     size = np.array([width, height])
     ratio = max_resolution / size.max()
     if ratio >= 1:

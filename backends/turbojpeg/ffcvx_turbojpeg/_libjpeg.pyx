@@ -44,65 +44,7 @@ from libc.string cimport memcpy, memset
 from libc.stdio cimport snprintf
 
 
-cdef extern from "jpeglib.h" nogil:
-    ctypedef unsigned int JDIMENSION
-    ctypedef unsigned char JSAMPLE
-    ctypedef JSAMPLE *JSAMPROW
-    ctypedef JSAMPROW *JSAMPARRAY
-    ctypedef int boolean
-
-    ctypedef enum J_COLOR_SPACE:
-        JCS_UNKNOWN
-        JCS_GRAYSCALE
-        JCS_RGB
-        JCS_YCbCr
-        JCS_CMYK
-        JCS_YCCK
-
-    ctypedef enum J_DCT_METHOD:
-        JDCT_ISLOW
-        JDCT_IFAST
-        JDCT_FLOAT
-
-    struct jpeg_error_mgr:
-        int msg_code
-
-    struct jpeg_decompress_struct:
-        jpeg_error_mgr *err
-        JDIMENSION image_width
-        JDIMENSION image_height
-        int num_components
-        J_COLOR_SPACE jpeg_color_space
-        J_COLOR_SPACE out_color_space
-        unsigned int scale_num
-        unsigned int scale_denom
-        boolean do_fancy_upsampling
-        J_DCT_METHOD dct_method
-        JDIMENSION output_width
-        JDIMENSION output_height
-        int output_components
-        JDIMENSION output_scanline
-
-    void jpeg_calc_output_dimensions(jpeg_decompress_struct *cinfo)
-
-
-cdef extern from "_errors.h" nogil:
-    ctypedef struct ffcvx_jpeg_error_mgr:
-        pass
-    void ffcvx_jpeg_error_init(ffcvx_jpeg_error_mgr *mgr, char *msg, size_t msg_len)
-    int ffcvx_jpeg_create(jpeg_decompress_struct *cinfo, ffcvx_jpeg_error_mgr *mgr)
-    int ffcvx_jpeg_read_header(jpeg_decompress_struct *cinfo,
-                               const unsigned char *src, unsigned long src_len)
-    int ffcvx_jpeg_calc_dimensions(jpeg_decompress_struct *cinfo)
-    int ffcvx_jpeg_start(jpeg_decompress_struct *cinfo)
-    int ffcvx_jpeg_crop(jpeg_decompress_struct *cinfo, JDIMENSION *xoffset,
-                        JDIMENSION *width)
-    int ffcvx_jpeg_skip(jpeg_decompress_struct *cinfo, JDIMENSION n)
-    int ffcvx_jpeg_read(jpeg_decompress_struct *cinfo, JSAMPARRAY rows,
-                        JDIMENSION max_lines, JDIMENSION *got)
-    int ffcvx_jpeg_alloc_rows(jpeg_decompress_struct *cinfo, JDIMENSION row_bytes,
-                              JDIMENSION nrows, JSAMPARRAY *rows)
-    int ffcvx_jpeg_destroy(jpeg_decompress_struct *cinfo)
+from ffcvx_turbojpeg._jpeglib cimport *
 
 
 # Status codes of decode_region (spec/backends.md).
