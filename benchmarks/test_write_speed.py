@@ -140,8 +140,50 @@ def figures(folder, tmp_path_factory):
             result[name, max_resolution, 'quality'] = _quality(
                 out / f"{name}_{max_resolution}_1.beton", samples, max_resolution)
     result['fits_512'] = sum(max(Image.open(p).size) <= 512 for p, _ in samples)
+    result['decode_only_512'] = _decode_only_rate(samples, 512)
+    result['machine_scaling'] = _machine_scaling(samples)
     _report(result)
     return result
+
+
+def _full_decodes(files, max_resolution=None):
+    """libjpeg full-scale decodes of the files that must shrink at ``max_resolution``
+    (what (b) does for them before resampling and encoding; None: of all files);
+    returns how many."""
+    from ffcvx_turbojpeg._libjpeg_write import decode_shrunk
+    count = 0
+    for file in files:
+        with open(file, 'rb') as handle:
+            data = handle.read()
+        width, height = Image.open(io.BytesIO(data)).size
+        if max_resolution is None or target_size(width, height, max_resolution) is not None:
+            decode_shrunk(data, width, height)
+            count += 1
+    return count
+
+
+def _decode_only_rate(samples, max_resolution):
+    """img/s of the whole folder if writing were nothing but those full-scale decodes:
+    the most any path that decodes at full quality can reach, in one process."""
+    start = time.perf_counter()
+    _full_decodes([p for p, _ in samples], max_resolution)
+    return len(samples) / (time.perf_counter() - start)
+
+
+def _machine_scaling(samples):
+    """How much faster 2 processes decode than 1 on this machine (ideal: 2.0): the
+    ceiling of any 2-worker scaling, measured on the same decodes."""
+    from concurrent.futures import ProcessPoolExecutor
+    files = [p for p, _ in samples][:300]
+    start = time.perf_counter()
+    _full_decodes(files)
+    alone = time.perf_counter() - start
+    with ProcessPoolExecutor(2) as pool:
+        list(pool.map(_full_decodes, [files[:2]] * 2))     # start both first
+        start = time.perf_counter()
+        list(pool.map(_full_decodes, [files, files]))
+        together = time.perf_counter() - start
+    return 2 * alone / together
 
 
 def _report(result):
@@ -155,6 +197,11 @@ def _report(result):
         psnr_a, psnr_b, passed = _compared(result, max_resolution)
         print(f"  max_resolution={max_resolution}: {passed} samples passed through byte for "
               f"byte; mean PSNR of the others (a) {psnr_a:.2f} dB, (b) {psnr_b:.2f} dB")
+    ceiling = result['decode_only_512'] / result['a', 512, 1]
+    print(f"  ceiling at 512: libjpeg's full-scale decodes alone run at "
+          f"{result['decode_only_512']:,.0f} img/s, {ceiling:.2f}x (a) with 1 worker")
+    print(f"  this machine runs 2 processes of decodes {result['machine_scaling']:.2f}x as "
+          f"fast as 1")
 
 
 def _compared(result, max_resolution):
