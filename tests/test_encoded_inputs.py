@@ -457,6 +457,7 @@ for path, image in zip(paths, got):
     mse = np.mean((image.astype(float) - ref) ** 2)
     assert 10 * np.log10(255 ** 2 / mse) > 35, mse
 assert 'ffcvx_turbojpeg._libjpeg_write' not in sys.modules
+assert 'ffcvx_turbojpeg._libjpeg_encode' not in sys.modules
 print('ok')
 '''
 

@@ -3,9 +3,10 @@
 Needs libjpeg-turbo's development files (jpeglib.h, libjpeg.so), e.g.
 ``apt-get install libjpeg62-turbo-dev`` on Debian.
 
-Two modules, one library: ``_libjpeg`` (the read path's region decoder) and
-``_libjpeg_write`` (the dataset writer's shrinking decoder and encoder, with
-the hand-written area resampler ``area_resize.c``). Both cimport libjpeg's
+Three modules, one library: ``_libjpeg`` (the read path's region decoder),
+``_libjpeg_write`` (the dataset writer's shrinking decoder, with the
+hand-written area resampler ``area_resize.c``) and ``_libjpeg_encode`` (the
+writer's encoder). All cimport libjpeg's
 declarations from ``_jpeglib.pxd`` and use the setjmp error handling of
 ``_errors.h``.
 """
@@ -29,6 +30,14 @@ extensions = [
                  "ffcvx_turbojpeg/area_resize.h"],
         libraries=["jpeg", "m"],
         extra_compile_args=["-O3", "-ffp-contract=off"],    # same bytes on every CPU
+    ),
+    Extension(
+        "ffcvx_turbojpeg._libjpeg_encode",
+        ["ffcvx_turbojpeg/_libjpeg_encode.pyx"],
+        include_dirs=["ffcvx_turbojpeg"],
+        depends=["ffcvx_turbojpeg/_errors.h", "ffcvx_turbojpeg/_jpeglib.pxd"],
+        libraries=["jpeg"],
+        extra_compile_args=["-O3"],
     ),
 ]
 

@@ -10,6 +10,7 @@ Pillow does the same work. Both write the same bytes.
 """
 import functools
 import io
+import types
 
 import numpy as np
 from PIL import Image
@@ -67,16 +68,25 @@ def area_resize(image, size):
 
 @functools.lru_cache(maxsize=None)
 def compiled_codec():
-    """ffcvx-turbojpeg's writer codec module (``ffcvx_turbojpeg._libjpeg_write``), or None.
+    """ffcvx-turbojpeg's writer codec, or None.
 
     Probed once, on first use: the core never imports the optional package
     at module import time, and works the same (through Pillow) without it.
+
+    Returns
+    -------
+    types.SimpleNamespace or None
+        ``decode_shrunk`` and ``UnsupportedJPEGError`` of
+        ``ffcvx_turbojpeg._libjpeg_write``, ``encode_jpeg`` of
+        ``ffcvx_turbojpeg._libjpeg_encode``.
     """
     try:
-        from ffcvx_turbojpeg import _libjpeg_write
+        from ffcvx_turbojpeg import _libjpeg_encode, _libjpeg_write
     except ImportError:
         return None
-    return _libjpeg_write
+    return types.SimpleNamespace(decode_shrunk=_libjpeg_write.decode_shrunk,
+                                 UnsupportedJPEGError=_libjpeg_write.UnsupportedJPEGError,
+                                 encode_jpeg=_libjpeg_encode.encode_jpeg)
 
 
 def decode_compiled(encoded, info, field_name, max_resolution, channels):

@@ -6,9 +6,10 @@ smallest DCT scale that still covers the requested output size, and
 ``decode_region_gray`` does the same with one byte per pixel; see
 ``spec/backends.md`` and ``DEVELOPERS.md`` ("Decoder backends") in ffcvx.
 
-The second extension module, ``ffcvx_turbojpeg._libjpeg_write``, is the
-dataset writer's codec (``decode_shrunk``, ``encode_jpeg``), which
-``ffcvx.fields.image_codecs`` imports when it is there; it is no part of
+Two more extension modules, ``ffcvx_turbojpeg._libjpeg_write``
+(``decode_shrunk``) and ``ffcvx_turbojpeg._libjpeg_encode``
+(``encode_jpeg``), are the dataset writer's codec, which
+``ffcvx.fields.image_codecs`` imports when it is there; they are no part of
 the decoder backend object.
 
 The extension module is imported lazily, so that ``available()`` can report

@@ -1,8 +1,8 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
-"""The dataset writer's JPEG work in compiled code, without the GIL.
+"""The dataset writer's JPEG decoding in compiled code, without the GIL.
 
-Two functions for the writer's image fields (``ffcvx.fields``), both doing
-their work in C with the GIL released, so writer threads run in parallel:
+For the writer's image fields (``ffcvx.fields``), in C with the GIL
+released, so writer threads run in parallel:
 
 - ``decode_shrunk`` decodes a JPEG at a reduced libjpeg DCT scale that
   keeps at least ``margin`` (default 2) times the target size, then
@@ -14,10 +14,9 @@ their work in C with the GIL released, so writer threads run in parallel:
   ``ffcvx.fields.encoded.DRAFT_MARGIN`` (3): on its benchmark
   (``benchmarks/bench_write_codec.py``) the stored JPEG loses 0.22 dB at
   3x, 0.64 dB at 2x.
-- ``encode_jpeg`` writes a baseline JFIF (4:2:0 for RGB, one component for
-  gray, ``JDCT_ISLOW``, standard tables scaled by ``jpeg_set_quality`` with
-  ``force_baseline``) into memory: what Pillow's ``save(format='JPEG',
-  quality=q)`` writes, which every decoder backend reads (FMT-036).
+- ``area_resize`` is the same resampler for pixels already in memory.
+
+The encoding half of the writer's codec is ``_libjpeg_encode``.
 
 Every libjpeg call goes through a setjmp wrapper of ``_errors.h``: corrupt
 data and libjpeg's data-damage warnings (a truncated file among them)
@@ -28,7 +27,6 @@ the write path favours quality over speed (the read path's
 """
 
 from libc.stdint cimport uint8_t, int64_t
-from libc.stdlib cimport free
 from libc.stdio cimport snprintf
 from libc.string cimport memcpy, memset
 
@@ -53,11 +51,11 @@ cdef extern from "area_resize.h" nogil:
 
 # Status codes of the C-level functions.
 cdef enum:
-    WRITE_OK = 0
-    WRITE_CORRUPT = -1         # libjpeg error or data-damage warning
-    WRITE_UNSUPPORTED = -2     # CMYK / YCCK: callers fall back to Pillow
-    WRITE_BAD_ARGUMENT = -3
-    WRITE_NO_MEMORY = -4
+    SHRINK_OK = 0
+    SHRINK_CORRUPT = -1         # libjpeg error or data-damage warning
+    SHRINK_UNSUPPORTED = -2     # CMYK / YCCK: callers fall back to Pillow
+    SHRINK_BAD_ARGUMENT = -3
+    SHRINK_NO_MEMORY = -4
 
 cdef enum:
     MSG_LEN = 256
@@ -94,15 +92,15 @@ cdef int _shrink_body(jpeg_decompress_struct *cinfo, ffcvx_area *area,
     cdef uint8_t *dest
 
     if ffcvx_jpeg_read_header(cinfo, src, <unsigned long>src_len) != 0:
-        return WRITE_CORRUPT
+        return SHRINK_CORRUPT
     if cinfo.jpeg_color_space == JCS_CMYK or cinfo.jpeg_color_space == JCS_YCCK:
         snprintf(msg, msg_len, "CMYK/YCCK JPEGs are not supported here (decode with Pillow)")
-        return WRITE_UNSUPPORTED
+        return SHRINK_UNSUPPORTED
     if target_w > cinfo.image_width or target_h > cinfo.image_height:
         snprintf(msg, msg_len, "target %lldx%lld is larger than the %ux%u image",
                  <long long>target_w, <long long>target_h,
                  cinfo.image_width, cinfo.image_height)
-        return WRITE_BAD_ARGUMENT
+        return SHRINK_BAD_ARGUMENT
     k = _choose_k(cinfo.image_width, cinfo.image_height, target_w, target_h, margin)
     cinfo.scale_num = <unsigned int>k
     cinfo.scale_denom = 8
@@ -110,27 +108,27 @@ cdef int _shrink_body(jpeg_decompress_struct *cinfo, ffcvx_area *area,
     cinfo.dct_method = JDCT_ISLOW
     cinfo.do_fancy_upsampling = 1
     if ffcvx_jpeg_calc_dimensions(cinfo) != 0:
-        return WRITE_CORRUPT
+        return SHRINK_CORRUPT
     sw = cinfo.output_width
     sh = cinfo.output_height
     scaled_wh[0] = sw
     scaled_wh[1] = sh
     if sw < target_w or sh < target_h:     # only k = 8 could, and it is the full size
         snprintf(msg, msg_len, "libjpeg scaled below the target size")
-        return WRITE_BAD_ARGUMENT
+        return SHRINK_BAD_ARGUMENT
     resize = sw != target_w or sh != target_h
     if resize:
         status = ffcvx_area_init(area, <int>sw, <int>sh, <int>target_w, <int>target_h,
                                  <int>channels)
         if status != FFCVX_AREA_OK:
             snprintf(msg, msg_len, "area resampler setup failed (%d)", status)
-            return WRITE_NO_MEMORY if status == FFCVX_AREA_NO_MEMORY else WRITE_BAD_ARGUMENT
+            return SHRINK_NO_MEMORY if status == FFCVX_AREA_NO_MEMORY else SHRINK_BAD_ARGUMENT
     if ffcvx_jpeg_start(cinfo) != 0:
-        return WRITE_CORRUPT
+        return SHRINK_CORRUPT
     if cinfo.output_components != channels or cinfo.output_width != sw \
             or cinfo.output_height != sh:
         snprintf(msg, msg_len, "libjpeg produced an unexpected output geometry")
-        return WRITE_CORRUPT
+        return SHRINK_CORRUPT
 
     # libjpeg-turbo's SIMD colour converters store 16-byte-aligned rows with
     # non-temporal stores that bypass the cache, and the row is read again
@@ -139,7 +137,7 @@ cdef int _shrink_body(jpeg_decompress_struct *cinfo, ffcvx_area *area,
     # its address is not aligned (as _libjpeg.pyx does).
     row_bytes = sw * channels
     if ffcvx_jpeg_alloc_rows(cinfo, <JDIMENSION>(row_bytes + 32), 1, &rowbuf) != 0:
-        return WRITE_CORRUPT
+        return SHRINK_CORRUPT
     y = 0
     while y < sh:
         dest = out + y * row_bytes
@@ -148,10 +146,10 @@ cdef int _shrink_body(jpeg_decompress_struct *cinfo, ffcvx_area *area,
         else:
             row[0] = rowbuf[0] + 1
         if ffcvx_jpeg_read(cinfo, row, 1, &got) != 0:
-            return WRITE_CORRUPT
+            return SHRINK_CORRUPT
         if got != 1:
             snprintf(msg, msg_len, "libjpeg returned no scanline at row %lld", <long long>y)
-            return WRITE_CORRUPT
+            return SHRINK_CORRUPT
         if resize:
             ffcvx_area_push(area, row[0], out, <ptrdiff_t>(target_w * channels))
         elif row[0] != dest:
@@ -159,8 +157,8 @@ cdef int _shrink_body(jpeg_decompress_struct *cinfo, ffcvx_area *area,
         y += 1
     if resize and not ffcvx_area_done(area):
         snprintf(msg, msg_len, "area resampler did not complete")
-        return WRITE_BAD_ARGUMENT
-    return WRITE_OK
+        return SHRINK_BAD_ARGUMENT
+    return SHRINK_OK
 
 
 cdef api int ffcvx_decode_shrunk(const uint8_t *src, int64_t src_len,
@@ -185,118 +183,25 @@ cdef api int ffcvx_decode_shrunk(const uint8_t *src, int64_t src_len,
         msg_len = sizeof(fallback)
     msg[0] = 0
     if scaled_wh == NULL:
-        return WRITE_BAD_ARGUMENT
+        return SHRINK_BAD_ARGUMENT
     scaled_wh[0] = 0
     scaled_wh[1] = 0
     if src == NULL or src_len <= 0 or out == NULL or not margin >= 1.0 \
             or target_w < 1 or target_h < 1 or target_w > MAX_SIDE or target_h > MAX_SIDE:
         snprintf(msg, msg_len, "bad arguments (empty data, target %lldx%lld or margin)",
                  <long long>target_w, <long long>target_h)
-        return WRITE_BAD_ARGUMENT
+        return SHRINK_BAD_ARGUMENT
     memset(&cinfo, 0, sizeof(cinfo))
     memset(&area, 0, sizeof(area))
     ffcvx_jpeg_error_init(&jerr, msg, msg_len)
     if ffcvx_jpeg_create(&cinfo, &jerr) != 0:
         ffcvx_jpeg_destroy(&cinfo)
-        return WRITE_CORRUPT
+        return SHRINK_CORRUPT
     status = _shrink_body(&cinfo, &area, src, src_len, target_w, target_h, margin,
                           gray != 0, out, scaled_wh, msg, msg_len)
     ffcvx_area_free(&area)
-    if ffcvx_jpeg_destroy(&cinfo) != 0 and status == WRITE_OK:
-        status = WRITE_CORRUPT
-    return status
-
-
-cdef enum:
-    ENCODE_ROWS = 16           # rows handed to jpeg_write_scanlines per call
-
-
-cdef int _encode_body(jpeg_compress_struct *cinfo, const uint8_t *pixels,
-                      int64_t height, int64_t width, int channels, int quality,
-                      unsigned char **outbuffer, unsigned long *outsize,
-                      char *msg, size_t msg_len) noexcept nogil:
-    """Parameters, then the rows; the JFIF ends up in ``*outbuffer``."""
-    cdef JSAMPROW rows[ENCODE_ROWS]
-    cdef JDIMENSION written, n, i
-    cdef int64_t row_bytes = width * channels
-    if ffcvx_jpeg_mem_dest(cinfo, outbuffer, outsize) != 0:
-        return WRITE_CORRUPT
-    cinfo.image_width = <JDIMENSION>width
-    cinfo.image_height = <JDIMENSION>height
-    cinfo.input_components = channels
-    cinfo.in_color_space = JCS_RGB if channels == 3 else JCS_GRAYSCALE
-    # jpeg_set_defaults picks YCbCr with 2x2 luma sampling (4:2:0) for RGB
-    # input, one component for gray, JFIF APP0, Huffman tables of the
-    # standard: what Pillow's save(quality=q) writes. force_baseline keeps
-    # every quantiser <= 255, i.e. an 8-bit-table SOF0 every decoder reads.
-    if ffcvx_jpeg_set_defaults_quality(cinfo, quality, 1) != 0:
-        return WRITE_CORRUPT
-    cinfo.dct_method = JDCT_ISLOW
-    cinfo.optimize_coding = 0
-    if ffcvx_jpeg_start_compress(cinfo) != 0:
-        return WRITE_CORRUPT
-    while cinfo.next_scanline < cinfo.image_height:
-        n = cinfo.image_height - cinfo.next_scanline
-        if n > ENCODE_ROWS:
-            n = ENCODE_ROWS
-        for i in range(n):
-            # libjpeg's API takes non-const rows but only reads them
-            rows[i] = <JSAMPROW>(pixels + (cinfo.next_scanline + i) * row_bytes)
-        if ffcvx_jpeg_write(cinfo, rows, n, &written) != 0:
-            return WRITE_CORRUPT
-        if written == 0:
-            snprintf(msg, msg_len, "libjpeg took no scanline at row %u", cinfo.next_scanline)
-            return WRITE_CORRUPT
-    if ffcvx_jpeg_finish_compress(cinfo) != 0:
-        return WRITE_CORRUPT
-    return WRITE_OK
-
-
-cdef api int ffcvx_encode_jpeg(const uint8_t *pixels, int64_t height, int64_t width,
-                               int channels, int quality,
-                               unsigned char **out, unsigned long *out_len,
-                               char *msg, size_t msg_len) noexcept nogil:
-    """Encode packed pixels (``channels`` 3: RGB, 1: gray) as a baseline JFIF.
-
-    On 0, ``*out`` holds ``*out_len`` bytes that the caller must ``free()``;
-    on any other status ``*out`` is NULL. Returns 0, -1 libjpeg error, -3 bad
-    arguments (sizes outside 1..65500, channels not 1 or 3, quality outside
-    1..100). Thread-safe: all state lives on the stack for one call.
-    """
-    cdef jpeg_compress_struct cinfo
-    cdef ffcvx_jpeg_error_mgr jerr
-    cdef char fallback[2]
-    cdef int status
-    cdef unsigned char *buffer = NULL
-    cdef unsigned long size = 0
-    if msg == NULL or msg_len == 0:
-        msg = fallback
-        msg_len = sizeof(fallback)
-    msg[0] = 0
-    if out == NULL or out_len == NULL:
-        return WRITE_BAD_ARGUMENT
-    out[0] = NULL
-    out_len[0] = 0
-    if pixels == NULL or height < 1 or width < 1 or height > MAX_SIDE or width > MAX_SIDE \
-            or (channels != 1 and channels != 3) or quality < 1 or quality > 100:
-        snprintf(msg, msg_len, "bad arguments (%lldx%lld pixels, %d channels, quality %d)",
-                 <long long>width, <long long>height, channels, quality)
-        return WRITE_BAD_ARGUMENT
-    memset(&cinfo, 0, sizeof(cinfo))
-    ffcvx_jpeg_error_init(&jerr, msg, msg_len)
-    if ffcvx_jpeg_create_compress(&cinfo, &jerr) != 0:
-        ffcvx_jpeg_destroy_compress(&cinfo)
-        return WRITE_CORRUPT
-    status = _encode_body(&cinfo, pixels, height, width, channels, quality,
-                          &buffer, &size, msg, msg_len)
-    if ffcvx_jpeg_destroy_compress(&cinfo) != 0 and status == WRITE_OK:
-        status = WRITE_CORRUPT
-    if status == WRITE_OK:
-        out[0] = buffer
-        out_len[0] = size
-    else:
-        # libjpeg's memory destination mallocs the buffer; nobody else frees it
-        free(buffer)
+    if ffcvx_jpeg_destroy(&cinfo) != 0 and status == SHRINK_OK:
+        status = SHRINK_CORRUPT
     return status
 
 
@@ -306,11 +211,11 @@ class UnsupportedJPEGError(ValueError):
 
 def _raise_for(int status, bytes message, str what):
     text = message.decode("utf-8", "replace") or "no message"
-    if status == WRITE_UNSUPPORTED:
+    if status == SHRINK_UNSUPPORTED:
         raise UnsupportedJPEGError(text)
-    if status == WRITE_NO_MEMORY:
+    if status == SHRINK_NO_MEMORY:
         raise MemoryError(f"{what}: {text}")
-    if status == WRITE_BAD_ARGUMENT:
+    if status == SHRINK_BAD_ARGUMENT:
         raise ValueError(f"{what}: {text}")
     raise ValueError(f"{what} failed: {text}")
 
@@ -341,7 +246,7 @@ def decode_shrunk_scaled(data, int target_w, int target_h, gray=False, double ma
     with nogil:
         status = ffcvx_decode_shrunk(&src[0], n_src, target_w, target_h, margin, one,
                                      &dst[0, 0], wh, msg, MSG_LEN)
-    if status != WRITE_OK:
+    if status != SHRINK_OK:
         _raise_for(status, <bytes>msg, "JPEG decode")
     return out, (wh[0], wh[1])
 
@@ -389,72 +294,6 @@ def decode_shrunk(data, int target_w, int target_h, gray=False, double margin=2.
         The resampler's row buffers could not be allocated.
     """
     return decode_shrunk_scaled(data, target_w, target_h, gray, margin)[0]
-
-
-def _pixels_2d(pixels):
-    """``(pixels as C-contiguous uint8, rows, width, channels)``; ValueError for other layouts."""
-    import numpy
-    array = numpy.asarray(pixels)
-    if array.dtype != numpy.uint8:
-        raise ValueError(f"pixels must be uint8, got dtype {array.dtype}")
-    if array.ndim == 3 and array.shape[2] in (1, 3):
-        channels = array.shape[2]
-    elif array.ndim == 2:
-        channels = 1
-    else:
-        raise ValueError(f"pixels must have shape (H, W, 3), (H, W, 1) or (H, W), "
-                         f"got {array.shape}")
-    height, width = array.shape[:2]
-    if height < 1 or width < 1:
-        raise ValueError(f"cannot encode an empty image ({width}x{height} pixels)")
-    array = numpy.ascontiguousarray(array).reshape(height, width * channels)
-    return array, height, width, channels
-
-
-def encode_jpeg(pixels, int quality):
-    """Encode pixels as a baseline JFIF JPEG (what Pillow's ``save(quality=q)`` writes).
-
-    RGB input gives three YCbCr components, 4:2:0; gray input one
-    component. ``JDCT_ISLOW``, standard Huffman tables, the standard
-    quantisation tables scaled by ``quality`` (``jpeg_set_quality``, forced
-    baseline: 8-bit tables, SOF0). Every decoder backend reads the result
-    (FMT-036). The GIL is released while libjpeg encodes.
-
-    Parameters
-    ----------
-    pixels : ndarray of uint8, shape (H, W, 3), (H, W, 1) or (H, W)
-        RGB or gray; copied first if not C-contiguous. 1..65500 a side.
-    quality : int
-        1..100, as Pillow's and libjpeg's.
-
-    Returns
-    -------
-    bytes
-        The JPEG file.
-
-    Raises
-    ------
-    ValueError
-        Another dtype or shape, an empty image, a side over 65500 or a
-        quality outside 1..100; a libjpeg error (its message).
-    """
-    array, height, width, channels = _pixels_2d(pixels)
-    cdef const uint8_t[:, ::1] src = array
-    cdef int64_t h = height, w = width
-    cdef int ch = channels
-    cdef unsigned char *buffer = NULL
-    cdef unsigned long size = 0
-    cdef char msg[MSG_LEN]
-    cdef int status
-    with nogil:
-        status = ffcvx_encode_jpeg(&src[0, 0], h, w, ch, quality, &buffer, &size,
-                                   msg, MSG_LEN)
-    if status != WRITE_OK:
-        _raise_for(status, <bytes>msg, "JPEG encode")
-    try:
-        return (<char *>buffer)[:size]
-    finally:
-        free(buffer)
 
 
 def area_resize(pixels, int target_w, int target_h):

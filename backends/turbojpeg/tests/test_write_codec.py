@@ -29,7 +29,9 @@ import pytest
 from PIL import Image
 
 cv2 = pytest.importorskip("cv2")
-W = pytest.importorskip("ffcvx_turbojpeg._libjpeg_write")
+# make setup installs this package: a missing module fails here, loudly
+from ffcvx_turbojpeg import _libjpeg_encode as E  # noqa: E402
+from ffcvx_turbojpeg import _libjpeg_write as W  # noqa: E402
 
 
 def shared_dir():
@@ -183,7 +185,7 @@ def test_area_resize_integer_ratio_rounds_halves_up():
 def test_encode_matches_pillow(photo_files, quality):
     for data in photo_files[::4]:
         pixels = pil_decode(data)
-        mine, theirs = W.encode_jpeg(pixels, quality), pil_encode(pixels, quality)
+        mine, theirs = E.encode_jpeg(pixels, quality), pil_encode(pixels, quality)
         decoded = pil_decode(mine)
         assert decoded.shape == pixels.shape
         assert abs(psnr(decoded, pixels) - psnr(pil_decode(theirs), pixels)) < 0.1
@@ -197,7 +199,7 @@ def test_encode_matches_pillow(photo_files, quality):
 @pytest.mark.parametrize("shape", [(37, 53), (37, 53, 1)])
 def test_encode_gray_is_one_component(shape):
     pixels = np.random.default_rng(1).integers(0, 256, shape, dtype=np.uint8)
-    data = W.encode_jpeg(pixels, 90)
+    data = E.encode_jpeg(pixels, 90)
     image = Image.open(io.BytesIO(data))
     assert image.mode == "L" and image.size == (53, 37)
     assert psnr(np.asarray(image), pixels.reshape(37, 53)) > 20
@@ -207,7 +209,7 @@ def test_encode_gray_is_one_component(shape):
 def test_encode_non_contiguous_input_is_copied(photo_files):
     pixels = pil_decode(photo_files[0])
     view = pixels[::2, ::3]
-    assert W.encode_jpeg(view, 90) == W.encode_jpeg(np.ascontiguousarray(view), 90)
+    assert E.encode_jpeg(view, 90) == E.encode_jpeg(np.ascontiguousarray(view), 90)
 
 
 @pytest.mark.parametrize("bad", [
@@ -215,13 +217,13 @@ def test_encode_non_contiguous_input_is_copied(photo_files):
     np.zeros((5,), np.uint8), np.zeros((70000, 1), np.uint8)])
 def test_encode_refuses_bad_pixels(bad):
     with pytest.raises(ValueError):
-        W.encode_jpeg(bad, 90)
+        E.encode_jpeg(bad, 90)
 
 
 @pytest.mark.parametrize("quality", [0, 101, -5])
 def test_encode_refuses_bad_quality(quality):
     with pytest.raises(ValueError, match="quality"):
-        W.encode_jpeg(np.zeros((8, 8, 3), np.uint8), quality)
+        E.encode_jpeg(np.zeros((8, 8, 3), np.uint8), quality)
 
 
 def test_truncated_corrupt_and_empty_inputs_raise(photo_files):
@@ -298,7 +300,7 @@ def test_gil_is_released(work):
             W.decode_shrunk(data, 4000, 3000)
     else:
         def call():
-            W.encode_jpeg(pixels, 90)
+            E.encode_jpeg(pixels, 90)
     durations = []
     for _ in range(2):
         start = time.perf_counter()
