@@ -42,9 +42,10 @@ demo: $(DATA)/fashion-mnist/test.beton $(DATA)/photos.beton
 	$(PY) examples/photos_throughput.py $(DATA)/photos.beton
 	$(PY) examples/train_fashion_mnist.py $(DATA)/fashion-mnist
 
-# One worker per core, whole modules per worker (their fixtures build .beton files once).
+# One worker per core, whole modules per worker (their fixtures build .beton files once);
+# the 30 slowest tests are listed at the end, to keep CI time in view.
 test: $(STAMP)
-	$(PY) -m pytest -n auto --dist loadfile
+	$(PY) -m pytest -n auto --dist loadfile --durations=30
 
 # The reader fuzzer at length (tests/test_fuzz_reader.py): 10,000 Hypothesis examples,
 # a seeded sweep of 10,000 mutants that prints its figures, a Loader decode every 50 opened.
