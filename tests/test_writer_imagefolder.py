@@ -211,6 +211,21 @@ def test_what_takes_the_slow_path(tmp_path, folder, case):
         assert np.array_equal(images[k][1], unflipped[k][1][:, ::-1])
 
 
+def test_read_by_path_false_calls_dataset_getitem_as_ffcv(tmp_path, folder):
+    """read_by_path=False stores FFCV's pixels: those of dataset[i], shrunk from a full decode."""
+    root, big = folder
+    off = _write(tmp_path / 'off.beton', ImageFolder(str(root)), _recipe('raw'),
+                 read_by_path=False)
+    slow = _write(tmp_path / 'slow.beton', _slow(root), _recipe('raw'))
+    assert off.fast_path is None and off.read_by_path == 0
+    off_labels, off_images = _read(tmp_path / 'off.beton')
+    slow_labels, slow_images = _read(tmp_path / 'slow.beton')
+    assert off_labels.tolist() == slow_labels.tolist()
+    assert big and all(np.array_equal(a, b) for (_, a), (_, b) in zip(off_images, slow_images))
+    with pytest.raises(TypeError, match='read_by_path'):
+        _write(tmp_path / 'bad.beton', ImageFolder(str(root)), _recipe('raw'), read_by_path='no')
+
+
 def test_fields_that_do_not_fit_take_the_slow_path(tmp_path, folder):
     from ffcvx.errors import WriterError
     from ffcvx.writer.imagefolder import folder_fast_path

@@ -135,7 +135,8 @@ class DatasetWriter:
 
     # -- public entry points ------------------------------------------------
 
-    def from_indexed_dataset(self, dataset, indices=None, chunksize=100, shuffle_indices=False):
+    def from_indexed_dataset(self, dataset, indices=None, chunksize=100, shuffle_indices=False,
+                             read_by_path=True):
         """Write ``dataset[indices[k]]`` as sample ``k`` for every position ``k``.
 
         Parameters
@@ -151,6 +152,11 @@ class DatasetWriter:
         shuffle_indices : bool
             Shuffle ``indices`` first, so sample ``k`` of the file is a random
             item; the order is drawn from ``seed`` (reproducible when it is given).
+        read_by_path : bool
+            Let the image field read a torchvision folder's files itself (see
+            Notes); False always calls ``dataset[i]``, as FFCV 1.0 does, so
+            an image that must shrink gets FFCV's pixels exactly (ffcvx's
+            extension, not FFCV's).
 
         Returns
         -------
@@ -173,6 +179,8 @@ class DatasetWriter:
             message names the sample and holds the original traceback.
         """
         chunksize = check_chunksize(chunksize)
+        if not isinstance(read_by_path, (bool, np.bool_)):
+            raise TypeError(f"read_by_path must be True or False, got {read_by_path!r}")
         if indices is None:
             indices = np.arange(len(dataset))
         else:
@@ -186,7 +194,7 @@ class DatasetWriter:
                 np.random.SeedSequence(entropy, spawn_key=(SHUFFLE_KEY,))))
             indices = rng.permutation(indices)
         return self._write(indexed_source(dataset, indices, chunksize, self.handlers,
-                                          self.field_names), entropy)
+                                          self.field_names, bool(read_by_path)), entropy)
 
     def from_webdataset(self, shards, pipeline):
         """Write the samples of WebDataset ``shards``, shard by shard.

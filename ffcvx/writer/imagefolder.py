@@ -109,9 +109,10 @@ def folder_fast_path(dataset, handlers):
     return f'torchvision {base.__name__}'
 
 
-def indexed_source(dataset, indices, chunksize, handlers, field_names):
-    """The source of ``from_indexed_dataset``: by path when it may be, else ``dataset[i]``."""
-    fast_path = folder_fast_path(dataset, handlers)
+def indexed_source(dataset, indices, chunksize, handlers, field_names, by_path=True):
+    """The source of ``from_indexed_dataset``: by path when it may be and ``by_path``, else
+    ``dataset[i]``."""
+    fast_path = folder_fast_path(dataset, handlers) if by_path else None
     if fast_path is None:
         return IndexedSource(dataset, indices, chunksize)
     _log.debug("reading the images of %s by path (%s fast path)", type(dataset).__name__,
