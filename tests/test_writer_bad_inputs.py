@@ -138,9 +138,8 @@ def _check(info, out, bad_path, words, where):
     assert os.listdir(out) == [], os.listdir(out)      # no target, no temporary file
 
 
-@pytest.mark.parametrize('workers', [1, 2])
-@pytest.mark.parametrize('case', CASES)
-def test_bad_path_is_a_writer_error_naming_sample_and_path(tmp_path, case, workers):
+def _write_paths_with_a_bad_one(tmp_path, case, image_field, workers, chunksize):
+    """Write 10 good paths and the bad ``case`` at ``BAD_AT``; check the WriterError (_check)."""
     folder = tmp_path / 'in'
     folder.mkdir()
     out = tmp_path / 'out'
@@ -148,27 +147,23 @@ def test_bad_path_is_a_writer_error_naming_sample_and_path(tmp_path, case, worke
     bad, words = _make_bad(folder, case)
     paths = _good_files(folder, 10)
     paths.insert(BAD_AT, bad)
-    fields = {'image': RGBImageField('jpg', max_resolution=256), 'label': IntField()}
+    fields = {'image': image_field, 'label': IntField()}
     with _no_hang(), pytest.raises(WriterError) as info:
         DatasetWriter(str(out / 'x.beton'), fields, num_workers=workers,
-                      progress=False).from_indexed_dataset(_Paths(paths), chunksize=2)
+                      progress=False).from_indexed_dataset(_Paths(paths), chunksize=chunksize)
     _check(info, out, bad, words, f'dataset[{BAD_AT}]')
+
+
+@pytest.mark.parametrize('workers', [1, 2])
+@pytest.mark.parametrize('case', CASES)
+def test_bad_path_is_a_writer_error_naming_sample_and_path(tmp_path, case, workers):
+    _write_paths_with_a_bad_one(tmp_path, case, RGBImageField('jpg', max_resolution=256),
+                                workers=workers, chunksize=2)
 
 
 @pytest.mark.parametrize('case', ['truncated_jpeg', 'fifo', 'zero_size_jpeg'])
 def test_bad_path_in_the_gray_field(tmp_path, case):
-    folder = tmp_path / 'in'
-    folder.mkdir()
-    out = tmp_path / 'out'
-    out.mkdir()
-    bad, words = _make_bad(folder, case)
-    paths = _good_files(folder, 10)
-    paths.insert(BAD_AT, bad)
-    fields = {'image': GrayscaleImageField('png'), 'label': IntField()}
-    with _no_hang(), pytest.raises(WriterError) as info:
-        DatasetWriter(str(out / 'x.beton'), fields, num_workers=2,
-                      progress=False).from_indexed_dataset(_Paths(paths), chunksize=3)
-    _check(info, out, bad, words, f'dataset[{BAD_AT}]')
+    _write_paths_with_a_bad_one(tmp_path, case, GrayscaleImageField('png'), workers=2, chunksize=3)
 
 
 @pytest.mark.parametrize('workers', [1, 2])

@@ -12,16 +12,20 @@ Pillow), BKD-052; raw samples need none.
 ``GrayscaleImageField`` (ffcvx extension, FMT-083 to FMT-085) stores one
 channel with the same record and modes; it is written as a marked custom
 field (type id 255), which FFCV 1.0 refuses instead of misreading.
+
+How a writer input becomes a sample's mode and bytes (write modes,
+``jpeg_passthrough``) is :mod:`.image_encode`'s; the fields here check their
+arguments, fill the record and name their decoder.
 """
 from abc import abstractmethod
 
 import numpy as np
-from PIL import Image
 
 from ..types import ARG_TYPE, ARGUMENTS_LENGTH
 from .base import Field, decoder_aliases, native_core, zero_arguments
-from .encoded import encoded_input, jpeg_passes_through, target_size
-from .outcomes import PASSED_THROUGH, RAW, REENCODED, SHRUNK
+from .image_encode import choose_mode, encode_image, encoded_value
+# the encoder's limits live in .image_encode, which imports nothing from here; importable as before
+from .image_encode import MAX_SIDE, WRITE_JPEG_MODES  # noqa: F401
 # FFCV's shrink rule and the encoders live in .image_codecs; importable from here as before
 from .image_codecs import area_resize, encode_jpeg, encode_png, shrink_to  # noqa: F401
 # the input conversions live in .pixels; importable from here as before
@@ -30,8 +34,6 @@ from .pixels import WIDE_PIL_MODES, check_pil_depth, to_gray_array, to_rgb_array
 #: Per-sample storage modes (FMT-036, FMT-037).
 IMAGE_MODES = {'jpg': 0, 'raw': 1, 'png': 2}
 WRITE_MODES = ('raw', 'jpg', 'smart', 'proportion', 'png')
-#: Write modes that may store a JPEG (where ``jpeg_passthrough`` applies).
-WRITE_JPEG_MODES = ('jpg', 'smart', 'proportion')
 
 #: Metadata record of an image sample, 13 bytes, packed (FMT-036).
 RGBMetadataType = np.dtype([
@@ -40,9 +42,8 @@ RGBMetadataType = np.dtype([
     ('height', '<u2'),
     ('data_ptr', '<u8'),
 ])
+# MAX_SIDE, the largest width or height it holds (``<u2``), is imported above
 
-#: Largest width or height the metadata can hold (``<u2``), pixels.
-MAX_SIDE = 65535
 
 class ImageField(Field):
     """Base of the image fields: the 13-byte record (FMT-036), write modes, encoding.
@@ -150,16 +151,11 @@ class ImageField(Field):
         return self._choose_mode_for(image.size, rng)
 
     def _choose_mode_for(self, raw_bytes, rng):
-        """The mode of one sample whose raw pixels take ``raw_bytes``; ``proportion`` draws once."""
-        if self.write_mode == 'smart':
-            compress = self.smart_threshold is not None and raw_bytes > self.smart_threshold
-            return 'jpg' if compress else 'raw'
-        if self.write_mode == 'proportion':
-            # never numpy's global RNG: forked workers would all copy its state
-            if rng is None:
-                rng = np.random.default_rng()
-            return 'jpg' if rng.random() < self.proportion else 'raw'
-        return self.write_mode
+        """The mode of one sample whose raw pixels take ``raw_bytes``; ``proportion`` draws once.
+
+        See :func:`ffcvx.fields.image_encode.choose_mode`.
+        """
+        return choose_mode(self, raw_bytes, rng)
 
     def encode(self, destination, field, malloc):
         """Store one image (FFCV's signature); ``proportion`` draws from fresh entropy.
@@ -201,51 +197,10 @@ class ImageField(Field):
             For a path that cannot be read (missing, a directory, no
             permission), naming the path.
         """
-        mode = None
-        encoded = self._encoded(field)
-        if encoded is not None and self._passthrough and self.write_mode in WRITE_JPEG_MODES:
-            header = encoded.jpeg_header
-            # the walk of the whole file (jpeg_info) only once the size allows a pass-through
-            if (header is not None
-                    and target_size(header.width, header.height, self.max_resolution) is None
-                    and header.width <= MAX_SIDE and header.height <= MAX_SIDE
-                    and jpeg_passes_through(encoded.jpeg_info, self.channels)):
-                info = encoded.jpeg_info
-                # decided on the size the pixels would have: the same draw as for an array
-                mode = self._choose_mode_for(info.width * info.height * self.channels, rng)
-                if mode == 'jpg':
-                    self._store(destination, malloc, mode,
-                                np.frombuffer(encoded.data, dtype=np.uint8),
-                                info.width, info.height)
-                    return PASSED_THROUGH
-        shrunk = False
-        if encoded is not None:
-            pixels, shrunk = encoded.decode(self._pixels, type(self).__name__, self.max_resolution,
-                                            self._standard_channels())
-        else:
-            pixels = self._pixels(field)
-        if 0 in pixels.shape[:2]:
-            # the record would say 0 pixels, which no reader opens (FMT-036)
-            raise ValueError(f"{type(self).__name__} cannot store an empty image "
-                             f"({pixels.shape[1]}x{pixels.shape[0]} pixels): width and height "
-                             f"must be at least 1")
-        image = shrink_to(pixels, self.max_resolution)
-        height, width = image.shape[:2]
-        if height > MAX_SIDE or width > MAX_SIDE:
-            raise ValueError(f"image of {width}x{height} pixels is larger than the format's "
-                             f"{MAX_SIDE} pixel limit; pass max_resolution to shrink it")
-        if mode is None:
-            mode = self._choose_mode(image, rng)
-        if mode == 'jpg':
-            payload = np.frombuffer(encode_jpeg(image, self.jpeg_quality), dtype=np.uint8)
-        elif mode == 'png':
-            payload = np.frombuffer(encode_png(image), dtype=np.uint8)
-        else:
-            payload = image.reshape(-1)
-        self._store(destination, malloc, mode, payload, width, height)
-        if shrunk or image.shape != pixels.shape:
-            return SHRUNK
-        return RAW if mode == 'raw' else REENCODED
+        # the bytes and size come from .image_encode; the record is this class's (FMT-036)
+        stored = encode_image(self, field, rng)
+        self._store(destination, malloc, stored.mode, stored.payload, stored.width, stored.height)
+        return stored.outcome
 
     def _standard_channels(self):
         """``channels`` when ``_pixels`` is RGBImageField's or GrayscaleImageField's, else None.
@@ -263,14 +218,9 @@ class ImageField(Field):
     def _encoded(self, value):
         """The input as an :class:`~ffcvx.fields.encoded.EncodedImage`, or None for pixels.
 
-        An unloaded PIL JPEG is taken as its file only when it may pass
-        through; otherwise it is decoded whole by Pillow, as FFCV does.
+        See :func:`ffcvx.fields.image_encode.encoded_value`.
         """
-        if isinstance(value, (np.ndarray, Image.Image)):
-            if not (self._passthrough and self.write_mode in WRITE_JPEG_MODES
-                    and isinstance(value, Image.Image)):
-                return None
-        return encoded_input(value, type(self).__name__)
+        return encoded_value(self, value)
 
     @staticmethod
     def _store(destination, malloc, mode, payload, width, height):

@@ -140,15 +140,11 @@ class ImageFolderSource(IndexedSource):
         self.image_name = image_name
         self.fast_path = fast_path
 
-    def samples(self, item, cursor):
-        start, stop = item
-        dataset, indices = self.dataset, self.indices
-        for pos in range(start, stop):
-            src = indices[pos]
-            cursor.dest, cursor.where, cursor.field = pos, f'dataset[{src}]', None
-            path, target = dataset.samples[src]      # what DatasetFolder.__getitem__ reads
-            cursor.where = f'dataset[{src}], file {os.fsdecode(path)!r}'
-            yield pos, (path, target)
+    def _read(self, src, cursor):
+        """``(path, target)`` of sample ``src``; the cursor names the file from here on."""
+        path, target = self.dataset.samples[src]      # what DatasetFolder.__getitem__ reads
+        cursor.where = f'dataset[{src}], file {os.fsdecode(path)!r}'
+        return path, target
 
     def encode_sample(self, encoder, dest, sample):
         """Store the file at ``sample[0]``; one the field refuses as too deep: ``dataset[i]``."""

@@ -28,7 +28,10 @@ class Source:
 
 
 class IndexedSource(Source):
-    """``dataset[indices[pos]]`` goes to destination ``pos``; items are ``(start, stop)``."""
+    """``dataset[indices[pos]]`` goes to destination ``pos``; items are ``(start, stop)``.
+
+    A subclass that reads a sample another way overrides :meth:`_read` only.
+    """
 
     def __init__(self, dataset, indices, chunksize):
         self.dataset = dataset
@@ -68,11 +71,30 @@ class IndexedSource(Source):
 
     def samples(self, item, cursor):
         start, stop = item
-        dataset, indices = self.dataset, self.indices
+        indices, read = self.indices, self._read
         for pos in range(start, stop):
             src = indices[pos]
             cursor.dest, cursor.where, cursor.field = pos, f'dataset[{src}]', None
-            yield pos, dataset[src]
+            yield pos, read(src, cursor)
+
+    def _read(self, src, cursor):
+        """Sample ``src`` of the dataset, read with ``cursor`` already on ``dataset[src]``.
+
+        Parameters
+        ----------
+        src : int
+            Index into the dataset (``indices[pos]``).
+        cursor : Cursor
+            Where errors are reported; a subclass that reads another way may
+            name more there (``cursor.where``).
+
+        Returns
+        -------
+        object
+            ``dataset[src]``; a subclass (the ImageFolder fast path) may give
+            what stands for it.
+        """
+        return self.dataset[src]
 
 
 class WebDatasetSource(Source):
