@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image
 
 from ..types import ARG_TYPE, ARGUMENTS_LENGTH
-from .base import Field, decoder_aliases, native_core, zero_arguments
+from .base import Field, decoder_aliases, native_core, shift_member, zero_arguments
 from .encoded import encoded_input, jpeg_passes_through, target_size
 from .outcomes import PASSED_THROUGH, RAW, REENCODED, SHRUNK
 # FFCV's shrink rule and the encoders live in .image_codecs; importable from here as before
@@ -299,6 +299,16 @@ class ImageField(Field):
             return None
         ptrs = values['data_ptr'].astype(np.uint64)
         return ptrs, regions.size_at(ptrs)
+
+    def relocate(self, values, shift):
+        """``data_ptr`` moved by ``shift`` bytes; mode and size unchanged (FMT-036, FMT-092).
+
+        Also for GrayscaleImageField (same record, FMT-083). A subclass with
+        another metadata type is refused as custom fields are.
+        """
+        if self.metadata_type != RGBMetadataType:
+            return super().relocate(values, shift)
+        return shift_member(values, 'data_ptr', shift)
 
     def get_decoder_class(self):
         from .decoders import SimpleRGBImageDecoder
