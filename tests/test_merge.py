@@ -281,6 +281,33 @@ def test_ffcv_written_files_merge(tmp_path, golden_dir, golden_case):
                                               stored, err_msg=f'{golden_case}: {name} {sample}')
 
 
+def test_imagefolder_parts_are_read_by_path_and_merge_into_the_whole(tmp_path):
+    # the recipe of FFCV's write_imagenet.py, written as 4 shuffled parts
+    torchvision = pytest.importorskip('torchvision')
+    from PIL import Image
+    root = tmp_path / 'folder'
+    for i in range(10):
+        folder = root / f'class{i % 3}'
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(_smooth(i, 60 + 7 * i, 90, 3)).save(folder / f'{i}.jpg', quality=90)
+    dataset = torchvision.datasets.ImageFolder(str(root))
+
+    def fields():
+        return {'image': RGBImageField(write_mode='proportion', max_resolution=64,
+                                       jpeg_passthrough=True), 'label': IntField()}
+
+    def write_one(path, **kwargs):
+        writer = DatasetWriter(path, fields(), page_size=PAGE, num_workers=1, progress=False,
+                               seed=5)
+        stats = writer.from_indexed_dataset(dataset, shuffle_indices=True, **kwargs)
+        assert stats.fast_path == 'torchvision ImageFolder'
+        return os.fspath(path)
+    whole = write_one(tmp_path / 'whole.beton')
+    parts = [write_one(tmp_path / f'p{k}.beton', part=(k, 4)) for k in range(4)]
+    _, merged = assert_same_samples(whole, ffcvx.merge(parts, tmp_path / 'merged.beton'))
+    assert sorted(merged.metadata['f1'].tolist()) == sorted(label for _, label in dataset.samples)
+
+
 # -- what the merge refuses ---------------------------------------------------------------
 
 def _small(path, fields, page_size=PAGE, n=3):
@@ -415,6 +442,13 @@ def test_ffcvx_merge_command(tmp_path, whole):
     assert_same_samples(whole, tmp_path / 'cli.beton')
     info = _ffcvx('info', tmp_path / 'cli.beton')
     assert info.returncode == 0, info.stderr
+
+
+def test_ffcvx_info_opens_an_empty_part(tmp_path):
+    empty = write(tmp_path / 'empty.beton', part=(6, 7))        # N = 6 samples, 7 parts
+    proc = _ffcvx('info', empty)
+    assert proc.returncode == 0, proc.stderr
+    assert Reader(empty).num_samples == 0
 
 
 def test_ffcvx_merge_refuses_mismatched_parts(tmp_path):
