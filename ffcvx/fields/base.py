@@ -113,8 +113,11 @@ class Field(ABC):
     A field fixes the dtype of its per-sample record in the metadata table
     (``metadata_type``), how the writer turns a user value into that record
     plus optional data regions (``encode``), which decoder Operation reads it
-    back (``get_decoder_class``), and, for readers, how its records point at
-    data regions (``check_metadata``, ``data_regions``).
+    back (``get_decoder_class``), for readers, how its records point at
+    data regions (``check_metadata``, ``data_regions``), and, for
+    :func:`ffcvx.merge`, how to move those pointers when the pages move
+    (``relocate``, FMT-092; a custom field that does not override it
+    cannot be merged).
 
     A field's type id (FMT-022) is not an attribute of the class: it is the
     key of the class in :data:`ffcvx.fields.TYPE_ID_HANDLER` (exact class
