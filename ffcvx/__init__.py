@@ -2,7 +2,8 @@
 
 Write a dataset once into a ``.beton`` file with :class:`ffcvx.writer.DatasetWriter`,
 then stream it into training with :class:`ffcvx.loader.Loader` (both also
-importable from ``ffcvx``, as from FFCV's top level).
+importable from ``ffcvx``, as from FFCV's top level). :func:`ffcvx.merge`
+joins part files written on several machines into one ``.beton``.
 """
 __version__ = '0.1.0'
 
@@ -16,7 +17,10 @@ def __getattr__(name):
     if name == 'DatasetWriter':
         from .writer import DatasetWriter
         return DatasetWriter
+    if name == 'merge':
+        from .writer.merge import merge
+        return merge
     raise AttributeError(f"module 'ffcvx' has no attribute {name!r}")
 
 
-__all__ = ['Loader', 'DatasetWriter']
+__all__ = ['Loader', 'DatasetWriter', 'merge']

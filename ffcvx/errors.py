@@ -46,6 +46,17 @@ class WriterError(FFCVXError, RuntimeError):
     """Writing a dataset failed; the partial output was removed."""
 
 
+class MergeError(FFCVXError, ValueError):
+    """Part files cannot be merged into one ``.beton`` (``ffcvx.merge``, FMT-092).
+
+    Raised when the parts differ in fields, field arguments or page size
+    (the message names the first difference and the part), when a part is
+    not a valid ``.beton`` file, or when a field cannot say where its data
+    pointers are (a custom field without ``Field.relocate``). Nothing is
+    written at the target then.
+    """
+
+
 class CacheUnavailableError(FFCVXError, ConnectionError):
     """A shared cache server (e.g. Redis) cannot serve the file's bytes.
 

@@ -10,23 +10,24 @@
     ffcvx convert fashion-mnist OUT_DIR [--source DIR] [--write-mode raw] ...
     ffcvx conformance --backend NAME [--golden-dir DIR] [-v]
     ffcvx clean PATH...          (stale temporary files of killed writes)
+    ffcvx merge PART... OUT      (part files joined into one .beton, FMT-092)
 
 Also runs as ``python -m ffcvx`` (or ``python -m ffcvx.cli``). Exit status: 0
 on success, 1 when writing fails, 2 for bad arguments, missing inputs, a
-missing optional package (the message names the ``pip install 'ffcvx[...]'``)
-or an invalid ``.beton`` file. ``conformance``: 0 when no check failed, 1
-when one did, 2 when the backend is unknown or unavailable here (nothing
-could be checked).
+missing optional package (the message names the ``pip install 'ffcvx[...]'``),
+an invalid ``.beton`` file, or part files that do not match (``merge``).
+``conformance``: 0 when no check failed, 1 when one did, 2 when the backend
+is unknown or unavailable here (nothing could be checked).
 
-One module per command (``info``, ``convert``, ``clean``, ``conformance``),
+One module per command (``info``, ``convert``, ``clean``, ``conformance``, ``merge``),
 each with ``add_parser(commands)``; ``common`` holds what they share.
 """
 import argparse
 import sys
 
-from ..errors import BetonFormatError, WriterError
+from ..errors import BetonFormatError, MergeError, WriterError
 from ..extras import MissingExtraError
-from . import clean, conformance, convert, info
+from . import clean, conformance, convert, info, merge
 from .common import UsageError
 
 __all__ = ['build_parser', 'main']
@@ -36,7 +37,7 @@ def build_parser():
     """The argparse parser of the ``ffcvx`` command."""
     parser = argparse.ArgumentParser(prog='ffcvx', description="Inspect and write .beton files.")
     commands = parser.add_subparsers(dest='command', required=True, metavar='COMMAND')
-    for module in (info, convert, clean, conformance):
+    for module in (info, convert, clean, conformance, merge):
         module.add_parser(commands)
     return parser
 
@@ -47,7 +48,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     try:
         return args.run(args)
-    except (UsageError, BetonFormatError, MissingExtraError) as exc:
+    except (UsageError, BetonFormatError, MergeError, MissingExtraError) as exc:
         print(f"ffcvx: error: {exc}", file=sys.stderr)
         return 2
     except WriterError as exc:

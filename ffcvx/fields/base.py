@@ -12,6 +12,13 @@ the field classes (``spec/beton.md`` section 7):
 - :meth:`Field.data_regions` says where each sample's stored bytes are, as
   ``(ptrs, sizes)`` (``None`` by default: the value lives in the metadata).
 
+and one through which :func:`ffcvx.merge` moves a part's pages (FMT-092):
+
+- :meth:`Field.relocate` returns the field's metadata column with every data
+  pointer moved by a number of bytes. The default refuses (a custom field's
+  records are opaque, so the merge cannot know where its pointers are);
+  fields without pointers return the values unchanged.
+
 Both receive the allocation table as a :class:`RegionTable`, and the first
 also the column as a :class:`MetadataColumn`.
 """
@@ -20,10 +27,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import MergeError
 from ..types import ARG_TYPE
 
-__all__ = ['ARG_TYPE', 'Field', 'MetadataColumn', 'RegionTable', 'decoder_aliases',
-           'zero_arguments']
+__all__ = ['ARG_TYPE', 'Field', 'MetadataColumn', 'RegionTable', 'copy_unchanged',
+           'decoder_aliases', 'shift_member', 'zero_arguments']
 
 
 @dataclass(frozen=True)
@@ -105,8 +113,11 @@ class Field(ABC):
     A field fixes the dtype of its per-sample record in the metadata table
     (``metadata_type``), how the writer turns a user value into that record
     plus optional data regions (``encode``), which decoder Operation reads it
-    back (``get_decoder_class``), and, for readers, how its records point at
-    data regions (``check_metadata``, ``data_regions``).
+    back (``get_decoder_class``), for readers, how its records point at
+    data regions (``check_metadata``, ``data_regions``), and, for
+    :func:`ffcvx.merge`, how to move those pointers when the pages move
+    (``relocate``, FMT-092; a custom field that does not override it
+    cannot be merged).
 
     A field's type id (FMT-022) is not an attribute of the class: it is the
     key of the class in :data:`ffcvx.fields.TYPE_ID_HANDLER` (exact class
@@ -197,6 +208,58 @@ class Field(ABC):
             the field keeps its value in the metadata (the default).
         """
         return None
+
+    # -- record layout, for merging part files ----------------------------------------
+
+    def relocate(self, values, shift):
+        """This field's records with every data pointer moved by ``shift`` bytes (FMT-092).
+
+        :func:`ffcvx.merge` moves each part's pages to a new offset; pages
+        are copied untouched, so only the pointers in the metadata change.
+        A field with pointers adds ``shift`` to each of them (also to the
+        pointer of a 0-byte payload, which has an allocation record too);
+        a field that keeps its value in the metadata (Int, Float) returns
+        the values as they are.
+
+        Parameters
+        ----------
+        values : ndarray[metadata_type], shape (n,)
+            Records of this field (one metadata column), read-only.
+        shift : int, bytes
+            Added to every absolute file offset in the records; ``>= 0``.
+
+        Returns
+        -------
+        ndarray[metadata_type], shape (n,)
+            A new array; ``values`` is not modified.
+
+        Raises
+        ------
+        MergeError
+            By default: a custom field cannot say where its pointers are, so
+            a merge refuses it. A custom field makes itself mergeable by
+            overriding this method.
+        """
+        raise MergeError(
+            f"{type(self).__name__} does not say where the data pointers in its metadata "
+            f"records are (it does not override Field.relocate), so part files holding it "
+            f"cannot be merged (FMT-092); define relocate(values, shift) on the class")
+
+
+def copy_unchanged(values):
+    """``Field.relocate`` of a field whose records hold no pointer: a copy of ``values``."""
+    return np.array(values, copy=True)
+
+
+def shift_member(values, member, shift):
+    """A copy of ``values`` with the ``<u8`` pointer ``member`` increased by ``shift`` bytes.
+
+    ``member`` None: ``values`` itself is the ``<u8`` pointer column (arrays, FMT-034).
+    """
+    out = np.array(values, copy=True)
+    column = out if member is None else out[member]
+    column += np.uint64(shift)
+    return out
 
 
 def zero_arguments():

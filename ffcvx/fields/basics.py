@@ -13,7 +13,7 @@ import operator
 
 import numpy as np
 
-from .base import Field, decoder_aliases, zero_arguments
+from .base import Field, copy_unchanged, decoder_aliases, zero_arguments
 
 
 INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
@@ -129,6 +129,15 @@ class FloatField(Field):
         """Store ``field`` exactly as float64 (see :func:`exact_float64` for what is refused)."""
         destination[0] = exact_float64(field)
 
+    def relocate(self, values, shift):
+        """The values unchanged: a float holds no pointer (FMT-032, FMT-092).
+
+        A subclass with another metadata type is refused as custom fields are.
+        """
+        if self.metadata_type != np.dtype('<f8'):
+            return super().relocate(values, shift)
+        return copy_unchanged(values)
+
     def get_decoder_class(self):
         from .decoders import FloatDecoder
         return FloatDecoder
@@ -151,6 +160,15 @@ class IntField(Field):
     def encode(self, destination, field, malloc):
         """Store ``field`` exactly as int64 (see :func:`exact_int64` for what is refused)."""
         destination[0] = exact_int64(field)
+
+    def relocate(self, values, shift):
+        """The values unchanged: an int holds no pointer (FMT-032, FMT-092).
+
+        A subclass with another metadata type is refused as custom fields are.
+        """
+        if self.metadata_type != np.dtype('<i8'):
+            return super().relocate(values, shift)
+        return copy_unchanged(values)
 
     def get_decoder_class(self):
         from .decoders import IntDecoder

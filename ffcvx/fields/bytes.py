@@ -1,7 +1,7 @@
 """Variable-length byte strings: ``BytesField`` (FMT-033)."""
 import numpy as np
 
-from .base import Field, decoder_aliases, native_core, zero_arguments
+from .base import Field, decoder_aliases, native_core, shift_member, zero_arguments
 
 #: Metadata record of a bytes-like field: region offset and length, packed (FMT-033).
 BytesMetadataType = np.dtype([
@@ -58,6 +58,16 @@ class BytesField(Field):
         if self.metadata_type != BytesMetadataType:
             return None
         return (values['ptr'].astype(np.uint64), values['size'].astype(np.int64))
+
+    def relocate(self, values, shift):
+        """``ptr`` moved by ``shift`` bytes, also for 0-byte payloads (FMT-033, FMT-092).
+
+        JSONField inherits it (same record, FMT-035). A subclass with another
+        metadata type is refused as custom fields are.
+        """
+        if self.metadata_type != BytesMetadataType:
+            return super().relocate(values, shift)
+        return shift_member(values, 'ptr', shift)
 
     def get_decoder_class(self):
         from .decoders import BytesDecoder

@@ -4,7 +4,7 @@ import math
 
 import numpy as np
 
-from .base import Field, decoder_aliases, native_core
+from .base import Field, decoder_aliases, native_core, shift_member
 from ..errors import BetonFormatError
 from ..types import ARG_TYPE
 
@@ -220,6 +220,16 @@ class NDArrayField(Field):
             return None
         ptrs = np.asarray(values, dtype=np.uint64).reshape(-1)
         return ptrs, np.full(ptrs.shape, self.element_size, dtype=np.int64)
+
+    def relocate(self, values, shift):
+        """Each record, a ``<u8`` pointer, moved by ``shift`` bytes (FMT-034, FMT-092).
+
+        TorchTensorField inherits it. A subclass with another metadata type
+        is refused as custom fields are.
+        """
+        if self.metadata_type != np.dtype('<u8'):
+            return super().relocate(values, shift)
+        return shift_member(values, None, shift)
 
     def get_decoder_class(self):
         from .decoders import NDArrayDecoder

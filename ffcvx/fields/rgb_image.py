@@ -22,7 +22,7 @@ from abc import abstractmethod
 import numpy as np
 
 from ..types import ARG_TYPE, ARGUMENTS_LENGTH
-from .base import Field, decoder_aliases, native_core, zero_arguments
+from .base import Field, decoder_aliases, native_core, shift_member, zero_arguments
 from .image_encode import choose_mode, encode_image, encoded_value
 # the encoder's limits live in .image_encode, which imports nothing from here; importable as before
 from .image_encode import MAX_SIDE, WRITE_JPEG_MODES  # noqa: F401
@@ -249,6 +249,16 @@ class ImageField(Field):
             return None
         ptrs = values['data_ptr'].astype(np.uint64)
         return ptrs, regions.size_at(ptrs)
+
+    def relocate(self, values, shift):
+        """``data_ptr`` moved by ``shift`` bytes; mode and size unchanged (FMT-036, FMT-092).
+
+        Also for GrayscaleImageField (same record, FMT-083). A subclass with
+        another metadata type is refused as custom fields are.
+        """
+        if self.metadata_type != RGBMetadataType:
+            return super().relocate(values, shift)
+        return shift_member(values, 'data_ptr', shift)
 
     def get_decoder_class(self):
         from .decoders import SimpleRGBImageDecoder

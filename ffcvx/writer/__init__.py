@@ -24,7 +24,11 @@ The writer is split by job:
     temporary files: naming, creation, removal of stale ones
     (:func:`clean_temporary_files`, ``ffcvx clean``).
 ``checks``
-    argument checks: page size, chunk size, counts, field names.
+    argument checks: page size, chunk size, counts, field names, parts.
+``merge``
+    :func:`~ffcvx.writer.merge.merge` (``ffcvx.merge``): part files joined
+    into one ``.beton`` (FMT-092); not imported here, so that
+    ``ffcvx.writer.merge`` stays the module.
 """
 from .checks import check_page_size
 from .dataset_writer import DatasetWriter

@@ -4,7 +4,8 @@ import warnings
 
 from ..types import FIELD_NAME_LENGTH, MAX_PAGE_SIZE, MIN_PAGE_SIZE
 
-__all__ = ['check_chunksize', 'check_count', 'check_page_size', 'encode_field_name']
+__all__ = ['check_chunksize', 'check_count', 'check_page_size', 'check_part', 'encode_field_name',
+           'part_range']
 
 
 def check_page_size(page_size):
@@ -45,6 +46,54 @@ def check_count(name, value, minimum=1):
 def check_chunksize(chunksize):
     """``chunksize`` (samples per work item) as an int >= 1."""
     return check_count('chunksize', chunksize)
+
+
+def check_part(part):
+    """``part`` of ``from_indexed_dataset`` as ``(k, K)`` ints, or None.
+
+    Raises
+    ------
+    TypeError
+        If ``part`` is not a pair (tuple or list) of two integers.
+    ValueError
+        Unless ``K >= 1`` and ``0 <= k < K``.
+    """
+    if part is None:
+        return None
+    if not isinstance(part, (tuple, list)) or len(part) != 2:
+        raise TypeError(f"part must be a pair (k, K): write part k of K, got {part!r}")
+    k = check_count('part k', part[0], minimum=None)
+    count = check_count('part K', part[1], minimum=None)
+    if count < 1:
+        raise ValueError(f"part (k, K) needs K >= 1 parts, got K={count}")
+    if not 0 <= k < count:
+        raise ValueError(f"part (k, K) needs 0 <= k < K, got k={k}, K={count}")
+    return k, count
+
+
+def part_range(num_samples, part):
+    """Positions ``[start, stop)`` of part ``k`` of ``K``, split as ``numpy.array_split`` does.
+
+    ``spec/beton.md`` section 9.
+
+    The first ``num_samples % K`` parts hold one sample more than the
+    others; a part is empty when ``K > num_samples``.
+
+    Parameters
+    ----------
+    num_samples : int
+    part : tuple of int
+        ``(k, K)`` as :func:`check_part` returns it.
+
+    Returns
+    -------
+    tuple of int
+        ``(start, stop)``, global positions.
+    """
+    k, count = part
+    base, extra = divmod(int(num_samples), count)
+    start = k * base + min(k, extra)
+    return start, start + base + (1 if k < extra else 0)
 
 
 def encode_field_name(name):

@@ -20,7 +20,8 @@ from ..errors import WriterError
 from ..fields import Field
 from ..types import ALLOC_TABLE_TYPE, DEFAULT_PAGE_SIZE, FIELD_NAME_LENGTH, get_metadata_type
 from . import layout, temp
-from .checks import check_chunksize, check_count, check_page_size, encode_field_name
+from .checks import (check_chunksize, check_count, check_page_size, check_part, encode_field_name,
+                     part_range)
 from .imagefolder import indexed_source
 from .pages import SHUFFLE_KEY, Cursor
 from .progress import Progress, progress_disabled
@@ -66,7 +67,9 @@ class DatasetWriter:
         and in the calling process, from numpy's global RNG, so that
         ``np.random.seed(...)`` before a write makes it reproducible, as in
         FFCV; workers never draw from the global RNG (forked workers would
-        all copy its state).
+        all copy its state). Part files (``from_indexed_dataset(...,
+        part=(k, K))``, K > 1) need a seed, so that all parts draw from one
+        root (FMT-093).
 
     Attributes
     ----------
@@ -136,7 +139,7 @@ class DatasetWriter:
     # -- public entry points ------------------------------------------------
 
     def from_indexed_dataset(self, dataset, indices=None, chunksize=100, shuffle_indices=False,
-                             read_by_path=True):
+                             read_by_path=True, part=None):
         """Write ``dataset[indices[k]]`` as sample ``k`` for every position ``k``.
 
         Parameters
@@ -157,6 +160,16 @@ class DatasetWriter:
             Notes); False always calls ``dataset[i]``, as FFCV 1.0 does, so
             an image that must shrink gets FFCV's pixels exactly (ffcvx's
             extension, not FFCV's).
+        part : tuple of int (k, K), optional
+            Write only part ``k`` of ``K`` (ffcvx extension): the positions
+            ``0 .. len(indices) - 1`` (after ``shuffle_indices``, which shuffles
+            the whole list, the same way in every part) are split into ``K``
+            contiguous ranges as ``numpy.array_split`` splits them, and this
+            file holds range ``k`` only, as a complete ``.beton`` (empty
+            when ``K`` exceeds the number of samples). Random choices are
+            drawn per *global* position, so the parts joined with
+            :func:`ffcvx.merge` (FMT-092) hold what one write of everything
+            holds (FMT-093). ``K > 1`` needs ``seed``.
 
         Returns
         -------
@@ -174,11 +187,21 @@ class DatasetWriter:
 
         Raises
         ------
+        TypeError, ValueError
+            For a ``part`` that is not ``(k, K)`` with ``0 <= k < K``; a
+            ValueError for ``K > 1`` without ``seed`` (each part would draw
+            its own root, so parts would disagree on the random choices).
         WriterError
             If reading or encoding any sample fails, or a worker dies; the
             message names the sample and holds the original traceback.
         """
         chunksize = check_chunksize(chunksize)
+        part = check_part(part)
+        if part is not None and part[1] > 1 and self.seed is None:
+            raise ValueError(
+                f"writing part {part[0]} of {part[1]} needs DatasetWriter(seed=...): without one "
+                f"every part draws its own random root (shuffle_indices, write_mode='proportion'), "
+                f"so the parts would not draw the same random choices")
         if not isinstance(read_by_path, (bool, np.bool_)):
             raise TypeError(f"read_by_path must be True or False, got {read_by_path!r}")
         if indices is None:
@@ -193,10 +216,14 @@ class DatasetWriter:
             rng = np.random.Generator(np.random.PCG64(
                 np.random.SeedSequence(entropy, spawn_key=(SHUFFLE_KEY,))))
             indices = rng.permutation(indices)
+        first = 0
+        if part is not None:
+            first, stop = part_range(len(indices), part)
+            indices = indices[first:stop]
         return self._write(indexed_source(dataset, indices, chunksize, self.handlers,
-                                          self.field_names, bool(read_by_path)), entropy)
+                                          self.field_names, bool(read_by_path)), entropy, first)
 
-    def from_webdataset(self, shards, pipeline):
+    def from_webdataset(self, shards, pipeline, part=None):
         """Write the samples of WebDataset ``shards``, shard by shard.
 
         Every shard is read twice: once (in threads) to count its samples,
@@ -220,9 +247,12 @@ class DatasetWriter:
         ------
         ImportError
             If the ``webdataset`` package is not installed.
+        NotImplementedError
+            For ``part``: only ``from_indexed_dataset`` writes part files so far.
         WriterError
             If counting or writing fails.
         """
+        _no_part('from_webdataset', part)
         import_webdataset()
         shards = list(shards)
 
@@ -241,7 +271,7 @@ class DatasetWriter:
                                       f"{type(exc).__name__}: {exc}") from exc
         return self._write(WebDatasetSource(shards, pipeline, np.asarray(counts, dtype=np.int64)))
 
-    def from_iterable(self, iterable, length=None, chunksize=100):
+    def from_iterable(self, iterable, length=None, chunksize=100, part=None):
         """Write the samples of ``iterable`` in order.
 
         The iterable is consumed in the calling process; encoding is spread
@@ -266,10 +296,13 @@ class DatasetWriter:
         ------
         TypeError
             If ``length`` is None and ``iterable`` has no ``len()``.
+        NotImplementedError
+            For ``part``: only ``from_indexed_dataset`` writes part files so far.
         WriterError
             If the iterable yields a different number of samples than
             ``length``, or reading or encoding a sample fails.
         """
+        _no_part('from_iterable', part)
         chunksize = check_chunksize(chunksize)
         if length is None:
             try:
@@ -292,7 +325,7 @@ class DatasetWriter:
 
     # -- writing --------------------------------------------------------------
 
-    def _write(self, source, entropy=None):
+    def _write(self, source, entropy=None, first=0):
         num_samples = int(source.num_samples)
         progress = Progress(self.fname, num_samples, self.field_names, self.handlers,
                             progress_disabled(self.progress), source.fast_path)
@@ -308,7 +341,7 @@ class DatasetWriter:
                               f"{exc}; nothing was written") from exc
         success = False
         try:
-            self._write_into(fd, tmp_path, source, num_samples, entropy, progress)
+            self._write_into(fd, tmp_path, source, num_samples, entropy, progress, first)
             os.fsync(fd)
             os.close(fd)
             fd = -1
@@ -334,7 +367,7 @@ class DatasetWriter:
         self.last_write = progress.finish()
         return self.last_write
 
-    def _write_into(self, fd, tmp_path, source, num_samples, entropy, progress):
+    def _write_into(self, fd, tmp_path, source, num_samples, entropy, progress, first=0):
         at = layout.Offsets(len(self.handlers), num_samples, self.metadata_type, self.page_size)
         layout.write_descriptors(fd, self.handlers, self._stored_names, self.field_names)
 
@@ -342,7 +375,7 @@ class DatasetWriter:
         # made by the spawn context: such a lock may go to forked and spawned workers alike
         counter = multiprocessing.get_context('spawn').Value('q', 0)
         job = Job(fd, tmp_path, self.page_size, at.data_start, self.field_names, self.handlers,
-                  self.metadata_type, num_samples, counter, entropy)
+                  self.metadata_type, num_samples, counter, entropy, first)
         records = self._run(source, job, num_samples, metadata, progress)
         layout.write_tables(fd, at, metadata, records, int(counter.value))
 
@@ -365,3 +398,12 @@ class DatasetWriter:
             text, _ = failure_report(failure.cursor, failure.exc)
             raise WriterError(text) from failure.exc
 
+
+
+def _no_part(method, part):
+    """Refuse ``part=`` where the source cannot be split by position yet."""
+    if part is not None:
+        raise NotImplementedError(
+            f"DatasetWriter.{method} cannot write part files yet: an iterable or a shard list "
+            f"would have to be read up to the part's first sample; use from_indexed_dataset("
+            f"..., part=(k, K)) with an indexed dataset")

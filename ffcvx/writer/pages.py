@@ -195,6 +195,11 @@ class SampleEncoder:
         draws random numbers gets a Generator seeded from ``(entropy, sample,
         field)``, so its choices are reproducible from a seed and independent
         of which worker encodes the sample.
+    first : int
+        Global position of this file's sample 0: nonzero when the file is
+        part ``k`` of ``K`` (``from_indexed_dataset(part=...)``); the
+        Generators are seeded from the global position ``first + dest``, so
+        a part draws what a single-process write of the whole dataset draws.
 
     Attributes
     ----------
@@ -205,7 +210,7 @@ class SampleEncoder:
         :meth:`count` (field name None).
     """
 
-    def __init__(self, field_names, handlers, metadata, allocator, cursor, entropy):
+    def __init__(self, field_names, handlers, metadata, allocator, cursor, entropy, first=0):
         self.field_names = field_names
         self.handlers = handlers
         self.metadata = metadata
@@ -215,6 +220,7 @@ class SampleEncoder:
         self.cursor = cursor
         self.num_fields = len(handlers)
         self.entropy = entropy
+        self.first = int(first)
         self.random_fields = [bool(getattr(h, 'encode_uses_rng', False)) for h in handlers]
         self.filled = []
         self.counts = {}
@@ -222,8 +228,13 @@ class SampleEncoder:
         self.path_fields = [i for i, h in enumerate(handlers) if isinstance(h, ImageField)]
 
     def sample_rng(self, dest, index):
-        """The Generator of field ``index`` for sample ``dest`` (reproducible, per sample)."""
-        sequence = np.random.SeedSequence(self.entropy, spawn_key=(SAMPLE_KEY, int(dest), index))
+        """The Generator of field ``index`` for sample ``dest`` (reproducible, per sample).
+
+        Keyed by the global position ``first + dest``, never by the part, so
+        part files and a whole write draw the same choices (FMT-093).
+        """
+        position = self.first + int(dest)
+        sequence = np.random.SeedSequence(self.entropy, spawn_key=(SAMPLE_KEY, position, index))
         return np.random.Generator(np.random.PCG64(sequence))
 
     def take_rows(self):

@@ -72,10 +72,13 @@ class Job:
         Next free page number, shared by all workers.
     entropy : int
         Root entropy for the fields' per-sample Generators.
+    first : int
+        Global position of the file's sample 0 (nonzero for a part file),
+        which the per-sample Generators are keyed by.
     """
 
     def __init__(self, fd, path, page_size, data_start, field_names, handlers, metadata_type,
-                 num_samples, counter, entropy):
+                 num_samples, counter, entropy, first=0):
         self.fd = fd
         self.path = path
         self.page_size = page_size
@@ -86,6 +89,7 @@ class Job:
         self.num_samples = num_samples
         self.counter = counter
         self.entropy = entropy
+        self.first = first
 
     def __getstate__(self):
         # a spawned worker cannot inherit the descriptor: it reopens the file by path
@@ -111,7 +115,7 @@ class Job:
             metadata = np.zeros(self.num_samples, dtype=self.metadata_type)
         allocator = PageAllocator(self.fd, self.page_size, self.data_start, self.next_page)
         encoder = SampleEncoder(self.field_names, self.handlers, metadata, allocator, cursor,
-                                self.entropy)
+                                self.entropy, self.first)
         return allocator, encoder
 
 
