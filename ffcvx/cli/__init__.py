@@ -4,6 +4,7 @@
 
     ffcvx info FILE|URL [--storage-options JSON]
     ffcvx convert imagefolder DIR OUT.beton [--write-mode jpg] [--max-resolution N] ...
+                     [--part k/K --parts-dir DIR [--seed N]]   (also hf; then ffcvx merge)
     ffcvx convert webdataset SHARDS... OUT.beton [--image-key EXT] [--label-key cls] ...
     ffcvx convert hf DATASET_OR_PARQUET... OUT.beton [--split train] [--image-column image]
                      [--label-column label] ...
@@ -20,7 +21,8 @@ an invalid ``.beton`` file, or part files that do not match (``merge``).
 is unknown or unavailable here (nothing could be checked).
 
 One module per command (``info``, ``convert``, ``clean``, ``conformance``, ``merge``),
-each with ``add_parser(commands)``; ``common`` holds what they share.
+each with ``add_parser(commands)``; ``common`` holds what they share, ``parts`` the
+``--part`` options of ``convert``.
 """
 import argparse
 import sys

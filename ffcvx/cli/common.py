@@ -130,7 +130,7 @@ def make_writer(path, args):
         raise UsageError(f"output directory {directory} does not exist")
     return DatasetWriter(path, {'image': image_field(args), 'label': IntField()},
                          page_size=args.page_size, num_workers=args.num_workers,
-                         progress=not args.quiet)
+                         progress=not args.quiet, seed=getattr(args, 'seed', None))
 
 
 def write_summary(path, num_samples, seconds):
@@ -150,7 +150,15 @@ def write_indexed(path, dataset, args):
     ffcvx.errors.WriterError
         If a sample cannot be read or stored; ``path`` is then left as it was.
     """
+    from .parts import written_part
+    part_file, done = written_part(args)
+    if done:
+        print(f"part {args.part[0]} of {args.part[1]} is already written: {part_file} (skipped)")
+        return
+    if part_file is not None:
+        path = part_file
     writer = make_writer(path, args)
     start = time.perf_counter()
-    writer.from_indexed_dataset(dataset, chunksize=args.chunksize)
-    write_summary(path, len(dataset), time.perf_counter() - start)
+    stats = writer.from_indexed_dataset(dataset, chunksize=args.chunksize,
+                                        part=getattr(args, 'part', None))
+    write_summary(path, stats.num_samples, time.perf_counter() - start)

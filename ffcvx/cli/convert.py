@@ -15,6 +15,7 @@ import numpy as np
 from ..errors import WriterError
 from ..types import HeaderType
 from .common import UsageError, add_writer_options, make_writer, write_indexed, write_summary
+from .parts import add_part_options
 
 __all__ = ['add_parser']
 
@@ -93,6 +94,7 @@ def add_parser(commands):
     folder.add_argument('source', metavar='DIR', help="directory with one sub-directory per class")
     folder.add_argument('output', metavar='OUT.beton', help="file to write")
     add_writer_options(folder, 'jpg')
+    add_part_options(folder)
     folder.set_defaults(run=_imagefolder)
 
     wds = sources.add_parser(
@@ -131,6 +133,7 @@ def add_parser(commands):
     hf.add_argument('--label-column', default='label', metavar='NAME',
                     help="column of the integer labels (default: label)")
     add_writer_options(hf, 'jpg')
+    add_part_options(hf)
     hf.set_defaults(run=_hf)
 
     fmnist = sources.add_parser('fashion-mnist', help="Fashion-MNIST from its IDX files",

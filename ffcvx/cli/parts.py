@@ -1,0 +1,91 @@
+"""``--part k/K --parts-dir DIR`` of ``ffcvx convert``: one part of a conversion spread over
+machines or processes (torchrun, SLURM array jobs), then ``ffcvx merge DIR/* OUT.beton``.
+
+Each invocation writes part ``k`` of ``K`` (``DatasetWriter.from_indexed_dataset(...,
+part=(k, K))``, FMT-093) to ``DIR/<OUT stem>.part-<k>-of-<K>.beton``, numbers zero-padded
+so that a shell glob lists the parts in order. The writer renames a part into place
+only once it is complete, so a part file that exists and opens is done: running the
+same command again skips it (a killed run is redone, and only that part).
+"""
+import argparse
+import os
+
+from .common import UsageError
+
+__all__ = ['add_part_options', 'part_path', 'written_part']
+
+#: Seed of a part write when ``--seed`` is not given: every part must draw the same
+#: random choices (FMT-093), so it cannot be left to chance.
+DEFAULT_PART_SEED = 0
+
+
+def _part(text):
+    """``'k/K'`` as ``(k, K)`` with 0 <= k < K (argparse type)."""
+    try:
+        k, count = (int(v) for v in text.split('/'))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected k/K (part k of K, k from 0), got {text!r}") \
+            from None
+    if count < 1 or not 0 <= k < count:
+        raise argparse.ArgumentTypeError(f"part {text}: need K >= 1 and 0 <= k < K")
+    return k, count
+
+
+def add_part_options(parser):
+    """``--part``, ``--parts-dir`` and ``--seed`` for a source written by index."""
+    group = parser.add_argument_group('parts (one .beton written by many processes; then '
+                                      '`ffcvx merge DIR/* OUT.beton`)')
+    group.add_argument('--part', type=_part, default=None, metavar='k/K',
+                       help="write only part k of K (k from 0) of the samples into --parts-dir; "
+                            "OUT.beton names the merged file, nothing is written there")
+    group.add_argument('--parts-dir', default=None, metavar='DIR',
+                       help="folder of the part files (created if missing)")
+    group.add_argument('--seed', type=int, default=None, metavar='N',
+                       help=f"root of the writer's random choices; every part must use the same "
+                            f"(default with --part: {DEFAULT_PART_SEED})")
+
+
+def part_path(output, parts_dir, part):
+    """``DIR/<stem of output>.part-<k>-of-<K>.beton`` (str)."""
+    k, count = part
+    stem = os.path.basename(output)
+    if stem.endswith('.beton'):
+        stem = stem[:-len('.beton')]
+    width = max(5, len(str(count)))
+    return os.path.join(parts_dir, f"{stem}.part-{k:0{width}d}-of-{count:0{width}d}.beton")
+
+
+def written_part(args):
+    """Where this part goes and whether it is already there, complete.
+
+    Returns
+    -------
+    path : str or None
+        The part file (None without ``--part``).
+    done : bool
+        The file exists and opens as a valid ``.beton``: nothing to do.
+
+    Raises
+    ------
+    UsageError
+        For ``--part`` without ``--parts-dir`` or the other way round, or a
+        seed given differently than the writer needs.
+    """
+    part, parts_dir = getattr(args, 'part', None), getattr(args, 'parts_dir', None)
+    if part is None and parts_dir is None:
+        return None, False
+    if part is None or parts_dir is None:
+        raise UsageError("--part and --parts-dir go together: --part k/K --parts-dir DIR")
+    if args.seed is None:
+        args.seed = DEFAULT_PART_SEED
+    os.makedirs(parts_dir, exist_ok=True)      # several ranks may create it at once
+    path = part_path(args.output, parts_dir, part)
+    if not os.path.exists(path):
+        return path, False
+    from ..errors import BetonFormatError
+    from ..reader import Reader
+    try:
+        Reader(path)
+    except BetonFormatError:
+        return path, False          # not a part this writer finished: write it again
+    return path, True
