@@ -91,3 +91,54 @@ def test_part_options_are_checked(tmp_path, photos, capsys):
                   str(tmp_path), *OPTIONS])
         assert exited.value.code == 2
     assert not os.path.exists(out) and not glob.glob(str(tmp_path / '*.beton'))
+
+
+def test_torchrun_two_processes_write_the_parts_of_one_conversion(tmp_path, photos):
+    """Real torchrun, 2 processes: each writes its part (``--part auto``), then one merge."""
+    import socket
+    import subprocess
+    import sys
+    repo = str(Path(__file__).resolve().parents[1])
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        port = sock.getsockname()[1]
+    env = {k: v for k, v in os.environ.items()
+           if k not in ('RANK', 'WORLD_SIZE', 'LOCAL_RANK', 'MASTER_ADDR', 'MASTER_PORT')}
+    env.update(PYTHONPATH=repo, OMP_NUM_THREADS='1')
+    out, parts_dir = tmp_path / 'train.beton', tmp_path / 'parts'
+    run = subprocess.run(
+        [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node=2', '--nnodes=1',
+         '--master_addr=127.0.0.1', f'--master_port={port}', '--no-python',
+         sys.executable, '-m', 'ffcvx', 'convert', 'imagefolder', photos, str(out),
+         '--part', 'auto', '--parts-dir', str(parts_dir), *OPTIONS],
+        env=env, capture_output=True, text=True, timeout=300, cwd=repo)
+    assert run.returncode == 0, (run.stdout + run.stderr)[-4000:]
+    parts = sorted(glob.glob(str(parts_dir / '*.beton')))
+    assert [os.path.basename(p) for p in parts] == [
+        'train.part-00000-of-00002.beton', 'train.part-00001-of-00002.beton']
+    assert main(['merge', *parts, str(out)]) == 0
+    whole = tmp_path / 'whole.beton'
+    assert main(['convert', 'imagefolder', photos, str(whole), '--seed', '0', *OPTIONS]) == 0
+    assert _samples(out) == _samples(whole)
+
+
+@pytest.mark.parametrize('environ, part', [
+    ({'RANK': '3', 'WORLD_SIZE': '4'}, (3, 4)),
+    ({'SLURM_ARRAY_TASK_ID': '12', 'SLURM_ARRAY_TASK_COUNT': '5',
+      'SLURM_ARRAY_TASK_MIN': '10'}, (2, 5)),
+    ({'SLURM_PROCID': '0', 'SLURM_NTASKS': '1'}, (0, 1)),
+    # torchrun's variables win over SLURM's when a job runs torchrun inside SLURM
+    ({'RANK': '1', 'WORLD_SIZE': '2', 'SLURM_PROCID': '0', 'SLURM_NTASKS': '8'}, (1, 2)),
+])
+def test_part_auto_reads_the_launchers_variables(environ, part):
+    from ffcvx.cli.parts import part_from_environment
+    assert part_from_environment(environ) == part
+
+
+@pytest.mark.parametrize('environ', [{}, {'RANK': '2', 'WORLD_SIZE': '2'},
+                                     {'RANK': 'x', 'WORLD_SIZE': '2'}])
+def test_part_auto_without_a_launcher_is_a_usage_error(environ):
+    from ffcvx.cli.common import UsageError
+    from ffcvx.cli.parts import part_from_environment
+    with pytest.raises(UsageError, match='--part auto'):
+        part_from_environment(environ)

@@ -1,6 +1,7 @@
 """``--part k/K --parts-dir DIR`` of ``ffcvx convert``: one part of a conversion spread over
 machines or processes (torchrun, SLURM array jobs), then ``ffcvx merge DIR/* OUT.beton``.
 
+``--part auto`` takes ``k`` and ``K`` from the launcher (torchrun, a SLURM array, srun).
 Each invocation writes part ``k`` of ``K`` (``DatasetWriter.from_indexed_dataset(...,
 part=(k, K))``, FMT-093) to ``DIR/<OUT stem>.part-<k>-of-<K>.beton``, numbers zero-padded
 so that a shell glob lists the parts in order. The writer renames a part into place
@@ -12,15 +13,55 @@ import os
 
 from .common import UsageError
 
-__all__ = ['add_part_options', 'part_path', 'written_part']
+__all__ = ['add_part_options', 'part_from_environment', 'part_path', 'written_part']
 
 #: Seed of a part write when ``--seed`` is not given: every part must draw the same
 #: random choices (FMT-093), so it cannot be left to chance.
 DEFAULT_PART_SEED = 0
 
 
+#: Environment variables that name this process's part: (k, K, first k) per launcher.
+LAUNCHERS = (
+    ('torchrun', 'RANK', 'WORLD_SIZE', None),
+    ('a SLURM array', 'SLURM_ARRAY_TASK_ID', 'SLURM_ARRAY_TASK_COUNT', 'SLURM_ARRAY_TASK_MIN'),
+    ('srun', 'SLURM_PROCID', 'SLURM_NTASKS', None),
+)
+
+
+def part_from_environment(environ=None):
+    """``(k, K)`` from the launcher's variables (``--part auto``).
+
+    torchrun's ``RANK``/``WORLD_SIZE`` first, then a SLURM array's task id
+    (minus its first id) and count, then srun's ``SLURM_PROCID``/``SLURM_NTASKS``.
+
+    Raises
+    ------
+    UsageError
+        If none of them is set, or they do not make a part k of K.
+    """
+    environ = os.environ if environ is None else environ
+    for launcher, index, count, first in LAUNCHERS:
+        if index in environ and count in environ:
+            try:
+                offset = int(environ[first]) if first and first in environ else 0
+                k = int(environ[index]) - offset
+                total = int(environ[count])
+            except ValueError:
+                raise UsageError(f"--part auto: {index}/{count} set by {launcher} are not "
+                                 f"integers") from None
+            if total < 1 or not 0 <= k < total:
+                raise UsageError(f"--part auto: {index}={environ[index]} and "
+                                 f"{count}={environ[count]} ({launcher}) are not a part k of K")
+            return k, total
+    raise UsageError("--part auto: no RANK/WORLD_SIZE (torchrun), SLURM_ARRAY_TASK_ID/"
+                     "SLURM_ARRAY_TASK_COUNT (SLURM array) or SLURM_PROCID/SLURM_NTASKS (srun) "
+                     "in the environment; give --part k/K")
+
+
 def _part(text):
-    """``'k/K'`` as ``(k, K)`` with 0 <= k < K (argparse type)."""
+    """``'k/K'`` as ``(k, K)`` with 0 <= k < K, or ``'auto'`` (argparse type)."""
+    if text == 'auto':
+        return text
     try:
         k, count = (int(v) for v in text.split('/'))
     except ValueError:
@@ -37,7 +78,8 @@ def add_part_options(parser):
                                       '`ffcvx merge DIR/* OUT.beton`)')
     group.add_argument('--part', type=_part, default=None, metavar='k/K',
                        help="write only part k of K (k from 0) of the samples into --parts-dir; "
-                            "OUT.beton names the merged file, nothing is written there")
+                            "OUT.beton names the merged file, nothing is written there; 'auto': "
+                            "k and K of this process under torchrun, a SLURM array or srun")
     group.add_argument('--parts-dir', default=None, metavar='DIR',
                        help="folder of the part files (created if missing)")
     group.add_argument('--seed', type=int, default=None, metavar='N',
@@ -76,6 +118,8 @@ def written_part(args):
         return None, False
     if part is None or parts_dir is None:
         raise UsageError("--part and --parts-dir go together: --part k/K --parts-dir DIR")
+    if part == 'auto':
+        part = args.part = part_from_environment()
     if args.seed is None:
         args.seed = DEFAULT_PART_SEED
     os.makedirs(parts_dir, exist_ok=True)      # several ranks may create it at once
