@@ -142,3 +142,35 @@ def test_part_auto_without_a_launcher_is_a_usage_error(environ):
     from ffcvx.cli.parts import part_from_environment
     with pytest.raises(UsageError, match='--part auto'):
         part_from_environment(environ)
+
+
+def _write_part(root, path, k, count):
+    """The Dask recipe's task: part k of count of an ImageFolder (README "Merging parts")."""
+    from ffcvx.datasets import ImageFolder
+    from ffcvx.fields import IntField, RGBImageField
+    from ffcvx.writer import DatasetWriter
+    writer = DatasetWriter(path, {'image': RGBImageField(write_mode='proportion',
+                                                         max_resolution=48),
+                                  'label': IntField()}, num_workers=1, progress=False, seed=0)
+    return writer.from_indexed_dataset(ImageFolder(root), part=(k, count)).num_samples
+
+
+def test_dask_local_cluster_writes_the_parts_of_one_conversion(tmp_path, photos):
+    """The README's Dask recipe on a real LocalCluster of 2 worker processes."""
+    from dask.distributed import Client, LocalCluster
+
+    import ffcvx
+    count = 4
+    paths = [str(tmp_path / f'train.part-{k}-of-{count}.beton') for k in range(count)]
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                      dashboard_address=None) as cluster, Client(cluster) as client:
+        client.wait_for_workers(2)
+        futures = client.map(_write_part, [photos] * count, paths, range(count), [count] * count)
+        written = client.gather(futures)
+        workers = {who for who_has in client.who_has(futures).values() for who in who_has}
+    assert len(workers) == 2                    # both worker processes wrote parts
+    ffcvx.merge(paths, tmp_path / 'train.beton')
+    whole = tmp_path / 'whole.beton'
+    assert main(['convert', 'imagefolder', photos, str(whole), '--seed', '0', *OPTIONS]) == 0
+    assert sum(written) == Reader(str(whole)).num_samples
+    assert _samples(tmp_path / 'train.beton') == _samples(whole)
