@@ -174,3 +174,53 @@ def test_dask_local_cluster_writes_the_parts_of_one_conversion(tmp_path, photos)
     assert main(['convert', 'imagefolder', photos, str(whole), '--seed', '0', *OPTIONS]) == 0
     assert sum(written) == Reader(str(whole)).num_samples
     assert _samples(tmp_path / 'train.beton') == _samples(whole)
+
+
+def test_a_part_killed_mid_write_is_redone_on_the_rerun_and_only_it(tmp_path, photos, capsys):
+    """SIGKILL during part 0 leaves no part file (only a stale temporary file, removed by
+    the rerun); the rerun skips part 1 and writes part 0; the merge is the whole write."""
+    import signal
+    import subprocess
+    import sys
+    import time
+    from PIL import Image
+    repo = str(Path(__file__).resolve().parents[1])
+    # slow enough to kill mid-write: large images stored as PNG (tens of ms each)
+    src = tmp_path / 'src'
+    for i, photo in enumerate(sorted(Path(photos).glob('*/*.jpg'))[:24]):
+        folder = src / f'c{i % 2}'
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.open(photo).convert('RGB').resize((1000, 750)).save(folder / f'{i:02d}.png')
+    out, parts_dir = tmp_path / 'train.beton', tmp_path / 'parts'
+    options = ['--write-mode', 'png', '--num-workers', '1', '--quiet']
+
+    def command(k):
+        return ['convert', 'imagefolder', str(src), str(out), '--part', f'{k}/2',
+                '--parts-dir', str(parts_dir), *options]
+
+    proc = subprocess.Popen([sys.executable, '-m', 'ffcvx', *command(0)],
+                            env={**os.environ, 'PYTHONPATH': repo}, cwd=repo)
+    pattern = str(parts_dir / '.train.part-00000-of-00002.beton.ffcvx-*.tmp')
+    deadline = time.monotonic() + 120
+    while not glob.glob(pattern) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert proc.poll() is None, "part 0 ended before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait() == -signal.SIGKILL
+    part0 = parts_dir / 'train.part-00000-of-00002.beton'
+    assert not part0.exists() and glob.glob(pattern)     # nothing that looks valid
+    assert main(command(1)) == 0
+    part1 = parts_dir / 'train.part-00001-of-00002.beton'
+    stamp = os.stat(part1).st_mtime_ns
+    capsys.readouterr()
+    for k in (0, 1):                          # the rerun of every part
+        assert main(command(k)) == 0
+    said = capsys.readouterr().out
+    assert f"part 1 of 2 is already written: {part1} (skipped)" in said
+    assert 'part 0 of 2 is already written' not in said
+    assert os.stat(part1).st_mtime_ns == stamp and part0.exists()
+    assert not glob.glob(pattern)             # the killed write's file is gone
+    assert main(['merge', str(part0), str(part1), str(out)]) == 0
+    whole = tmp_path / 'whole.beton'
+    assert main(['convert', 'imagefolder', str(src), str(whole), '--seed', '0', *options]) == 0
+    assert _samples(out) == _samples(whole)
