@@ -14,7 +14,6 @@ import os
 import re
 from collections import namedtuple
 
-import numpy as np
 from PIL import Image
 
 __all__ = ['DRAFT_MARGIN', 'EncodedImage', 'JpegInfo', 'encoded_input', 'jpeg_passes_through', 'parse_jpeg',
@@ -211,18 +210,16 @@ def target_size(width, height, max_resolution):
     """
     if max_resolution is None:
         return None
-    if type(max_resolution) in (int, float):
-        # the same IEEE float64 division, product and truncation as the numpy
-        # lines below, without their cost (this runs several times a sample)
-        ratio = max_resolution / max(width, height)
-        if ratio >= 1:
-            return None
-        return max(1, int(ratio * width)), max(1, int(ratio * height))
-    size = np.array([width, height])
-    ratio = max_resolution / size.max()
+    # FFCV computes this in numpy float64 (int64 sides); Python floats do the same IEEE
+    # division, product and truncation without numpy's cost (this runs several times a
+    # sample). A numpy scalar limit is made a Python number first: numpy would divide a
+    # float32 by int64 sides in float64, as Python's float does.
+    if not isinstance(max_resolution, (int, float)):
+        max_resolution = float(max_resolution)
+    ratio = max_resolution / max(int(width), int(height))
     if ratio >= 1:
         return None
-    return tuple(max(1, int(side)) for side in (ratio * size).astype(int))
+    return max(1, int(ratio * int(width))), max(1, int(ratio * int(height)))
 
 
 class EncodedImage:

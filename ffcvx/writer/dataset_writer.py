@@ -329,25 +329,14 @@ class DatasetWriter:
         num_samples = int(source.num_samples)
         progress = Progress(self.fname, num_samples, self.field_names, self.handlers,
                             progress_disabled(self.progress), source.fast_path)
-        target_dir = os.path.dirname(os.path.abspath(self.fname))
-        temp.clean_stale(self.fname)   # left by writers that were killed (SIGKILL, power)
         # one root per write: a seed gives the same choices every time, no seed fresh ones
         if entropy is None:
             entropy = self._root_entropy()
+        staged = temp.Staged(self.fname)    # also removes what killed writers left
         try:
-            fd, tmp_path = temp.create_temp(self.fname)
-        except OSError as exc:
-            raise WriterError(f"cannot create the temporary file for {self.fname} in {target_dir}: "
-                              f"{exc}; nothing was written") from exc
-        success = False
-        try:
-            self._write_into(fd, tmp_path, source, num_samples, entropy, progress, first)
-            os.fsync(fd)
-            os.close(fd)
-            fd = -1
-            os.replace(tmp_path, self.fname)
-            success = True
-            temp.fsync_directory(target_dir)
+            with staged:
+                self._write_into(staged.fd, staged.path, source, num_samples, entropy, progress,
+                                 first)
         except WriterError as exc:
             raise WriterError(f"{exc}\n[{self.fname} was not written; an existing file there was "
                               f"left as it was]") from exc.__cause__
@@ -356,14 +345,6 @@ class DatasetWriter:
                 f"writing {self.fname} failed: {type(exc).__name__}: {exc} (a full disk or a "
                 f"file size limit gives ENOSPC/EFBIG); nothing was written there and an existing "
                 f"file was left as it was") from exc
-        finally:
-            if fd >= 0:
-                os.close(fd)
-            if not success:
-                try:
-                    os.unlink(tmp_path)
-                except FileNotFoundError:
-                    pass
         self.last_write = progress.finish()
         return self.last_write
 

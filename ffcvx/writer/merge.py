@@ -217,31 +217,11 @@ def merge(parts, out, custom_handlers=None):
     reader = opened[0].reader
     num_samples = sum(part.reader.num_samples for part in opened)
     at = layout.Offsets(reader.num_fields, num_samples, reader.metadata_type, reader.page_size)
-    target_dir = os.path.dirname(os.path.abspath(out))
-    temp.clean_stale(out)
+    staged = temp.Staged(out)       # also removes what killed merges left
     try:
-        fd, tmp_path = temp.create_temp(out)
-    except OSError as exc:
-        raise WriterError(f"cannot create the temporary file for {out} in {target_dir}: {exc}; "
-                          f"nothing was written") from exc
-    success = False
-    try:
-        _write_merged(fd, opened, at)
-        os.fsync(fd)
-        os.close(fd)
-        fd = -1
-        os.replace(tmp_path, out)
-        success = True
-        temp.fsync_directory(target_dir)
+        with staged:
+            _write_merged(staged.fd, opened, at)
     except OSError as exc:
         raise WriterError(f"merging into {out} failed: {type(exc).__name__}: {exc}; nothing was "
                           f"written there and an existing file was left as it was") from exc
-    finally:
-        if fd >= 0:
-            os.close(fd)
-        if not success:
-            try:
-                os.unlink(tmp_path)
-            except FileNotFoundError:
-                pass
     return out

@@ -23,8 +23,8 @@ import secrets
 import socket
 import warnings
 
-__all__ = ['TempName', 'clean_stale', 'clean_temporary_files', 'create_temp', 'fsync_directory',
-           'process_start_time', 'stale_temps', 'temps_of']
+__all__ = ['Staged', 'TempName', 'clean_stale', 'clean_temporary_files', 'create_temp',
+           'fsync_directory', 'process_start_time', 'stale_temps', 'temps_of']
 
 _PATTERN = re.compile(r'^\.(?P<target>.+)\.ffcvx-(?P<host>[0-9a-f]{8})-(?P<pid>\d+)-(?P<start>\d+)'
                       r'-(?P<token>[0-9a-f]+)\.tmp$')
@@ -140,6 +140,66 @@ def create_temp(target):
         except FileExistsError:   # one in 4 billion: draw another token
             continue
         return fd, path
+
+
+class Staged:
+    """A new file for ``target``, written in a temporary file and moved onto it at the end.
+
+    Creating one removes the stale temporary files of killed writes to
+    ``target`` and creates this write's own. Used as a context manager
+    around the writing: on a clean exit the file is fsynced, renamed onto
+    ``target`` (``os.replace``) and the folder fsynced; on an exception it is
+    closed and removed, and ``target`` stays as it was.
+
+    Attributes
+    ----------
+    fd : int
+        The temporary file, open for reading and writing.
+    path : str
+        Its path.
+
+    Raises
+    ------
+    WriterError
+        If the temporary file cannot be created (nothing was written).
+    OSError
+        From the fsync or the rename on exit.
+    """
+
+    def __init__(self, target):
+        from ..errors import WriterError
+        self.target = os.fspath(target)
+        clean_stale(self.target)
+        try:
+            self.fd, self.path = create_temp(self.target)
+        except OSError as exc:
+            folder = os.path.dirname(os.path.abspath(self.target))
+            raise WriterError(f"cannot create the temporary file for {self.target} in {folder}: "
+                              f"{exc}; nothing was written") from exc
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, exc, tb):
+        success = False
+        try:
+            if kind is None:
+                os.fsync(self.fd)
+                os.close(self.fd)
+                self.fd = -1
+                os.replace(self.path, self.target)
+                success = True
+                fsync_directory(os.path.dirname(os.path.abspath(self.target)))
+        finally:
+            if self.fd >= 0:
+                os.close(self.fd)
+                self.fd = -1
+            if not success:
+                try:
+                    os.unlink(self.path)
+                except FileNotFoundError:
+                    pass
+        return False
 
 
 def temps_of(target):
