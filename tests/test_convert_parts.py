@@ -145,7 +145,7 @@ def test_part_auto_without_a_launcher_is_a_usage_error(environ):
 
 
 def _write_part(root, path, k, count):
-    """The Dask recipe's task: part k of count of an ImageFolder (README "Merging parts")."""
+    """The Dask recipe's task: part k of count of an ImageFolder (README "Converting on a cluster")."""
     from ffcvx.datasets import ImageFolder
     from ffcvx.fields import IntField, RGBImageField
     from ffcvx.writer import DatasetWriter
