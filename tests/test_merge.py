@@ -24,6 +24,7 @@ from ffcvx.reader import Reader
 from ffcvx.types import MIN_PAGE_SIZE
 from ffcvx.writer import DatasetWriter
 from ffcvx.writer import merge as merge_module
+from ffcvx.writer import merge_local
 from ffcvx.writer.checks import part_range
 
 REPO = Path(__file__).resolve().parents[1]
@@ -416,7 +417,7 @@ def test_a_failed_merge_keeps_the_old_file_and_leaves_no_temporary(tmp_path, mon
 
     def full(*args):
         raise OSError(errno.ENOSPC, 'No space left on device')
-    monkeypatch.setattr(merge_module, '_copy_range', full)
+    monkeypatch.setattr(merge_local, '_copy_range', full)
     with pytest.raises(WriterError, match='No space left'):
         ffcvx.merge(parts, out)
     assert out.read_bytes() == b'old'

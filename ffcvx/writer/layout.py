@@ -23,7 +23,8 @@ from ..types import (CURRENT_VERSION, FieldDescType, HeaderType, align_to_page,
                      metadata_offset)
 from .pages import pwrite_all
 
-__all__ = ['Offsets', 'descriptors', 'write_descriptors', 'write_tables']
+__all__ = ['Offsets', 'descriptors', 'header_bytes', 'sorted_records', 'table_ptr',
+           'write_descriptors', 'write_tables']
 
 
 class Offsets:
@@ -57,6 +58,29 @@ def write_descriptors(fd, handlers, stored_names, field_names):
     pwrite_all(fd, descriptors(handlers, stored_names, field_names).tobytes(), HeaderType.itemsize)
 
 
+def sorted_records(records):
+    """The allocation records in (sample, malloc) order, whatever the worker count (FMT-050)."""
+    if len(records):
+        return records[np.argsort(records['sample_id'], kind='stable')]
+    return records
+
+
+def table_ptr(at, num_pages):
+    """Where the allocation table starts: after the pages, or the metadata without any (FMT-073)."""
+    return at.data_start + num_pages * at.page_size if num_pages else at.meta_start + at.meta_bytes
+
+
+def header_bytes(at, alloc_table_ptr):
+    """The 24-byte header (FMT-010) of a file laid out as ``at``."""
+    header = np.zeros(1, dtype=HeaderType)
+    header['version'] = CURRENT_VERSION
+    header['num_fields'] = at.num_fields
+    header['page_size'] = at.page_size
+    header['num_samples'] = at.num_samples
+    header['alloc_table_ptr'] = alloc_table_ptr
+    return header.tobytes()
+
+
 def write_tables(fd, at, metadata, records, num_pages):
     """Write the metadata table, the allocation table and, last, the header.
 
@@ -65,19 +89,8 @@ def write_tables(fd, at, metadata, records, num_pages):
     The file is truncated after the allocation table.
     """
     pwrite_all(fd, metadata.tobytes(), at.meta_start)
-
-    if len(records):
-        # one record per region in (sample, malloc) order, whatever the worker count (FMT-050)
-        records = records[np.argsort(records['sample_id'], kind='stable')]
-    table_ptr = (at.data_start + num_pages * at.page_size if num_pages
-                 else at.meta_start + at.meta_bytes)
-    pwrite_all(fd, records.tobytes(), table_ptr)
-    os.ftruncate(fd, table_ptr + records.nbytes)
-
-    header = np.zeros(1, dtype=HeaderType)
-    header['version'] = CURRENT_VERSION
-    header['num_fields'] = at.num_fields
-    header['page_size'] = at.page_size
-    header['num_samples'] = at.num_samples
-    header['alloc_table_ptr'] = table_ptr
-    pwrite_all(fd, header.tobytes(), 0)                          # FMT-010, written last
+    records = sorted_records(records)
+    ptr = table_ptr(at, num_pages)
+    pwrite_all(fd, records.tobytes(), ptr)
+    os.ftruncate(fd, ptr + records.nbytes)
+    pwrite_all(fd, header_bytes(at, ptr), 0)                     # FMT-010, written last
