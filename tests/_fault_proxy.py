@@ -30,8 +30,9 @@ class FaultProxy:
     bandwidth : float or None
         Body bytes per second per connection, None for no cap.
     requests : list of dict
-        method, path, status, body_bytes, range, injected (None, 'status',
-        'reset', 'hang').
+        method, path, status, body_bytes (of the answer), request_bytes (the
+        request body the client sent), copy_source (its ``x-amz-copy-source``
+        header or ''), range, injected (None, 'status', 'reset', 'hang').
     """
 
     def __init__(self, upstream):
@@ -55,25 +56,35 @@ class FaultProxy:
 
     # -- faults -------------------------------------------------------------------------
 
-    def fail_next(self, count, status=503, methods=('GET',)):
-        """Answer the next ``count`` requests of ``methods`` with ``status``, not forwarding them."""
-        with self._lock:
-            self._faults.append(['status', count, tuple(methods), status])
+    def fail_next(self, count, status=503, methods=('GET',), header=None, skip=0):
+        """Answer the next ``count`` requests of ``methods`` with ``status``, not forwarding them.
 
-    def reset_next(self, count, methods=('GET',)):
-        """Close the connection of the next ``count`` requests without an answer."""
+        ``header``: only requests carrying this header count (``'x-amz-copy-source'``:
+        S3's UploadPartCopy); ``skip``: so many of them are forwarded first.
+        """
         with self._lock:
-            self._faults.append(['reset', count, tuple(methods), None])
+            self._faults.append(['status', count, tuple(methods), status, header, skip])
+
+    def reset_next(self, count, methods=('GET',), header=None, skip=0):
+        """Close the connection of the next ``count`` requests without an answer.
+
+        ``header`` and ``skip`` as for :meth:`fail_next`.
+        """
+        with self._lock:
+            self._faults.append(['reset', count, tuple(methods), None, header, skip])
 
     def hang_next(self, count, seconds, methods=('GET',)):
         """Wait ``seconds`` (or until stop()) before forwarding the next ``count`` requests."""
         with self._lock:
-            self._faults.append(['hang', count, tuple(methods), seconds])
+            self._faults.append(['hang', count, tuple(methods), seconds, None, 0])
 
-    def _take_fault(self, method):
+    def _take_fault(self, method, headers):
         with self._lock:
             for fault in self._faults:
-                if method in fault[2] and fault[1] > 0:
+                if method in fault[2] and fault[1] > 0 and (fault[4] is None or fault[4] in headers):
+                    if fault[5]:
+                        fault[5] -= 1
+                        continue
                     fault[1] -= 1
                     return fault[0], fault[3]
         return None, None
@@ -86,6 +97,11 @@ class FaultProxy:
         """Body bytes of the answers that came from the upstream."""
         with self._lock:
             return sum(r['body_bytes'] for r in self.requests if r['injected'] in (None, 'hang'))
+
+    def bytes_received(self):
+        """Request body bytes the clients sent (uploads), whatever the answer."""
+        with self._lock:
+            return sum(r['request_bytes'] for r in self.requests)
 
     def clear(self):
         with self._lock:
@@ -141,8 +157,9 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get('Content-Length') or 0)
         body = self.rfile.read(length) if length else None
         entry = dict(method=method, path=self.path, range=self.headers.get('Range', ''),
-                     injected=None, status=None, body_bytes=0)
-        kind, argument = owner._take_fault(method)
+                     injected=None, status=None, body_bytes=0, request_bytes=length,
+                     copy_source=self.headers.get('x-amz-copy-source', ''))
+        kind, argument = owner._take_fault(method, self.headers)
         if kind == 'reset':
             entry['injected'] = 'reset'
             owner._record(**entry)

@@ -18,6 +18,7 @@ import numpy as np
 
 from ..errors import WriterError
 from ..fields import Field
+from ..storage import is_url
 from ..types import ALLOC_TABLE_TYPE, DEFAULT_PAGE_SIZE, FIELD_NAME_LENGTH, get_metadata_type
 from . import layout, temp
 from .checks import (check_chunksize, check_count, check_page_size, check_part, encode_field_name,
@@ -38,7 +39,9 @@ class DatasetWriter:
     Parameters
     ----------
     fname : str or os.PathLike
-        Output path. The file is replaced atomically when writing succeeds.
+        Output path, replaced atomically when writing succeeds; or a URL
+        (``s3://``, any fsspec protocol): the file is written locally and
+        uploaded whole, a part next to it (:mod:`ffcvx.writer.remote_target`).
     fields : Mapping[str, Field]
         Ordered mapping from field name to field; its order fixes the
         descriptors (FMT-020), the metadata record members ``f0, f1, ...``
@@ -70,6 +73,8 @@ class DatasetWriter:
         all copy its state). Part files (``from_indexed_dataset(...,
         part=(k, K))``, K > 1) need a seed, so that all parts draw from one
         root (FMT-093).
+    storage_options : dict or None
+        Credentials and endpoint of a URL ``fname``, as a Loader takes them.
 
     Attributes
     ----------
@@ -103,8 +108,11 @@ class DatasetWriter:
     """
 
     def __init__(self, fname, fields, page_size=DEFAULT_PAGE_SIZE, num_workers=-1, progress=True,
-                 seed=None):
+                 seed=None, storage_options=None):
         self.fname = os.fspath(fname)
+        if storage_options and not is_url(self.fname):
+            raise ValueError(f"storage_options are for URLs; {self.fname!r} is a local path")
+        self.storage_options = dict(storage_options or {})
         # SeedSequence checks the seed now (a negative or float seed is a ValueError/TypeError)
         self.seed = seed if seed is None else np.random.SeedSequence(seed).entropy
         if not isinstance(fields, Mapping):
@@ -221,7 +229,8 @@ class DatasetWriter:
             first, stop = part_range(len(indices), part)
             indices = indices[first:stop]
         return self._write(indexed_source(dataset, indices, chunksize, self.handlers,
-                                          self.field_names, bool(read_by_path)), entropy, first)
+                                          self.field_names, bool(read_by_path)), entropy, first,
+                           part)
 
     def from_webdataset(self, shards, pipeline, part=None):
         """Write the samples of WebDataset ``shards``, shard by shard.
@@ -325,25 +334,32 @@ class DatasetWriter:
 
     # -- writing --------------------------------------------------------------
 
-    def _write(self, source, entropy=None, first=0):
-        num_samples = int(source.num_samples)
-        progress = Progress(self.fname, num_samples, self.field_names, self.handlers,
-                            progress_disabled(self.progress), source.fast_path)
+    def _write(self, source, entropy=None, first=0, part=None):
         # one root per write: a seed gives the same choices every time, no seed fresh ones
         if entropy is None:
             entropy = self._root_entropy()
-        staged = temp.Staged(self.fname)    # also removes what killed writers left
+        if is_url(self.fname):
+            from .remote_target import write_to_url
+            return write_to_url(self.fname, part, self.storage_options,
+                                lambda path: self._write_file(path, source, entropy, first))
+        return self._write_file(self.fname, source, entropy, first)
+
+    def _write_file(self, fname, source, entropy, first):
+        num_samples = int(source.num_samples)
+        progress = Progress(self.fname, num_samples, self.field_names, self.handlers,
+                            progress_disabled(self.progress), source.fast_path)
+        staged = temp.Staged(fname)    # also removes what killed writers left
         try:
             with staged:
                 self._write_into(staged.fd, staged.path, source, num_samples, entropy, progress,
                                  first)
         except WriterError as exc:
-            raise WriterError(f"{exc}\n[{self.fname} was not written; an existing file there was "
+            raise WriterError(f"{exc}\n[{fname} was not written; an existing file there was "
                               f"left as it was]") from exc.__cause__
         except OSError as exc:
             raise WriterError(
-                f"writing {self.fname} failed: {type(exc).__name__}: {exc} (a full disk or a "
-                f"file size limit gives ENOSPC/EFBIG); nothing was written there and an existing "
+                f"writing {fname} failed: {type(exc).__name__}: {exc} (a full disk or a file "
+                f"size limit gives ENOSPC/EFBIG); nothing was written there and an existing "
                 f"file was left as it was") from exc
         self.last_write = progress.finish()
         return self.last_write
@@ -378,7 +394,6 @@ class DatasetWriter:
         except SourceFailure as failure:
             text, _ = failure_report(failure.cursor, failure.exc)
             raise WriterError(text) from failure.exc
-
 
 
 def _no_part(method, part):
