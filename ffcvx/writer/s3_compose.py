@@ -195,6 +195,18 @@ def _source_arguments(part):
     return arguments
 
 
+class _PartFailed(Exception):
+    """An upload part's request failed (the message says which part, and how)."""
+
+
+def _describe(upload):
+    if upload[0] == 'copy':
+        _, part, start, length = upload
+        return (f"UploadPartCopy of bytes {start}..{start + length - 1} of "
+                f"{redact(part.path)}")
+    return f"UploadPart of {sum(len(p) if isinstance(p, bytes) else p[2] for p in upload[1])} bytes"
+
+
 class _Upload:
     """One multipart upload in progress: its parts go up from threads, then complete or abort."""
 
@@ -287,8 +299,13 @@ def compose(plan, out, storage_options=None, client=None):
             futures = [pool.submit(upload.send, number, part)
                        for number, part in enumerate(uploads, 1)]
             try:
-                for future in futures:
-                    future.result()
+                for number, future in enumerate(futures, 1):
+                    try:
+                        future.result()
+                    except Exception as exc:
+                        raise _PartFailed(f"upload part {number} of {len(uploads)} "
+                                          f"({_describe(uploads[number - 1])}): "
+                                          f"{type(exc).__name__}: {exc}") from exc
             finally:
                 # no part may land after the abort: stop the queue, wait for those sent
                 for future in futures:
@@ -300,8 +317,9 @@ def compose(plan, out, storage_options=None, client=None):
         left = (f"the multipart upload {upload.upload_id} could not be aborted ({failed}): abort "
                 f"it (aws s3api abort-multipart-upload) or let a lifecycle rule remove it"
                 if failed else "the multipart upload was aborted")
-        message = (f"composing {redact(out)} failed: {type(exc).__name__}: {exc}; no object was "
-                   f"written there (an existing one is unchanged) and {left}")
+        what = str(exc) if isinstance(exc, _PartFailed) else f"{type(exc).__name__}: {exc}"
+        message = (f"composing {redact(out)} failed: {what}; no object was written there (an "
+                   f"existing one is unchanged) and {left}")
         if isinstance(exc, Exception):
             raise WriterError(message) from exc
         raise
