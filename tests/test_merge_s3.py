@@ -174,6 +174,52 @@ def test_layout_holds_to_the_s3_limits(local_parts, s3_parts, s3_server):
     assert [u[0] for u in uploads].count('copy') >= 2
 
 
+class _FakePart:
+    path = 's3://bucket/part.beton'
+
+
+def test_layout_on_many_shapes_of_merge():
+    """S3's rules hold, the pieces are the file in order, and a range lends <= 2 * 5 MiB."""
+    from ffcvx.writer.merge import Plan
+    rng = np.random.default_rng(0)
+    shapes = [(8 * MiB, [8 * MiB, 8 * MiB], 240), (100, [], 24), (100, [MiB] * 30, 48),
+              (3 * MiB, [6 * MiB, 9 * MiB, 2 * MiB], 5 * MiB), (10, [12 << 30], 10)]
+    for _ in range(300):
+        shapes.append((int(rng.integers(24, 12 * MiB)),
+                       [int(rng.choice([rng.integers(1, 3), rng.integers(3, 12)])) * MiB
+                        for _ in range(rng.integers(0, 8))], int(rng.integers(0, 6 * MiB))))
+    for head, lengths, table in shapes:
+        parts = [_FakePart() for _ in lengths]
+        plan = Plan(parts, b'h' * head, [(p, 1000, n) for p, n in zip(parts, lengths)],
+                    b't' * table)
+        uploads = s3_compose.layout(plan)
+        pieces, sizes = [], []
+        for upload in uploads:
+            got = [upload[1:]] if upload[0] == 'copy' else upload[1]
+            pieces += got
+            sizes.append(sum(len(p) if isinstance(p, bytes) else p[2] for p in got))
+        assert all(s3_compose.MIN_PART <= n <= s3_compose.MAX_PART for n in sizes[:-1])
+        assert sum(sizes) == plan.size and len(uploads) <= s3_compose.MAX_PARTS
+        # the pieces, in order, are the head, each range from its start, the table
+        rebuilt, position = [], {}
+        for piece in pieces:
+            if isinstance(piece, bytes):
+                rebuilt.append(piece)
+                continue
+            part, start, length = piece
+            assert start == position.get(id(part), 1000)
+            position[id(part)] = start + length
+            rebuilt.append(('range', id(part), length))
+        assert [position.get(id(p)) for p in parts] == [1000 + n for n in lengths]
+        joined = {}
+        for upload in uploads:
+            if upload[0] == 'put':
+                for piece in upload[1]:
+                    if not isinstance(piece, bytes):
+                        joined[id(piece[0])] = joined.get(id(piece[0]), 0) + piece[2]
+        assert all(n <= 2 * s3_compose.MIN_PART for n in joined.values())
+
+
 @pytest.mark.parametrize('fault, key', [('status', 'failed/old.beton'),
                                         ('reset', 'failed/new.beton')])
 def test_a_failure_mid_compose_leaves_the_old_object_and_no_upload(s3_parts, s3_server,
@@ -297,20 +343,32 @@ def test_ffcvx_merge_command_with_urls(s3_parts, local_parts, s3_server):
     assert _get(s3_server, 'cli/merged.beton') == Path(local_parts[1]).read_bytes()
 
 
-def test_readme_example_composes_in_moto(local_parts, s3_server):
-    """The README's "Into object storage" example, pointed at moto."""
+class _Images:
+    """The README's ``my_dataset``: ``(image, label)`` pairs."""
+
+    def __len__(self):
+        return 10
+
+    def __getitem__(self, i):
+        rng = np.random.default_rng(int(i))
+        return rng.integers(0, 256, (48, 64, 3), dtype=np.uint8), int(i) % 3
+
+
+def test_readme_example_composes_in_moto(s3_server):
+    """The README's "Into object storage" example, pointed at moto, makes the file."""
     import re
+    from ffcvx.fields import RGBImageField
     readme = (REPO / 'README.md').read_text()
     section = readme.split('### Into object storage', 1)[1].split('\n## ', 1)[0]
     code = re.search(r'```py\n(.*?)```', section, flags=re.S).group(1)
-    for placeholder in ('https://s3.example.internal:9000', 's3://my-bucket/train.beton'):
+    replacements = {'https://s3.example.internal:9000': s3_server.endpoint,
+                    's3://my-bucket/': f's3://{s3_server.bucket}/readme/',
+                    'my-access-key': 'testing', 'my-secret-key': 'testing'}
+    for placeholder, value in replacements.items():
         assert placeholder in code, placeholder
-    code = (code.replace('https://s3.example.internal:9000', s3_server.endpoint)
-                .replace('s3://my-bucket/', f's3://{s3_server.bucket}/readme/'))
-    from conftest import _Photos  # noqa: F401  (the README's my_dataset, as test_readme gives it)
-    namespace = {'my_dataset': _Arrays(0, 10), 'DatasetWriter': DatasetWriter,
-                 'IntField': IntField, 'NDArrayField': NDArrayField, 'np': np}
-    namespace['RGBImageField'] = None
+        code = code.replace(placeholder, value)
+    namespace = {'my_dataset': _Images(), 'DatasetWriter': DatasetWriter,
+                 'RGBImageField': RGBImageField, 'IntField': IntField}
     exec(compile(code, 'README.md', 'exec'), namespace)
     merged = Reader(f's3://{s3_server.bucket}/readme/train.beton',
                     storage_options=namespace['options'])

@@ -150,6 +150,9 @@ def layout(plan):
             if segment:
                 pending.append(segment)
                 size += len(segment)
+            if size >= MIN_PART:     # a head padded to a large page is a part by itself
+                uploads.append(('put', pending))
+                pending, size = [], 0
             continue
         part, start, length = segment
         if size:
@@ -175,11 +178,21 @@ def layout(plan):
             uploads.append(('copy', part, first, start + length * (index + 1) // count - first))
     if pending:
         uploads.append(('put', pending))
+    for upload in uploads[:-1]:
+        if not MIN_PART <= _size(upload) <= MAX_PART:
+            raise MergeError(f"this merge needs an upload part of {_size(upload)} bytes (tables "
+                             f"over 5 GiB?); S3 takes 5 MiB to 5 GiB")
     if len(uploads) > MAX_PARTS:
         raise MergeError(f"this merge needs {len(uploads)} upload parts; S3 takes at most "
                          f"{MAX_PARTS} in one object: merge fewer, larger parts (or merge groups "
                          f"of them first)")
     return uploads
+
+
+def _size(upload):
+    if upload[0] == 'copy':
+        return upload[3]
+    return sum(len(piece) if isinstance(piece, bytes) else piece[2] for piece in upload[1])
 
 
 def _source_arguments(part):
@@ -204,7 +217,7 @@ def _describe(upload):
         _, part, start, length = upload
         return (f"UploadPartCopy of bytes {start}..{start + length - 1} of "
                 f"{redact(part.path)}")
-    return f"UploadPart of {sum(len(p) if isinstance(p, bytes) else p[2] for p in upload[1])} bytes"
+    return f"UploadPart of {_size(upload)} bytes"
 
 
 class _Upload:
