@@ -28,7 +28,18 @@ The writer is split by job:
 ``merge``
     :func:`~ffcvx.writer.merge.merge` (``ffcvx.merge``): part files joined
     into one ``.beton`` (FMT-092); not imported here, so that
-    ``ffcvx.writer.merge`` stays the module.
+    ``ffcvx.writer.merge`` stays the module. It plans the merge and hands
+    the writing to one of:
+``merge_local``
+    into a local or shared-filesystem file (``os.copy_file_range``).
+``s3_compose``
+    into an ``s3://`` object, composed in the store by one multipart upload
+    of server-side copies (FMT-094).
+``merge_stream``
+    into any other fsspec URL, streamed through this process (FMT-095).
+``remote_target``
+    ``DatasetWriter`` into a URL: a local write, uploaded whole; part files
+    next to the target (:func:`~ffcvx.writer.remote_target.part_url`, FMT-096).
 """
 from .checks import check_page_size
 from .dataset_writer import DatasetWriter
