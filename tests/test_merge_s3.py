@@ -268,6 +268,8 @@ def test_a_stream_merge_into_other_urls_is_the_local_merge(local_parts, tmp_path
     # a file:// target is a local merge (atomic rename); parts may be URLs there too
     ffcvx.merge(urls, f'file://{tmp_path}/from-memory.beton')
     assert filecmp.cmp(tmp_path / 'from-memory.beton', merged, shallow=False)
+    ffcvx.merge([f'file://{p}' for p in paths], f'file://{tmp_path}/from-files.beton')
+    assert filecmp.cmp(tmp_path / 'from-files.beton', merged, shallow=False)
     memory.rm('/stream', recursive=True)
 
 

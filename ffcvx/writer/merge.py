@@ -47,12 +47,13 @@ class _Part:
 
     def __init__(self, path, custom_handlers, storage_options=None):
         from ..reader import Reader
-        self.path = path
+        # file:// is a local file: copied by the kernel, named by its path
+        self.path = path[len('file://'):] if url_scheme(path) == 'file' else path
         self.url = is_url(path)
         # a URL's Reader reads the header, descriptors, metadata and allocation table
         # with range requests: never a page (spec/remote.md)
         try:
-            self.reader = Reader(path, custom_handlers=custom_handlers,
+            self.reader = Reader(self.path, custom_handlers=custom_handlers,
                                  storage_options=storage_options if self.url else None)
         except BetonFormatError as exc:
             raise MergeError(f"part {redact(path)} is not a valid .beton file: {exc}") from exc

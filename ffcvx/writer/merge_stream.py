@@ -56,13 +56,15 @@ def replace(fs, write, path, out):
     try:
         write(tmp)
         fs.mv(tmp, path)
-    except Exception as exc:
+    except BaseException as exc:        # Ctrl-C too: no temporary file left behind
         note = ""
         try:
             if fs.exists(tmp):
                 fs.rm(tmp)
         except Exception as cleanup:     # the write's error is the one to report
             note = f"; the temporary file {tmp} could not be removed ({cleanup})"
+        if not isinstance(exc, Exception):
+            raise
         raise WriterError(f"writing {redact(out)} failed: {type(exc).__name__}: {exc}; nothing "
                           f"was written there and an existing file was left as it was"
                           f"{note}") from exc
