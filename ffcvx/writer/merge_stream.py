@@ -1,4 +1,4 @@
-"""A merge into any other fsspec URL (``gs://``, ``az://``, ``memory://``, ...): :func:`stream` (FMT-095).
+"""A merge into other fsspec URLs (``gs://``, ``memory://``, ...): :func:`stream` (FMT-095).
 
 Stores other than S3 have no ranged server-side copy that fsspec exposes,
 so the bytes of the merged file go through this process: the head, each
