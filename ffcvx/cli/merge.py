@@ -1,4 +1,4 @@
-"""``ffcvx merge PART... OUT [--storage-options JSON]``: join part files (FMT-092).
+"""``ffcvx merge PART... OUT [--storage-options JSON]``: join part files (FMT-092)."""
 import json
 import os
 import time
