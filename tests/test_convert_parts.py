@@ -5,6 +5,7 @@ The parts of the shared photos folder, merged, must hold what one whole conversi
 holds, sample for sample (labels, modes and stored bytes); a complete part is skipped
 when the command runs again, a part file that is not a valid .beton is written again.
 """
+import filecmp
 import glob
 import os
 from pathlib import Path
@@ -94,7 +95,8 @@ def test_part_options_are_checked(tmp_path, photos, capsys):
 
 
 def test_torchrun_two_processes_write_the_parts_of_one_conversion(tmp_path, photos):
-    """Real torchrun, 2 processes: each writes its part (``--part auto``), then one merge."""
+    """Real torchrun, 2 processes: each writes its part (``--part auto``), then rank 0
+    merges them after a torch.distributed barrier (``--merge``)."""
     import socket
     import subprocess
     import sys
@@ -110,16 +112,92 @@ def test_torchrun_two_processes_write_the_parts_of_one_conversion(tmp_path, phot
         [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node=2', '--nnodes=1',
          '--master_addr=127.0.0.1', f'--master_port={port}', '--no-python',
          sys.executable, '-m', 'ffcvx', 'convert', 'imagefolder', photos, str(out),
-         '--part', 'auto', '--parts-dir', str(parts_dir), *OPTIONS],
+         '--part', 'auto', '--parts-dir', str(parts_dir), '--merge', *OPTIONS],
         env=env, capture_output=True, text=True, timeout=300, cwd=repo)
     assert run.returncode == 0, (run.stdout + run.stderr)[-4000:]
     parts = sorted(glob.glob(str(parts_dir / '*.beton')))
     assert [os.path.basename(p) for p in parts] == [
         'train.part-00000-of-00002.beton', 'train.part-00001-of-00002.beton']
-    assert main(['merge', *parts, str(out)]) == 0
+    assert run.stdout.count(f'merged 2 parts into {out}') == 1          # rank 0 only
+    merged = tmp_path / 'merged.beton'
+    assert main(['merge', *parts, str(merged)]) == 0
+    assert filecmp.cmp(out, merged, shallow=False)          # what `ffcvx merge` writes
     whole = tmp_path / 'whole.beton'
     assert main(['convert', 'imagefolder', photos, str(whole), '--seed', '0', *OPTIONS]) == 0
     assert _samples(out) == _samples(whole)
+
+
+def test_merge_of_a_single_part_needs_no_launcher(tmp_path, photos):
+    out, whole = tmp_path / 'train.beton', tmp_path / 'whole.beton'
+    assert main(['convert', 'imagefolder', photos, str(out), '--part', '0/1', '--parts-dir',
+                 str(tmp_path / 'parts'), '--merge', *OPTIONS]) == 0
+    assert main(['convert', 'imagefolder', photos, str(whole), '--seed', '0', *OPTIONS]) == 0
+    assert _samples(out) == _samples(whole)
+
+
+def test_merge_of_several_parts_outside_torchrun_is_refused_before_writing(tmp_path, photos,
+                                                                          capsys, monkeypatch):
+    for name in ('RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT'):
+        monkeypatch.delenv(name, raising=False)
+    out, parts_dir = tmp_path / 'train.beton', tmp_path / 'parts'
+    assert main(['convert', 'imagefolder', photos, str(out), '--part', '0/2', '--parts-dir',
+                 str(parts_dir), '--merge', *OPTIONS]) == 2
+    assert 'under torchrun' in capsys.readouterr().err
+    assert not glob.glob(str(parts_dir / '*')) and not out.exists()
+    # a rank must write its own part: rank 1 of 2 asked for part 0
+    monkeypatch.setenv('RANK', '1')
+    monkeypatch.setenv('WORLD_SIZE', '2')
+    monkeypatch.setenv('MASTER_ADDR', '127.0.0.1')
+    assert main(['convert', 'imagefolder', photos, str(out), '--part', '0/2', '--parts-dir',
+                 str(parts_dir), '--merge', *OPTIONS]) == 2
+    assert 'use --part auto' in capsys.readouterr().err
+    assert main(['convert', 'imagefolder', photos, str(out), '--merge', *OPTIONS]) == 2
+    assert '--merge joins the parts' in capsys.readouterr().err
+
+
+def test_merge_after_barrier_needs_a_process_group(tmp_path):
+    from ffcvx.writer.distributed_merge import merge_after_barrier
+    with pytest.raises(RuntimeError, match='init_process_group'):
+        merge_after_barrier([tmp_path / 'a.beton'], tmp_path / 'out.beton')
+
+
+def test_webdataset_parts_merged_equal_one_conversion(tmp_path, photos):
+    import webdataset
+    shards = []
+    files = sorted(Path(photos).glob('*/*.jpg'))
+    for s in range(3):                          # 3 shards of unequal size
+        shard = tmp_path / f'data-{s}.tar'
+        with webdataset.TarWriter(str(shard)) as sink:
+            for i, photo in enumerate(files[s * 7:(s + 1) * 7 + s * 5]):
+                sink.write({'__key__': f'{s}-{i:04d}', 'jpg': photo.read_bytes(),
+                            'cls': str(i % 3).encode()})
+        shards.append(str(shard))
+    whole, out, parts_dir = tmp_path / 'whole.beton', tmp_path / 'train.beton', tmp_path / 'p'
+    assert main(['convert', 'webdataset', *shards, str(whole), '--seed', '0', *OPTIONS]) == 0
+    for k in range(3):
+        assert main(['convert', 'webdataset', *shards, str(out), '--part', f'{k}/3',
+                     '--parts-dir', str(parts_dir), *OPTIONS]) == 0
+    parts = sorted(glob.glob(str(parts_dir / '*.beton')))
+    assert main(['merge', *parts, str(out)]) == 0
+    assert _samples(out) == _samples(whole)
+
+
+def test_fashion_mnist_parts_merged_equal_one_conversion(tmp_path):
+    from ffcvx.datasets import FASHION_MNIST_ROOT
+    if not glob.glob(os.path.join(FASHION_MNIST_ROOT, '*ubyte*')):
+        pytest.fail(f"no Fashion-MNIST at {FASHION_MNIST_ROOT}: `make test` installs the Debian "
+                    f"package dataset-fashion-mnist")
+    whole, out, parts_dir = tmp_path / 'whole', tmp_path / 'out', tmp_path / 'parts'
+    assert main(['convert', 'fashion-mnist', str(whole), '--quiet']) == 0
+    for k in range(2):
+        assert main(['convert', 'fashion-mnist', str(out), '--part', f'{k}/2', '--parts-dir',
+                     str(parts_dir), '--quiet']) == 0
+    for split in ('train', 'test'):
+        parts = sorted(glob.glob(str(parts_dir / f'{split}.part-*.beton')))
+        assert len(parts) == 2
+        assert main(['merge', *parts, str(out / f'{split}.beton')]) == 0
+    assert _samples(out / 'test.beton') == _samples(whole / 'test.beton')
+    assert Reader(str(out / 'train.beton')).num_samples == 60000
 
 
 @pytest.mark.parametrize('environ, part', [

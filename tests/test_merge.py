@@ -155,10 +155,10 @@ def test_parts_merge_into_what_one_write_gives(tmp_path, whole, count):
     assert set(modes.tolist()) == {0, 1}
 
 
-def test_two_merges_of_the_same_parts_are_byte_identical(tmp_path):
-    parts = write_parts(tmp_path / 'parts', 3)
-    first = ffcvx.merge(parts, tmp_path / 'a.beton')
-    second = ffcvx.merge(parts, tmp_path / 'b.beton')
+def test_two_runs_of_a_conversion_in_parts_are_byte_identical(tmp_path):
+    # each run writes its own parts (the writer's tables, pages and padding) and merges them
+    first = ffcvx.merge(write_parts(tmp_path / 'run1', 3), tmp_path / 'a.beton')
+    second = ffcvx.merge(write_parts(tmp_path / 'run2', 3), tmp_path / 'b.beton')
     assert filecmp.cmp(first, second, shallow=False)
 
 
@@ -219,13 +219,60 @@ def test_parts_need_a_seed(tmp_path):
     assert Reader(tmp_path / 'x.beton').num_samples == 2
 
 
-def test_other_sources_refuse_parts(tmp_path):
+@pytest.mark.parametrize('count', [2, 3, 7])
+def test_iterable_parts_merge_into_what_one_write_gives(tmp_path, whole, count):
+    # the iterable yields every sample; a part keeps its range, random choices by position
+    parts = []
+    for k in range(count):
+        path = os.fspath(tmp_path / f'it{k}.beton')
+        DatasetWriter(path, all_fields(), page_size=PAGE, num_workers=1, progress=False,
+                      seed=SEED).from_iterable((Source()[i] for i in range(N)), length=N,
+                                               part=(k, count), chunksize=2)
+        first, stop = part_range(N, (k, count))
+        assert Reader(path).num_samples == stop - first
+        parts.append(path)
+    assert_same_samples(whole, ffcvx.merge(parts, tmp_path / 'merged.beton'))
+
+
+def test_an_iterable_too_short_for_its_part_is_refused(tmp_path):
     writer = DatasetWriter(tmp_path / 'x.beton', {'a': IntField()}, num_workers=1,
                            progress=False, seed=1)
-    with pytest.raises(NotImplementedError, match='from_indexed_dataset'):
-        writer.from_iterable([(1,)], part=(0, 2))
-    with pytest.raises(NotImplementedError, match='from_indexed_dataset'):
-        writer.from_webdataset([], lambda ds: ds, part=(0, 2))
+    with pytest.raises(WriterError, match='ended after'):
+        writer.from_iterable([(1,), (2,)], length=6, part=(1, 2))
+    assert not os.path.exists(tmp_path / 'x.beton')
+
+
+def _index_shards(folder, sizes):
+    """WebDataset shards of sample indices, ``sizes[s]`` samples in shard ``s`` (0 allowed)."""
+    import webdataset
+    shards, index = [], 0
+    for s, size in enumerate(sizes):
+        shard = os.fspath(folder / f'shard-{s}.tar')
+        with webdataset.TarWriter(shard) as sink:
+            for _ in range(size):
+                sink.write({'__key__': f'{index:06d}', 'idx': str(index).encode()})
+                index += 1
+        shards.append(shard)
+    return shards
+
+
+def _samples_of_indices(dataset):
+    """A WebDataset pipeline: each sample's ``idx`` member as ``Source()[idx]``."""
+    source = Source()
+    return (source[int(sample['idx'])] for sample in dataset)
+
+
+@pytest.mark.parametrize('count', [1, 2, 3, 7])
+def test_webdataset_parts_merge_into_what_one_write_gives(tmp_path, whole, count):
+    # shards of 2, 0, 3 and 1 samples: parts start and end inside shards and on their edges
+    shards = _index_shards(tmp_path, [2, 0, 3, 1])
+    parts = []
+    for k in range(count):
+        path = os.fspath(tmp_path / f'wds{k}.beton')
+        DatasetWriter(path, all_fields(), page_size=PAGE, num_workers=1, progress=False,
+                      seed=SEED).from_webdataset(shards, _samples_of_indices, part=(k, count))
+        parts.append(path)
+    assert_same_samples(whole, ffcvx.merge(parts, tmp_path / 'merged.beton'))
 
 
 def test_parts_from_parallel_workers_merge_the_same(tmp_path, whole):

@@ -6,7 +6,7 @@ import time
 from ..types import DEFAULT_PAGE_SIZE
 
 __all__ = ['UsageError', 'add_writer_options', 'human', 'image_field', 'make_writer',
-           'positive_int', 'write_indexed', 'write_summary']
+           'positive_int', 'write_indexed', 'write_parts', 'write_summary']
 
 
 class UsageError(Exception):
@@ -141,24 +141,38 @@ def write_summary(path, num_samples, seconds):
 
 
 def write_indexed(path, dataset, args):
-    """Write ``dataset[i] = (image, label)`` for every ``i`` into ``path``; print the summary.
+    """Write ``dataset[i] = (image, label)`` for every ``i`` into ``path``: see :func:`write_parts`."""
+    write_parts(path, args, lambda writer, part: writer.from_indexed_dataset(
+        dataset, chunksize=args.chunksize, part=part))
+
+
+def write_parts(path, args, write):
+    """Write ``path``, or only this process's part of it (``--part``); print the summary.
+
+    Parameters
+    ----------
+    path : str
+        The target file (with ``--part`` it names the merged file).
+    args : argparse.Namespace
+        The command's options, ``--part``, ``--parts-dir`` and ``--merge`` included.
+    write : callable(DatasetWriter, part) -> WriteStats
+        Writes the source with ``part=part`` (None or ``(k, K)``).
 
     Raises
     ------
     UsageError
-        If the folder of ``path`` does not exist.
+        If the folder of ``path`` does not exist, or the part options do not fit.
     ffcvx.errors.WriterError
-        If a sample cannot be read or stored; ``path`` is then left as it was.
+        If a sample cannot be read or stored; the file is then left as it was.
     """
-    from .parts import written_part
-    part_file, done = written_part(args)
+    from .parts import merge_if_asked, written_part
+    part_file, done = written_part(args, path)
     if done:
         print(f"part {args.part[0]} of {args.part[1]} is already written: {part_file} (skipped)")
-        return
-    if part_file is not None:
-        path = part_file
-    writer = make_writer(path, args)
-    start = time.perf_counter()
-    stats = writer.from_indexed_dataset(dataset, chunksize=args.chunksize,
-                                        part=getattr(args, 'part', None))
-    write_summary(path, stats.num_samples, time.perf_counter() - start)
+    else:
+        target = path if part_file is None else part_file
+        writer = make_writer(target, args)
+        start = time.perf_counter()
+        stats = write(writer, getattr(args, 'part', None))
+        write_summary(target, stats.num_samples, time.perf_counter() - start)
+    merge_if_asked(args, path)

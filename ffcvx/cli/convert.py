@@ -8,13 +8,9 @@ its bytes), never decoded pixels, so ``--jpeg-passthrough`` can store a JPEG
 byte for byte and a shrink can decode at a reduced DCT scale.
 """
 import os
-import time
-
-import numpy as np
 
 from ..errors import WriterError
-from ..types import HeaderType
-from .common import UsageError, add_writer_options, make_writer, write_indexed, write_summary
+from .common import UsageError, add_writer_options, write_indexed, write_parts
 from .parts import add_part_options
 
 __all__ = ['add_parser']
@@ -51,19 +47,19 @@ def _webdataset(args):
         shards = expand_shards(args.shards, user='ffcvx convert webdataset')
     except (FileNotFoundError, ValueError) as exc:
         raise UsageError(str(exc)) from None
-    writer = make_writer(args.output, args)
-    start = time.perf_counter()
-    try:
-        writer.from_webdataset(shards, WebDatasetImages(args.image_key, args.label_key))
-    except WriterError as exc:
-        # The writer counts every shard's samples through the same pipeline before it
-        # creates any file, so a bad sample stops the write there and leaves nothing.
-        if isinstance(exc.__cause__, SampleError):
-            raise UsageError(str(exc.__cause__)) from None
-        raise
-    seconds = time.perf_counter() - start
-    header = np.fromfile(args.output, dtype=HeaderType, count=1)[0]
-    write_summary(args.output, int(header['num_samples']), seconds)
+    pipeline = WebDatasetImages(args.image_key, args.label_key)
+
+    def write(writer, part):
+        try:
+            return writer.from_webdataset(shards, pipeline, part=part)
+        except WriterError as exc:
+            # The writer counts every shard's samples through the same pipeline before it
+            # creates any file, so a bad sample stops the write there and leaves nothing.
+            if isinstance(exc.__cause__, SampleError):
+                raise UsageError(str(exc.__cause__)) from None
+            raise
+
+    write_parts(args.output, args, write)
     return 0
 
 
@@ -113,6 +109,7 @@ def add_parser(commands):
     wds.add_argument('--label-key', default='cls', metavar='EXT',
                      help="suffix of the label member (default: cls)")
     add_writer_options(wds, 'jpg', chunksize=False)
+    add_part_options(wds)
     wds.set_defaults(run=_webdataset)
 
     hf = sources.add_parser(
@@ -148,4 +145,5 @@ def add_parser(commands):
     fmnist.add_argument('--grayscale', action='store_true',
                         help="store one-channel images (GrayscaleImageField, an ffcvx extension "
                              "FFCV cannot read) instead of RGB")
+    add_part_options(fmnist)
     fmnist.set_defaults(run=_fashion_mnist)

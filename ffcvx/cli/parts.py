@@ -7,13 +7,19 @@ part=(k, K))``, FMT-093) to ``DIR/<OUT stem>.part-<k>-of-<K>.beton``, numbers ze
 so that a shell glob lists the parts in order. The writer renames a part into place
 only once it is complete, so a part file that exists and opens is done: running the
 same command again skips it (a killed run is redone, and only that part).
+
+``--merge`` joins the parts into OUT in the same job: under torchrun every process
+waits at a barrier of a ``gloo`` process group once its part is written, rank 0
+merges, and every process learns the outcome
+(:func:`ffcvx.writer.distributed_merge.merge_after_barrier`).
 """
 import argparse
 import os
 
 from .common import UsageError
 
-__all__ = ['add_part_options', 'part_from_environment', 'part_path', 'written_part']
+__all__ = ['add_part_options', 'merge_if_asked', 'part_from_environment', 'part_path',
+           'written_part']
 
 #: Seed of a part write when ``--seed`` is not given: every part must draw the same
 #: random choices (FMT-093), so it cannot be left to chance.
@@ -85,6 +91,10 @@ def add_part_options(parser):
     group.add_argument('--seed', type=int, default=None, metavar='N',
                        help=f"root of the writer's random choices; every part must use the same "
                             f"(default with --part: {DEFAULT_PART_SEED})")
+    group.add_argument('--merge', action='store_true',
+                       help="once every part is written, merge them into OUT.beton: under "
+                            "torchrun all processes wait at a barrier and rank 0 merges (a "
+                            "SLURM array's tasks run apart: run `ffcvx merge` after it)")
 
 
 def part_path(output, parts_dir, part):
@@ -97,8 +107,57 @@ def part_path(output, parts_dir, part):
     return os.path.join(parts_dir, f"{stem}.part-{k:0{width}d}-of-{count:0{width}d}.beton")
 
 
-def written_part(args):
-    """Where this part goes and whether it is already there, complete.
+def _check_merge(part):
+    """``--merge`` of part ``(k, K)``: K = 1, or this process is rank k of K under torchrun."""
+    k, count = part
+    if count == 1:
+        return
+    rank, world = os.environ.get('RANK'), os.environ.get('WORLD_SIZE')
+    if rank is None or world is None or 'MASTER_ADDR' not in os.environ:
+        raise UsageError("--merge waits for the other parts at a torch.distributed barrier, so "
+                         "the processes must run together under torchrun (RANK, WORLD_SIZE and "
+                         "MASTER_ADDR set); otherwise run `ffcvx merge` once every part is written")
+    if (str(k), str(count)) != (rank, world):
+        raise UsageError(f"--merge: part {k}/{count} must be written by rank {k} of {count}, "
+                         f"but this is rank {rank} of {world}; use --part auto")
+
+
+def merge_if_asked(args, output):
+    """With ``--merge``: join the parts of ``output`` into it (rank 0, after a barrier).
+
+    Raises
+    ------
+    UsageError
+        If the process group cannot be set up.
+    ffcvx.errors.MergeError, ffcvx.errors.WriterError
+        From the merge (on every rank).
+    """
+    if not getattr(args, 'merge', False):
+        return
+    count = args.part[1]
+    paths = [part_path(output, args.parts_dir, (k, count)) for k in range(count)]
+    from ..writer.distributed_merge import init_from_launcher, merge_after_barrier
+    from ..writer.merge import merge
+    if count == 1:
+        merge(paths, output)
+    else:
+        import torch.distributed as dist
+        try:
+            created = init_from_launcher()
+        except RuntimeError as exc:
+            raise UsageError(str(exc)) from None
+        try:
+            merge_after_barrier(paths, output)
+        finally:
+            if created:
+                dist.destroy_process_group()
+    if args.part[0] == 0:
+        print(f"merged {count} part{'s' if count > 1 else ''} into {output}")
+
+
+def written_part(args, output=None):
+    """Where this part of ``output`` (default ``args.output``) goes and whether it is
+    already there, complete.
 
     Returns
     -------
@@ -111,19 +170,24 @@ def written_part(args):
     ------
     UsageError
         For ``--part`` without ``--parts-dir`` or the other way round, or a
-        seed given differently than the writer needs.
+        seed given differently than the writer needs; ``--merge`` without
+        ``--part`` or outside torchrun with K > 1.
     """
     part, parts_dir = getattr(args, 'part', None), getattr(args, 'parts_dir', None)
     if part is None and parts_dir is None:
+        if getattr(args, 'merge', False):
+            raise UsageError("--merge joins the parts of --part k/K --parts-dir DIR; give them")
         return None, False
     if part is None or parts_dir is None:
         raise UsageError("--part and --parts-dir go together: --part k/K --parts-dir DIR")
     if part == 'auto':
         part = args.part = part_from_environment()
+    if getattr(args, 'merge', False):
+        _check_merge(part)
     if args.seed is None:
         args.seed = DEFAULT_PART_SEED
     os.makedirs(parts_dir, exist_ok=True)      # several ranks may create it at once
-    path = part_path(args.output, parts_dir, part)
+    path = part_path(args.output if output is None else output, parts_dir, part)
     if not os.path.exists(path):
         return path, False
     from ..errors import BetonFormatError

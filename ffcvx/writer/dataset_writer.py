@@ -9,6 +9,7 @@ write never leaves a partial file and never touches an existing target; the
 temporary files that killed writers left behind for the same target are
 removed first (``spec/beton.md``, "Writer faults").
 """
+import itertools
 import multiprocessing
 import os
 from collections.abc import Mapping
@@ -204,12 +205,7 @@ class DatasetWriter:
             message names the sample and holds the original traceback.
         """
         chunksize = check_chunksize(chunksize)
-        part = check_part(part)
-        if part is not None and part[1] > 1 and self.seed is None:
-            raise ValueError(
-                f"writing part {part[0]} of {part[1]} needs DatasetWriter(seed=...): without one "
-                f"every part draws its own random root (shuffle_indices, write_mode='proportion'), "
-                f"so the parts would not draw the same random choices")
+        part = self._checked_part(part)
         if not isinstance(read_by_path, (bool, np.bool_)):
             raise TypeError(f"read_by_path must be True or False, got {read_by_path!r}")
         if indices is None:
@@ -246,6 +242,11 @@ class DatasetWriter:
         pipeline : callable(webdataset.WebDataset) -> iterable of tuple
             Turns one shard's dataset into samples, each a tuple with one value
             per field. Must yield the same samples every time.
+        part : tuple of int (k, K), optional
+            Write only part ``k`` of ``K`` of the positions, as
+            :meth:`from_indexed_dataset` does (FMT-093). Every shard is still
+            counted; only the shards holding the part's range are read to
+            write it.
 
         Returns
         -------
@@ -256,12 +257,12 @@ class DatasetWriter:
         ------
         ImportError
             If the ``webdataset`` package is not installed.
-        NotImplementedError
-            For ``part``: only ``from_indexed_dataset`` writes part files so far.
+        TypeError, ValueError
+            For a bad ``part``, as :meth:`from_indexed_dataset`.
         WriterError
             If counting or writing fails.
         """
-        _no_part('from_webdataset', part)
+        part = self._checked_part(part)
         import_webdataset()
         shards = list(shards)
 
@@ -278,7 +279,10 @@ class DatasetWriter:
                 except Exception as exc:
                     raise WriterError(f"counting the samples of shard {shard!r} failed: "
                                       f"{type(exc).__name__}: {exc}") from exc
-        return self._write(WebDatasetSource(shards, pipeline, np.asarray(counts, dtype=np.int64)))
+        counts = np.asarray(counts, dtype=np.int64)
+        first, stop = (0, None) if part is None else part_range(int(counts.sum()), part)
+        return self._write(WebDatasetSource(shards, pipeline, counts, first, stop), None, first,
+                           part)
 
     def from_iterable(self, iterable, length=None, chunksize=100, part=None):
         """Write the samples of ``iterable`` in order.
@@ -295,6 +299,11 @@ class DatasetWriter:
             precedes the data, so the count must be known before writing.
         chunksize : int
             Samples per work item.
+        part : tuple of int (k, K), optional
+            Write only part ``k`` of ``K`` of the ``length`` positions, as
+            :meth:`from_indexed_dataset` does (FMT-093). ``iterable`` yields
+            all the samples: those before the part are pulled and dropped,
+            those after it are not pulled.
 
         Returns
         -------
@@ -305,13 +314,13 @@ class DatasetWriter:
         ------
         TypeError
             If ``length`` is None and ``iterable`` has no ``len()``.
-        NotImplementedError
-            For ``part``: only ``from_indexed_dataset`` writes part files so far.
+        TypeError, ValueError
+            For a bad ``part``, as :meth:`from_indexed_dataset`.
         WriterError
             If the iterable yields a different number of samples than
             ``length``, or reading or encoding a sample fails.
         """
-        _no_part('from_iterable', part)
+        part = self._checked_part(part)
         chunksize = check_chunksize(chunksize)
         if length is None:
             try:
@@ -323,7 +332,23 @@ class DatasetWriter:
         length = int(length)
         if length < 0:
             raise ValueError(f"length must be >= 0, got {length}")
-        return self._write(IterableSource(iterable, length, chunksize))
+        if part is None:
+            return self._write(IterableSource(iterable, length, chunksize))
+        first, stop = part_range(length, part)
+        # the part's samples only; the iterable must still hold them all up to ``stop``
+        part_samples = itertools.islice(iter(iterable), first, stop)
+        return self._write(IterableSource(part_samples, stop - first, chunksize), None, first,
+                           part)
+
+    def _checked_part(self, part):
+        """``part`` as ``(k, K)`` (or None); K > 1 needs a seed (FMT-093)."""
+        part = check_part(part)
+        if part is not None and part[1] > 1 and self.seed is None:
+            raise ValueError(
+                f"writing part {part[0]} of {part[1]} needs DatasetWriter(seed=...): without one "
+                f"every part draws its own random root (shuffle_indices, write_mode='proportion'), "
+                f"so the parts would not draw the same random choices")
+        return part
 
     def _root_entropy(self):
         """The root of one write's random choices: ``seed``'s, or one draw of the global RNG."""
@@ -394,12 +419,3 @@ class DatasetWriter:
         except SourceFailure as failure:
             text, _ = failure_report(failure.cursor, failure.exc)
             raise WriterError(text) from failure.exc
-
-
-def _no_part(method, part):
-    """Refuse ``part=`` where the source cannot be split by position yet."""
-    if part is not None:
-        raise NotImplementedError(
-            f"DatasetWriter.{method} cannot write part files yet: an iterable or a shard list "
-            f"would have to be read up to the part's first sample; use from_indexed_dataset("
-            f"..., part=(k, K)) with an indexed dataset")

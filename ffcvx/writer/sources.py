@@ -98,30 +98,43 @@ class IndexedSource(Source):
 
 
 class WebDatasetSource(Source):
-    """Sample ``i`` of shard ``s`` goes to ``offsets[s] + i``; items are ``(shard, offset, count)``."""
+    """Sample ``i`` of shard ``s`` is global position ``offsets[s] + i``; this write
+    holds the positions ``[first, stop)`` (a part, FMT-093; all by default), position
+    ``p`` at destination ``p - first``. Items are ``(shard, offset, count, lo, hi)``:
+    the shard's samples ``lo .. hi - 1`` are written."""
 
-    def __init__(self, shards, pipeline, counts):
+    def __init__(self, shards, pipeline, counts, first=0, stop=None):
         self.shards = shards
         self.pipeline = pipeline
         self.counts = counts
         self.offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-        self.num_samples = int(self.offsets[-1])
-        self.num_items = len(shards)
+        self.first = int(first)
+        self.stop = int(self.offsets[-1] if stop is None else stop)
+        self.num_samples = self.stop - self.first
+        self.num_items = sum(1 for _ in self.items())
 
     def items(self):
-        return ((shard, int(off), int(count))
-                for shard, off, count in zip(self.shards, self.offsets, self.counts))
+        for shard, offset, count in zip(self.shards, self.offsets, self.counts):
+            offset, count = int(offset), int(count)
+            lo, hi = max(self.first - offset, 0), min(self.stop - offset, count)
+            if lo < hi:
+                yield shard, offset, count, lo, hi
 
     @staticmethod
     def describe(item):
-        return f"shard {item[0]!r} (samples {item[1]} to {item[1] + item[2] - 1})"
+        shard, offset, _, lo, hi = item
+        return f"shard {shard!r} (samples {offset + lo} to {offset + hi - 1})"
 
     def samples(self, item, cursor):
-        shard, offset, count = item
+        shard, offset, count, lo, hi = item
         produced = 0
         iterator = iter(open_shard(shard, self.pipeline))
         while True:
-            cursor.dest, cursor.where, cursor.field = offset + produced, f'sample {produced} of shard {shard!r}', None
+            cursor.dest, cursor.where, cursor.field = (offset + produced - self.first,
+                                                       f'sample {produced} of shard {shard!r}',
+                                                       None)
+            if produced == hi and hi < count:
+                return          # the rest of the shard belongs to the next part
             try:
                 sample = next(iterator)
             except StopIteration:
@@ -129,7 +142,8 @@ class WebDatasetSource(Source):
             if produced >= count:
                 raise RuntimeError(f"shard {shard!r} yielded more than the {count} samples counted "
                                    f"before writing; the pipeline must be deterministic")
-            yield offset + produced, sample
+            if produced >= lo:      # the samples before belong to the previous part
+                yield offset + produced - self.first, sample
             produced += 1
         if produced != count:
             raise RuntimeError(f"shard {shard!r} yielded {produced} samples, but {count} were counted "
