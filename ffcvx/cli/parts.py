@@ -16,6 +16,7 @@ merges, and every process learns the outcome
 import argparse
 import os
 
+from ..writer.checks import part_path
 from .common import UsageError
 
 __all__ = ['add_part_options', 'merge_if_asked', 'part_from_environment', 'part_path',
@@ -95,16 +96,6 @@ def add_part_options(parser):
                        help="once every part is written, merge them into OUT.beton: under "
                             "torchrun all processes wait at a barrier and rank 0 merges (a "
                             "SLURM array's tasks run apart: run `ffcvx merge` after it)")
-
-
-def part_path(output, parts_dir, part):
-    """``DIR/<stem of output>.part-<k>-of-<K>.beton`` (str)."""
-    k, count = part
-    stem = os.path.basename(output)
-    if stem.endswith('.beton'):
-        stem = stem[:-len('.beton')]
-    width = max(5, len(str(count)))
-    return os.path.join(parts_dir, f"{stem}.part-{k:0{width}d}-of-{count:0{width}d}.beton")
 
 
 def _check_merge(part):

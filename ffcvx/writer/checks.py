@@ -1,11 +1,13 @@
-"""Argument checks of :class:`ffcvx.writer.DatasetWriter`: page size, chunk size, field names."""
+"""Argument checks of :class:`ffcvx.writer.DatasetWriter`: page size, chunk size, field names,
+parts (and where a part file goes)."""
 import operator
+import os
 import warnings
 
 from ..types import FIELD_NAME_LENGTH, MAX_PAGE_SIZE, MIN_PAGE_SIZE
 
 __all__ = ['check_chunksize', 'check_count', 'check_page_size', 'check_part', 'encode_field_name',
-           'part_range']
+           'part_path', 'part_range']
 
 
 def check_page_size(page_size):
@@ -48,15 +50,23 @@ def check_chunksize(chunksize):
     return check_count('chunksize', chunksize)
 
 
-def check_part(part):
-    """``part`` of ``from_indexed_dataset`` as ``(k, K)`` ints, or None.
+def check_part(part, seeded=True):
+    """``part`` of a write as ``(k, K)`` ints, or None (FMT-093).
+
+    Parameters
+    ----------
+    part : tuple of int (k, K) or None
+    seeded : bool
+        Whether the writer has a seed: ``K > 1`` needs one.
 
     Raises
     ------
     TypeError
         If ``part`` is not a pair (tuple or list) of two integers.
     ValueError
-        Unless ``K >= 1`` and ``0 <= k < K``.
+        Unless ``K >= 1`` and ``0 <= k < K``; for ``K > 1`` without a seed
+        (each part would draw its own random root, so parts would disagree
+        on the random choices).
     """
     if part is None:
         return None
@@ -68,6 +78,11 @@ def check_part(part):
         raise ValueError(f"part (k, K) needs K >= 1 parts, got K={count}")
     if not 0 <= k < count:
         raise ValueError(f"part (k, K) needs 0 <= k < K, got k={k}, K={count}")
+    if count > 1 and not seeded:
+        raise ValueError(
+            f"writing part {k} of {count} needs DatasetWriter(seed=...): without one every part "
+            f"draws its own random root (shuffle_indices, write_mode='proportion'), so the parts "
+            f"would not draw the same random choices")
     return k, count
 
 
@@ -111,3 +126,14 @@ def encode_field_name(name):
                       f"as {raw[:FIELD_NAME_LENGTH].decode()!r}", UserWarning, stacklevel=4)
         raw = raw[:FIELD_NAME_LENGTH]
     return raw
+
+
+def part_path(output, parts_dir, part):
+    """``DIR/<stem of output>.part-<k>-of-<K>.beton`` (str): numbers zero-padded to 5
+    digits (more for K >= 100000), so that a listing sorts in part order."""
+    k, count = part
+    stem = os.path.basename(output)
+    if stem.endswith('.beton'):
+        stem = stem[:-len('.beton')]
+    width = max(5, len(str(count)))
+    return os.path.join(parts_dir, f"{stem}.part-{k:0{width}d}-of-{count:0{width}d}.beton")

@@ -13,7 +13,6 @@ import itertools
 import multiprocessing
 import os
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -27,8 +26,8 @@ from .checks import (check_chunksize, check_count, check_page_size, check_part, 
 from .imagefolder import indexed_source
 from .pages import SHUFFLE_KEY, Cursor
 from .progress import Progress, progress_disabled
-from .sources import (IterableSource, SourceFailure, WebDatasetSource, import_webdataset,
-                      open_shard, reporting)
+from .sources import (IterableSource, SourceFailure, WebDatasetSource, count_shards,
+                      import_webdataset, reporting)
 from .workers import Job, failure_report, run_here, run_processes, start_method
 
 __all__ = ['DatasetWriter']
@@ -205,7 +204,7 @@ class DatasetWriter:
             message names the sample and holds the original traceback.
         """
         chunksize = check_chunksize(chunksize)
-        part = self._checked_part(part)
+        part = check_part(part, self.seed is not None)
         if not isinstance(read_by_path, (bool, np.bool_)):
             raise TypeError(f"read_by_path must be True or False, got {read_by_path!r}")
         if indices is None:
@@ -262,24 +261,10 @@ class DatasetWriter:
         WriterError
             If counting or writing fails.
         """
-        part = self._checked_part(part)
+        part = check_part(part, self.seed is not None)
         import_webdataset()
         shards = list(shards)
-
-        def count(shard):
-            return sum(1 for _ in open_shard(shard, pipeline))
-
-        workers = max(1, min(self.num_workers, len(shards)))
-        counts = []
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            futures = [pool.submit(count, shard) for shard in shards]
-            for shard, future in zip(shards, futures):
-                try:
-                    counts.append(future.result())
-                except Exception as exc:
-                    raise WriterError(f"counting the samples of shard {shard!r} failed: "
-                                      f"{type(exc).__name__}: {exc}") from exc
-        counts = np.asarray(counts, dtype=np.int64)
+        counts = count_shards(shards, pipeline, self.num_workers)
         first, stop = (0, None) if part is None else part_range(int(counts.sum()), part)
         return self._write(WebDatasetSource(shards, pipeline, counts, first, stop), None, first,
                            part)
@@ -320,7 +305,7 @@ class DatasetWriter:
             If the iterable yields a different number of samples than
             ``length``, or reading or encoding a sample fails.
         """
-        part = self._checked_part(part)
+        part = check_part(part, self.seed is not None)
         chunksize = check_chunksize(chunksize)
         if length is None:
             try:
@@ -339,16 +324,6 @@ class DatasetWriter:
         part_samples = itertools.islice(iter(iterable), first, stop)
         return self._write(IterableSource(part_samples, stop - first, chunksize), None, first,
                            part)
-
-    def _checked_part(self, part):
-        """``part`` as ``(k, K)`` (or None); K > 1 needs a seed (FMT-093)."""
-        part = check_part(part)
-        if part is not None and part[1] > 1 and self.seed is None:
-            raise ValueError(
-                f"writing part {part[0]} of {part[1]} needs DatasetWriter(seed=...): without one "
-                f"every part draws its own random root (shuffle_indices, write_mode='proportion'), "
-                f"so the parts would not draw the same random choices")
-        return part
 
     def _root_entropy(self):
         """The root of one write's random choices: ``seed``'s, or one draw of the global RNG."""

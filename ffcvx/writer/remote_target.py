@@ -27,6 +27,7 @@ import tempfile
 
 from ..errors import WriterError
 from ..storage import redact, url_scheme
+from .checks import part_path
 
 __all__ = ['part_url', 'upload', 'write_to_url', 'TMPDIR_ENV']
 
@@ -40,7 +41,6 @@ def part_url(target, part):
     ``<target>.parts/<stem>.part-<k>-of-<K>.beton``, numbers zero-padded to
     5 digits (more for K >= 100000) so that listings sort in part order.
     """
-    from ..cli.parts import part_path
     return part_path(target, f"{target}.parts", part)
 
 

@@ -12,7 +12,7 @@ import numpy as np
 from .pages import Cursor
 
 __all__ = ['IndexedSource', 'IterableSource', 'Source', 'SourceFailure', 'WebDatasetSource',
-           'import_webdataset', 'open_shard', 'reporting']
+           'count_shards', 'import_webdataset', 'open_shard', 'reporting']
 
 
 class Source:
@@ -205,6 +205,33 @@ def import_webdataset():
     # the one import check of optional packages (ffcvx.extras), which names the extra
     from ..extras import require
     return require('webdataset', 'webdataset', 'DatasetWriter.from_webdataset')
+
+
+def count_shards(shards, pipeline, num_workers):
+    """Samples per shard (``int64`` array), each shard read through ``pipeline`` in a thread.
+
+    Raises
+    ------
+    WriterError
+        Naming the first shard whose reading failed.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ..errors import WriterError
+
+    def count(shard):
+        return sum(1 for _ in open_shard(shard, pipeline))
+
+    counts = []
+    with ThreadPoolExecutor(max_workers=max(1, min(num_workers, len(shards)))) as pool:
+        futures = [pool.submit(count, shard) for shard in shards]
+        for shard, future in zip(shards, futures):
+            try:
+                counts.append(future.result())
+            except Exception as exc:
+                raise WriterError(f"counting the samples of shard {shard!r} failed: "
+                                  f"{type(exc).__name__}: {exc}") from exc
+    return np.asarray(counts, dtype=np.int64)
 
 
 def open_shard(shard, pipeline):
