@@ -25,11 +25,15 @@ ones included, answers FFCV's protocol without code of its own; a strategy
 that already returns a :class:`MemoryContext` (FFCV's style) is left as it is.
 """
 import functools
+import sys
 import types
 from abc import ABCMeta, abstractmethod
 from contextlib import AbstractContextManager
 
 __all__ = ['MemoryContext', 'EpochContext', 'adopt']
+
+#: The module of :class:`~ffcvx.pipeline.compiler.Compiler`.
+_COMPILER = __name__.rsplit('.', 2)[0] + '.pipeline.compiler'
 
 #: Marks a method already wrapped by :func:`adopt` (a subclass inheriting it
 #: without redefining it is not wrapped again).
@@ -118,8 +122,10 @@ def _plain_when_disabled(compile_reader):
     @functools.wraps(compile_reader)
     def wrapped(self, *args, **kwargs):
         read = compile_reader(self, *args, **kwargs)
-        from ..pipeline.compiler import Compiler   # not at import: keeps this module light
-        if not Compiler.is_enabled and hasattr(read, 'py_func'):
+        # Not imported here: ffcvx.pipeline brings torch, and a strategy stays
+        # light without it. Never imported means never disabled.
+        compiler = sys.modules.get(_COMPILER)
+        if compiler is not None and not compiler.Compiler.is_enabled and hasattr(read, 'py_func'):
             return read.py_func   # a Numba dispatcher's Python function (FFCV's Compiler.compile)
         return read
     setattr(wrapped, _ADOPTED, True)
