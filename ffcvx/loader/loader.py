@@ -131,7 +131,7 @@ class Loader:
         again: a step whose declared State or buffer, input, or simple
         attributes (numbers, strings, tuples, e.g. ``decoder.output_size``
         set between epochs for progressive resizing) changed gets new buffers
-        and new code; unchanged steps keep theirs.
+        and new code; unchanged steps keep theirs. :attr:`code` tells which.
     backend : str or None
         Decoder backend name (entry-point group ``ffcvx.decoders``), e.g.
         ``"turbojpeg"``; None picks the best installed one per format. The
