@@ -51,12 +51,14 @@ class _Producer:
             # Thread-local in Numba: sets how many threads *this* thread's
             # parallel loops use, without touching other Loaders.
             numba.set_num_threads(self.num_threads)
-            storage_state = self.memory.state
-            with self.memory.schedule_epoch(self.batches):
+            # FFCV's protocol (memory_managers.context): the state is the context's.
+            context = self.memory.schedule_epoch(self.batches)
+            with context:
+                storage_state = context.state
                 for number, indices in enumerate(self.batches):
                     if self.stop.is_set():
                         return
-                    self.memory.start_batch(number)
+                    context.start_batch(number)
                     outputs = self.graph.run_batch(number % self.num_slots, indices, storage_state,
                                                    self.seeds)
                     if not self._put((_BATCH, outputs)):

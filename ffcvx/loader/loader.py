@@ -20,6 +20,7 @@ from .distributed import rank_and_world_size
 from . import resume
 from .filtering import filter_loader
 from .epoch_iterator import EpochIterator
+from .epoch_code import epoch_code
 
 
 def _close_epoch(current):
@@ -130,7 +131,7 @@ class Loader:
         again: a step whose declared State or buffer, input, or simple
         attributes (numbers, strings, tuples, e.g. ``decoder.output_size``
         set between epochs for progressive resizing) changed gets new buffers
-        and new code; unchanged steps keep theirs.
+        and new code; unchanged steps keep theirs. :attr:`code` tells which.
     backend : str or None
         Decoder backend name (entry-point group ``ffcvx.decoders``), e.g.
         ``"turbojpeg"``; None picks the best installed one per format. The
@@ -278,12 +279,16 @@ class Loader:
         if backend is not None:
             self._decoders.get(backend)  # unknown names fail here, listing the registered ones
         self.num_slots = self.batches_ahead + 2
+        # Compiled whatever jit says: decoders call it from compiled helpers in both modes.
+        with Compiler.planning(True, self.num_workers):
+            memory_read = self.memory_manager.compile_reader()
         with Compiler.planning(self.jit, self.num_workers):
             self.graph, self.pipeline_specs = build_graph(
-                self.reader, pipelines or {}, self.memory_manager.compile_reader(), self.batch_size,
+                self.reader, pipelines or {}, memory_read, self.batch_size,
                 self.num_slots, self._select_backend, self.fname, custom_field_mapper)
         #: Output name -> its Pipeline (FFCV's ``Loader.pipelines``); ``.operations`` lists its steps.
         self.pipelines = {p.name: p for p in self.graph.pipelines}
+        self._code = epoch_code(None, self.graph, False)
         self.next_epoch = 0
         # Resume position (ffcvx.loader.resume): batches of next_epoch to skip,
         # and the running epoch's {'epoch', 'start', 'total', 'count': [handed out]}.
@@ -333,6 +338,7 @@ class Loader:
             # (progressive resizing sets decoder.output_size): plan again.
             with Compiler.planning(self.jit, self.num_workers):
                 self.graph.plan(recompile=self.recompile)
+            self._code = epoch_code(self._code, self.graph, self.recompile)
         self.next_epoch += 1
         start, self._resume_global = self._resume_global, None
         batches = self._batches(epoch) if start is None else resume.resumed_batches(self, epoch, start)
@@ -344,6 +350,15 @@ class Loader:
         # works, as in FFCV), not the other way round, so no cycle delays freeing.
         self._current[0] = weakref.ref(iterator)
         return iterator
+
+    @property
+    def code(self):
+        """The compiled code of the epoch (FFCV's attribute), a :class:`~.epoch_code.EpochCode`.
+
+        The same object from epoch to epoch while no step's code is generated
+        again; a new one at every ``iter()`` with ``recompile=True``.
+        """
+        return self._code
 
     def _close_current(self):
         _close_epoch(self._current)

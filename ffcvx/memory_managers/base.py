@@ -1,8 +1,12 @@
 """The interface every memory strategy implements."""
 from abc import ABC, abstractmethod
-from contextlib import contextmanager
+from collections import defaultdict
+from functools import cached_property
 
 import numpy as np
+
+# MemoryContext is importable from here too, as from FFCV's ffcv.memory_managers.base.
+from .context import EpochContext, MemoryContext, adopt  # noqa: F401
 
 
 class MemoryManager(ABC):
@@ -40,12 +44,32 @@ class MemoryManager(ABC):
         Class attribute. True if the strategy reads files the Reader opened by
         URL (through ``reader.source``, spec/remote.md); others get local
         paths only (REM-005).
+    ptrs, sizes : ndarray[uint64]
+        FFCV's names of the sorted region starts and their sizes (the
+        arrays of :meth:`region_table`), computed when first read.
+    sample_to_pages, page_to_samples : dict of int to set of int
+        FFCV's maps between sample numbers and the page numbers of their
+        regions (``ptr >> log2(page_size)``), computed when first read.
+
+    Notes
+    -----
+    FFCV 1.0's protocol (:mod:`ffcvx.memory_managers.context`) comes with
+    the base: ``schedule_epoch(batches)`` returns a
+    :class:`~ffcvx.memory_managers.context.MemoryContext` (``with context:``,
+    ``context.state``, ``context.start_batch(b)``) and ``compile_reader()``
+    a plain Python function while ``Compiler.is_enabled`` is False. A
+    subclass writes its ``schedule_epoch`` as any context manager (or an
+    FFCV-style ``MemoryContext``); the base wraps it when the class is made.
     """
 
     shared_across_processes = False
     needs_server = False
     scratch_dir_option = None
     reads_urls = False
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        adopt(cls)
 
     def __init__(self, reader):
         self.reader = reader
@@ -61,6 +85,37 @@ class MemoryManager(ABC):
         return (np.ascontiguousarray(self.reader.region_ptrs, dtype=np.uint64),
                 np.ascontiguousarray(self.reader.region_sizes, dtype=np.uint64))
 
+    @cached_property
+    def ptrs(self):
+        return self.region_table()[0]
+
+    @cached_property
+    def sizes(self):
+        return self.region_table()[1]
+
+    @cached_property
+    def sample_to_pages(self):
+        return self._page_maps()[0]
+
+    @cached_property
+    def page_to_samples(self):
+        return self._page_maps()[1]
+
+    def _page_maps(self):
+        table = self.reader.alloc_table
+        pages = table['ptr'] >> np.uint64(int(self.reader.page_size).bit_length() - 1)
+        sample_to_pages, page_to_samples = defaultdict(set), defaultdict(set)
+        for sample, page in zip(table['sample_id'].tolist(), pages.tolist()):
+            sample_to_pages[sample].add(page)
+            page_to_samples[page].add(sample)
+        return sample_to_pages, page_to_samples
+
+    @property
+    def state_type(self):
+        """Numba type of :attr:`state` (FFCV's name)."""
+        import numba
+        return numba.typeof(self.state)
+
     @property
     @abstractmethod
     def state(self):
@@ -68,12 +123,24 @@ class MemoryManager(ABC):
 
     @abstractmethod
     def compile_reader(self):
-        """The jitted ``read(ptr, state) -> ndarray[uint8]`` function."""
+        """The jitted ``read(ptr, state) -> ndarray[uint8]`` function.
 
-    @contextmanager
+        Callers get the Python function of a Numba-compiled reader while
+        ``Compiler.is_enabled`` is False (FFCV's ``Compiler.compile``).
+        """
+
     def schedule_epoch(self, batches):
-        """Prepare for an epoch that reads ``batches`` (list of index arrays), in order."""
-        yield self
+        """Prepare for an epoch that reads ``batches`` (list of index arrays), in order.
+
+        Subclasses may return any context manager (entered around the
+        epoch); callers receive it as a
+        :class:`~ffcvx.memory_managers.context.MemoryContext`.
+
+        Returns
+        -------
+        ffcvx.memory_managers.context.MemoryContext
+        """
+        return EpochContext(self)
 
     def start_batch(self, batch_number):
         """Called before batch ``batch_number`` of the scheduled epoch is decoded."""

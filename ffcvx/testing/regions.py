@@ -1,9 +1,11 @@
 """Driving a memory strategy the way the Loader does, and checking what it serves.
 
 The Loader's epoch thread (:mod:`ffcvx.loader.epoch_iterator`) uses a strategy
-like this: ``compile_reader()`` once when the pipelines are built; per epoch
-``state`` once, then ``with schedule_epoch(batches):`` and, for each batch in
-order, ``start_batch(number)`` followed by compiled decoder code that calls
+like this (FFCV's protocol, :mod:`ffcvx.memory_managers.context`):
+``compile_reader()`` once when the pipelines are built; per epoch ``context =
+schedule_epoch(batches)``, then ``with context:``, ``context.state`` once and,
+for each batch in order, ``context.start_batch(number)`` followed by compiled
+decoder code that calls
 ``read(ptr, state)`` for the batch's samples and copies the bytes out before
 the next batch starts. :func:`serve_epoch` does exactly that, with a compiled
 gather function in place of the decoders, and compares every region with the
@@ -228,12 +230,13 @@ def serve_epoch(manager, read, gather, table, batches, stop_after=None, keep=Fal
     problems = []
     lengths_kept = [[None] * fields for _ in range(table.num_samples)] if keep else None
     data_kept = [[None] * fields for _ in range(table.num_samples)] if keep else None
-    state = manager.state
-    with manager.schedule_epoch(batches):
+    context = manager.schedule_epoch(batches)
+    with context:
+        state = context.state
         for number, batch in enumerate(batches):
             if stop_after is not None and number >= stop_after:
                 break
-            manager.start_batch(number)
+            context.start_batch(number)
             if not fields:
                 continue
             samples = batch.astype(np.int64)
