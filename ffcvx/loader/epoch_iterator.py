@@ -9,8 +9,10 @@ Three promises hold:
 * a batch's buffers are not overwritten until ``batches_ahead + 1`` further
   batches have been handed out.
 """
+import os
 import queue
 import threading
+import warnings
 import weakref
 
 import numba
@@ -21,6 +23,19 @@ from ..pipeline.seeds import EpochSeeds
 _BATCH, _END, _ERROR = 'batch', 'end', 'error'
 #: Seconds between checks of the stop flag while the queue is full or empty.
 _POLL_SECONDS = 0.1
+
+
+def thread_count(num_workers):
+    """Threads an epoch runs its pipelines on: ``num_workers``, or one per CPU of this
+    process's affinity set when below 1, at most ``NUMBA_NUM_THREADS`` (with a warning)."""
+    available = len(os.sched_getaffinity(0))
+    wanted = available if int(num_workers) < 1 else int(num_workers)
+    limit = numba.config.NUMBA_NUM_THREADS
+    if wanted > limit:
+        warnings.warn(f"num_workers={wanted} exceeds NUMBA_NUM_THREADS={limit}; using {limit} "
+                      f"(set NUMBA_NUM_THREADS before starting Python to allow more)")
+        wanted = limit
+    return wanted
 
 
 class _Producer:

@@ -1,11 +1,7 @@
 """The Loader: a .beton file, a memory strategy, an order and compiled pipelines."""
-import enum
-import os
 import warnings
 import weakref
-from typing import Literal, Mapping, Union
 
-import numba
 import numpy as np
 
 from ..memory_managers.select import select_strategy
@@ -14,50 +10,15 @@ from ..pipeline.seeds import EpochSeeds
 from ..reader import Reader
 from ..storage import network_options, open_source
 from ..registry import Registry, decoder_for_format
-from ..traversal_order import QuasiRandom, Random, Sequential, TraversalOrder
+from ..traversal_order import TraversalOrder
 from .assembly import build_graph
 from .distributed import rank_and_world_size
 from . import resume
 from .filtering import filter_loader
-from .epoch_iterator import EpochIterator
+from .epoch_iterator import EpochIterator, thread_count
 from .epoch_code import epoch_code
-
-
-def _close_epoch(current):
-    """Stop the epoch whose iterator ``current[0]`` (a weakref or None) names."""
-    ref, current[0] = current[0], None
-    iterator = ref() if ref is not None else None
-    if iterator is not None:
-        iterator.close()
-
-
-def _release(current, memory_manager):
-    """The Loader's finalizer: stop its epoch, then close its memory strategy.
-
-    The epoch goes first: its producer thread reads through the strategy
-    until it has stopped (``EpochIterator.close`` waits for it, except on the
-    producer thread itself, where the strategy's own close copes).
-    """
-    try:
-        _close_epoch(current)
-    finally:
-        if memory_manager is not None:
-            memory_manager.close()
-
-
-class OrderOption(enum.Enum):
-    """Built-in traversal orders."""
-
-    SEQUENTIAL = Sequential
-    RANDOM = Random
-    QUASI_RANDOM = QuasiRandom
-
-
-#: FFCV's type of the ``order`` argument.
-ORDER_TYPE = Union[TraversalOrder, Literal[OrderOption.SEQUENTIAL, OrderOption.RANDOM]]
-
-#: FFCV's map from an OrderOption to its TraversalOrder class.
-ORDER_MAP: Mapping[OrderOption, type] = {option: option.value for option in OrderOption}
+from .lifetime import close_epoch as _close_epoch, release as _release
+from .orders import ORDER_MAP, ORDER_TYPE, OrderOption, epoch_batches  # noqa: F401 (FFCV's paths)
 
 
 class Loader:
@@ -223,7 +184,7 @@ class Loader:
                                          **network_options(self.fname, cache_options)),
                              custom_handlers=custom_fields or {})
 
-        self.num_workers = self._thread_count(num_workers)
+        self.num_workers = thread_count(num_workers)
         self.rank, self.world_size = rank_and_world_size() if self.distributed else (0, 1)
         if seed is None:
             if self.distributed:
@@ -299,17 +260,6 @@ class Loader:
 
     # -- construction helpers -----------------------------------------------
 
-    @staticmethod
-    def _thread_count(num_workers):
-        available = len(os.sched_getaffinity(0))
-        wanted = available if int(num_workers) < 1 else int(num_workers)
-        limit = numba.config.NUMBA_NUM_THREADS
-        if wanted > limit:
-            warnings.warn(f"num_workers={wanted} exceeds NUMBA_NUM_THREADS={limit}; using {limit} "
-                          f"(set NUMBA_NUM_THREADS before starting Python to allow more)")
-            wanted = limit
-        return wanted
-
     def _select_backend(self, fmt):
         return decoder_for_format(self._decoders, fmt, preferred=self._backend_name)
 
@@ -320,10 +270,8 @@ class Loader:
         return self.traversal_order.sample_order(self.next_epoch)
 
     def _batches(self, epoch):
-        order = self.traversal_order.sample_order(epoch)
-        count = len(order) // self.batch_size if self.drop_last else -(-len(order) // self.batch_size)
-        return [np.ascontiguousarray(order[b * self.batch_size:(b + 1) * self.batch_size], dtype=np.uint64)
-                for b in range(count)]
+        return epoch_batches(self.traversal_order.sample_order(epoch), self.batch_size,
+                             self.drop_last)
 
     def __iter__(self):
         if self._closed:
