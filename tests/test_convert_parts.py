@@ -119,9 +119,10 @@ def test_torchrun_two_processes_write_the_parts_of_one_conversion(tmp_path, phot
     assert [os.path.basename(p) for p in parts] == [
         'train.part-00000-of-00002.beton', 'train.part-00001-of-00002.beton']
     assert run.stdout.count(f'merged 2 parts into {out}') == 1          # rank 0 only
-    merged = tmp_path / 'merged.beton'
-    assert main(['merge', *parts, str(merged)]) == 0
-    assert filecmp.cmp(out, merged, shallow=False)          # what `ffcvx merge` writes
+    # the same file, byte for byte, as the parts written one after the other here and merged
+    here = _convert_parts(photos, tmp_path / 'here.beton', tmp_path / 'here', 2)
+    assert main(['merge', *here, str(tmp_path / 'here.beton')]) == 0
+    assert filecmp.cmp(out, tmp_path / 'here.beton', shallow=False)
     whole = tmp_path / 'whole.beton'
     assert main(['convert', 'imagefolder', photos, str(whole), '--seed', '0', *OPTIONS]) == 0
     assert _samples(out) == _samples(whole)
@@ -248,6 +249,12 @@ def test_dask_local_cluster_writes_the_parts_of_one_conversion(tmp_path, photos)
         workers = {who for who_has in client.who_has(futures).values() for who in who_has}
     assert len(workers) == 2                    # both worker processes wrote parts
     ffcvx.merge(paths, tmp_path / 'train.beton')
+    # the same file, byte for byte, as the parts written one after the other here and merged
+    here = [str(tmp_path / f'here-{k}.beton') for k in range(count)]
+    for k, path in enumerate(here):
+        _write_part(photos, path, k, count)
+    assert filecmp.cmp(ffcvx.merge(here, tmp_path / 'here.beton'), tmp_path / 'train.beton',
+                       shallow=False)
     whole = tmp_path / 'whole.beton'
     assert main(['convert', 'imagefolder', photos, str(whole), '--seed', '0', *OPTIONS]) == 0
     assert sum(written) == Reader(str(whole)).num_samples
