@@ -108,6 +108,9 @@ class BetonDatasink(Datasink):
     parts : list of tuple (int, int)
         After a successful write: ``(first position, samples)`` of every part
         merged, in file order.
+    tasks : int or None
+        After a successful write: how many write tasks ran (a task with no
+        rows writes no part).
 
     Raises
     ------
@@ -118,8 +121,8 @@ class BetonDatasink(Datasink):
     WriterError
         From ``write_datasink`` (Ray raises it, possibly wrapped in its own
         exception type that also derives from it): a column missing or of a
-        type its field cannot take (before any sample is written when the
-        schema is known up front), ``preserve_order`` off without
+        type its field cannot take (each task checks its blocks before it
+        writes), ``preserve_order`` off without
         ``index_column``, index values that are not ``0 .. N-1`` once each, a
         sample a field cannot store (naming the write task and row), or the
         merge failing. No file that looks valid is left at ``path``, and the
@@ -166,7 +169,7 @@ class BetonDatasink(Datasink):
         name = os.path.basename(self.path)
         base = os.path.abspath(os.fspath(parts_dir)) if parts_dir else os.path.dirname(self.path)
         self.parts_dir = os.path.join(base, f".{name}.ray-{self.id}.parts")
-        self.parts = None
+        self.parts = self.tasks = None
 
     @property
     def min_rows_per_write(self):
@@ -178,9 +181,12 @@ class BetonDatasink(Datasink):
     # -- driver ------------------------------------------------------------
 
     def on_write_start(self, schema=None):
-        """Check the schema (when Ray gives it) and make this write's parts folder."""
-        if schema is not None:
-            self._check_schema(schema, 'the Dataset')
+        """Make this write's parts folder.
+
+        ``schema`` is not checked here: it is the first input bundle's, which
+        is a read task's file listing when Ray fuses the read into the write
+        tasks; each task checks its blocks instead.
+        """
         shutil.rmtree(self.parts_dir, ignore_errors=True)   # a failed earlier use of this sink
         os.makedirs(self.parts_dir)
 
@@ -198,6 +204,7 @@ class BetonDatasink(Datasink):
         finally:
             shutil.rmtree(self.parts_dir, ignore_errors=True)
         self.parts = [(first, count) for first, count, _ in runs]
+        self.tasks = len(write_result.write_returns)
 
     def on_write_failed(self, error):
         # tasks that still run fail to write into a folder that is gone: nothing is merged
