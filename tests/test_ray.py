@@ -11,6 +11,8 @@ so only the page layout differs).
 import glob
 import io
 import os
+import re
+import shutil
 import sys
 import tarfile
 from pathlib import Path
@@ -39,6 +41,9 @@ def ray_cluster():
     # the raylet's workers inherit this environment: they must import this checkout
     paths = [str(REPO), str(REPO / 'backends' / 'turbojpeg'), os.environ.get('PYTHONPATH', '')]
     os.environ['PYTHONPATH'] = os.pathsep.join(p for p in paths if p)
+    # read_parquet starts 3 footer-reading actors by default, each a worker process of its
+    # own: seconds apiece on 2 shared cores, for 3 small files
+    os.environ.setdefault('RAY_DATA_PARQUET_FOOTER_NUM_ACTORS', '1')
     context = DataContext.get_current()
     context.execution_options.preserve_order = True
     context.enable_progress_bars = False
@@ -305,3 +310,28 @@ def test_without_ray_the_import_names_the_extra(monkeypatch):
     monkeypatch.delitem(sys.modules, 'ffcvx.ray_datasink', raising=False)
     with pytest.raises(MissingExtraError, match=r"pip install 'ffcvx\[ray\]'"):
         import ffcvx.ray_datasink  # noqa: F401
+
+
+def test_the_readme_recipe(ray_cluster, tmp_path, photos, monkeypatch):
+    """README "### Ray" (a ``py`` block: tests/test_readme.py has no Ray cluster), run here
+    on a copy of the photos as ``train_dir``; both files hold what one write holds."""
+    from ffcvx.datasets import ImageFolder
+    block = re.search(r'### Ray\n.*?```py\n(.*?)```', (REPO / 'README.md').read_text(),
+                      flags=re.S).group(1)
+    train_dir = tmp_path / 'train'
+    for file in photos[1]:
+        (train_dir / file.parent.name).mkdir(parents=True, exist_ok=True)
+        shutil.copy(file, train_dir / file.parent.name / file.name)
+    monkeypatch.chdir(tmp_path)
+    exec(compile(block, 'README.md', 'exec'), {'train_dir': str(train_dir),
+                                               'RGBImageField': RGBImageField,
+                                               'IntField': IntField})
+    folder = ImageFolder(str(train_dir))
+    for name, mode, options in (('train_ray', 'jpg', {'jpeg_passthrough': True}),
+                                ('train_ray_mixed', 'proportion', {})):
+        fields = {'image': RGBImageField(write_mode=mode, max_resolution=256, **options),
+                  'label': IntField()}
+        DatasetWriter(f'{name}_one.beton', fields, num_workers=1, progress=False,
+                      seed=0).from_indexed_dataset(folder)
+        assert _samples(f'{name}.beton') == _samples(f'{name}_one.beton')
+    _no_parts_left(tmp_path)
