@@ -38,7 +38,8 @@ from .extras import require
 from .fields import FloatField, ImageField, IntField
 from .types import DEFAULT_PAGE_SIZE
 
-require('ray', 'ray', 'ffcvx.ray_datasink.BetonDatasink')
+# ray.data, not ray: ray without its [data] extra (pyarrow, pandas) cannot write either
+require('ray.data', 'ray', 'ffcvx.ray_datasink.BetonDatasink')
 import pyarrow as pa                                     # noqa: E402  (after the check)
 from ray.data import DataContext                         # noqa: E402
 from ray.data.block import BlockAccessor                 # noqa: E402

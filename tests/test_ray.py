@@ -47,8 +47,9 @@ def ray_cluster():
     context = DataContext.get_current()
     context.execution_options.preserve_order = True
     context.enable_progress_bars = False
-    ray.init(num_cpus=2, include_dashboard=False, object_store_memory=100 << 20,
-             log_to_driver=False)
+    # 'local': a cluster of this session's own, even where another one runs
+    ray.init(address='local', num_cpus=2, include_dashboard=False,
+             object_store_memory=100 << 20, log_to_driver=False)
     yield ray
     ray.shutdown()
 
