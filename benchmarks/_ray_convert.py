@@ -1,15 +1,18 @@
-"""One Ray conversion for benchmarks/test_ray_write_speed.py, in a process of its own.
+"""A local Ray cluster that converts the benchmark folder on request, for
+benchmarks/test_ray_write_speed.py (one process per cluster size).
 
-Usage: python _ray_convert.py SAMPLES_JSON OUT CPUS MAX_RESOLUTION BLOCKS ROUNDS PAGE_SIZE
+Usage: python _ray_convert.py SAMPLES_JSON OUT CPUS MAX_RESOLUTION BLOCKS PAGE_SIZE
 
-Starts a local Ray cluster of ``CPUS`` CPUs, warms its workers up (a
-BetonDatasink write of the first 2 * CPUS images, so that every worker has
-started and imported ffcvx and its JPEG backend), then converts the whole
-folder ``ROUNDS`` times with ``BetonDatasink`` (images read by path, JPEG at
-``MAX_RESOLUTION``) from a Dataset of ``BLOCKS`` blocks. Prints one JSON line:
-the seconds of the start and of the warm-up (left out of the rate), and of
-each conversion: ``write_datasink`` from the call to its return, the write
-tasks and the merge on the driver included.
+Starts a local Ray cluster of ``CPUS`` CPUs and warms its workers up (a
+BetonDatasink write of the first 4 * CPUS images, so that every worker has
+started and imported ffcvx and its JPEG backend), then prints one JSON line
+with the seconds both took (left out of the rate). Then, for each line
+``convert`` read from stdin, converts the whole folder with ``BetonDatasink``
+(images read by path, JPEG at ``MAX_RESOLUTION``) from a Dataset of
+``BLOCKS`` blocks and prints one JSON line: the seconds of ``write_datasink``
+from the call to its return (the write tasks and the merge on the driver
+included), the parts and the file's size. The parent alternates the
+clusters' conversions, so that both see the same load on a shared machine.
 """
 import json
 import os
@@ -17,7 +20,7 @@ import sys
 import time
 
 
-def main(samples_json, out, cpus, max_resolution, blocks, rounds, page_size):
+def main(samples_json, out, cpus, max_resolution, blocks, page_size):
     import ray
     from ray.data import DataContext
 
@@ -32,8 +35,9 @@ def main(samples_json, out, cpus, max_resolution, blocks, rounds, page_size):
     context.execution_options.preserve_order = True
     context.enable_progress_bars = False
     start = time.perf_counter()
-    ray.init(num_cpus=cpus, include_dashboard=False, object_store_memory=200 << 20,
-             log_to_driver=False)
+    # 'local': a cluster of its own, never the other process's (both run at once)
+    ray.init(address='local', num_cpus=cpus, include_dashboard=False,
+             object_store_memory=200 << 20, log_to_driver=False)
     started = time.perf_counter() - start
 
     def convert(rows, blocks):
@@ -43,17 +47,17 @@ def main(samples_json, out, cpus, max_resolution, blocks, rounds, page_size):
         ds.write_datasink(sink)
         return time.perf_counter() - begin, sink
 
-    warm_up, _ = convert(rows[:2 * cpus], 2 * cpus)
-    times, parts = [], 0
-    for _ in range(rounds):
+    warm_up, _ = convert(rows[:4 * cpus], 2 * cpus)
+    print(json.dumps({'cpus': cpus, 'start_s': started, 'warm_up_s': warm_up}), flush=True)
+    for line in sys.stdin:
+        if line.strip() != 'convert':
+            break
         seconds, sink = convert(rows, blocks)
-        times.append(seconds)
-        parts = len(sink.parts)
+        print(json.dumps({'seconds': seconds, 'images': len(rows), 'parts': len(sink.parts),
+                          'bytes': os.path.getsize(out)}), flush=True)
     ray.shutdown()
-    print(json.dumps({'cpus': cpus, 'start_s': started, 'warm_up_s': warm_up, 'times_s': times,
-                      'images': len(rows), 'parts': parts, 'bytes': os.path.getsize(out)}))
 
 
 if __name__ == '__main__':
     args = sys.argv[1:]
-    main(args[0], args[1], *(int(a) for a in args[2:7]))
+    main(args[0], args[1], *(int(a) for a in args[2:6]))

@@ -165,6 +165,17 @@ def test_dataset_order_without_index_column_and_empty_tasks(ray_cluster, tmp_pat
     assert _samples(tmp_path / 'ray.beton') == _samples(expected)
 
 
+def test_no_rows_at_all_give_an_empty_file(ray_cluster, tmp_path, jpegs):
+    from ffcvx.ray_datasink import BetonDatasink
+    ds = ray_cluster.data.from_items(_rows(jpegs[:6]), override_num_blocks=2).filter(
+        lambda row: False)
+    sink = BetonDatasink(tmp_path / 'ray.beton', _fields(), index_column='id', seed=0,
+                         page_size=PAGE)
+    ds.write_datasink(sink)
+    assert sink.parts == [] and Reader(str(tmp_path / 'ray.beton')).num_samples == 0
+    _no_parts_left(tmp_path)
+
+
 def test_read_images_pixels_and_paths(ray_cluster, tmp_path, photos):
     """read_images(include_paths=True): its pixels, or its paths read by the field
     (an ImageFolder's fast path and pass-through), each as one write of the folder."""
@@ -307,7 +318,8 @@ def test_arguments_are_checked_before_any_task(tmp_path):
 
 def test_without_ray_the_import_names_the_extra(monkeypatch):
     from ffcvx.extras import MissingExtraError
-    monkeypatch.setitem(sys.modules, 'ray', None)       # as if not installed
+    for name in ('ray', 'ray.data'):                    # as if not installed
+        monkeypatch.setitem(sys.modules, name, None)
     monkeypatch.delitem(sys.modules, 'ffcvx.ray_datasink', raising=False)
     with pytest.raises(MissingExtraError, match=r"pip install 'ffcvx\[ray\]'"):
         import ffcvx.ray_datasink  # noqa: F401
