@@ -11,13 +11,28 @@ with the seconds both took (left out of the rate). Then, for each line
 (images read by path, JPEG at ``MAX_RESOLUTION``) from a Dataset of
 ``BLOCKS`` blocks and prints one JSON line: the seconds of ``write_datasink``
 from the call to its return (the write tasks and the merge on the driver
-included), the parts and the file's size. The parent alternates the
+included), the CPU seconds the driver and Ray's own processes (GCS, raylet,
+...; not the workers) used meanwhile, the parts and the file's size. The parent alternates the
 clusters' conversions, so that both see the same load on a shared machine.
 """
 import json
 import os
 import sys
 import time
+
+
+def _overhead_cpu():
+    """CPU seconds so far of this driver and of Ray's processes that are not workers."""
+    import psutil
+    me = psutil.Process()
+    total = sum(me.cpu_times()[:2])
+    for child in me.children(recursive=True):
+        try:
+            if not child.cmdline()[0].startswith('ray::'):    # workers' process titles
+                total += sum(child.cpu_times()[:2])
+        except (psutil.Error, IndexError):
+            pass
+    return total
 
 
 def main(samples_json, out, cpus, max_resolution, blocks, page_size):
@@ -43,17 +58,18 @@ def main(samples_json, out, cpus, max_resolution, blocks, page_size):
     def convert(rows, blocks):
         ds = ray.data.from_items(rows, override_num_blocks=blocks)
         sink = BetonDatasink(out, fields, columns={'image': 'path'}, page_size=page_size)
-        begin = time.perf_counter()
+        begin, cpu = time.perf_counter(), _overhead_cpu()
         ds.write_datasink(sink)
-        return time.perf_counter() - begin, sink
+        return time.perf_counter() - begin, _overhead_cpu() - cpu, sink
 
-    warm_up, _ = convert(rows[:4 * cpus], 2 * cpus)
+    warm_up, _, _ = convert(rows[:4 * cpus], 2 * cpus)
     print(json.dumps({'cpus': cpus, 'start_s': started, 'warm_up_s': warm_up}), flush=True)
     for line in sys.stdin:
         if line.strip() != 'convert':
             break
-        seconds, sink = convert(rows, blocks)
-        print(json.dumps({'seconds': seconds, 'images': len(rows), 'parts': len(sink.parts),
+        seconds, overhead, sink = convert(rows, blocks)
+        print(json.dumps({'seconds': seconds, 'overhead_cpu_s': overhead, 'images': len(rows),
+                          'parts': len(sink.parts),
                           'bytes': os.path.getsize(out)}), flush=True)
     ray.shutdown()
 

@@ -115,7 +115,8 @@ def figures(folder):
         print(f"  Ray, {cpus} CPU(s): {n / best[cpus]:,.0f}  (rounds {rounds} s; left out: "
               f"ray.init {run['start']['start_s']:.1f} s, warm-up write "
               f"{run['start']['warm_up_s']:.1f} s; {last['parts']} parts, "
-              f"{last['bytes'] / 1e6:.1f} MB)")
+              f"{last['bytes'] / 1e6:.1f} MB; driver and Ray's own processes used "
+              f"{last['overhead_cpu_s']:.2f} CPU-s in the last round)")
     result['scaling'] = best[1] / best[2]
     result['img_per_s'] = {cpus: n / best[cpus] for cpus in (1, 2)}
     result['img_per_s']['plain'] = n / min(result['plain'])
