@@ -8,14 +8,18 @@ on a local Ray cluster of 1 CPU and on one of 2 CPUs, each in a process of its
 own (``_ray_convert.py``), with ``RGBImageField(write_mode='jpg',
 max_resolution=256, jpeg_quality=90)`` reading each image by path (the fast
 path), from a Dataset of 8 blocks (8 write tasks, 8 parts merged), 2 MiB
-pages. Both clusters are started and warmed up first, then their
+pages, and ``DataContext.op_resource_reservation_enabled = False`` (with Ray
+Data's reservation, a 2-CPU cluster starts the write tasks one at a time
+until the first is done, and each later one about 0.2 s after a CPU frees).
+Both clusters are started and warmed up first, then their
 conversions alternate (1 CPU, 2 CPUs, 1 CPU, ...), so that load from other
 processes on a shared machine falls on both alike. Left out of the timed
 conversion: ``ray.init`` and a warm-up write that starts the workers (both
 printed). Timed: ``write_datasink`` from call to return, tasks and the merge
 on the driver included; the best of 3 rounds. Target: 2 CPUs >= 1.8x 1 CPU,
-the ratio measured in one run. A plain ``DatasetWriter`` with 1 worker is
-measured in the same rounds for scale.
+the ratio measured in one run. A plain ``DatasetWriter`` with 1 and 2
+workers is measured in the same rounds: its ratio is what 2 processes get on
+the machine at that time (1.90-1.96x on this project's idle 2-core machine).
 """
 import json
 import os
@@ -92,12 +96,13 @@ def figures(folder):
             clusters[cpus] = _start_cluster(listing, out / f'ray_{cpus}.beton', cpus)
         result = {cpus: {'start': started, 'rounds': []}
                   for cpus, (_, started) in clusters.items()}
-        result['plain'] = []
+        result['plain'] = {1: [], 2: []}
         for _ in range(ROUNDS):     # alternated, so that all see the same load
-            start = time.perf_counter()
-            DatasetWriter(str(out / 'plain.beton'), fields, page_size=PAGE_SIZE, num_workers=1,
-                          progress=False).from_iterable(samples)
-            result['plain'].append(time.perf_counter() - start)
+            for workers in (1, 2):
+                start = time.perf_counter()
+                DatasetWriter(str(out / 'plain.beton'), fields, page_size=PAGE_SIZE,
+                              num_workers=workers, progress=False).from_iterable(samples)
+                result['plain'][workers].append(time.perf_counter() - start)
             for cpus, (proc, _) in clusters.items():
                 result[cpus]['rounds'].append(_convert(proc))
     finally:
@@ -108,7 +113,9 @@ def figures(folder):
     best = {cpus: min(r['seconds'] for r in result[cpus]['rounds']) for cpus in (1, 2)}
     print(f"\nConverting {n} ImageNet-like JPEGs with Ray (BetonDatasink, {BLOCKS} blocks, "
           f"jpg at {MAX_RESOLUTION}, read by path), img/s (best of {ROUNDS}, alternated):")
-    print(f"  DatasetWriter, 1 worker, no Ray: {n / min(result['plain']):,.0f}")
+    plain = {workers: n / min(times) for workers, times in result['plain'].items()}
+    print(f"  DatasetWriter, no Ray: 1 worker {plain[1]:,.0f}, 2 workers {plain[2]:,.0f} "
+          f"({plain[2] / plain[1]:.2f}x: what 2 processes get on this machine now)")
     for cpus in (1, 2):
         run, last = result[cpus], result[cpus]['rounds'][-1]
         rounds = ', '.join(f"{r['seconds']:.2f}" for r in run['rounds'])
@@ -119,7 +126,8 @@ def figures(folder):
               f"{last['overhead_cpu_s']:.2f} CPU-s in the last round)")
     result['scaling'] = best[1] / best[2]
     result['img_per_s'] = {cpus: n / best[cpus] for cpus in (1, 2)}
-    result['img_per_s']['plain'] = n / min(result['plain'])
+    result['img_per_s']['plain'] = plain[1]
+    result['plain_scaling'] = plain[2] / plain[1]
     print(f"  2 CPUs / 1 CPU: {result['scaling']:.2f}x")
     return result
 
@@ -130,7 +138,10 @@ def test_ray_two_cpus_scale(benchmark, figures):
     benchmark.extra_info.update(scaling=round(figures['scaling'], 2),
                                 ray_1cpu_img_per_s=round(rates[1]),
                                 ray_2cpu_img_per_s=round(rates[2]),
-                                plain_1worker_img_per_s=round(rates['plain']))
+                                plain_1worker_img_per_s=round(rates['plain']),
+                                plain_scaling=round(figures['plain_scaling'], 2))
     assert figures['scaling'] >= MIN_SCALING, (
         f"Ray with 2 CPUs converts {figures['scaling']:.2f}x as fast as with 1; target "
-        f"{MIN_SCALING}x")
+        f"{MIN_SCALING}x (DatasetWriter with 2 workers against 1, in the same rounds: "
+        f"{figures['plain_scaling']:.2f}x; far below 1.9x means other processes load the "
+        f"machine: run it again)")
