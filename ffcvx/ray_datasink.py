@@ -272,7 +272,8 @@ class BetonDatasink(Datasink):
         the part after the parts of the tasks with lower indices).
         """
         task = int(ctx.task_idx)
-        if self.index_column is None and not DataContext.get_current().execution_options.preserve_order:
+        keeps_order = DataContext.get_current().execution_options.preserve_order
+        if self.index_column is None and not keeps_order:
             raise WriterError(
                 "BetonDatasink without index_column writes the rows in the Dataset's order, "
                 "which Ray keeps only with ray.data.DataContext.get_current().execution_options"
@@ -280,9 +281,9 @@ class BetonDatasink(Datasink):
                 "index_column=")
         if not os.path.isdir(self.parts_dir):
             raise WriterError(f"write task {task} on {socket.gethostname()}: the parts folder "
-                              f"{self.parts_dir} is missing (on a multi-node cluster, the "
-                              f"target's folder or parts_dir must be on a filesystem every "
-                              f"node shares)")
+                              f"{self.parts_dir} is missing (the write failed and removed it, "
+                              f"or, on a multi-node cluster, the target's folder or parts_dir "
+                              f"is not on a filesystem every node shares)")
         values, positions = self._columns(blocks, task)
         count = len(positions) if positions is not None else \
             (len(next(iter(values.values()))) if values else 0)
@@ -337,7 +338,7 @@ class BetonDatasink(Datasink):
         return values, positions
 
     def _write_part(self, path, values, start, stop, first, task):
-        """Rows ``start:stop`` as a complete ``.beton`` whose sample 0 is global position ``first``."""
+        """Rows ``start:stop`` as a complete ``.beton``; its sample 0 is global position ``first``."""
         from .writer import DatasetWriter
         from .writer.sources import IterableSource
         writer = DatasetWriter(path, self.fields, page_size=self.page_size,
