@@ -338,7 +338,7 @@ class BetonDatasink(Datasink):
         return values, positions
 
     def _write_part(self, path, values, start, stop, first, task):
-        """Rows ``start:stop`` as a complete ``.beton``; its sample 0 is global position ``first``."""
+        """Rows ``start:stop`` as one ``.beton`` whose sample 0 is global position ``first``."""
         from .writer import DatasetWriter
         from .writer.sources import IterableSource
         writer = DatasetWriter(path, self.fields, page_size=self.page_size,
