@@ -5,7 +5,7 @@ writes the rows of its blocks as one complete part file (the
 :class:`~ffcvx.writer.DatasetWriter` of this process, into a parts folder next
 to the target), and the driver joins the parts with :func:`ffcvx.merge`
 (FMT-092) once every task is done, then removes the folder (spec
-``beton.md`` section 9, FMT-094).
+``beton.md`` section 9, FMT-097).
 
 Where each part goes in the merged file:
 
