@@ -13,7 +13,7 @@ with the seconds both took (left out of the rate). Then, for each line
 from the call to its return (the write tasks and the merge on the driver
 included), the CPU seconds the driver and Ray's own processes (GCS, raylet,
 ...; not the workers) used meanwhile, the parts and the file's size. The parent alternates the
-clusters' conversions, so that both see the same load on a shared machine.
+cluster sizes, so that both see the same load on a shared machine.
 """
 import json
 import os
