@@ -121,7 +121,8 @@ def figures(folder):
     n = len(samples)
     best = {cpus: min(r['seconds'] for r in result[cpus]['rounds']) for cpus in (1, 2)}
     print(f"\nConverting {n} ImageNet-like JPEGs with Ray (BetonDatasink, {BLOCKS} blocks, "
-          f"jpg at {MAX_RESOLUTION}, read by path), img/s (best of {ROUNDS * CONVERSIONS}, alternated):")
+          f"jpg at {MAX_RESOLUTION}, read by path), img/s (best of "
+          f"{ROUNDS * CONVERSIONS}, alternated):")
     plain = {workers: n / min(times) for workers, times in result['plain'].items()}
     print(f"  DatasetWriter, no Ray: 1 worker {plain[1]:,.0f}, 2 workers {plain[2]:,.0f} "
           f"({plain[2] / plain[1]:.2f}x: what 2 processes get on this machine now)")
