@@ -47,6 +47,10 @@ from ray.data.datasource import Datasink                 # noqa: E402
 
 __all__ = ['BetonDatasink']
 
+#: Most runs of consecutive positions one write task may hold: each run is a part, and
+#: every part takes at least one page of the merged file (FMT-092).
+MAX_RUNS_PER_TASK = 16
+
 
 def _type_fault(field, arrow_type):
     """Why a column of ``arrow_type`` cannot feed ``field``, or None (a cheap check by type).
@@ -305,6 +309,12 @@ class BetonDatasink(Datasink):
             cuts = np.flatnonzero(np.diff(positions) != 1) + 1
             bounds = [0, *cuts.tolist(), count]
             runs = [(int(positions[a]), a, b) for a, b in zip(bounds[:-1], bounds[1:])]
+            if len(runs) > MAX_RUNS_PER_TASK:
+                raise WriterError(
+                    f"write task {task} holds {len(runs)} separate runs of positions of index "
+                    f"column {self.index_column!r}: each would be a part of its own, at least one "
+                    f"page of the file (shuffled rows?); sort the Dataset by it first "
+                    f"(ds.sort({self.index_column!r})) or write it in its order")
         written = []
         for first, start, stop in runs:
             path = os.path.join(self.parts_dir, f"task-{task:06d}.from-{first:012d}.beton")

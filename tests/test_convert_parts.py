@@ -128,6 +128,39 @@ def test_torchrun_two_processes_write_the_parts_of_one_conversion(tmp_path, phot
     assert _samples(out) == _samples(whole)
 
 
+def test_torchrun_merge_stops_every_rank_when_one_part_fails(tmp_path, photos):
+    """Rank 1's part cannot be written (a damaged JPEG in its range): rank 0 does not wait
+    for it, nothing is merged, both exit with an error naming rank 1."""
+    import shutil
+    import socket
+    import subprocess
+    import sys
+    repo = str(Path(__file__).resolve().parents[1])
+    src = tmp_path / 'src'
+    for i, photo in enumerate(sorted(Path(photos).glob('*/*.jpg'))[:6]):
+        (src / 'a').mkdir(parents=True, exist_ok=True)
+        shutil.copy(photo, src / 'a' / f'{i:02d}.jpg')
+    (src / 'a' / '99.jpg').write_bytes(b'\xff\xd8\xff\xe0 not a JPEG')     # last: rank 1's
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        port = sock.getsockname()[1]
+    env = {k: v for k, v in os.environ.items()
+           if k not in ('RANK', 'WORLD_SIZE', 'LOCAL_RANK', 'MASTER_ADDR', 'MASTER_PORT')}
+    env.update(PYTHONPATH=repo, OMP_NUM_THREADS='1')
+    out = tmp_path / 'train.beton'
+    run = subprocess.run(
+        [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node=2', '--nnodes=1',
+         '--master_addr=127.0.0.1', f'--master_port={port}', '--no-python',
+         sys.executable, '-m', 'ffcvx', 'convert', 'imagefolder', str(src), str(out),
+         '--part', 'auto', '--parts-dir', str(tmp_path / 'parts'), '--merge', *OPTIONS],
+        env=env, capture_output=True, text=True, timeout=240, cwd=repo)
+    assert run.returncode != 0
+    said = run.stdout + run.stderr
+    assert '99.jpg' in said                                     # rank 1's own error
+    assert 'the part of rank(s) [1] was not written' in said   # rank 0 learnt it at the barrier
+    assert not out.exists()
+
+
 def test_merge_of_a_single_part_needs_no_launcher(tmp_path, photos):
     out, whole = tmp_path / 'train.beton', tmp_path / 'whole.beton'
     assert main(['convert', 'imagefolder', photos, str(out), '--part', '0/1', '--parts-dir',
@@ -149,6 +182,7 @@ def test_merge_of_several_parts_outside_torchrun_is_refused_before_writing(tmp_p
     monkeypatch.setenv('RANK', '1')
     monkeypatch.setenv('WORLD_SIZE', '2')
     monkeypatch.setenv('MASTER_ADDR', '127.0.0.1')
+    monkeypatch.setenv('MASTER_PORT', '29500')
     assert main(['convert', 'imagefolder', photos, str(out), '--part', '0/2', '--parts-dir',
                  str(parts_dir), '--merge', *OPTIONS]) == 2
     assert 'use --part auto' in capsys.readouterr().err

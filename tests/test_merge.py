@@ -239,7 +239,12 @@ def test_an_iterable_too_short_for_its_part_is_refused(tmp_path):
                            progress=False, seed=1)
     with pytest.raises(WriterError, match='ended after'):
         writer.from_iterable([(1,), (2,)], length=6, part=(1, 2))
+    # the last part sees the end of the source: more samples than announced is an error too
+    with pytest.raises(WriterError, match='more than the announced length=3'):
+        writer.from_iterable([(1,), (2,), (3,), (4,)], length=3, part=(1, 2))
     assert not os.path.exists(tmp_path / 'x.beton')
+    writer.from_iterable([(1,), (2,), (3,), (4,)], length=3, part=(0, 2))   # not the last: fine
+    assert Reader(tmp_path / 'x.beton').num_samples == 2
 
 
 def _index_shards(folder, sizes):

@@ -280,6 +280,14 @@ def test_missing_column_and_wrong_type(ray_cluster, tmp_path, jpegs):
                    fields=_fields('jpg'))
 
 
+def test_a_task_of_scattered_positions_is_refused(ray_cluster, tmp_path, jpegs):
+    # 2 tasks of 20 rows: even positions, then odd ones; 20 runs each, 20 one-row parts
+    rows = _rows((jpegs * 40)[:40])
+    scattered = rows[0::2] + rows[1::2]
+    _failing_write(ray_cluster, tmp_path, scattered, r"ds\.sort\('id'\)", fields=_fields(),
+                   index_column='id', seed=0)
+
+
 def test_a_sample_that_fails_fails_the_write(ray_cluster, tmp_path, jpegs):
     rows = _rows(jpegs[:8])
     rows[6]['image'] = b'\xff\xd8 not a JPEG'

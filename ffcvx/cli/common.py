@@ -173,6 +173,13 @@ def write_parts(path, args, write):
         target = path if part_file is None else part_file
         writer = make_writer(target, args)
         start = time.perf_counter()
-        stats = write(writer, getattr(args, 'part', None))
+        try:
+            stats = write(writer, getattr(args, 'part', None))
+        except Exception as failure:
+            try:        # with --merge the other processes learn of it instead of waiting
+                merge_if_asked(args, path, written=False)
+            except Exception:
+                pass    # the write's own error is the one to report
+            raise failure
         write_summary(target, stats.num_samples, time.perf_counter() - start)
     merge_if_asked(args, path)

@@ -2,8 +2,8 @@
 machines or processes (torchrun, SLURM array jobs), then ``ffcvx merge DIR/* OUT.beton``.
 
 ``--part auto`` takes ``k`` and ``K`` from the launcher (torchrun, a SLURM array, srun).
-Each invocation writes part ``k`` of ``K`` (``DatasetWriter.from_indexed_dataset(...,
-part=(k, K))``, FMT-093) to ``DIR/<OUT stem>.part-<k>-of-<K>.beton``, numbers zero-padded
+Each invocation writes part ``k`` of ``K`` (``part=(k, K)`` of the source's
+``DatasetWriter.from_*`` call, FMT-093) to ``DIR/<OUT stem>.part-<k>-of-<K>.beton``, numbers zero-padded
 so that a shell glob lists the parts in order. The writer renames a part into place
 only once it is complete, so a part file that exists and opens is done: running the
 same command again skips it (a killed run is redone, and only that part).
@@ -80,7 +80,7 @@ def _part(text):
 
 
 def add_part_options(parser):
-    """``--part``, ``--parts-dir`` and ``--seed`` for a source written by index."""
+    """``--part``, ``--parts-dir``, ``--seed`` and ``--merge`` of an ``ffcvx convert`` source."""
     group = parser.add_argument_group('parts (one .beton written by many processes; then '
                                       '`ffcvx merge DIR/* OUT.beton`)')
     group.add_argument('--part', type=_part, default=None, metavar='k/K',
@@ -103,25 +103,30 @@ def _check_merge(part):
     k, count = part
     if count == 1:
         return
+    from ..writer.distributed_merge import LAUNCHER_VARIABLES
     rank, world = os.environ.get('RANK'), os.environ.get('WORLD_SIZE')
-    if rank is None or world is None or 'MASTER_ADDR' not in os.environ:
-        raise UsageError("--merge waits for the other parts at a torch.distributed barrier, so "
-                         "the processes must run together under torchrun (RANK, WORLD_SIZE and "
-                         "MASTER_ADDR set); otherwise run `ffcvx merge` once every part is written")
+    if any(name not in os.environ for name in LAUNCHER_VARIABLES):
+        raise UsageError(f"--merge waits for the other parts at a torch.distributed barrier, so "
+                         f"the processes must run together under torchrun "
+                         f"({', '.join(LAUNCHER_VARIABLES)} set); otherwise run `ffcvx merge` "
+                         f"once every part is written")
     if (str(k), str(count)) != (rank, world):
         raise UsageError(f"--merge: part {k}/{count} must be written by rank {k} of {count}, "
                          f"but this is rank {rank} of {world}; use --part auto")
 
 
-def merge_if_asked(args, output):
+def merge_if_asked(args, output, written=True):
     """With ``--merge``: join the parts of ``output`` into it (rank 0, after a barrier).
+
+    ``written=False`` (this process's write failed) still meets the other
+    processes, so that they stop instead of waiting for this part.
 
     Raises
     ------
     UsageError
         If the process group cannot be set up.
     ffcvx.errors.MergeError, ffcvx.errors.WriterError
-        From the merge (on every rank).
+        From the merge, or naming the parts not written (on every rank).
     """
     if not getattr(args, 'merge', False):
         return
@@ -130,19 +135,20 @@ def merge_if_asked(args, output):
     from ..writer.distributed_merge import init_from_launcher, merge_after_barrier
     from ..writer.merge import merge
     if count == 1:
-        merge(paths, output)
+        if written:
+            merge(paths, output)
     else:
-        import torch.distributed as dist
         try:
-            created = init_from_launcher()
+            if init_from_launcher():
+                import atexit
+
+                import torch.distributed as dist
+                # one group for the whole command (fashion-mnist merges two files)
+                atexit.register(dist.destroy_process_group)
         except RuntimeError as exc:
             raise UsageError(str(exc)) from None
-        try:
-            merge_after_barrier(paths, output)
-        finally:
-            if created:
-                dist.destroy_process_group()
-    if args.part[0] == 0:
+        merge_after_barrier(paths, output, written=written)
+    if written and args.part[0] == 0:
         print(f"merged {count} part{'s' if count > 1 else ''} into {output}")
 
 

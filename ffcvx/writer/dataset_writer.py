@@ -70,9 +70,9 @@ class DatasetWriter:
         and in the calling process, from numpy's global RNG, so that
         ``np.random.seed(...)`` before a write makes it reproducible, as in
         FFCV; workers never draw from the global RNG (forked workers would
-        all copy its state). Part files (``from_indexed_dataset(...,
-        part=(k, K))``, K > 1) need a seed, so that all parts draw from one
-        root (FMT-093).
+        all copy its state). Part files (``part=(k, K)`` of the ``from_*``
+        methods, K > 1) need a seed, so that all parts draw from one root
+        (FMT-093).
     storage_options : dict or None
         Credentials and endpoint of a URL ``fname``, as a Loader takes them.
 
@@ -321,9 +321,12 @@ class DatasetWriter:
             return self._write(IterableSource(iterable, length, chunksize))
         first, stop = part_range(length, part)
         # the part's samples only; the iterable must still hold them all up to ``stop``
-        part_samples = itertools.islice(iter(iterable), first, stop)
-        return self._write(IterableSource(part_samples, stop - first, chunksize), None, first,
-                           part)
+        iterator = iter(iterable)
+        part_samples = itertools.islice(iterator, first, stop)
+        if stop == length:      # the last part: the source's end check sees any extra sample
+            part_samples = itertools.chain(part_samples, iterator)
+        return self._write(IterableSource(part_samples, stop - first, chunksize, first), None,
+                           first, part)
 
     def _root_entropy(self):
         """The root of one write's random choices: ``seed``'s, or one draw of the global RNG."""

@@ -1,11 +1,12 @@
-"""Rank 0 joins the parts once every rank has written its own: :func:`merge_after_barrier`.
+"""Rank 0 joins the parts once every rank is done with its own: :func:`merge_after_barrier`.
 
 For conversions run as one ``torch.distributed`` job (torchrun, or srun with
 the process group set up by the user): rank ``k`` writes part ``k`` of
 ``K``, then every rank calls :func:`merge_after_barrier` with the same list
-of part files. No scheduler of our own: the process group's barrier says
-when all parts are there, and a broadcast tells every rank how the merge
-went, so that no rank reports success for a merge that failed.
+of part files. No scheduler of our own: a gather over the process group
+says when all parts are there (or that one failed: then nobody waits for
+it), and a broadcast tells every rank how the merge went, so that no rank
+reports success for a merge that failed.
 """
 import datetime
 import os
@@ -66,20 +67,26 @@ def init_from_launcher(environ=None):
     return True
 
 
-def merge_after_barrier(parts, out, custom_handlers=None):
-    """Wait until every rank has written its part, merge on rank 0 (FMT-092), tell all ranks.
+def merge_after_barrier(parts, out, custom_handlers=None, storage_options=None, written=True):
+    """Wait until every rank is done with its part, merge on rank 0 (FMT-092), tell all ranks.
 
     Every rank of the initialised default process group must call this with
-    the same ``parts`` and ``out``, after writing its own part.
+    the same ``parts`` and ``out`` once its own part is written, or once its
+    write failed (``written=False``): then no rank waits for it, no merge
+    happens and every rank raises.
 
     Parameters
     ----------
     parts : sequence of str or os.PathLike
-        The part files, part 0 first, on a filesystem rank 0 sees.
+        The part files, part 0 first, where rank 0 can read them.
     out : str or os.PathLike
         The merged file, written by rank 0.
     custom_handlers : Mapping[str, type[Field]], optional
         As for :func:`ffcvx.merge`.
+    storage_options : dict, optional
+        As for :func:`ffcvx.merge` (URL parts or ``out``).
+    written : bool
+        Whether this rank's part was written.
 
     Returns
     -------
@@ -92,26 +99,36 @@ def merge_after_barrier(parts, out, custom_handlers=None):
         If ``torch.distributed`` is not initialised.
     MergeError, WriterError
         On rank 0, the merge's own error; on the other ranks a MergeError
-        quoting it. Nothing is left at ``out`` but an older file then.
+        quoting it; on every rank a MergeError naming the ranks whose part
+        was not written. Nothing is left at ``out`` but an older file then.
 
     Notes
     -----
-    The barrier is bounded by the group's timeout (``init_process_group(...,
-    timeout=...)``): give it room for the slowest part.
+    The ranks meet in a ``gloo`` group of their own (whatever the default
+    group's backend, e.g. NCCL with its short watchdog), whose timeout is
+    :data:`PART_WAIT`: room for the slowest part.
     """
     dist = _dist()
     if not dist.is_initialized():
         raise RuntimeError("merge_after_barrier needs an initialised torch.distributed process "
                            "group (torch.distributed.init_process_group); without one call "
                            "ffcvx.merge once every part is written")
-    dist.barrier()
+    group = None if dist.get_backend() == 'gloo' else dist.new_group(backend='gloo',
+                                                                     timeout=PART_WAIT)
+    # the barrier: every rank says whether its part is there
+    states = [None] * dist.get_world_size()
+    dist.all_gather_object(states, bool(written), group=group)
+    missing = [rank for rank, state in enumerate(states) if not state]
+    if missing:
+        raise MergeError(f"not merging into {os.fspath(out)}: the part of rank(s) {missing} was "
+                         f"not written")
     outcome, failure = [None], None
     if dist.get_rank() == 0:
         try:
-            merge(parts, out, custom_handlers=custom_handlers)
+            merge(parts, out, custom_handlers=custom_handlers, storage_options=storage_options)
         except Exception as exc:        # every rank must hear of it, then rank 0 re-raises
             outcome[0], failure = f"{type(exc).__name__}: {exc}", exc
-    dist.broadcast_object_list(outcome, src=0)
+    dist.broadcast_object_list(outcome, src=0, group=group)
     if failure is not None:
         raise failure
     if outcome[0] is not None:

@@ -273,10 +273,11 @@ def merge(parts, out, custom_handlers=None, storage_options=None):
         If a URL part cannot be read, or its client is not installed.
     """
     out = os.fspath(out)
+    parts = [os.fspath(part) for part in parts]      # read twice below: not a generator
     scheme = url_scheme(out)
     if scheme in ('s3', 's3a'):
         from .s3_compose import check_parts, compose
-        check_parts([os.fspath(part) for part in parts], out)
+        check_parts(parts, out)
         return compose(plan(parts, custom_handlers, storage_options), out, storage_options)
     if scheme not in (None, 'file'):
         from .merge_stream import stream

@@ -54,13 +54,13 @@ def upload(path, url, storage_options=None):
         old object.
     """
     if url_scheme(url) in ('s3', 's3a'):
-        from boto3.s3.transfer import TransferConfig
-
         from .s3_compose import MIN_PART, s3_client, split_url
+        client = s3_client(storage_options)      # names the extra when boto3 is missing
+        from boto3.s3.transfer import TransferConfig
         bucket, key = split_url(url)
         try:
             # s3transfer aborts its multipart upload when a part fails
-            s3_client(storage_options).upload_file(
+            client.upload_file(
                 path, bucket, key, Config=TransferConfig(multipart_threshold=8 * MIN_PART,
                                                          multipart_chunksize=8 * MIN_PART))
         except Exception as exc:

@@ -17,9 +17,11 @@ the part was opened (``CopySourceIfMatch``), so a part replaced meanwhile
 fails the merge instead of mixing two versions.
 
 The object appears only with CompleteMultipartUpload, all at once; on any
-failure (or an interrupt) the upload is aborted, so neither an object nor
-an unfinished upload (which the store would bill) is left, and an old
-object at ``out`` is untouched.
+failure (an exception, Ctrl-C included) the upload is aborted, so neither
+an object nor an unfinished upload (which the store would bill) is left,
+and an old object at ``out`` is untouched. A process killed outright
+(SIGKILL, SIGTERM) leaves an unfinished upload, never an object: a bucket
+lifecycle rule (``AbortIncompleteMultipartUpload``) removes those.
 """
 import threading
 from concurrent.futures import ThreadPoolExecutor, wait

@@ -153,9 +153,10 @@ class WebDatasetSource(Source):
 class IterableSource(Source):
     """Samples pulled from an iterable in the calling process; items are ``(start, [samples])``."""
 
-    def __init__(self, iterable, length, chunksize):
+    def __init__(self, iterable, length, chunksize, first=0):
         self.iterator = iter(iterable)
         self.num_samples = length
+        self.first = first          # of a part: the source's position of sample 0 (messages)
         self.num_items = -(-length // chunksize)
         self.chunksize = chunksize
         self.pulled = 0
@@ -171,15 +172,16 @@ class IterableSource(Source):
                 try:
                     chunk.append(next(self.iterator))
                 except StopIteration:
-                    raise ValueError(f"the iterable ended after {start + len(chunk)} samples but "
-                                     f"length={self.num_samples} was announced") from None
+                    raise ValueError(f"the iterable ended after {self.first + start + len(chunk)} "
+                                     f"samples but length={self.first + self.num_samples} was "
+                                     f"announced") from None
             self.pulled += take
             yield start, chunk
         self.cursor.dest, self.cursor.where = self.num_samples, 'from the iterable'
         extra = next(self.iterator, _END)
         if extra is not _END:
-            raise ValueError(f"the iterable has more than the announced length={self.num_samples} "
-                             f"samples")
+            raise ValueError(f"the iterable has more than the announced "
+                             f"length={self.first + self.num_samples} samples")
 
     def __getstate__(self):
         # the iterable is read in the calling process only; a spawned worker needs none of it
