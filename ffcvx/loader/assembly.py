@@ -10,13 +10,11 @@ import torch
 
 from ..decoders.views import ViewsDecoder, can_share
 from ..errors import BackendNotFoundError
-from ..fields import decoders as _decoders
 from ..pipeline.graph import Branch, Graph, Pipeline, ViewBranch, fuse
 from ..pipeline.operation import Operation
+from ..pipeline.positions import with_decoder
 from ..pipeline.spec import PipelineSpec
 from ..transforms import ModuleWrapper, ToTensor
-
-_BUILTIN_DECODERS = tuple(getattr(_decoders, n) for n in _decoders.__all__)
 
 
 def as_operations(name, ops):
@@ -29,23 +27,11 @@ def as_operations(name, ops):
 
 
 def _operations_for(name, field, spec):
-    decoder_class = field.get_decoder_class()
     if isinstance(spec, PipelineSpec):
         ops = ([spec.decoder] if spec.decoder is not None else []) + list(spec.transforms)
     else:
         ops = list(spec)
-    ops = as_operations(name, ops)
-    if ops and isinstance(ops[0], decoder_class):
-        return ops
-    if ops and isinstance(ops[0], _BUILTIN_DECODERS):
-        raise ValueError(f"pipeline {name!r}: {type(ops[0]).__name__} cannot decode a "
-                         f"{type(field).__name__}; its decoder must be a {decoder_class.__name__}")
-    try:
-        decoder = decoder_class()
-    except TypeError as exc:
-        raise ValueError(f"pipeline {name!r}: the default decoder {decoder_class.__name__} needs "
-                         f"arguments; put a decoder first in the pipeline ({exc})") from None
-    return [decoder] + ops
+    return with_decoder(name, field, as_operations(name, ops))
 
 
 def _extras(pipelines, names, fname, field_mapper):
