@@ -148,3 +148,19 @@ class Decoder(Operation):
     def decodes(self, field) -> bool:
         """Whether this decoder reads ``field`` (PIP-002); default: it is the field's decoder class."""
         return isinstance(self, field.get_decoder_class())
+
+    def shares_decode(self, select_backend) -> bool:
+        """Whether this decoder may decode together with other views of its field (PIP-012).
+
+        ``select_backend(format) -> backend`` is the Loader's. Default: no.
+        """
+        return False
+
+    def share_decode(self, views, names):
+        """The Operation that decodes every view of ``views`` at once (PIP-012).
+
+        Called on ``views[0]`` when two or more outputs' decoders
+        :meth:`shares_decode`; ``names`` are the views' output names. Its
+        output is one part per view (:meth:`Operation.part_states`).
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not share its decode")

@@ -54,7 +54,7 @@ def fingerprint(op):
         snap = _simple(value)
         if snap is not None:
             items.append((name, snap))
-    absorbed = tuple(fingerprint(o) for o in getattr(op, 'absorbed', ()))
+    absorbed = tuple(fingerprint(o) for o in op.absorbed)
     return tuple(items), absorbed
 
 
