@@ -1,4 +1,7 @@
-"""The Operation calling convention of spec/pipeline.md: clauses cited, positions checked, FFCV's plain calls."""
+"""The Operation calling convention of spec/pipeline.md: clauses cited, hooks declared, FFCV's plain calls.
+
+The positions' checks (PIP-002, PIP-003, PIP-011) are in tests/test_pipeline_checks.py.
+"""
 import re
 from pathlib import Path
 from tempfile import NamedTemporaryFile
@@ -7,15 +10,13 @@ import numpy as np
 import pytest
 from torch.utils.data import Dataset
 
-from ffcvx.errors import PipelineError
-from ffcvx.fields import IntField, NDArrayField, RGBImageField
-from ffcvx.fields.decoders import IntDecoder, NDArrayDecoder, RandomResizedCropRGBImageDecoder
+from ffcvx.fields import IntField, RGBImageField
+from ffcvx.fields.decoders import IntDecoder, RandomResizedCropRGBImageDecoder
 from ffcvx.fields.decoders import SimpleRGBImageDecoder
-from ffcvx.loader import Loader
 from ffcvx.memory_managers import OSCacheManager
 from ffcvx.pipeline.allocation_query import AllocationQuery
 from ffcvx.pipeline.compiler import Compiler
-from ffcvx.pipeline.operation import Decoder, Operation
+from ffcvx.pipeline.operation import Decoder
 from ffcvx.pipeline.step_code import StepCode
 from ffcvx.reader import Reader
 from ffcvx.transforms import RandomHorizontalFlip, ToTensor
@@ -100,47 +101,7 @@ def test_ffcv_image_read_pattern(mode, length, compile):
         Compiler.set_enabled(before)
 
 
-# -- positions -------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope='module')
-def arrays(tmp_path_factory):
-    data = np.arange(16 * 4, dtype=np.float32).reshape(16, 4)
-
-    class Rows:
-        def __len__(self):
-            return len(data)
-
-        def __getitem__(self, i):
-            return data[i], i
-
-    path = tmp_path_factory.mktemp('spec') / 'arrays.beton'
-    DatasetWriter(str(path), {'x': NDArrayField(np.dtype('float32'), (4,)), 'y': IntField()},
-                  num_workers=1, progress=False).from_indexed_dataset(Rows())
-    return str(path)
-
-
-def test_a_decoder_of_another_field_cites_pip002(arrays):
-    with pytest.raises(ValueError, match=r'IntDecoder cannot decode a NDArrayField.*PIP-002'):
-        Loader(arrays, batch_size=4, pipelines={'x': [IntDecoder()], 'y': None})
-
-
-def test_a_decoder_after_step_0_cites_pip011(arrays):
-    with pytest.raises(PipelineError, match=r"pipeline 'y', step 1 \(IntDecoder\).*PIP-011"):
-        Loader(arrays, batch_size=4, pipelines={'x': None, 'y': [IntDecoder(), IntDecoder()]})
-
-
-class NotCode(Operation):
-    def generate_code(self):
-        return 42
-
-    def declare_state_and_memory(self, previous_state):
-        return previous_state, None
-
-
-def test_code_that_is_not_callable_cites_pip003(arrays):
-    with pytest.raises(PipelineError, match=r"step 1 \(.*NotCode\)\.generate_code returned 42.*PIP-003"):
-        Loader(arrays, batch_size=4, pipelines={'x': [NDArrayDecoder(), NotCode()], 'y': None})
+# -- hooks, code, roles ----------------------------------------------------------------------
 
 
 def test_hooks_are_declared_with_their_defaults():
