@@ -48,7 +48,7 @@ class Operation(ABC):
     of them if a tuple was declared), or None. ``shared`` is the buffer of
     :meth:`declare_shared_memory`, allocated once and not per batch.
 
-    Optional hooks (all have defaults; PIP-007 to PIP-012)
+    Optional hooks (all have defaults; PIP-008 to PIP-012)
     ------------------------------------------------------
     seed, seed_values, seed_kind, seed_sources
         Where a seeded step's seeds come from (PIP-008).
