@@ -178,3 +178,32 @@ def test_recompile_generates_every_step_each_epoch(arrays):
     assert first[0] is second[0] and first[1] is not second[1]
 
 
+def test_a_decoder_of_another_field_cites_pip002(arrays):
+    """spec/pipeline.md PIP-002: a decoder that does not decode the field is refused."""
+    path, _ = arrays
+    with pytest.raises(ValueError, match=r'IntDecoder cannot decode a NDArrayField.*PIP-002'):
+        Loader(path, batch_size=4, pipelines={'x': [IntDecoder()], 'y': None})
+
+
+def test_a_decoder_after_step_0_cites_pip011(arrays):
+    """PIP-011: a decoder stands only at step 0."""
+    path, _ = arrays
+    with pytest.raises(PipelineError, match=r"pipeline 'y', step 1 \(IntDecoder\).*PIP-011"):
+        Loader(path, batch_size=4, pipelines={'x': None, 'y': [IntDecoder(), IntDecoder()]})
+
+
+class NotCode(Operation):
+    """Its generate_code returns no code."""
+
+    def generate_code(self):
+        return 42
+
+    def declare_state_and_memory(self, previous_state):
+        return previous_state, None
+
+
+def test_code_that_is_not_callable_cites_pip003(arrays):
+    """PIP-003: what generate_code returns is checked when the step is planned."""
+    path, _ = arrays
+    with pytest.raises(PipelineError, match=r"step 1 \(.*NotCode\)\.generate_code returned 42.*PIP-003"):
+        Loader(path, batch_size=4, pipelines={'x': [NDArrayDecoder(), NotCode()], 'y': None})

@@ -4,13 +4,13 @@ import torch
 
 from ..pipeline.allocation_query import AllocationQuery
 from ..pipeline.compiler import Compiler
-from ..pipeline.operation import Operation
+from ..pipeline.operation import Decoder
 from ..pipeline.state import State
 
 _CPU = torch.device('cpu')
 
 
-class _ScalarDecoder(Operation):
+class _ScalarDecoder(Decoder):
     dtype = None
 
     def declare_state_and_memory(self, previous_state):
@@ -36,7 +36,7 @@ class FloatDecoder(_ScalarDecoder):
     dtype = '<f8'
 
 
-class NDArrayDecoder(Operation):
+class NDArrayDecoder(Decoder):
     """NDArrayField / TorchTensorField -> ``ndarray[dtype], shape (B, *shape)`` (FMT-034).
 
     The bytes are copied by compiled code into a uint8 buffer and handed on as
@@ -69,7 +69,7 @@ class NDArrayDecoder(Operation):
         return values if dtype.isnative else values.astype(dtype.newbyteorder('='))
 
 
-class BytesDecoder(Operation):
+class BytesDecoder(Decoder):
     """BytesField / JSONField -> ``ndarray[uint8], shape (B, L)`` (FMT-033, FMT-035).
 
     ``L`` is the largest payload in the file. Row ``i`` holds sample ``i``'s

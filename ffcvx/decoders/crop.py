@@ -6,6 +6,7 @@ import numpy as np
 from numba import njit
 
 from .. import status
+from ..errors import BackendNotFoundError
 from ..fields.rgb_image import IMAGE_MODES
 from ..pipeline.compiler import Compiler
 from .kernels import (get_center_crop, get_random_crop, gray_to_rgb, keep_channel0,
@@ -54,6 +55,26 @@ class ResizedCropRGBImageDecoder(SimpleRGBImageDecoder):
         super().__init__(channels=channels, png_channel_order=png_channel_order)
         self.output_size = (int(output_size[0]), int(output_size[1]))
 
+    def shares_decode(self, select_backend):
+        """Whether views may share this decode (spec/pipeline.md PIP-012, ``views.can_share``).
+
+        Only in the per-sample engine: not when JPEGs go to a backend of
+        kind ``batch``, nor when no JPEG backend is found (the views' own
+        decoders then say so).
+        """
+        from .views import can_share    # views builds on this module
+        if not can_share(self):
+            return False
+        try:
+            return getattr(select_backend('jpeg'), 'kind', None) != 'batch'
+        except BackendNotFoundError:
+            return False
+
+    def share_decode(self, views, names):
+        """A :class:`~ffcvx.decoders.views.ViewsDecoder` of ``views`` (PIP-012)."""
+        from .views import ViewsDecoder
+        return ViewsDecoder(views, names)
+
     def absorb(self, operation):
         """Take over a following ``RandomHorizontalFlip`` (pipeline fusion).
 
@@ -66,9 +87,9 @@ class ResizedCropRGBImageDecoder(SimpleRGBImageDecoder):
         """
         if any(op is operation for op in self.absorbed):
             return True
-        if self.absorbed or getattr(operation, 'horizontal_flip_probability', None) is None:
+        if self.absorbed or operation.horizontal_flip_probability is None:
             return False
-        own_seeds = getattr(self, 'seed_values', None) or (getattr(self, 'seed', None),)
+        own_seeds = self.seed_values or (self.seed,)
         if any(seed is not None for seed in own_seeds):
             # A fused flip draws from the decoder's stream: an unseeded flip
             # would then repeat with the decoder's own seed, whatever the Loader's.

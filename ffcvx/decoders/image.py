@@ -30,8 +30,10 @@ from .. import status
 from ..backend_api import DECODE_REGION_PROTO, GRAY_FUNCTION
 from ..errors import DecodeError
 from ..fields.rgb_image import IMAGE_MODES
-from ..pipeline.operation import Operation
+from ..pipeline.operation import Decoder
 from ..pipeline.seeds import seed_sample
+from ..pipeline.step_code import StepCode
+from ..registry import Registry, decoder_for_format
 from .batch_engine import batch_backend_for, BatchEngine
 from .headers import header_size
 from .sample_engine import SampleEngine
@@ -54,7 +56,7 @@ def _no_backend(src, src_len, cy, cx, ch, cw, th, tw, out, cap, out_hw):
 _NO_BACKEND_FN = DECODE_REGION_PROTO(ctypes.cast(_no_backend, ctypes.c_void_p).value)
 
 
-class ImageDecoder(Operation):
+class ImageDecoder(Decoder):
     """Base of the image decoders (not used directly).
 
     Parameters
@@ -204,7 +206,17 @@ class ImageDecoder(Operation):
         return self.engine.shared_memory(self)
 
     def generate_code(self):
-        return self.engine.generate_code(self)
+        """The engine's decode step, as a StepCode FFCV code can also call with four arguments (PIP-013).
+
+        Called before :meth:`accept_backends` (FFCV's plain use: only
+        ``accept_globals``), the backends are chosen first, in the default
+        order (BKD-052).
+        """
+        if self._engine is None:
+            registry = Registry('ffcvx.decoders')
+            self.accept_backends(lambda fmt: decoder_for_format(registry, fmt))
+        code = StepCode.of(self.engine.generate_code(self))
+        return StepCode(code.function, code.with_indices, code.with_seed, code.is_parallel, self)
 
     def finish_batch(self, result, destination, batch_indices, storage_state=None):
         return self.engine.finish_batch(self, result, destination, batch_indices, storage_state)

@@ -8,15 +8,12 @@ a field under a new name).
 """
 import torch
 
-from ..decoders.views import ViewsDecoder, can_share
-from ..errors import BackendNotFoundError
-from ..fields import decoders as _decoders
-from ..pipeline.graph import Branch, Graph, Pipeline, ViewBranch, fuse
+from ..pipeline.graph import Branch, Graph, Pipeline
 from ..pipeline.operation import Operation
+from ..pipeline.positions import with_decoder
 from ..pipeline.spec import PipelineSpec
+from ..pipeline.view_sharing import ViewSharing, view_groups
 from ..transforms import ModuleWrapper, ToTensor
-
-_BUILTIN_DECODERS = tuple(getattr(_decoders, n) for n in _decoders.__all__)
 
 
 def as_operations(name, ops):
@@ -29,23 +26,11 @@ def as_operations(name, ops):
 
 
 def _operations_for(name, field, spec):
-    decoder_class = field.get_decoder_class()
     if isinstance(spec, PipelineSpec):
         ops = ([spec.decoder] if spec.decoder is not None else []) + list(spec.transforms)
     else:
         ops = list(spec)
-    ops = as_operations(name, ops)
-    if ops and isinstance(ops[0], decoder_class):
-        return ops
-    if ops and isinstance(ops[0], _BUILTIN_DECODERS):
-        raise ValueError(f"pipeline {name!r}: {type(ops[0]).__name__} cannot decode a "
-                         f"{type(field).__name__}; its decoder must be a {decoder_class.__name__}")
-    try:
-        decoder = decoder_class()
-    except TypeError as exc:
-        raise ValueError(f"pipeline {name!r}: the default decoder {decoder_class.__name__} needs "
-                         f"arguments; put a decoder first in the pipeline ({exc})") from None
-    return [decoder] + ops
+    return with_decoder(name, field, as_operations(name, ops))
 
 
 def _extras(pipelines, names, fname, field_mapper):
@@ -82,36 +67,6 @@ def _extras(pipelines, names, fname, field_mapper):
             raise ValueError(f"PipelineSpec for {name!r} reads unknown field {spec.source!r}")
         extras.append((name, spec))
     return extras
-
-
-def _per_sample_jpeg(select_backend):
-    # A shared decode of views runs in the per-sample engine only.
-    try:
-        return getattr(select_backend('jpeg'), 'kind', None) != 'batch'
-    except BackendNotFoundError:    # no JPEG backend: the views' own decoders will say so
-        return False
-
-
-def _view_groups(reads, sources, shareable):
-    """``{output name: (leader name, position)}`` for the outputs that share one decode.
-
-    ``reads`` is ``[(name, field index, operations)]`` in output order. Two or
-    more outputs whose crop decoders :func:`can_share` and read one field
-    form a group; a view with a step that a branch starts from keeps its own.
-    """
-    by_field = {}
-    for name, index, ops in reads:
-        decoder = ops[0]
-        # A view with a step that a branch starts from keeps its own pipeline
-        # (its steps' outputs must be where PipelineSpec(source=...) finds them).
-        if shareable and can_share(decoder) and not any(id(op) in sources for op in ops):
-            by_field.setdefault(index, []).append((name, decoder))
-    groups = {}
-    for members in by_field.values():
-        if len(members) > 1 and len({id(d) for _, d in members}) == len(members):
-            for position, (name, _) in enumerate(members):
-                groups[name] = (members[0][0], position)
-    return groups
 
 
 def build_graph(reader, pipelines, memory_read, batch_size, num_slots, select_backend,
@@ -167,32 +122,21 @@ def build_graph(reader, pipelines, memory_read, batch_size, num_slots, select_ba
                _operations_for(name, reader.handlers[spec.source], spec), spec)
               for name, spec in extras if not isinstance(spec.source, Operation)]
     ops_of = {name: (index, ops, spec) for name, index, ops, spec in reads}
-    groups = _view_groups([r[:3] for r in reads], sources, _per_sample_jpeg(select_backend))
-    leaders = {}
+    # Outputs whose decoders share one decode: the pipeline layer's rewrite (PIP-012).
+    sharing = ViewSharing(view_groups([r[:3] for r in reads], sources, select_backend),
+                          lambda name: ops_of[name][1], batch_size, num_slots)
 
     def add_pipeline(name):
         index, ops, spec = ops_of[name]
         field = reader.handlers[names[index]]
         specs[name] = spec if isinstance(spec, PipelineSpec) else PipelineSpec(names[index], ops[0], ops[1:])
-        if name not in groups:
-            built.append(Pipeline(name, index, field, ops, reader.metadata[f'f{index}'], memory_read,
-                                  batch_size, num_slots, select_backend,
+        args = (index, field, reader.metadata[f'f{index}'], memory_read, batch_size, num_slots,
+                select_backend)
+        if name in sharing:
+            built.append(sharing.build(name, args))
+        else:
+            built.append(Pipeline(name, index, field, ops, *args[2:],
                                   keep_decoder_output=id(ops[0]) in sources))
-            return
-        leader, position = groups[name]
-        if position > 0:
-            built.append(ViewBranch(name, leaders[leader].steps[0], position, ops, fuse(ops)[1:],
-                                    batch_size, num_slots))
-            return
-        members = [n for n in groups if groups[n][0] == name]
-        views = [fuse(ops_of[n][1]) for n in members]
-        shared = ViewsDecoder([v[0] for v in views], members)
-        pipeline = Pipeline(name, index, field, [shared] + views[0][1:], reader.metadata[f'f{index}'],
-                            memory_read, batch_size, num_slots, select_backend,
-                            keep_decoder_output=True)
-        pipeline.operations = list(ops)       # as the user gave them (FFCV's Loader.pipelines)
-        leaders[name] = pipeline
-        built.append(pipeline)
 
     for name, _, _ in entries:
         add_pipeline(name)

@@ -52,3 +52,15 @@ def allocate(query, leading):
         torch_dtype = torch.from_numpy(np.empty(0, dtype=dtype)).dtype
         return torch.empty(shape, dtype=torch_dtype, pin_memory=True).numpy()
     return np.zeros(shape, dtype=dtype)
+
+
+def allocate_all(query, leading):
+    """:func:`allocate` for a declaration: None, one AllocationQuery or a tuple of them.
+
+    Returns None, one buffer, or a tuple of buffers, in the declaration's order.
+    """
+    if query is None:
+        return None
+    if isinstance(query, AllocationQuery):
+        return allocate(query, leading)
+    return tuple(allocate(q, leading) for q in query)

@@ -16,6 +16,7 @@ import numba
 from numba import njit, prange
 
 from .code_cache import CODE_CACHE
+from .step_code import StepCode
 
 # The Loader being planned in this thread (its jit flag and thread count), or
 # None outside planning. A ContextVar is per thread, so two Loaders built at
@@ -98,11 +99,17 @@ class Compiler(metaclass=_CompilerMeta):
         equal to code compiled before in this process gets that compiled
         function (:mod:`ffcvx.pipeline.code_cache`). When
         compilation is disabled (:attr:`is_enabled` False) ``code`` is
-        returned as it is.
+        returned as it is. A :class:`~ffcvx.pipeline.step_code.StepCode`
+        (PIP-003) gives the same StepCode around its compiled function.
         """
         if not cls.is_enabled:
             return code
-        parallel = bool(getattr(code, 'is_parallel', False))
+        if isinstance(code, StepCode):
+            return code.with_function(cls._compile(code.function, code.is_parallel, signature))
+        return cls._compile(code, bool(getattr(code, 'is_parallel', False)), signature)
+
+    @staticmethod
+    def _compile(code, parallel, signature):
         options = dict(nogil=True, fastmath=True, error_model='numpy', parallel=parallel)
         if signature is not None:
             compile_ = njit(signature, **options)

@@ -14,20 +14,14 @@ import numpy as np
 import torch
 
 from ..errors import PipelineError
-from .allocation_query import AllocationQuery, allocate
+from .allocation_query import AllocationQuery, allocate, allocate_all
 from .buffer_check import check_buffers, needed, too_big
 from .compiler import Compiler
 from .planning import check_output, declare, describe, fingerprint
+from .positions import as_transform
 from .seeds import EpochSeeds, seed_streams
 from .state import INITIAL_STATE
-
-
-def _allocate_destination(query, num_slots, batch_size):
-    if query is None:
-        return None
-    if isinstance(query, AllocationQuery):
-        return allocate(query, (num_slots, batch_size))
-    return tuple(allocate(q, (num_slots, batch_size)) for q in query)
+from .step_code import StepCode
 
 
 def _slot_view(buffers, slot, count):
@@ -38,24 +32,16 @@ def _slot_view(buffers, slot, count):
     return buffers[slot][:count]
 
 
-def _allocate_shared(query):
-    if query is None:
-        return None
-    if isinstance(query, AllocationQuery):
-        return allocate(query, ())
-    return tuple(allocate(q, ()) for q in query)
-
-
 def fuse(operations):
     """Let the decoder absorb the steps right after it that it can do for free.
 
-    A decoder with ``absorb(op) -> bool`` is offered each following
-    Operation in turn until it declines one; absorbed ones are dropped. The
-    crop decoders absorb ``RandomHorizontalFlip`` by mirroring their resize,
-    which saves a pass over every image.
+    The decoder's ``absorb(op) -> bool`` (spec/pipeline.md PIP-010) is
+    offered each following Operation in turn until it declines one; absorbed
+    ones are dropped. The crop decoders absorb ``RandomHorizontalFlip`` by
+    mirroring their resize, which saves a pass over every image.
     """
     operations = list(operations)
-    if not operations or not hasattr(operations[0], 'absorb'):
+    if not operations:
         return operations
     kept = 1
     while kept < len(operations) and operations[0].absorb(operations[kept]):
@@ -67,7 +53,7 @@ def fuse(operations):
 class Step:
     """One Operation, planned and ready to run (replanned at each epoch start)."""
 
-    operation: Any
+    operation: Any            # what runs: the Operation, or its transform role (PIP-011)
     where: str                # how errors name it: "pipeline 'image', step 0 (Decoder)"
     is_decoder: bool
     seeds: Optional[list] = None  # for a step with ``with_seed``: its streams (seeds.seed_streams)
@@ -82,6 +68,7 @@ class Step:
     attributes: Any = None    # planning.fingerprint of the operation when its code was generated
     taps: List[Any] = field(default_factory=list)  # branches starting from this step's output
     parts: bool = False       # the output is a tuple of views' images (a ViewsDecoder)
+    given: Any = None         # the Operation as placed; its attributes are the step's parameters
 
 
 def _plan_step(step, state, batch_size, num_slots, recompile, position, name):
@@ -95,7 +82,7 @@ def _plan_step(step, state, batch_size, num_slots, recompile, position, name):
     shared_query, out_state, query = declare(op, step.where, state)
     changed = (step.code is None or recompile or state != step.input_state
                or out_state != step.state or query != step.query
-               or shared_query != step.shared_query or fingerprint(op) != step.attributes)
+               or shared_query != step.shared_query or fingerprint(step.given) != step.attributes)
     if not changed:
         return out_state
     new_output = step.code is None or query != step.query
@@ -106,25 +93,32 @@ def _plan_step(step, state, batch_size, num_slots, recompile, position, name):
     check_buffers(op, step.where, output, shared, num_slots, batch_size)
     try:
         if new_output:
-            step.destination = _allocate_destination(query, num_slots, batch_size)
+            step.destination = allocate_all(query, (num_slots, batch_size))
         if new_shared:
-            step.shared = _allocate_shared(shared_query)
+            step.shared = allocate_all(shared_query, ())
     except MemoryError as exc:      # less memory than available_memory() said
         raise too_big(op, step.where, *needed(output, shared, num_slots, batch_size)) from exc
-    raw_code = op.generate_code()
-    step.code = Compiler.compile(raw_code) if out_state.jit_mode else raw_code
-    step.with_indices = bool(getattr(raw_code, 'with_indices', False))
-    step.seeds = seed_streams(op, name, position) if getattr(raw_code, 'with_seed', False) else None
+    # What the code declares is read once, here (PIP-003).
+    code = StepCode.of(op.generate_code(), step.where)
+    step.code = (Compiler.compile(code) if out_state.jit_mode else code).function
+    step.with_indices = code.with_indices
+    step.seeds = seed_streams(op, name, position) if code.with_seed else None
     step.input_state, step.state, step.query, step.shared_query = state, out_state, query, shared_query
-    step.attributes = fingerprint(op)
-    step.parts = hasattr(op, 'part_states')
+    step.attributes = fingerprint(step.given)
+    step.parts = op.part_states() is not None
     return out_state
 
 
 def _make_steps(name, operations, decoder_first):
-    return [Step(operation=op, is_decoder=decoder_first and k == 0,
-                 where=f"pipeline {name!r}, step {k} ({describe(op)})")
-            for k, op in enumerate(operations)]
+    # Step 0 of a pipeline is its decoder; every other step runs the
+    # Operation's transform role (PIP-011).
+    steps = []
+    for k, op in enumerate(operations):
+        where = f"pipeline {name!r}, step {k} ({describe(op)})"
+        decoder = decoder_first and k == 0
+        steps.append(Step(operation=op if decoder else as_transform(where, op), where=where,
+                          is_decoder=decoder, given=op))
+    return steps
 
 
 def _plan_steps(name, steps, state, batch_size, num_slots, recompile, first_position=0):
@@ -228,8 +222,7 @@ class Pipeline:
         decoder = kept[0]
         decoder.accept_field(field)
         decoder.accept_globals(metadata, memory_read)
-        if hasattr(decoder, 'accept_backends'):
-            decoder.accept_backends(select_backend)
+        decoder.accept_backends(select_backend)
         self.steps: List[Step] = _make_steps(name, kept, True)
         self.output_state = None
         self.plan()

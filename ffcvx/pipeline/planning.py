@@ -54,7 +54,7 @@ def fingerprint(op):
         snap = _simple(value)
         if snap is not None:
             items.append((name, snap))
-    absorbed = tuple(fingerprint(o) for o in getattr(op, 'absorbed', ()))
+    absorbed = tuple(fingerprint(o) for o in op.absorbed)
     return tuple(items), absorbed
 
 
@@ -65,10 +65,10 @@ def _check_query(where, query):
             continue
         if not isinstance(q, AllocationQuery):
             raise PipelineError(f"{where} declared {q!r} as its buffer; expected an AllocationQuery, "
-                                f"a tuple of them, or None")
+                                f"a tuple of them, or None (spec/pipeline.md PIP-006)")
         if not all(isinstance(d, (int, np.integer)) and d >= 0 for d in q.shape):
             raise PipelineError(f"{where} declared a buffer of shape {q.shape!r}; "
-                                f"dimensions must be non-negative integers")
+                                f"dimensions must be non-negative integers (PIP-006)")
     return tuple(query) if isinstance(query, list) else query
 
 
@@ -83,17 +83,18 @@ def declare(op, where, previous_state):
     ------
     PipelineError
         When the declarations are not a ``(State, AllocationQuery | tuple | None)``
-        pair; the message names the Operation and what it returned.
+        pair (spec/pipeline.md PIP-006); the message names the Operation and
+        what it returned.
     """
     shared_query = _check_query(where + " (shared memory)", op.declare_shared_memory(previous_state))
     declared = op.declare_state_and_memory(previous_state)
     if not isinstance(declared, tuple) or len(declared) != 2:
         raise PipelineError(f"{where}.declare_state_and_memory returned {declared!r}; "
-                            f"expected (State, AllocationQuery or None)")
+                            f"expected (State, AllocationQuery or None) (spec/pipeline.md PIP-006)")
     state, query = declared
     if not isinstance(state, State):
         raise PipelineError(f"{where}.declare_state_and_memory returned {state!r} as its state; "
-                            f"expected a ffcvx.pipeline.State")
+                            f"expected a ffcvx.pipeline.State (spec/pipeline.md PIP-006)")
     return shared_query, state, _check_query(where, query)
 
 
@@ -108,10 +109,10 @@ def check_output(where, state, query, result, count):
         return
     if not isinstance(result, np.ndarray):
         raise PipelineError(f"{where} is in jit_mode but returned {type(result).__name__}, "
-                            f"not a numpy array")
+                            f"not a numpy array (spec/pipeline.md PIP-006)")
     expected = None if state.shape is None else (count,) + tuple(int(d) for d in state.shape)
     if (expected is not None and result.shape != expected) or result.dtype != np.dtype(state.dtype):
         raise PipelineError(
             f"{where} declared State(shape={state.shape}, dtype={np.dtype(state.dtype)}) and buffer "
             f"{query!r}, but returned a batch of shape {result.shape}, dtype {result.dtype} "
-            f"(expected {expected}); declare the state its code produces")
+            f"(expected {expected}); declare the state its code produces (spec/pipeline.md PIP-006)")

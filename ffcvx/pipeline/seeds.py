@@ -91,21 +91,29 @@ def seed_streams(operation, name, position):
     None follows the Loader's seed and is salted by the step's place
     (``name``, ``position``); an integer one is salted by ``seed_kind``.
 
+    Parameters
+    ----------
+    operation : Operation
+    name : str
+        The output's name.
+    position : int
+        The step's place in that output's pipeline.
+
     Raises
     ------
     TypeError
         For a seed that is neither None nor an integer.
     """
-    sources = getattr(operation, 'seed_sources', None)
-    if sources is not None:
+    # The hooks are Operation's, declared with their defaults (spec/pipeline.md PIP-008).
+    if operation.seed_sources is not None:
         # A step doing the work of several Operations (a shared decode of
         # views): each one's streams, as its own step would have them.
-        return [stream for op, op_name, op_position in sources
+        return [stream for op, op_name, op_position in operation.seed_sources
                 for stream in seed_streams(op, op_name, op_position)]
-    values = getattr(operation, 'seed_values', None)
+    values = operation.seed_values
     if values is None:
-        values = (getattr(operation, 'seed', None),)
-    kind = getattr(operation, 'seed_kind', None) or type(operation).__name__
+        values = (operation.seed,)
+    kind = operation.seed_kind or type(operation).__name__
     streams = []
     for value in values:
         if value is None:

@@ -6,22 +6,27 @@ class), ``LabelRandomResizedCrop`` (the crop box as a label),
 torchvision's (FFCV-SSL's sampler made every crop square: its height used
 ``* aspect`` instead of ``/ aspect``).
 """
-import numba
 import numpy as np
 
 from ..decoders.crop import (CenterCropRGBImageDecoder, RandomResizedCropRGBImageDecoder,
                              ResizedCropRGBImageDecoder)
-from ..decoders.kernels import resize_functions
 from ..decoders.simple import SimpleRGBImageDecoder
 from ..pipeline.allocation_query import AllocationQuery
 from ..pipeline.compiler import Compiler
+from ..pipeline.operation import Decoder
 from ..pipeline.state import State
-from ._checks import require_images
+from ._crop_pixels import RandomResizedCropOnPixels
 from ._crop_args import UNSET, output_size_pair, parse_random_resized_crop, range_pair, seed_or_none
 from ._crop_boxes import CORNERS, corner_sampler, pad_in_place, random_box_drawer
 
 class RandomResizedCrop(RandomResizedCropRGBImageDecoder):
     """Random resized crop: a decoder as the first step of an image pipeline, a transform after one.
+
+    Two roles, two classes behind this name (spec/pipeline.md PIP-011): the
+    object is the decoder role (a ``RandomResizedCropRGBImageDecoder``, so
+    views may share its decode); placed after step 0 the pipeline runs its
+    :meth:`as_transform`, a :class:`~ffcvx.transforms._crop_pixels.RandomResizedCropOnPixels`
+    that reads this object's parameters.
 
     Two signatures: FFCV 1.0's ``RandomResizedCrop(scale, ratio, size)``
     (square output ``size x size``) and FFCV-SSL's ``RandomResizedCrop(output_size,
@@ -86,9 +91,6 @@ class RandomResizedCrop(RandomResizedCropRGBImageDecoder):
                          png_channel_order=png_channel_order)
         self.seed = seed_or_none('RandomResizedCrop', 'seed', seed)
         self.second_seed = seed_or_none('RandomResizedCrop', 'second_seed', second_seed)
-        self.on_pixels = False      # set when declared: after a decoder (transform)
-        self._pixel_scratch = 0
-        self._pixel_channels = 3
 
     @property
     def seed_values(self):
@@ -98,88 +100,12 @@ class RandomResizedCrop(RandomResizedCropRGBImageDecoder):
     def _seeded_region_sampler(self):
         return random_box_drawer(self.scale, self.ratio, self.second_seed is not None)
 
-    #: As a decoder its code is ``RandomResizedCropRGBImageDecoder``'s: views
-    #: may share its decode (``ffcvx.decoders.views.can_share``), coupled
-    #: ones (``second_seed``: two seed streams) too.
-    decodes_as_view = True
-
-    # -- decoder or transform: decided by the input state --------------------
-
-    def _place(self, previous_state):
-        # No input (a shared views step asks with None) or no shape yet: the decoder.
-        self.on_pixels = previous_state is not None and previous_state.shape is not None
-        if not self.on_pixels:
-            return
-        height, width, channels = require_images('RandomResizedCrop', previous_state, dtype=np.uint8)
-        if channels not in (1, 3):
-            raise ValueError(f"RandomResizedCrop needs 3- or 1-channel images, got shape "
-                             f"{previous_state.shape}")
-        _, _, scratch_bytes = resize_functions(channels)
-        # The whole image bounds every box, so its need bounds the scratch.
-        needed = int(scratch_bytes(height, width, *self.output_size))
-        if needed < 0:
-            raise ValueError(f"RandomResizedCrop: cannot resize {height}x{width} images to "
-                             f"{self.output_size[0]}x{self.output_size[1]}")
-        self._pixel_scratch, self._pixel_channels = needed, channels
-
-    def declare_shared_memory(self, previous_state):
-        self._place(previous_state)
-        if not self.on_pixels:
-            return super().declare_shared_memory(previous_state)
-        return AllocationQuery((numba.config.NUMBA_NUM_THREADS, self._pixel_scratch), np.dtype(np.uint8))
-
-    def declare_state_and_memory(self, previous_state):
-        self._place(previous_state)
-        if not self.on_pixels:
-            return super().declare_state_and_memory(previous_state)
-        shape = (*self.output_size, self._pixel_channels)
-        return (previous_state.replace(shape=shape),
-                (AllocationQuery(shape, np.dtype(np.uint8)), AllocationQuery((), np.dtype(np.int32))))
-
-    def generate_code(self):
-        return self._pixel_code() if self.on_pixels else super().generate_code()
-
-    def finish_batch(self, result, destination, batch_indices, storage_state=None):
-        if not self.on_pixels:
-            return super().finish_batch(result, destination, batch_indices, storage_state)
-        status = destination[1]
-        bad = np.flatnonzero(status)
-        if bad.size:
-            k = int(bad[0])
-            raise RuntimeError(f"RandomResizedCrop: the resize kernel failed with status "
-                               f"{int(status[k])} on sample {int(batch_indices[k])}")
-        return result
-
-    def _pixel_code(self):
-        my_range = Compiler.get_iterator()
-        thread_id = Compiler.thread_id()
-        channels = self._pixel_channels
-        resize, _, _ = resize_functions(channels)
-        draw_box = self._seeded_region_sampler()
-        out_h, out_w = self.output_size
-        scratch_len = self._pixel_scratch
-
-        def random_resized_crop(images, destination, indices, seed, shared):
-            out, status = destination
-            height, width = images.shape[1], images.shape[2]
-            row_stride = images.strides[1]
-            packed = images.strides[2] == channels and images.strides[3] == 1
-            for k in my_range(images.shape[0]):
-                if not packed:
-                    status[k] = -3
-                    continue
-                i, j, h, w = draw_box(seed, indices[k], height, width)
-                src = images.ctypes.data + k * images.strides[0] + i * row_stride + j * channels
-                scratch = shared[thread_id()]
-                status[k] = resize(src, h, w, row_stride, out[k].ctypes.data, out_h, out_w,
-                                   scratch.ctypes.data, scratch_len)
-            return out
-        random_resized_crop.is_parallel = True
-        random_resized_crop.with_seed = True
-        return random_resized_crop
+    def as_transform(self):
+        """Its transform role, after step 0 (spec/pipeline.md PIP-011): crops the decoded images."""
+        return RandomResizedCropOnPixels(self)
 
 
-class LabelRandomResizedCrop(SimpleRGBImageDecoder):
+class LabelRandomResizedCrop(Decoder):
     """The box that ``RandomResizedCrop`` with the same seed(s) crops, as a label (FFCV-SSL).
 
     The decoder of another read of an image field (``Loader(...,
@@ -226,12 +152,9 @@ class LabelRandomResizedCrop(SimpleRGBImageDecoder):
 
     seed_values = RandomResizedCrop.seed_values
 
-    def accept_backends(self, select_backend):
-        # Metadata only: no backend, no engine.
-        pass
-
-    def declare_shared_memory(self, previous_state):
-        return None
+    def decodes(self, field):
+        """Whether ``field`` is read by image decoders (PIP-002): it reads their metadata only."""
+        return issubclass(SimpleRGBImageDecoder, field.get_decoder_class())
 
     def declare_state_and_memory(self, previous_state):
         shape, dtype = (6,), np.dtype(np.int32)
@@ -256,10 +179,6 @@ class LabelRandomResizedCrop(SimpleRGBImageDecoder):
         crop_params.is_parallel = True
         crop_params.with_seed = True
         return crop_params
-
-    def finish_batch(self, result, destination, batch_indices, storage_state=None):
-        return result
-
 
 class CenterCrop(CenterCropRGBImageDecoder):
     """FFCV-SSL's ``CenterCrop(output_size, ratio)``: the centred square of side ``int(ratio * min(H, W))``.
