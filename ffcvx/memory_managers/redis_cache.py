@@ -2,10 +2,12 @@
 
 The file is copied into Redis once, page by page; afterwards every reader, on
 any node, fetches the pages it needs from the server instead of its disk. The
-local part is the process cache's machinery unchanged (a bounded set of page
-slots filled ahead of need, in the epoch's order, by reader threads, see
-:mod:`.process_cache`): only the page source differs, ``MGET`` instead of
-``preadv``.
+local part is a :class:`~.paged_cache.PagedCache` (a bounded set of page
+slots filled ahead of need, in the epoch's order, by reader threads) over
+:class:`~.redis_pages.RedisPages`: ``MGET`` instead of ``preadv``, and the
+local file if the server fails and ``fallback='os'``.
+
+The client is an optional extra: ``pip install 'ffcvx[redis]'``.
 
 Key names, the file identity and the keys' expiry (option ``key_ttl``, one
 day by default, renewed at construction, each epoch and every ``key_ttl / 4``)
@@ -18,28 +20,24 @@ found missing at a renewal makes the file be filled again).
 """
 import json
 import os
-import threading
 import time
 import urllib.parse
 import uuid
-import warnings
 
-import numpy as np
-import redis
+# First: it names the extra to install when the client is missing.
+from .redis_pages import ENV_URL, RedisPages, redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from ..errors import CacheUnavailableError
-from .process_cache import DEFAULT_READERS, ProcessCacheManager
+from .paged_cache import DEFAULT_READERS, PagedCache
 from .redis_keys import (DEFAULT_KEY_TTL, FINISH_FILL, RELEASE_LOCK, RENEW_LOCK, KeyNames,
-                         check_key_ttl, file_identity, local_memo_key, pread_exact)
+                         check_key_ttl, local_memo_key)
+from .redis_keys import file_identity  # noqa: F401  (importable from here, as before)
 
 __all__ = ['RedisCacheManager', 'file_identity', 'redact_url', 'DEFAULT_KEY_TTL']
 
 #: Server used when neither ``url`` nor ``FFCV_REDIS_URL`` names one.
 DEFAULT_URL = 'redis://127.0.0.1:6379/0'
-#: Environment variable naming the server (read when a manager is made).
-ENV_URL = 'FFCV_REDIS_URL'
 #: Seconds a connect or a reply may take before the server counts as unavailable.
 DEFAULT_TIMEOUT = 5.0
 #: Seconds the fill lock lives without renewal: how long others wait for a dead filler.
@@ -51,6 +49,18 @@ _FILL_CHUNK_BYTES = 32 << 20
 _FETCH_BYTES = 32 << 20
 #: Most pages per ``MGET``, whatever their size.
 _MAX_PAGES_PER_FETCH = 16
+
+
+def read_local_page(pages, page):
+    """Bytes of page ``page`` of the local file (the fill's source); fewer only if it shrank.
+
+    Parameters
+    ----------
+    pages : ffcvx.memory_managers.redis_pages.RedisPages
+    page : int
+    """
+    return pages.local.source.read(page * pages.page_size, pages.page_length(page))
+
 
 def redact_url(url):
     """``url`` with its password replaced by ``***``, for messages."""
@@ -68,7 +78,7 @@ class _FillLost(Exception):
     """Our fill lock expired and another process took it over, or pages vanished mid-fill."""
 
 
-class RedisCacheManager(ProcessCacheManager):
+class RedisCacheManager(PagedCache):
     """Serves pages from a Redis server, filled once per file (strategy 3).
 
     Parameters
@@ -155,43 +165,43 @@ class RedisCacheManager(ProcessCacheManager):
         if int(retries) < 0:
             raise ValueError(f"redis cache: retries must be 0 or more, got {retries!r}")
         key_ttl = check_key_ttl(key_ttl)
+        page_size = int(reader.page_size)
+        if pages_per_read is None:
+            pages_per_read = max(1, min(_MAX_PAGES_PER_FETCH, _FETCH_BYTES // page_size))
+        if int(pages_per_read) < 1:
+            raise ValueError(f"redis cache: pages_per_read must be at least 1, got {pages_per_read}")
+        if identity not in ('sampled', 'full'):
+            raise ValueError(f"redis cache: identity must be 'sampled' or 'full', got {identity!r}")
         raw_url = url if url is not None else (os.environ.get(ENV_URL, '').strip() or DEFAULT_URL)
-        super().__init__(reader, max_bytes=max_bytes, readers=readers)
-        self._client = None
+        self.url = redact_url(raw_url)
         try:
-            self.url = redact_url(raw_url)
-            self.timeout = float(timeout)
-            self.fallback = fallback
-            self.lock_ttl = float(lock_ttl)
-            if pages_per_read is None:
-                pages_per_read = max(1, min(_MAX_PAGES_PER_FETCH, _FETCH_BYTES // self.page_size))
-            if int(pages_per_read) < 1:
-                raise ValueError(f"redis cache: pages_per_read must be at least 1, got {pages_per_read}")
-            self.pages_per_read = int(pages_per_read)
-            if identity not in ('sampled', 'full'):
-                raise ValueError(f"redis cache: identity must be 'sampled' or 'full', got {identity!r}")
+            client = redis.Redis.from_url(
+                raw_url, socket_timeout=float(timeout), socket_connect_timeout=float(timeout),
+                retry=Retry(NoBackoff(), int(retries)), health_check_interval=0)
+        except ValueError as exc:
+            raise ValueError(f"redis cache: cannot use URL {self.url!r}: {exc}") from None
+        try:
+            pages = RedisPages(reader, client, self.url, fallback, pages_per_read)
+        except BaseException:
+            client.close()
+            raise
+        # The paged cache closes the source (file and connections) once its
+        # reader threads stopped: a command issued after close() would reconnect.
+        super().__init__(reader, pages, max_bytes=max_bytes, readers=readers)
+        try:
+            self.timeout, self.fallback, self.lock_ttl = float(timeout), fallback, float(lock_ttl)
+            self.key_ttl = key_ttl
             self.identity = None
             # Every page a batch can ask for: the pages of the samples' regions.
-            self._data_pages = np.unique(self._pages).tolist()
+            self._data_pages = self.data_pages()
             self._marker = {'pages': len(self._data_pages), 'page_size': self.page_size,
                             'file_size': int(reader.file_size)}
             self.filled = False
-            self.serving_from_file = False
-            self._switch_lock = threading.Lock()
-            try:
-                self._client = redis.Redis.from_url(
-                    raw_url, socket_timeout=self.timeout, socket_connect_timeout=self.timeout,
-                    retry=Retry(NoBackoff(), int(retries)), health_check_interval=0)
-            except ValueError as exc:
-                raise ValueError(f"redis cache: cannot use URL {self.url!r}: {exc}") from None
-            # Closed by the process cache's finalizer after its reader threads
-            # stopped: a command issued after close() would reconnect.
-            self._files['after'].append(self._client.close)
-            self.key_ttl = key_ttl
+            self._client = client
             self._renewed_at = None
-            self._renew = self._client.register_script(RENEW_LOCK)
-            self._finish = self._client.register_script(FINISH_FILL)
-            self._release = self._client.register_script(RELEASE_LOCK)
+            self._renew = client.register_script(RENEW_LOCK)
+            self._finish = client.register_script(FINISH_FILL)
+            self._release = client.register_script(RELEASE_LOCK)
             try:
                 self._set_identity(identity, prefix)
                 self._renew_keys()
@@ -200,6 +210,9 @@ class RedisCacheManager(ProcessCacheManager):
         except BaseException:
             self.close()
             raise
+
+    pages_per_read = property(lambda self: self.page_source.pages_per_read)
+    serving_from_file = property(lambda self: self.page_source.serving_from_file)
 
     # -- filling ------------------------------------------------------------------------
 
@@ -211,19 +224,18 @@ class RedisCacheManager(ProcessCacheManager):
         hashing a large file takes a while, so each node does it once per
         version of the file. Talks to the server, so RedisError may escape.
         """
-        memo_key = None
+        memo_key = known = None
         if mode == 'full':
             memo_key = local_memo_key(prefix, self.reader.fname)
             known = self._client.get(memo_key)
-            if known is not None:
-                self.identity = known.decode('ascii')
-            else:
-                self.identity = file_identity(self.reader, 'full')
+        if known is not None:
+            self.identity = known.decode('ascii')
+        else:
+            self.identity = self.page_source.identity().content_key(mode)
+            if memo_key is not None:
                 ttl_ms = None if self.key_ttl is None else max(1, int(self.key_ttl * 1000))
                 self._client.set(memo_key, self.identity, px=ttl_ms)
-        else:
-            self.identity = file_identity(self.reader, 'sampled')
-        self._keys = KeyNames(prefix, self.identity, memo_key, self.key_ttl)
+        self._keys = self.page_source.keys = KeyNames(prefix, self.identity, memo_key, self.key_ttl)
 
     def _renew_keys(self):
         """Renew the keys' expiry, refilling a cache expired even in part (RedisError escapes)."""
@@ -259,10 +271,6 @@ class RedisCacheManager(ProcessCacheManager):
     def start_batch(self, batch_number):
         self._renew_due()
         super().start_batch(batch_number)
-
-    def _page_length(self, page):
-        """Bytes of page ``page``: a full page, or what is left of the file."""
-        return min(self.page_size, int(self.reader.file_size) - page * self.page_size)
 
     def _complete(self):
         """Whether the complete marker exists and describes this file."""
@@ -337,10 +345,11 @@ class RedisCacheManager(ProcessCacheManager):
                 renewed = time.monotonic()
             pipe = client.pipeline(transaction=False)
             for page in pages[start:start + per_chunk]:
-                data = pread_exact(self._fd, self._page_length(page), page * self.page_size)
-                if len(data) != self._page_length(page):
+                data = read_local_page(self.page_source, page)
+                expected = self.page_source.page_length(page)
+                if len(data) != expected:
                     raise OSError(f"{self.reader.fname}: page {page} is {len(data)} bytes, expected "
-                                  f"{self._page_length(page)} (file changed while being cached?)")
+                                  f"{expected} (file changed while being cached?)")
                 pipe.set(names.page(page), data, px=names.page_ms)
             pipe.execute()
             if not self._renew(keys=[self._keys.lock], args=[token, ttl_ms]):
@@ -352,65 +361,9 @@ class RedisCacheManager(ProcessCacheManager):
                                   '' if names.marker_ms is None else names.marker_ms]):
             raise _FillLost()
 
-    # -- failures -----------------------------------------------------------------------
-
     def _unavailable(self, what, cause=None):
-        """Raise CacheUnavailableError, or switch to the local file if ``fallback='os'``."""
-        reason = f"{type(cause).__name__}: {cause}" if isinstance(cause, BaseException) else cause
-        message = f"redis cache at {self.url} is unavailable {what}: {reason}"
-        if self.fallback is None:
-            raise CacheUnavailableError(
-                f"{message} (file {self.reader.fname}; start the server or fix "
-                f"cache_options['url'] / {ENV_URL}, or pass cache_options={{'fallback': 'os'}} "
-                f"to read the local file instead)") from (cause if isinstance(cause, BaseException)
-                                                          else None)
-        with self._switch_lock:
-            if self.serving_from_file:
-                return
-            self.serving_from_file = True
-        warnings.warn(f"{message}; reading the local file {self.reader.fname} instead "
-                      f"(fallback='os')", RuntimeWarning, stacklevel=3)
-
-    # -- the page source ----------------------------------------------------------------
-
-    def _read_pages(self, pages, views):
-        """Fetch pages with one ``MGET``, checking every page's length.
-
-        Parameters
-        ----------
-        pages : list of int
-            Absolute page numbers.
-        views : list of memoryview
-            One writable ``page_size``-byte slot per page.
-
-        Raises
-        ------
-        ffcvx.errors.CacheUnavailableError
-            If the server fails, or a page is missing or has the wrong length,
-            and ``fallback`` is None.
-        """
-        if not self.serving_from_file:
-            try:
-                values = self._client.mget([self._keys.page(p) for p in pages])
-            except redis.RedisError as exc:
-                what = f"page {pages[0]}" if len(pages) == 1 else f"pages {', '.join(map(str, pages))}"
-                self._unavailable(f"while fetching {what}", exc)
-            else:
-                for page, view, value in zip(pages, views, values):
-                    expected = self._page_length(page)
-                    if value is None:
-                        self._unavailable(
-                            'mid-epoch', f"page {page} is missing (key {self._keys.page(page)!r}; "
-                            f"flushed, or evicted by a maxmemory-policy other than noeviction?)")
-                        break
-                    if len(value) != expected:
-                        self._unavailable('mid-epoch', f"page {page} has {len(value)} bytes, "
-                                          f"expected {expected}")
-                        break
-                    view[:expected] = value
-                else:
-                    return
-        super()._read_pages(pages, views)
+        """Raise CacheUnavailableError, or switch to the local file (:meth:`.RedisPages.unavailable`)."""
+        self.page_source.unavailable(what, cause)
 
     def close(self):
         """Stop the reader threads, close the file and the server connections; idempotent."""
