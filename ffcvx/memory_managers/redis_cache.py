@@ -99,7 +99,7 @@ class RedisCacheManager(PagedCache):
         manager's life.
     max_bytes : int or None
         Bound on page bytes held locally at once (see
-        :class:`~.process_cache.ProcessCacheManager`).
+        :class:`~.paged_cache.PagedCache`).
     readers : int
         Threads fetching pages ahead of need.
     pages_per_read : int or None

@@ -88,14 +88,7 @@ def file_identity(reader, mode='full'):
     Returns
     -------
     str
-        32 hex digits.
-
-    Raises
-    ------
-    ValueError
-        If ``mode`` is not one of the above.
-    OSError
-        If the file cannot be read.
+        32 hex digits; errors as ``content_key``'s (a wrong mode, an unreadable file).
     """
     return FileIdentity(reader).content_key(mode)
 

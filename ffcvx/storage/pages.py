@@ -120,14 +120,15 @@ class RemotePages(PageSource):
 
     adjacent_only = True
 
-    def identity(self):
-        return FileIdentity(self.reader, self.source)
-
     def __init__(self, reader, source, pages_per_read, disk_cache=None):
         super().__init__(reader)
         self.source = source
         self.pages_per_read = int(pages_per_read)
         self.disk_cache = disk_cache
+
+    def identity(self):
+        """The file's identity, its version as this source's requests pin it."""
+        return FileIdentity(self.reader, self.source)
 
     def read(self, pages, views):
         """Fill slots from the disk cache, then the rest with one request per run of adjacent pages.
