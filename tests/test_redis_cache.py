@@ -470,8 +470,7 @@ def test_missing_client_names_the_extra(data_file, monkeypatch):
     from ffcvx.errors import BackendNotFoundError
     from ffcvx.memory_managers.select import select_strategy
     for name in list(sys.modules):
-        if name.split('.')[0] == 'redis' or name in ('ffcvx.memory_managers.redis_cache',
-                                                     'ffcvx.memory_managers.redis_pages'):
+        if name.split('.')[0] == 'redis' or name.startswith('ffcvx.memory_managers.redis_'):
             monkeypatch.delitem(sys.modules, name)
     monkeypatch.setitem(sys.modules, 'redis', None)   # as if it were not installed
     with pytest.raises(ImportError, match=r"pip install 'ffcvx\[redis\]'"):

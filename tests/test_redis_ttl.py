@@ -17,7 +17,7 @@ import pytest
 from _redis_server import RedisServer
 from _resources import write_fashion_like
 from ffcvx.loader import Loader
-from ffcvx.memory_managers import redis_cache, redis_keys
+from ffcvx.memory_managers import redis_fill, redis_keys
 from ffcvx.memory_managers.redis_cache import RedisCacheManager
 from ffcvx.reader import Reader
 
@@ -51,7 +51,7 @@ def _page_keys(manager):
 def test_a_slow_fill_leaves_every_page_outliving_the_marker(data_file, server, client, monkeypatch):
     """Fill of 3 pages, one per chunk, 0.4 s each: the first is 0.8 s old when the marker is set,
     past its 0.5 s TTL, so without renewal during and after the fill it would be gone."""
-    read, calls = redis_cache.read_local_page, []
+    read, calls = redis_fill.read_local_page, []
 
     def slow_read(pages, page):
         calls.append(page)
@@ -60,8 +60,8 @@ def test_a_slow_fill_leaves_every_page_outliving_the_marker(data_file, server, c
         time.sleep(0.4)
         return read(pages, page)
 
-    monkeypatch.setattr(redis_cache, '_FILL_CHUNK_BYTES', 1)   # one page per chunk
-    monkeypatch.setattr(redis_cache, 'read_local_page', slow_read)
+    monkeypatch.setattr(redis_fill, '_FILL_CHUNK_BYTES', 1)   # one page per chunk
+    monkeypatch.setattr(redis_fill, 'read_local_page', slow_read)
     start = time.monotonic()
     manager = RedisCacheManager(Reader(str(data_file)), url=server.url, key_ttl=0.4)
     try:

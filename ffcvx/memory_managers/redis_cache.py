@@ -7,7 +7,9 @@ slots filled ahead of need, in the epoch's order, by reader threads) over
 :class:`~.redis_pages.RedisPages`: ``MGET`` instead of ``preadv``, and the
 local file if the server fails and ``fallback='os'``.
 
-The client is an optional extra: ``pip install 'ffcvx[redis]'``.
+The copy on the server (checked, renewed, filled by one process at a time)
+is :class:`~.redis_fill.ServerCopy`. The client is an optional extra:
+``pip install 'ffcvx[redis]'``.
 
 Key names, the file identity and the keys' expiry (option ``key_ttl``, one
 day by default, renewed at construction, each epoch and every ``key_ttl / 4``)
@@ -18,11 +20,9 @@ The server must not evict keys (``maxmemory-policy noeviction``, Redis's
 default): a page that disappears mid-epoch is reported, not refetched (one
 found missing at a renewal makes the file be filled again).
 """
-import json
 import os
 import time
 import urllib.parse
-import uuid
 
 # First: it names the extra to install when the client is missing.
 from .redis_pages import ENV_URL, RedisPages, redis
@@ -30,8 +30,8 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from .paged_cache import DEFAULT_READERS, PagedCache
-from .redis_keys import (DEFAULT_KEY_TTL, FINISH_FILL, RELEASE_LOCK, RENEW_LOCK, KeyNames,
-                         check_key_ttl, local_memo_key)
+from .redis_fill import ServerCopy
+from .redis_keys import DEFAULT_KEY_TTL, KeyNames, check_key_ttl, local_memo_key
 from .redis_keys import file_identity  # noqa: F401  (importable from here, as before)
 
 __all__ = ['RedisCacheManager', 'file_identity', 'redact_url', 'DEFAULT_KEY_TTL']
@@ -42,24 +42,11 @@ DEFAULT_URL = 'redis://127.0.0.1:6379/0'
 DEFAULT_TIMEOUT = 5.0
 #: Seconds the fill lock lives without renewal: how long others wait for a dead filler.
 DEFAULT_LOCK_TTL = 30.0
-#: Bytes written per pipelined round trip while filling (the lock is renewed after each).
-_FILL_CHUNK_BYTES = 32 << 20
 #: Bytes one reader thread asks for per ``MGET``: few round trips (4 pages of the
 #: default 8 MiB), and a reply no larger than this.
 _FETCH_BYTES = 32 << 20
 #: Most pages per ``MGET``, whatever their size.
 _MAX_PAGES_PER_FETCH = 16
-
-
-def read_local_page(pages, page):
-    """Bytes of page ``page`` of the local file (the fill's source); fewer only if it shrank.
-
-    Parameters
-    ----------
-    pages : ffcvx.memory_managers.redis_pages.RedisPages
-    page : int
-    """
-    return pages.local.source.read(page * pages.page_size, pages.page_length(page))
 
 
 def redact_url(url):
@@ -72,10 +59,6 @@ def redact_url(url):
     if parts.port is not None:
         host = f"{host}:{parts.port}"
     return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
-
-
-class _FillLost(Exception):
-    """Our fill lock expired and another process took it over, or pages vanished mid-fill."""
 
 
 class RedisCacheManager(PagedCache):
@@ -194,16 +177,12 @@ class RedisCacheManager(PagedCache):
             self.identity = None
             # Every page a batch can ask for: the pages of the samples' regions.
             self._data_pages = self.data_pages()
-            self._marker = {'pages': len(self._data_pages), 'page_size': self.page_size,
-                            'file_size': int(reader.file_size)}
             self.filled = False
             self._client = client
             self._renewed_at = None
-            self._renew = client.register_script(RENEW_LOCK)
-            self._finish = client.register_script(FINISH_FILL)
-            self._release = client.register_script(RELEASE_LOCK)
             try:
                 self._set_identity(identity, prefix)
+                self._copy = ServerCopy(client, self._keys, pages, self._data_pages, self.lock_ttl)
                 self._renew_keys()
             except redis.RedisError as exc:
                 self._unavailable('while checking or filling the cache', exc)
@@ -239,7 +218,8 @@ class RedisCacheManager(PagedCache):
 
     def _renew_keys(self):
         """Renew the keys' expiry, refilling a cache expired even in part (RedisError escapes)."""
-        self._ensure_filled()
+        if self._copy.ensure_filled():
+            self.filled = True
         self._renewed_at = time.monotonic()
 
     def _renew_due(self):
@@ -271,95 +251,6 @@ class RedisCacheManager(PagedCache):
     def start_batch(self, batch_number):
         self._renew_due()
         super().start_batch(batch_number)
-
-    def _complete(self):
-        """Whether the complete marker exists and describes this file."""
-        raw = self._client.get(self._keys.complete)
-        if raw is None:
-            return False
-        try:
-            return json.loads(raw) == self._marker
-        except ValueError:
-            return False  # garbage under our key: refill rather than trust it
-
-    def _usable(self):
-        """Whether the marker describes this file and it and every page exist (renewing them)."""
-        return self._complete() and self._keys.renew(self._client, self._data_pages)
-
-    def _ensure_filled(self):
-        """Return once the pages are in Redis with fresh expiry, filling them if no one else is."""
-        pause = 0.02
-        while True:
-            if self._usable():
-                return
-            token = uuid.uuid4().hex
-            if self._client.set(self._keys.lock, token, nx=True, px=int(self.lock_ttl * 1000)):
-                try:
-                    # Someone may have finished between our check and the lock.
-                    if not self._usable():
-                        self._fill(token)
-                        self.filled = True
-                    else:
-                        self._release(keys=[self._keys.lock], args=[token])
-                    return
-                except _FillLost:
-                    # Another process took over (wait for it), or pages vanished: fill again.
-                    self._release(keys=[self._keys.lock], args=[token])
-                    continue
-                except BaseException:
-                    # Let the next process fill now instead of after lock_ttl.
-                    try:
-                        self._release(keys=[self._keys.lock], args=[token])
-                    except redis.RedisError:
-                        pass
-                    raise
-            # Another process fills; its lock expires if it dies.
-            time.sleep(pause)
-            pause = min(pause * 2, 0.5)
-
-    def _fill(self, token):
-        """Copy every data page into Redis, then write the complete marker.
-
-        Pages written are renewed every ``key_ttl / 4`` while the fill runs, and
-        all of them once more just before the marker is written, so a fill
-        slower than the keys' TTL cannot leave a marker whose pages expired.
-
-        Raises
-        ------
-        _FillLost
-            If the lock expired (this process was slower than ``lock_ttl``
-            between two chunks) and another process holds it now, or a page
-            written vanished before the marker could be set.
-        """
-        client, names = self._client, self._keys
-        client.incr(self._keys.fills)
-        names.renew_pages(client, [])  # gives the counter its expiry
-        # A marker of an older, different fill must not outlive the pages it described.
-        client.delete(self._keys.complete)
-        ttl_ms = int(self.lock_ttl * 1000)
-        per_chunk = max(1, _FILL_CHUNK_BYTES // self.page_size)
-        pages, renewed = self._data_pages, time.monotonic()
-        for start in range(0, len(pages), per_chunk):
-            if self.key_ttl is not None and time.monotonic() - renewed >= self.key_ttl / 4:
-                names.renew_pages(client, pages[:start])  # the ones written so far
-                renewed = time.monotonic()
-            pipe = client.pipeline(transaction=False)
-            for page in pages[start:start + per_chunk]:
-                data = read_local_page(self.page_source, page)
-                expected = self.page_source.page_length(page)
-                if len(data) != expected:
-                    raise OSError(f"{self.reader.fname}: page {page} is {len(data)} bytes, expected "
-                                  f"{expected} (file changed while being cached?)")
-                pipe.set(names.page(page), data, px=names.page_ms)
-            pipe.execute()
-            if not self._renew(keys=[self._keys.lock], args=[token, ttl_ms]):
-                raise _FillLost()
-        if not names.renew_pages(client, pages):
-            raise _FillLost()
-        if not self._finish(keys=[self._keys.lock, self._keys.complete],
-                            args=[token, json.dumps(self._marker, sort_keys=True),
-                                  '' if names.marker_ms is None else names.marker_ms]):
-            raise _FillLost()
 
     def _unavailable(self, what, cause=None):
         """Raise CacheUnavailableError, or switch to the local file (:meth:`.RedisPages.unavailable`)."""
