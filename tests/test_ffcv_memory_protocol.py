@@ -376,6 +376,27 @@ def test_state_type_and_ffcv_tables(files):
     manager.close()
 
 
+@pytest.mark.parametrize('strategy', LOCAL)
+def test_ptr_to_size_and_the_region_table_computed_once(files, strategy, tmp_path, monkeypatch):
+    """FFCV's ``ptr_to_size``: each region's start to its size; ``ptrs``, ``sizes`` and it share one table."""
+    reader = Reader(files[(600, 76)])
+    manager = _manager(strategy, reader, tmp_path)
+    try:
+        calls, table = [], manager.region_table
+        monkeypatch.setattr(manager, 'region_table', lambda: calls.append(1) or table())
+        mapping = manager.ptr_to_size
+        assert manager.ptrs is manager.ptrs and manager.sizes is manager.sizes
+        assert len(calls) == 1
+        assert mapping == dict(zip(manager.ptrs.tolist(), manager.sizes.tolist()))
+        assert len(mapping) == len(reader.alloc_table) == 600
+        for row in reader.alloc_table:
+            # FFCV looks it up with the table's numpy integers
+            assert mapping[row['ptr']] == row['size'] == mapping[int(row['ptr'])]
+        assert mapping is manager.ptr_to_size
+    finally:
+        manager.close()
+
+
 # -- Loader.code (FFCV's tests/test_basic_pipeline.py) -------------------------------------
 
 

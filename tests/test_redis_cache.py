@@ -331,11 +331,12 @@ def test_default_identity_tells_apart_a_one_byte_change(data_file, url, tmp_path
 
 def test_full_identity_is_hashed_once_per_node(data_file, url, monkeypatch):
     """The whole-file hash is kept on the server by this node's view of the file."""
-    import ffcvx.memory_managers.redis_cache as rc
+    from ffcvx.storage.identity import FileIdentity
 
     first = RedisCacheManager(Reader(str(data_file)), url=url)
     first.close()
-    monkeypatch.setattr(rc, 'file_identity', lambda *a, **k: pytest.fail('hashed the file again'))
+    monkeypatch.setattr(FileIdentity, 'content_key',
+                        lambda *a, **k: pytest.fail('hashed the file again'))
     second = RedisCacheManager(Reader(str(data_file)), url=url)
     try:
         assert second.identity == first.identity and not second.filled
@@ -459,3 +460,22 @@ def test_bad_options(data_file, options, message):
 def test_password_is_not_shown():
     assert redact_url('redis://user:secret@host:6380/1') == 'redis://user:***@host:6380/1'
     assert redact_url('redis://127.0.0.1:6379/0') == 'redis://127.0.0.1:6379/0'
+
+
+def test_missing_client_names_the_extra(data_file, monkeypatch):
+    """redis is the optional extra ffcvx[redis]: without it the strategy says what to install."""
+    import importlib
+    import sys
+
+    from ffcvx.errors import BackendNotFoundError
+    from ffcvx.memory_managers.select import select_strategy
+    for name in list(sys.modules):
+        if name.split('.')[0] == 'redis' or name.startswith('ffcvx.memory_managers.redis_'):
+            monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, 'redis', None)   # as if it were not installed
+    with pytest.raises(ImportError, match=r"pip install 'ffcvx\[redis\]'"):
+        importlib.import_module('ffcvx.memory_managers.redis_cache')
+    with pytest.raises(BackendNotFoundError, match=r"pip install 'ffcvx\[redis\]'"):
+        select_strategy(Reader(str(data_file)), cache='redis')
+    # every other strategy, and the file's identities, work without it
+    select_strategy(Reader(str(data_file)), cache='process').close()

@@ -17,7 +17,7 @@ import pytest
 from _redis_server import RedisServer
 from _resources import write_fashion_like
 from ffcvx.loader import Loader
-from ffcvx.memory_managers import redis_cache, redis_keys
+from ffcvx.memory_managers import redis_fill, redis_keys
 from ffcvx.memory_managers.redis_cache import RedisCacheManager
 from ffcvx.reader import Reader
 
@@ -51,17 +51,17 @@ def _page_keys(manager):
 def test_a_slow_fill_leaves_every_page_outliving_the_marker(data_file, server, client, monkeypatch):
     """Fill of 3 pages, one per chunk, 0.4 s each: the first is 0.8 s old when the marker is set,
     past its 0.5 s TTL, so without renewal during and after the fill it would be gone."""
-    read, calls = redis_cache.pread_exact, []
+    read, calls = redis_fill.read_local_page, []
 
-    def slow_read(fd, count, offset):
-        calls.append(offset)
+    def slow_read(pages, page):
+        calls.append(page)
         # A second fill means the first one's pages expired while it ran (it would loop forever).
         assert len(calls) <= 3, 'the fill started again'
         time.sleep(0.4)
-        return read(fd, count, offset)
+        return read(pages, page)
 
-    monkeypatch.setattr(redis_cache, '_FILL_CHUNK_BYTES', 1)   # one page per chunk
-    monkeypatch.setattr(redis_cache, 'pread_exact', slow_read)
+    monkeypatch.setattr(redis_fill, '_FILL_CHUNK_BYTES', 1)   # one page per chunk
+    monkeypatch.setattr(redis_fill, 'read_local_page', slow_read)
     start = time.monotonic()
     manager = RedisCacheManager(Reader(str(data_file)), url=server.url, key_ttl=0.4)
     try:

@@ -44,10 +44,10 @@ def _identities(loader):
     """``(file, indices)`` digests, computed once per Loader (a few MB read at most)."""
     cached = loader.__dict__.get('_resume_identities')
     if cached is None:
-        from ..memory_managers.redis_keys import file_identity
+        from ..storage.identity import FileIdentity
         indices = hashlib.blake2b(np.ascontiguousarray(loader.indices).tobytes(),
                                   digest_size=16).hexdigest()
-        cached = (file_identity(loader.reader, mode='sampled'), indices)
+        cached = (FileIdentity(loader.reader).content_key('sampled'), indices)
         loader.__dict__['_resume_identities'] = cached
     return cached
 

@@ -46,7 +46,10 @@ class MemoryManager(ABC):
         paths only (REM-005).
     ptrs, sizes : ndarray[uint64]
         FFCV's names of the sorted region starts and their sizes (the
-        arrays of :meth:`region_table`), computed when first read.
+        arrays of :meth:`region_table`), computed once, when first read.
+    ptr_to_size : dict of int to int
+        FFCV's map from each region's start (bytes, absolute offset) to its
+        size in bytes: ``dict(zip(ptrs, sizes))``.
     sample_to_pages, page_to_samples : dict of int to set of int
         FFCV's maps between sample numbers and the page numbers of their
         regions (``ptr >> log2(page_size)``), computed when first read.
@@ -86,12 +89,21 @@ class MemoryManager(ABC):
                 np.ascontiguousarray(self.reader.region_sizes, dtype=np.uint64))
 
     @cached_property
+    def _regions(self):
+        """:meth:`region_table`, computed once for ``ptrs``, ``sizes`` and ``ptr_to_size``."""
+        return self.region_table()
+
+    @cached_property
     def ptrs(self):
-        return self.region_table()[0]
+        return self._regions[0]
 
     @cached_property
     def sizes(self):
-        return self.region_table()[1]
+        return self._regions[1]
+
+    @cached_property
+    def ptr_to_size(self):
+        return dict(zip(self.ptrs.tolist(), self.sizes.tolist()))
 
     @cached_property
     def sample_to_pages(self):

@@ -1,6 +1,6 @@
 """The process cache's plan of an epoch: which pages each batch needs, and where they go.
 
-Before an epoch the process cache (:mod:`.process_cache`) knows every batch
+Before an epoch the paged cache (:mod:`.paged_cache`) knows every batch
 it will serve, so it knows which pages each batch needs and when each page
 is needed again. :func:`plan_epoch` assigns a fixed number of page-sized
 slots: for every page load, the slot it goes into and the batch after which

@@ -1,21 +1,49 @@
-"""The reader threads of one process-cache epoch (:mod:`.process_cache`).
+"""The reader threads of one paged-cache epoch (:mod:`.paged_cache`).
 
 They execute an :class:`~.page_plan.EpochPlan` in batch order: each thread
-claims the next loads (adjacent ones together where the manager's
-``_joins`` allows), waits until the slot's previous page is no longer
-needed, and calls the manager's ``_read_pages``. ``begin(batch)`` releases the
-pages earlier batches no longer need and waits until the batch's pages are in.
+claims the next loads (several together where the page source's
+``pages_per_read`` and ``joins`` allow), waits until the slot's previous
+page is no longer needed, and calls the source's ``read``. ``begin(batch)``
+releases the pages earlier batches no longer need and waits until the
+batch's pages are in.
 """
 import threading
 
 import numpy as np
 
 
-class EpochReaders:
-    """The reader threads of one epoch and the bookkeeping they share."""
+class PageCounters:
+    """What a paged cache counts, shared with its epochs' reader threads.
 
-    def __init__(self, manager, plan):
-        self.manager = manager
+    Attributes
+    ----------
+    resident : int
+        Pages held now.
+    peak : int
+        Most pages held at once.
+    read : int
+        Page loads since the cache was made.
+    """
+
+    def __init__(self):
+        self.resident = 0
+        self.peak = 0
+        self.read = 0
+
+
+class EpochReaders:
+    """The reader threads of one epoch and the bookkeeping they share.
+
+    Parameters
+    ----------
+    cache : ffcvx.memory_managers.paged_cache.PagedCache
+        Whose ``page_source``, ``arena``, ``page_to_slot``, ``counters``,
+        ``num_slots``, ``page_size``, ``readers`` and ``name`` the epoch uses.
+    plan : ffcvx.memory_managers.page_plan.EpochPlan
+    """
+
+    def __init__(self, cache, plan):
+        self.manager = cache
         self.plan = plan
         self.cond = threading.Condition()
         self.finished_before = 0   # batches < this one are done with their pages
@@ -24,7 +52,7 @@ class EpochReaders:
         self.done_prefix = 0       # jobs[:done_prefix] all loaded
         self.error = None
         self.stopping = False
-        self.slot_page = np.full(manager.num_slots, -1, dtype=np.int64)
+        self.slot_page = np.full(cache.num_slots, -1, dtype=np.int64)
         self.threads = []
         #: The thread that runs the epoch (the Loader's producer), which waits in begin().
         self.owner = threading.current_thread()
@@ -59,10 +87,10 @@ class EpochReaders:
         if page < 0:
             return
         self.slot_page[slot] = -1
-        table = self.manager._page_to_slot
+        table = self.manager.page_to_slot
         if table[page] == slot:
             table[page] = -1
-        self.manager.resident_pages -= 1
+        self.manager.counters.resident -= 1
 
     def begin(self, batch):
         plan = self.plan
@@ -71,7 +99,7 @@ class EpochReaders:
             # slots waiting on them may be refilled.
             for finished in range(self.finished_before, batch):
                 for page in plan.release[finished].tolist():
-                    slot = int(self.manager._page_to_slot[page])
+                    slot = int(self.manager.page_to_slot[page])
                     if slot >= 0:
                         self._empty_slot(slot)
             self.finished_before = max(self.finished_before, batch)
@@ -83,13 +111,13 @@ class EpochReaders:
                 raise self.error
             if self.stopping and self.done_prefix < needed:
                 # close() ran while this batch waited: its pages never come.
-                raise RuntimeError(f"process cache of {self.manager.reader.fname} was closed "
+                raise RuntimeError(f"{self.manager.name} of {self.manager.reader.fname} was closed "
                                    f"during the epoch (batch {batch} was waiting for its pages)")
 
     def _take_jobs(self):
         """Claim the next jobs to load, waiting until the first one's slot is free.
 
-        Caller holds ``self.cond``. Up to ``manager.pages_per_read`` consecutive
+        Caller holds ``self.cond``. Up to the source's ``pages_per_read`` consecutive
         jobs are claimed, but only the first may wait for its slot: a later one
         joins only if its slot is already free, so grouping never delays a load.
 
@@ -97,14 +125,14 @@ class EpochReaders:
         -------
         list of (index, page, slot), or None when the thread should exit.
         """
-        jobs = self.plan.jobs
+        jobs, source = self.plan.jobs, self.manager.page_source
         group = []
-        while len(group) < self.manager.pages_per_read:
+        while len(group) < source.pages_per_read:
             if self.stopping or self.next_job >= len(jobs):
                 break
             batch, page, slot, after = (int(v) for v in jobs[self.next_job])
             if group and (self.finished_before <= after or
-                          not self.manager._joins(group[-1][1], page)):
+                          not source.joins(group[-1][1], page)):
                 break
             index = self.next_job
             self.next_job += 1
@@ -119,17 +147,17 @@ class EpochReaders:
 
     def _work(self):
         manager, jobs = self.manager, self.plan.jobs
-        page_size = manager.page_size
+        page_size, arena, source = manager.page_size, manager.arena, manager.page_source
+        table, counters = manager.page_to_slot, manager.counters
         while True:
             with self.cond:
                 group = self._take_jobs()
             if group is None:
                 return
             try:
-                manager._read_pages(
-                    [page for _, page, _ in group],
-                    [memoryview(manager._arena[slot * page_size:(slot + 1) * page_size])
-                     for _, _, slot in group])
+                source.read([page for _, page, _ in group],
+                            [memoryview(arena[slot * page_size:(slot + 1) * page_size])
+                             for _, _, slot in group])
             except BaseException as exc:  # handed to start_batch, raised in the loader thread
                 with self.cond:
                     self.error = exc
@@ -137,12 +165,12 @@ class EpochReaders:
                 return
             with self.cond:
                 for index, page, slot in group:
-                    manager._page_to_slot[page] = slot
+                    table[page] = slot
                     self.slot_page[slot] = page
-                    manager.resident_pages += 1
-                    manager.pages_read += 1
+                    counters.resident += 1
+                    counters.read += 1
                     self.done[index] = True
-                manager.peak_resident_pages = max(manager.peak_resident_pages, manager.resident_pages)
+                counters.peak = max(counters.peak, counters.resident)
                 while self.done_prefix < len(jobs) and self.done[self.done_prefix]:
                     self.done_prefix += 1
                 self.cond.notify_all()

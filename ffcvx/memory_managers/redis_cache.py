@@ -2,10 +2,14 @@
 
 The file is copied into Redis once, page by page; afterwards every reader, on
 any node, fetches the pages it needs from the server instead of its disk. The
-local part is the process cache's machinery unchanged (a bounded set of page
-slots filled ahead of need, in the epoch's order, by reader threads, see
-:mod:`.process_cache`): only the page source differs, ``MGET`` instead of
-``preadv``.
+local part is a :class:`~.paged_cache.PagedCache` (a bounded set of page
+slots filled ahead of need, in the epoch's order, by reader threads) over
+:class:`~.redis_pages.RedisPages`: ``MGET`` instead of ``preadv``, and the
+local file if the server fails and ``fallback='os'``.
+
+The copy on the server (checked, renewed, filled by one process at a time)
+is :class:`~.redis_fill.ServerCopy`. The client is an optional extra:
+``pip install 'ffcvx[redis]'``.
 
 Key names, the file identity and the keys' expiry (option ``key_ttl``, one
 day by default, renewed at construction, each epoch and every ``key_ttl / 4``)
@@ -16,41 +20,34 @@ The server must not evict keys (``maxmemory-policy noeviction``, Redis's
 default): a page that disappears mid-epoch is reported, not refetched (one
 found missing at a renewal makes the file be filled again).
 """
-import json
 import os
-import threading
 import time
 import urllib.parse
-import uuid
-import warnings
 
-import numpy as np
-import redis
+# First: it names the extra to install when the client is missing.
+from .redis_pages import ENV_URL, RedisPages, redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from ..errors import CacheUnavailableError
-from .process_cache import DEFAULT_READERS, ProcessCacheManager
-from .redis_keys import (DEFAULT_KEY_TTL, FINISH_FILL, RELEASE_LOCK, RENEW_LOCK, KeyNames,
-                         check_key_ttl, file_identity, local_memo_key, pread_exact)
+from .paged_cache import DEFAULT_READERS, PagedCache
+from .redis_fill import ServerCopy
+from .redis_keys import DEFAULT_KEY_TTL, KeyNames, check_key_ttl, local_memo_key
+from .redis_keys import file_identity  # noqa: F401  (importable from here, as before)
 
 __all__ = ['RedisCacheManager', 'file_identity', 'redact_url', 'DEFAULT_KEY_TTL']
 
 #: Server used when neither ``url`` nor ``FFCV_REDIS_URL`` names one.
 DEFAULT_URL = 'redis://127.0.0.1:6379/0'
-#: Environment variable naming the server (read when a manager is made).
-ENV_URL = 'FFCV_REDIS_URL'
 #: Seconds a connect or a reply may take before the server counts as unavailable.
 DEFAULT_TIMEOUT = 5.0
 #: Seconds the fill lock lives without renewal: how long others wait for a dead filler.
 DEFAULT_LOCK_TTL = 30.0
-#: Bytes written per pipelined round trip while filling (the lock is renewed after each).
-_FILL_CHUNK_BYTES = 32 << 20
 #: Bytes one reader thread asks for per ``MGET``: few round trips (4 pages of the
 #: default 8 MiB), and a reply no larger than this.
 _FETCH_BYTES = 32 << 20
 #: Most pages per ``MGET``, whatever their size.
 _MAX_PAGES_PER_FETCH = 16
+
 
 def redact_url(url):
     """``url`` with its password replaced by ``***``, for messages."""
@@ -64,11 +61,7 @@ def redact_url(url):
     return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
 
 
-class _FillLost(Exception):
-    """Our fill lock expired and another process took it over, or pages vanished mid-fill."""
-
-
-class RedisCacheManager(ProcessCacheManager):
+class RedisCacheManager(PagedCache):
     """Serves pages from a Redis server, filled once per file (strategy 3).
 
     Parameters
@@ -89,7 +82,7 @@ class RedisCacheManager(ProcessCacheManager):
         manager's life.
     max_bytes : int or None
         Bound on page bytes held locally at once (see
-        :class:`~.process_cache.ProcessCacheManager`).
+        :class:`~.paged_cache.PagedCache`).
     readers : int
         Threads fetching pages ahead of need.
     pages_per_read : int or None
@@ -155,51 +148,50 @@ class RedisCacheManager(ProcessCacheManager):
         if int(retries) < 0:
             raise ValueError(f"redis cache: retries must be 0 or more, got {retries!r}")
         key_ttl = check_key_ttl(key_ttl)
+        page_size = int(reader.page_size)
+        if pages_per_read is None:
+            pages_per_read = max(1, min(_MAX_PAGES_PER_FETCH, _FETCH_BYTES // page_size))
+        if int(pages_per_read) < 1:
+            raise ValueError(f"redis cache: pages_per_read must be at least 1, got {pages_per_read}")
+        if identity not in ('sampled', 'full'):
+            raise ValueError(f"redis cache: identity must be 'sampled' or 'full', got {identity!r}")
         raw_url = url if url is not None else (os.environ.get(ENV_URL, '').strip() or DEFAULT_URL)
-        super().__init__(reader, max_bytes=max_bytes, readers=readers)
-        self._client = None
+        self.url = redact_url(raw_url)
         try:
-            self.url = redact_url(raw_url)
-            self.timeout = float(timeout)
-            self.fallback = fallback
-            self.lock_ttl = float(lock_ttl)
-            if pages_per_read is None:
-                pages_per_read = max(1, min(_MAX_PAGES_PER_FETCH, _FETCH_BYTES // self.page_size))
-            if int(pages_per_read) < 1:
-                raise ValueError(f"redis cache: pages_per_read must be at least 1, got {pages_per_read}")
-            self.pages_per_read = int(pages_per_read)
-            if identity not in ('sampled', 'full'):
-                raise ValueError(f"redis cache: identity must be 'sampled' or 'full', got {identity!r}")
+            client = redis.Redis.from_url(
+                raw_url, socket_timeout=float(timeout), socket_connect_timeout=float(timeout),
+                retry=Retry(NoBackoff(), int(retries)), health_check_interval=0)
+        except ValueError as exc:
+            raise ValueError(f"redis cache: cannot use URL {self.url!r}: {exc}") from None
+        try:
+            pages = RedisPages(reader, client, self.url, fallback, pages_per_read)
+        except BaseException:
+            client.close()
+            raise
+        # The paged cache closes the source (file and connections) once its
+        # reader threads stopped: a command issued after close() would reconnect.
+        super().__init__(reader, pages, max_bytes=max_bytes, readers=readers)
+        try:
+            self.timeout, self.fallback, self.lock_ttl = float(timeout), fallback, float(lock_ttl)
+            self.key_ttl = key_ttl
             self.identity = None
             # Every page a batch can ask for: the pages of the samples' regions.
-            self._data_pages = np.unique(self._pages).tolist()
-            self._marker = {'pages': len(self._data_pages), 'page_size': self.page_size,
-                            'file_size': int(reader.file_size)}
+            self._data_pages = self.data_pages()
             self.filled = False
-            self.serving_from_file = False
-            self._switch_lock = threading.Lock()
-            try:
-                self._client = redis.Redis.from_url(
-                    raw_url, socket_timeout=self.timeout, socket_connect_timeout=self.timeout,
-                    retry=Retry(NoBackoff(), int(retries)), health_check_interval=0)
-            except ValueError as exc:
-                raise ValueError(f"redis cache: cannot use URL {self.url!r}: {exc}") from None
-            # Closed by the process cache's finalizer after its reader threads
-            # stopped: a command issued after close() would reconnect.
-            self._files['after'].append(self._client.close)
-            self.key_ttl = key_ttl
+            self._client = client
             self._renewed_at = None
-            self._renew = self._client.register_script(RENEW_LOCK)
-            self._finish = self._client.register_script(FINISH_FILL)
-            self._release = self._client.register_script(RELEASE_LOCK)
             try:
                 self._set_identity(identity, prefix)
+                self._copy = ServerCopy(client, self._keys, pages, self._data_pages, self.lock_ttl)
                 self._renew_keys()
             except redis.RedisError as exc:
                 self._unavailable('while checking or filling the cache', exc)
         except BaseException:
             self.close()
             raise
+
+    pages_per_read = property(lambda self: self.page_source.pages_per_read)
+    serving_from_file = property(lambda self: self.page_source.serving_from_file)
 
     # -- filling ------------------------------------------------------------------------
 
@@ -211,23 +203,23 @@ class RedisCacheManager(ProcessCacheManager):
         hashing a large file takes a while, so each node does it once per
         version of the file. Talks to the server, so RedisError may escape.
         """
-        memo_key = None
+        memo_key = known = None
         if mode == 'full':
             memo_key = local_memo_key(prefix, self.reader.fname)
             known = self._client.get(memo_key)
-            if known is not None:
-                self.identity = known.decode('ascii')
-            else:
-                self.identity = file_identity(self.reader, 'full')
+        if known is not None:
+            self.identity = known.decode('ascii')
+        else:
+            self.identity = self.page_source.identity().content_key(mode)
+            if memo_key is not None:
                 ttl_ms = None if self.key_ttl is None else max(1, int(self.key_ttl * 1000))
                 self._client.set(memo_key, self.identity, px=ttl_ms)
-        else:
-            self.identity = file_identity(self.reader, 'sampled')
-        self._keys = KeyNames(prefix, self.identity, memo_key, self.key_ttl)
+        self._keys = self.page_source.keys = KeyNames(prefix, self.identity, memo_key, self.key_ttl)
 
     def _renew_keys(self):
         """Renew the keys' expiry, refilling a cache expired even in part (RedisError escapes)."""
-        self._ensure_filled()
+        if self._copy.ensure_filled():
+            self.filled = True
         self._renewed_at = time.monotonic()
 
     def _renew_due(self):
@@ -260,157 +252,9 @@ class RedisCacheManager(ProcessCacheManager):
         self._renew_due()
         super().start_batch(batch_number)
 
-    def _page_length(self, page):
-        """Bytes of page ``page``: a full page, or what is left of the file."""
-        return min(self.page_size, int(self.reader.file_size) - page * self.page_size)
-
-    def _complete(self):
-        """Whether the complete marker exists and describes this file."""
-        raw = self._client.get(self._keys.complete)
-        if raw is None:
-            return False
-        try:
-            return json.loads(raw) == self._marker
-        except ValueError:
-            return False  # garbage under our key: refill rather than trust it
-
-    def _usable(self):
-        """Whether the marker describes this file and it and every page exist (renewing them)."""
-        return self._complete() and self._keys.renew(self._client, self._data_pages)
-
-    def _ensure_filled(self):
-        """Return once the pages are in Redis with fresh expiry, filling them if no one else is."""
-        pause = 0.02
-        while True:
-            if self._usable():
-                return
-            token = uuid.uuid4().hex
-            if self._client.set(self._keys.lock, token, nx=True, px=int(self.lock_ttl * 1000)):
-                try:
-                    # Someone may have finished between our check and the lock.
-                    if not self._usable():
-                        self._fill(token)
-                        self.filled = True
-                    else:
-                        self._release(keys=[self._keys.lock], args=[token])
-                    return
-                except _FillLost:
-                    # Another process took over (wait for it), or pages vanished: fill again.
-                    self._release(keys=[self._keys.lock], args=[token])
-                    continue
-                except BaseException:
-                    # Let the next process fill now instead of after lock_ttl.
-                    try:
-                        self._release(keys=[self._keys.lock], args=[token])
-                    except redis.RedisError:
-                        pass
-                    raise
-            # Another process fills; its lock expires if it dies.
-            time.sleep(pause)
-            pause = min(pause * 2, 0.5)
-
-    def _fill(self, token):
-        """Copy every data page into Redis, then write the complete marker.
-
-        Pages written are renewed every ``key_ttl / 4`` while the fill runs, and
-        all of them once more just before the marker is written, so a fill
-        slower than the keys' TTL cannot leave a marker whose pages expired.
-
-        Raises
-        ------
-        _FillLost
-            If the lock expired (this process was slower than ``lock_ttl``
-            between two chunks) and another process holds it now, or a page
-            written vanished before the marker could be set.
-        """
-        client, names = self._client, self._keys
-        client.incr(self._keys.fills)
-        names.renew_pages(client, [])  # gives the counter its expiry
-        # A marker of an older, different fill must not outlive the pages it described.
-        client.delete(self._keys.complete)
-        ttl_ms = int(self.lock_ttl * 1000)
-        per_chunk = max(1, _FILL_CHUNK_BYTES // self.page_size)
-        pages, renewed = self._data_pages, time.monotonic()
-        for start in range(0, len(pages), per_chunk):
-            if self.key_ttl is not None and time.monotonic() - renewed >= self.key_ttl / 4:
-                names.renew_pages(client, pages[:start])  # the ones written so far
-                renewed = time.monotonic()
-            pipe = client.pipeline(transaction=False)
-            for page in pages[start:start + per_chunk]:
-                data = pread_exact(self._fd, self._page_length(page), page * self.page_size)
-                if len(data) != self._page_length(page):
-                    raise OSError(f"{self.reader.fname}: page {page} is {len(data)} bytes, expected "
-                                  f"{self._page_length(page)} (file changed while being cached?)")
-                pipe.set(names.page(page), data, px=names.page_ms)
-            pipe.execute()
-            if not self._renew(keys=[self._keys.lock], args=[token, ttl_ms]):
-                raise _FillLost()
-        if not names.renew_pages(client, pages):
-            raise _FillLost()
-        if not self._finish(keys=[self._keys.lock, self._keys.complete],
-                            args=[token, json.dumps(self._marker, sort_keys=True),
-                                  '' if names.marker_ms is None else names.marker_ms]):
-            raise _FillLost()
-
-    # -- failures -----------------------------------------------------------------------
-
     def _unavailable(self, what, cause=None):
-        """Raise CacheUnavailableError, or switch to the local file if ``fallback='os'``."""
-        reason = f"{type(cause).__name__}: {cause}" if isinstance(cause, BaseException) else cause
-        message = f"redis cache at {self.url} is unavailable {what}: {reason}"
-        if self.fallback is None:
-            raise CacheUnavailableError(
-                f"{message} (file {self.reader.fname}; start the server or fix "
-                f"cache_options['url'] / {ENV_URL}, or pass cache_options={{'fallback': 'os'}} "
-                f"to read the local file instead)") from (cause if isinstance(cause, BaseException)
-                                                          else None)
-        with self._switch_lock:
-            if self.serving_from_file:
-                return
-            self.serving_from_file = True
-        warnings.warn(f"{message}; reading the local file {self.reader.fname} instead "
-                      f"(fallback='os')", RuntimeWarning, stacklevel=3)
-
-    # -- the page source ----------------------------------------------------------------
-
-    def _read_pages(self, pages, views):
-        """Fetch pages with one ``MGET``, checking every page's length.
-
-        Parameters
-        ----------
-        pages : list of int
-            Absolute page numbers.
-        views : list of memoryview
-            One writable ``page_size``-byte slot per page.
-
-        Raises
-        ------
-        ffcvx.errors.CacheUnavailableError
-            If the server fails, or a page is missing or has the wrong length,
-            and ``fallback`` is None.
-        """
-        if not self.serving_from_file:
-            try:
-                values = self._client.mget([self._keys.page(p) for p in pages])
-            except redis.RedisError as exc:
-                what = f"page {pages[0]}" if len(pages) == 1 else f"pages {', '.join(map(str, pages))}"
-                self._unavailable(f"while fetching {what}", exc)
-            else:
-                for page, view, value in zip(pages, views, values):
-                    expected = self._page_length(page)
-                    if value is None:
-                        self._unavailable(
-                            'mid-epoch', f"page {page} is missing (key {self._keys.page(page)!r}; "
-                            f"flushed, or evicted by a maxmemory-policy other than noeviction?)")
-                        break
-                    if len(value) != expected:
-                        self._unavailable('mid-epoch', f"page {page} has {len(value)} bytes, "
-                                          f"expected {expected}")
-                        break
-                    view[:expected] = value
-                else:
-                    return
-        super()._read_pages(pages, views)
+        """Raise CacheUnavailableError, or switch to the local file (:meth:`.RedisPages.unavailable`)."""
+        self.page_source.unavailable(what, cause)
 
     def close(self):
         """Stop the reader threads, close the file and the server connections; idempotent."""

@@ -1,6 +1,7 @@
 """Key names of the Redis cache, the file identity they derive from, and their expiry.
 
-Keys of a file with identity ``I`` (:func:`file_identity`) under the prefix
+Keys of a file with identity ``I`` (:func:`file_identity`, the content key of
+:class:`ffcvx.storage.identity.FileIdentity`) under the prefix
 ``P`` (the manager's option ``prefix``, default ``ffcvx``):
 
 * ``P:I:page:<n>``: the bytes of page ``n`` (file offset ``n * page_size``),
@@ -30,11 +31,7 @@ the marker, so whenever the marker exists its pages do too; a renewal that
 finds the marker or any page gone reports it (:meth:`KeyNames.renew`) and the
 file is filled again.
 """
-import hashlib
-import os
-import socket
-
-import numpy as np
+from ..storage.identity import FileIdentity, node_key
 
 #: Seconds keys live without renewal unless the caller says otherwise: one day.
 DEFAULT_KEY_TTL = 86400.0
@@ -42,13 +39,6 @@ DEFAULT_KEY_TTL = 86400.0
 #: writing its marker to the renewal that follows, or every renewal would find it gone and
 #: fill it again, forever.
 MIN_KEY_TTL = 0.1
-#: Bytes read per ``pread`` while hashing.
-_HASH_CHUNK_BYTES = 32 << 20
-#: Data chunks hashed by the ``sampled`` identity, and their size in bytes.
-_IDENTITY_CHUNKS = 64
-_IDENTITY_CHUNK_BYTES = 4096
-#: Version of the key layout and identity recipe; changing either changes every key.
-_LAYOUT = b'ffcvx-redis-v1'
 
 
 # Server-side scripts on the lock and marker keys, so that "is the lock still mine?" and the action that
@@ -79,70 +69,28 @@ return 0
 """
 
 
-def pread_exact(fd, count, offset):
-    """``count`` bytes at ``offset`` of ``fd`` (fewer only at the end of the file), bytes."""
-    parts, got = [], 0
-    while got < count:
-        chunk = os.pread(fd, count - got, offset + got)
-        if not chunk:
-            break
-        parts.append(chunk)
-        got += len(chunk)
-    return b''.join(parts)
-
-
 def file_identity(reader, mode='full'):
     """A content-derived name of the file, the same on every node and at every path.
+
+    :meth:`ffcvx.storage.identity.FileIdentity.content_key` of ``reader``'s
+    file. ``'full'`` (the default) hashes every byte, so the Redis cache
+    computes it once per node and file version and keeps it on the server
+    (key ``P:local:<L>``); ``'sampled'`` (opt-in, cheap) hashes the layout
+    and a few chunks, so two files that differ only between the sampled
+    chunks (e.g. one pixel of one image) share keys, which is why it is not
+    the default.
 
     Parameters
     ----------
     reader : ffcvx.reader.Reader
     mode : {'full', 'sampled'}
-        ``'full'`` (the default): SHA-256 of every byte of the file. It reads
-        the whole file, so the Redis cache computes it once per node and file
-        version and keeps it on the server (key ``P:local:<L>``).
-        ``'sampled'`` (opt-in, cheap: a few MB read at most): SHA-256 of the
-        file size, the bytes before the data region (header, field
-        descriptors, the metadata table of every sample), the allocation
-        table, and 64 chunks of 4 KiB spread evenly over the data region. Two
-        files with the same layout that differ only between the sampled
-        chunks (e.g. one pixel of one image) then share keys and one would
-        read the other's bytes, which is why it is not the default.
 
     Returns
     -------
     str
-        32 hex digits.
-
-    Raises
-    ------
-    ValueError
-        If ``mode`` is not one of the above.
-    OSError
-        If the file cannot be read.
+        32 hex digits; errors as ``content_key``'s (a wrong mode, an unreadable file).
     """
-    if mode not in ('sampled', 'full'):
-        raise ValueError(f"redis cache: identity must be 'sampled' or 'full', got {mode!r}")
-    digest = hashlib.sha256(_LAYOUT + b'\0' + mode.encode() + b'\0')
-    size = int(reader.file_size)
-    digest.update(size.to_bytes(8, 'little'))
-    read = reader.source.read   # a URL's file too (resume's identity, REM-011)
-    if mode == 'full':
-        for offset in range(0, size, _HASH_CHUNK_BYTES):
-            digest.update(read(offset, min(_HASH_CHUNK_BYTES, size - offset)))
-    else:
-        data_start = min(int(reader.data_region_start), size)
-        digest.update(read(0, data_start))
-        digest.update(np.ascontiguousarray(reader.alloc_table).tobytes())
-        # Data bytes, sampled: the structure above is identical for two
-        # files of same-shaped arrays, so some content must enter too.
-        data_end = max(int(reader.header['alloc_table_ptr']), data_start)
-        span = data_end - data_start
-        if span > 0:
-            step = max(span // _IDENTITY_CHUNKS, 1)
-            for offset in range(data_start, data_end, step):
-                digest.update(read(offset, min(_IDENTITY_CHUNK_BYTES, data_end - offset)))
-    return digest.hexdigest()[:32]
+    return FileIdentity(reader).content_key(mode)
 
 
 def local_memo_key(prefix, fname):
@@ -151,11 +99,7 @@ def local_memo_key(prefix, fname):
     ``L`` hashes host name, realpath, device, inode, size and mtime (ns), so a
     rewritten or moved file gets a new memo and is hashed again.
     """
-    info = os.stat(fname)
-    local = hashlib.sha256('\0'.join(map(str, (
-        socket.gethostname(), os.path.realpath(fname), info.st_dev, info.st_ino, info.st_size,
-        info.st_mtime_ns))).encode('utf-8', 'surrogateescape'))
-    return f"{prefix}:local:{local.hexdigest()[:32]}"
+    return f"{prefix}:local:{node_key(fname)}"
 
 
 def check_key_ttl(key_ttl):

@@ -1,13 +1,12 @@
 """Strategy ``remote``: pages of a file in object storage or on a web server, fetched ahead of need.
 
-The process cache's machinery (:mod:`.process_cache`) unchanged: before an
-epoch the plan says which pages each batch needs and when; a bounded arena
-of page slots is filled by reader threads in that order, several requests in
-flight. Only the page source differs: range requests through the Reader's
-:class:`~ffcvx.storage.Source` (obstore or fsspec) instead of ``preadv``,
-adjacent pages coalesced into one request (REM-008), and an optional disk
-cache on the node (``cache_dir``) consulted first and filled on the way
-(REM-009). Each rank of a distributed run plans only its own batches, so it
+A :class:`~.paged_cache.PagedCache` (before an epoch the plan says which
+pages each batch needs and when; a bounded arena of page slots is filled by
+reader threads in that order, several requests in flight) over
+:class:`~ffcvx.storage.pages.RemotePages`: range requests through the
+Reader's :class:`~ffcvx.storage.Source` (obstore or fsspec), adjacent pages
+coalesced into one request (REM-008), and an optional disk cache on the node
+(``cache_dir``) consulted first and filled on the way (REM-009). Each rank of a distributed run plans only its own batches, so it
 fetches only its shard's pages.
 
 When the arena holds every page of the file (the default, for a file that
@@ -19,14 +18,10 @@ process cache's plan, epoch by epoch.
 A local path works too (its pages are read with ``pread``), which is how the
 conformance suite checks the strategy without a server.
 """
-import hashlib
-import json
-
-import numpy as np
-
 from ..storage import redact
-from .page_plan import EpochPlan, batch_pages
-from .process_cache import ProcessCacheManager
+from ..storage.identity import FileIdentity
+from ..storage.pages import RemotePages
+from .paged_cache import PagedCache
 
 #: Reader threads by default: requests wait on the network, not on a core.
 DEFAULT_READERS = 8
@@ -38,19 +33,11 @@ MAX_PAGES_PER_REQUEST = 64
 
 
 def cache_key(source):
-    """Hex digest naming a remote file's version in the disk cache.
-
-    URL (without credentials), size, ETag, version and Last-Modified: a
-    replacement that changes any of them never reads the old pages (REM-009).
-    """
-    identity = source.identity()
-    text = json.dumps({'url': redact(source.location), 'size': int(identity['size']),
-                       'etag': identity.get('etag'), 'version': identity.get('version'),
-                       'last_modified': identity.get('last_modified')}, sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()[:32]
+    """Hex digest naming a remote file's version in the disk cache (:meth:`.FileIdentity.version_key`)."""
+    return FileIdentity(None, source).version_key()
 
 
-class RemoteCacheManager(ProcessCacheManager):
+class RemoteCacheManager(PagedCache):
     """Reads a remote file's pages ahead of need into a bounded arena (strategy ``remote``).
 
     Chosen by itself for a URL (``Loader('s3://...')``); spec/remote.md.
@@ -93,8 +80,10 @@ class RemoteCacheManager(ProcessCacheManager):
     Attributes
     ----------
     source : ffcvx.storage.Source
-        The page source (its ``requests`` and ``bytes_received`` count).
+        The requests' source (its ``requests`` and ``bytes_received`` count).
     disk_cache : ffcvx.storage.disk_pages.DiskPageCache or None
+    keeps_pages : bool
+        Whether the arena holds every page, which then stays from one epoch to the next.
 
     Raises
     ------
@@ -117,107 +106,43 @@ class RemoteCacheManager(ProcessCacheManager):
         if int(pages_per_read) < 1:
             raise ValueError(f"remote cache: pages_per_read must be at least 1, got "
                              f"{pages_per_read}")
-        self.pages_per_read = int(pages_per_read)
         given = [name for name, value in (('timeout', timeout), ('retries', retries),
                                           ('client', client), ('immutable', immutable or None))
                  if value is not None]
         if given and not reader.source.remote:
             raise ValueError(f"remote cache: {', '.join(given)} apply to URLs; "
                              f"{reader.file_name} is a local file")
-        self.source = reader.source.reopen(timeout=timeout, retries=retries, client=client)
+        source = reader.source.reopen(timeout=timeout, retries=retries, client=client)
         if immutable:
-            self.source.immutable = True
-        self.disk_cache = None
+            source.immutable = True
+        pages = RemotePages(reader, source, pages_per_read)
         try:
-            super().__init__(reader, max_bytes=max_bytes, readers=readers)
             if cache_dir is None and max_cache_bytes is not None:
                 raise ValueError("remote cache: max_cache_bytes bounds the disk cache; give "
                                  "cache_dir too")
             # Pages of a file whose versions cannot be told apart are not kept on
             # disk: a same-size replacement would read them for good (REM-015;
             # the source warned when it was opened).
-            if cache_dir is not None and not getattr(self.source, 'unversioned', False):
+            if cache_dir is not None and not getattr(source, 'unversioned', False):
                 from ..storage.disk_pages import DiskPageCache
-                self.disk_cache = DiskPageCache(
-                    cache_dir, cache_key(self.source), page_size, max_bytes=max_cache_bytes,
-                    description={'url': redact(self.source.location), **self.source.identity()})
+                identity = pages.identity()
+                pages.disk_cache = DiskPageCache(
+                    cache_dir, identity.version_key(), page_size, max_bytes=max_cache_bytes,
+                    description={'url': redact(source.location), **identity.version()})
         except BaseException:
-            self.source.close()
+            pages.close()
             raise
-        self._files['after'].append(self.source.close)
+        super().__init__(reader, pages, max_bytes=max_bytes, readers=readers, keep_pages=True,
+                         name='process cache')
 
-    def _open_file(self):
-        return None   # pages come from self.source
+    source = property(lambda self: self.page_source.source)
+    disk_cache = property(lambda self: self.page_source.disk_cache)
+    pages_per_read = property(lambda self: self.page_source.pages_per_read)
 
-    @property
-    def keeps_pages(self):
-        """Whether the arena holds every page, which then stays from one epoch to the next."""
-        first = int(self.reader.data_region_start) // self.page_size
-        return self.num_slots >= len(self._page_to_slot) - 1 - first
-
-    def _keeps_pages(self):
-        return self.keeps_pages
-
-    def _epoch_plan(self, batches):
-        """The process cache's plan, or with every page kept: load each missing page once."""
-        if not self.keeps_pages:
-            return super()._epoch_plan(batches)
-        if self.source.remote:
+    def plan(self, batches):
+        """The paged cache's plan; with every page kept, one HEAD first says the file is unchanged."""
+        if self.keeps_pages and self.source.remote:
             # Pages kept from earlier epochs are of the version seen at open: one
             # HEAD per epoch says whether the server still has it (REM-004).
             self.source.check_version()
-        # Page p lives in slot p - first for good; only pages not yet held are
-        # fetched, in the order the batches need them, and none is released. Pages
-        # an epoch left early never started are fetched by the next that needs them.
-        first = int(self.reader.data_region_start) // self.page_size
-        jobs, job_end, queued = [], [], set()
-        for b, pages in enumerate(batch_pages(self._indptr, self._pages, batches)):
-            for page in pages.tolist():
-                if self._page_to_slot[page] < 0 and page not in queued:
-                    queued.add(page)
-                    jobs.append((b, page, page - first, -1))
-            job_end.append(len(jobs))
-        return EpochPlan(np.asarray(jobs, dtype=np.int64).reshape(-1, 4),
-                         np.asarray(job_end, dtype=np.int64),
-                         [np.zeros(0, dtype=np.int64)] * len(job_end))
-
-    def _joins(self, previous, page):
-        return page == previous + 1   # one range request covers adjacent pages only
-
-    def _read_pages(self, pages, views):
-        """Fill slots from the disk cache, then the rest with one request per run of adjacent pages."""
-        page_size = self.page_size
-        file_size = int(self.reader.file_size)
-        missing = []
-        for page, view in zip(pages, views):
-            # Only the file's last page is short; a cached page of another length is
-            # damaged (REM-009), so the length the cache returns is checked here too.
-            expected = min(page_size, file_size - page * page_size)
-            if (self.disk_cache is None
-                    or self.disk_cache.read_into(page, view, expected) != expected):
-                missing.append((page, view))
-        missing.sort(key=lambda item: item[0])
-        run = []
-        for item in missing + [None]:
-            if run and (item is None or item[0] != run[-1][0] + 1):
-                start = run[0][0] * page_size
-                end = min((run[-1][0] + 1) * page_size, file_size)
-                data = memoryview(self.source.read(start, end - start))
-                if len(data) != end - start:
-                    raise OSError(f"{redact(self.source.location)}: the file ended at "
-                                  f"{start + len(data)}, before page {run[-1][0]} "
-                                  f"(expected {file_size} bytes); was it truncated?")
-                for k, (page, view) in enumerate(run):
-                    chunk = data[k * page_size:(k + 1) * page_size]
-                    view[:len(chunk)] = chunk
-                    if self.disk_cache is not None:
-                        self.disk_cache.write(page, chunk)
-                run = []
-            if item is not None:
-                run.append(item)
-
-    def close(self):
-        """Stop the reader threads, close the connections; safe to call more than once."""
-        super().close()
-        if self.disk_cache is not None:
-            self.disk_cache.close()
+        return super().plan(batches)

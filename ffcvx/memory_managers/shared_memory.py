@@ -24,7 +24,6 @@ all dead (killed before they could clean up) are removed, so a SIGKILLed
 training job's copy does not stay in RAM until reboot.
 """
 import fcntl
-import hashlib
 import mmap
 import os
 import re
@@ -34,6 +33,7 @@ import weakref
 
 import numpy as np
 
+from ..storage.identity import path_key
 from .base import MemoryManager
 from .os_cache import _read_region
 
@@ -55,12 +55,9 @@ def identity_key(fname):
     Returns
     -------
     str
-        24 hex digits.
+        24 hex digits (:func:`ffcvx.storage.identity.path_key`).
     """
-    path = os.path.realpath(fname)
-    info = os.stat(path)
-    text = f"{path}\0{info.st_size}\0{info.st_mtime_ns}"
-    return hashlib.sha256(text.encode('utf-8', 'surrogateescape')).hexdigest()[:24]
+    return path_key(fname)
 
 
 def free_bytes(directory):

@@ -97,27 +97,50 @@ class LocalSource(Source):
     Parameters
     ----------
     path : str or os.PathLike
+    keep_open : bool
+        Open the file once, now, and read that descriptor until :meth:`close`
+        (a page source reads the file many times; it stays the file opened
+        even if the path is replaced).
+
+    Raises
+    ------
+    OSError
+        If ``keep_open`` and the file cannot be opened.
     """
 
-    def __init__(self, path):
+    def __init__(self, path, keep_open=False):
         super().__init__(os.fspath(path))
+        self._fd = os.open(self.location, os.O_RDONLY) if keep_open else None
 
     def stat(self):
         return os.stat(self.location).st_size
 
     def read_into(self, offset, view):
         view = memoryview(view).cast('B')
+        if self._fd is not None:
+            return _pread_into(self._fd, offset, view)
         fd = os.open(self.location, os.O_RDONLY)
         try:
-            got = 0
-            while got < len(view):
-                n = os.preadv(fd, [view[got:]], offset + got)
-                if n == 0:
-                    break
-                got += n
-            return got
+            return _pread_into(fd, offset, view)
         finally:
             os.close(fd)
+
+    def close(self):
+        """Close a descriptor held since construction (``keep_open``); idempotent."""
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)
+
+
+def _pread_into(fd, offset, view):
+    """Fill ``view`` from ``offset`` of ``fd``; the bytes read (fewer only at the end of the file)."""
+    got = 0
+    while got < len(view):
+        n = os.preadv(fd, [view[got:]], offset + got)
+        if n == 0:
+            break
+        got += n
+    return got
 
 
 class RemoteSource(Source):
