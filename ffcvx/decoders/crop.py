@@ -51,6 +51,11 @@ class ResizedCropRGBImageDecoder(SimpleRGBImageDecoder):
         since the resize treats channels independently.
     """
 
+    #: True in a subclass whose stage-method overrides only add another role
+    #: (FFCV-SSL's RandomResizedCrop): as a decoder its code, buffers and
+    #: draws are this class's, so views may share its decode (PIP-012).
+    decodes_as_view = False
+
     def __init__(self, output_size, channels=None, png_channel_order='rgb'):
         super().__init__(channels=channels, png_channel_order=png_channel_order)
         self.output_size = (int(output_size[0]), int(output_size[1]))

@@ -40,17 +40,18 @@ def can_share(decoder):
     """Whether ``decoder`` can be one view of a :class:`ViewsDecoder`.
 
     A crop decoder of ffcvx's own (its code, buffers and draws unchanged by
-    a subclass: those are what the views decoder reproduces; FFCV-SSL's
-    RandomResizedCrop keeps them, its transform role being another class,
-    spec/pipeline.md PIP-011) with one or two seed streams, writing RGB
-    from an RGB field without the PNG channel swap.
+    a subclass: those are what the views decoder reproduces, or a subclass
+    whose ``decodes_as_view`` says its overrides keep them as a decoder)
+    with one or two seed streams, writing RGB from an RGB field without the
+    PNG channel swap.
     """
     cls = type(decoder)
     own_code = all(getattr(cls, name) is getattr(ResizedCropRGBImageDecoder, name)
                    for name in ('declare_state_and_memory', 'generate_code', '_sample_code',
                                 'finish_batch'))
     # One or two seed streams per view (``second_seed``): see _link.
-    return (isinstance(decoder, ResizedCropRGBImageDecoder) and own_code
+    return (isinstance(decoder, ResizedCropRGBImageDecoder)
+            and (own_code or decoder.decodes_as_view is True)
             and len(decoder.seed_values or (None,)) in (1, 2)
             and getattr(cls, 'view_draw', None) is not None
             and decoder.channels in (None, 3) and decoder.png_channel_order == 'rgb')

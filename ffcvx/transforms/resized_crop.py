@@ -91,6 +91,7 @@ class RandomResizedCrop(RandomResizedCropRGBImageDecoder):
                          png_channel_order=png_channel_order)
         self.seed = seed_or_none('RandomResizedCrop', 'seed', seed)
         self.second_seed = seed_or_none('RandomResizedCrop', 'second_seed', second_seed)
+        self._pixels = None     # the transform role, while called directly on images
 
     @property
     def seed_values(self):
@@ -100,9 +101,45 @@ class RandomResizedCrop(RandomResizedCropRGBImageDecoder):
     def _seeded_region_sampler(self):
         return random_box_drawer(self.scale, self.ratio, self.second_seed is not None)
 
+    #: Its stage methods below only add the transform role for direct calls:
+    #: as a decoder its code is RandomResizedCropRGBImageDecoder's, so views
+    #: may share its decode (``ffcvx.decoders.views.can_share``).
+    decodes_as_view = True
+
     def as_transform(self):
         """Its transform role, after step 0 (spec/pipeline.md PIP-011): crops the decoded images."""
         return RandomResizedCropOnPixels(self)
+
+    # -- called directly with decoded images (FFCV 1.0's transform) ----------
+    # A pipeline runs :meth:`as_transform` after step 0; code that calls
+    # these methods itself with an image State gets that role's answers.
+
+    def _role(self, previous_state):
+        # The transform role when last declared with a shaped input, else None.
+        if previous_state is not None and previous_state.shape is not None:
+            if self._pixels is None:
+                self._pixels = self.as_transform()
+        else:
+            self._pixels = None
+        return self._pixels
+
+    def declare_shared_memory(self, previous_state):
+        role = self._role(previous_state)
+        return (super().declare_shared_memory(previous_state) if role is None
+                else role.declare_shared_memory(previous_state))
+
+    def declare_state_and_memory(self, previous_state):
+        role = self._role(previous_state)
+        return (super().declare_state_and_memory(previous_state) if role is None
+                else role.declare_state_and_memory(previous_state))
+
+    def generate_code(self):
+        return super().generate_code() if self._pixels is None else self._pixels.generate_code()
+
+    def finish_batch(self, result, destination, batch_indices, storage_state=None):
+        if self._pixels is None:
+            return super().finish_batch(result, destination, batch_indices, storage_state)
+        return self._pixels.finish_batch(result, destination, batch_indices)
 
 
 class LabelRandomResizedCrop(Decoder):
