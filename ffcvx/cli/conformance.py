@@ -1,4 +1,10 @@
-"""``ffcvx conformance --backend NAME``: the decoder conformance suite on one backend (BKD-061)."""
+"""``ffcvx conformance --backend NAME``: the decoder conformance suite on one backend (BKD-061).
+
+It runs the same tests as ``pytest --pyargs ffcvx.testing.decoders --ffcvx-backend NAME``
+(the class :class:`~ffcvx.testing.decoders.DecoderBackendTests`), in process through
+``pytest.main`` with a plugin that collects one result per check
+(:func:`~ffcvx.testing.decoders.run_suite`), and prints them as a table.
+"""
 from .common import UsageError
 
 __all__ = ['add_parser', 'run']
