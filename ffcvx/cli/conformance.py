@@ -13,8 +13,15 @@ __all__ = ['add_parser', 'run']
 def run(args):
     """Run the decoder conformance suite on ``args.backend``; 0 pass, 1 fail, 2 unavailable (BKD-061)."""
     from ..errors import BackendNotFoundError
+    from ..extras import MissingExtraError, require
     from ..registry import Registry
     from ..testing import find_golden_dir
+
+    try:
+        # The suite is a pytest class; this command runs it through pytest.main.
+        require('pytest', 'test', 'ffcvx conformance')
+    except MissingExtraError as exc:
+        raise UsageError(str(exc)) from None
     from ..testing.decoders import format_table, run_suite
 
     registry = Registry('ffcvx.decoders')

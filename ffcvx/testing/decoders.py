@@ -54,8 +54,8 @@ from .decoder_suite.table import format_table
 
 __all__ = ['CHECKS', 'CHECK_NAMES', 'CheckFailed', 'CheckResult', 'CheckSkipped',
            'DecoderBackendTests', 'GRAY_SHAPES', 'SCALED_MEAN', 'THREADS', 'TIMEOUT_S', 'Vectors',
-           'corrupt_inputs', 'corrupt_report', 'format_table', 'golden_jpegs', 'gray_corrupt_report',
-           'gray_inputs', 'run_suite', 'vectors_dir']
+           'corrupt_inputs', 'corrupt_report', 'format_table', 'golden_jpegs',
+           'gray_corrupt_report', 'gray_inputs', 'run_suite', 'vectors_dir']
 
 # The names these had when the suite was one module (scripts and child
 # processes written against it still import them).

@@ -131,7 +131,8 @@ class PythonBackendTests:
         assert backend.device == "cpu" and backend.kind == "python"
         assert backend.available() == (True, "")
         assert isinstance(backend.function_address("decode_region"), int)
-        assert backend.function_address("decode_region") == backend.function_address("decode_region")
+        address = backend.function_address("decode_region")
+        assert backend.function_address("decode_region") == address
         with pytest.raises(KeyError):
             backend.function_address("decode")
 
@@ -176,7 +177,8 @@ class PythonBackendTests:
         Image.fromarray(smooth_image(24, 40)[:, :, 0]).save(out, "JPEG", quality=90)
         got = backend.decode_region_py(out.getvalue())
         assert got.shape == (24, 40, 3)
-        assert np.array_equal(got[:, :, 0], got[:, :, 1]) and np.array_equal(got[:, :, 0], got[:, :, 2])
+        assert np.array_equal(got[:, :, 0], got[:, :, 1])
+        assert np.array_equal(got[:, :, 0], got[:, :, 2])
 
     # --- crops ---------------------------------------------------------------------------
 
@@ -191,7 +193,8 @@ class PythonBackendTests:
         crops = [(0, 0, h, w), (0, 0, 1, 1), (h - 1, w - 1, 1, 1), (3, 5, h - 3, w - 5)]
         for _ in range(20):
             ch, cw = int(rng.integers(1, h + 1)), int(rng.integers(1, w + 1))
-            crops.append((int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1)), ch, cw))
+            y, x = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
+            crops.append((y, x, ch, cw))
         for crop in crops:
             y, x, ch, cw = crop
             expected = full[y:y + ch, x:x + cw]
@@ -225,7 +228,8 @@ class PythonBackendTests:
     def test_capacity_too_small(self, backend, c_decode):
         """BKD-014: -2 before writing anything; out_hw holds the size needed; NULL out is capacity 0."""
         data = encode_png(random_image(30, 40))
-        status, out, hw = call_c(c_decode, data, (0, 0, 30, 40), capacity=30 * 40 * 3 - 1, fill=0xAB)
+        status, out, hw = call_c(c_decode, data, (0, 0, 30, 40), capacity=30 * 40 * 3 - 1,
+                                 fill=0xAB)
         assert status == -2 and hw == (30, 40)
         assert np.all(out == 0xAB)
         src = np.frombuffer(data, np.uint8)
@@ -244,9 +248,10 @@ class PythonBackendTests:
         src = np.frombuffer(data, np.uint8)
         out = np.zeros(30 * 40 * 3, np.uint8)
         hw = np.zeros(2, np.int64)
-        assert c_decode(None, 10, 0, 0, 30, 40, 0, 0, out.ctypes.data, out.size, hw.ctypes.data) == -3
-        assert c_decode(src.ctypes.data, 0, 0, 0, 30, 40, 0, 0, out.ctypes.data, out.size, hw.ctypes.data) == -3
-        assert c_decode(src.ctypes.data, src.size, 0, 0, 30, 40, 0, 0, out.ctypes.data, out.size, None) == -3
+        whole = (0, 0, 30, 40, 0, 0)
+        assert c_decode(None, 10, *whole, out.ctypes.data, out.size, hw.ctypes.data) == -3
+        assert c_decode(src.ctypes.data, 0, *whole, out.ctypes.data, out.size, hw.ctypes.data) == -3
+        assert c_decode(src.ctypes.data, src.size, *whole, out.ctypes.data, out.size, None) == -3
 
     def test_concurrent_calls(self, backend, c_decode):
         """BKD-006: several threads decoding at once get the same pixels as one thread."""

@@ -42,7 +42,8 @@ class TestPillow(PythonBackendTests):
             backend.decode_region_py(out.getvalue())
 
     @pytest.mark.parametrize("fmt", ["png", "jpeg"])
-    def test_truncation_detected_even_with_load_truncated_images(self, backend, c_decode, monkeypatch, fmt):
+    def test_truncation_detected_even_with_load_truncated_images(self, backend, c_decode,
+                                                                  monkeypatch, fmt):
         """BKD-022: Pillow's process-wide LOAD_TRUNCATED_IMAGES must not turn a cut file into pixels."""
         from PIL import ImageFile
         monkeypatch.setattr(ImageFile, "LOAD_TRUNCATED_IMAGES", True)
