@@ -61,6 +61,7 @@ def test_options_must_be_an_object_per_strategy():
 
 
 def test_bad_options_are_a_usage_error(tmp_path):
+    # -p on top of the registered pytest11 entry point: the plugin loads once (same name).
     result = subprocess.run(
         [sys.executable, '-m', 'pytest', '-p', 'ffcvx.testing.plugin', '--pyargs',
          'ffcvx.testing.strategies', '--ffcvx-cache-options', '{"os": 3}', '-q'],

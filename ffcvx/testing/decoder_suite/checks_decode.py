@@ -24,6 +24,7 @@ SCALED_MEAN = {1: 8.0, 2: 6.0, 4: 6.5, 8: 0.0}
 
 
 def check_interface(ctx):
+    """BKD-001..005: attributes, formats, device, kind; available() returns (bool, str)."""
     b = ctx.backend
     require(isinstance(getattr(b, 'name', None), str) and b.name,
             "name is not a non-empty str")
@@ -51,6 +52,7 @@ def check_interface(ctx):
 
 
 def check_function_address(ctx):
+    """BKD-010: function_address('decode_region') is an int; other names KeyError."""
     needs_callable(ctx)
     address = ctx.backend.function_address('decode_region')
     require(isinstance(address, int) and address != 0, f"address {address!r} is not a non-zero int")
@@ -67,6 +69,7 @@ def check_function_address(ctx):
 
 
 def check_jpeg_vectors(ctx):
+    """BKD-023: JPEG spec vectors within BKD-023 of the reference pixels."""
     if 'jpeg' not in ctx.backend.formats:
         raise CheckSkipped("'jpeg' not in formats")
     needs_callable(ctx)
@@ -86,6 +89,7 @@ def check_jpeg_vectors(ctx):
 
 
 def check_jpeg_golden(ctx):
+    """BKD-023: FFCV 1.0.2 golden JPEGs within the golden README's max-abs tolerance."""
     if 'jpeg' not in ctx.backend.formats:
         raise CheckSkipped("'jpeg' not in formats")
     needs_callable(ctx)
@@ -107,6 +111,7 @@ def check_jpeg_golden(ctx):
 
 
 def check_exact_vectors(ctx, fmt):
+    """BKD-023 (PNG), BKD-002 (raw): the ``fmt`` spec vectors decode to exactly the source pixels."""
     if fmt not in ctx.backend.formats:
         reason = f"{fmt!r} not in formats"
         if fmt == 'raw':
@@ -127,6 +132,7 @@ def check_exact_vectors(ctx, fmt):
 
 
 def check_layout(ctx):
+    """BKD-012, BKD-030: C-contiguous uint8 (H, W, 3); decode_region == decode_region_py."""
     needs_callable(ctx)
     caller = Caller(ctx.backend)
     samples = samples_of(ctx.vectors, ctx.backend)
@@ -144,6 +150,7 @@ def check_layout(ctx):
 
 
 def check_crop(ctx):
+    """BKD-016, BKD-019: crop decode == full decode then crop, exactly, edges included."""
     needs_callable(ctx)
     if not ctx.backend.supports_crop:
         raise CheckSkipped("supports_crop is False (BKD-019: whole decode, then the window is copied)")
@@ -165,6 +172,7 @@ def check_crop(ctx):
 
 
 def check_scale(ctx):
+    """BKD-017: scaled size by the k/8 rule; pixels close to full decode then resize."""
     needs_callable(ctx)
     if not ctx.backend.supports_scale:
         raise CheckSkipped("supports_scale is False (BKD-018)")
@@ -207,6 +215,7 @@ def check_scale(ctx):
 
 
 def check_target_ignored(ctx):
+    """BKD-018: without scale support a target changes nothing."""
     needs_callable(ctx)
     if ctx.backend.supports_scale:
         raise CheckSkipped("supports_scale is True (the scale check applies)")

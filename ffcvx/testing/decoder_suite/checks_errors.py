@@ -30,6 +30,7 @@ TIMEOUT_S = 120
 THREADS = 4
 
 def check_threads(ctx):
+    """BKD-006: decode_region from 4 threads at once == serial decode."""
     needs_callable(ctx)
     caller = Caller(ctx.backend)
     jobs = []
@@ -63,6 +64,7 @@ def check_threads(ctx):
 
 
 def check_capacity(ctx):
+    """BKD-014: status -2, out untouched and out_hw filled when out is too small or NULL."""
     needs_callable(ctx)
     caller = Caller(ctx.backend)
     count = 0
@@ -83,6 +85,7 @@ def check_capacity(ctx):
 
 
 def check_bad_arguments(ctx):
+    """BKD-015: status -3 for bad crops; ValueError from decode_region_py."""
     needs_callable(ctx)
     caller = Caller(ctx.backend)
     count = 0
@@ -125,6 +128,7 @@ def corrupt_report(backend, vectors):
 
 
 def check_corrupt(ctx):
+    """BKD-021, BKD-022: truncated, damaged and foreign data: -1 and DecodeError, no crash."""
     needs_callable(ctx)
     if ctx.name is not None and ctx.isolate:
         report = corrupt_report_in_child(ctx, gray=False)
@@ -187,6 +191,10 @@ def gray_cases(backend, h, w):
 
 
 def check_gray(ctx):
+    """BKD-025, BKD-026.
+
+    decode_region_gray == channel 0 of decode_region on gray JPEG/PNG; capacity -2, corrupt -1.
+    """
     b = ctx.backend
     if not getattr(b, 'supports_gray', False):
         raise CheckSkipped("supports_gray is False or absent (BKD-025: callers use decode_region)")
@@ -232,6 +240,7 @@ def check_gray(ctx):
 
 
 def check_batch(ctx):
+    """BKD-042: decode_batch: (B, H, W, 3) uint8 within BKD-023 of the reference."""
     b = ctx.backend
     if b.kind != 'batch':
         raise CheckSkipped(f"kind is {b.kind!r}, not 'batch'")
