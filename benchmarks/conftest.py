@@ -8,6 +8,7 @@ from PIL import Image
 
 from ffcvx.testing import SharedDirNotFound, shared_dir
 
+REPO = Path(__file__).resolve().parents[1]
 #: Samples in the benchmark file; FFCV's figures in shared/reference used 2,048.
 BENCH_SAMPLES = 2048
 

@@ -37,6 +37,7 @@ from ffcvx.testing.decoders import golden_jpegs
 from ffcvx.transforms import ToTensor
 from ffcvx.writer import DatasetWriter
 
+
 def _shared():
     try:
         shared_dir('data', 'photos')

@@ -1,6 +1,7 @@
 """Shared fixtures: the FFCV golden files and a tiny ``.beton`` builder for format tests."""
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ from ffcvx.testing import shared_dir as find_shared_dir
 from ffcvx.types import (ALLOC_TABLE_TYPE, CURRENT_VERSION, FIELD_NAME_LENGTH, FieldDescType,
                          HeaderType, align_to_page, get_metadata_type, metadata_offset)
 
+REPO = Path(__file__).resolve().parents[1]
 GOLDEN_DIR = find_golden_dir()
 GOLDEN_MISSING = (f"golden files not found: expected {GOLDEN_SUBDIR} with .beton files in the "
                   f"shared folder (${SHARED_ENV}, else <repo>/../shared)")
