@@ -6,7 +6,10 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.ffcvx-installed
 DATA := data
-SHARED ?= $(abspath ../shared)
+# The shared data (photos, golden files): FFCVX_SHARED, which the tests read too
+# (ffcvx.testing.shared_dir), else ../shared beside the checkout.
+SHARED ?= $(or $(FFCVX_SHARED),$(abspath ../shared))
+export FFCVX_SHARED := $(SHARED)
 BACKENDS := $(wildcard backends/*)
 EXT := ffcvx/_ext
 # what cythonize writes next to each .pyx (untracked; `make clean` removes it)

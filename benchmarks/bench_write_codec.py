@@ -38,14 +38,14 @@ from ffcvx.fields import RGBImageField
 from ffcvx.fields import image_codecs
 from ffcvx.fields.encoded import DRAFT_MARGIN, EncodedImage, target_size
 from ffcvx.fields.pixels import to_rgb_array
+from ffcvx.testing import shared_dir
 
 MAX_RES = 256
 QUALITY = 90
 
 
 def make_inputs(count, folder, seed=0):
-    photos = sorted((Path(__file__).resolve().parents[2] / 'shared' / 'data' / 'photos')
-                    .glob('*/*.jpg')) or sorted(Path('/work/shared/data/photos').glob('*/*.jpg'))
+    photos = sorted(shared_dir('data', 'photos').glob('*/*.jpg'))
     rng = np.random.default_rng(seed)
     inputs = []
     for i in range(count):

@@ -6,16 +6,23 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from ffcvx.testing import SharedDirNotFound, shared_dir
+
 REPO = Path(__file__).resolve().parents[1]
 #: Samples in the benchmark file; FFCV's figures in shared/reference used 2,048.
 BENCH_SAMPLES = 2048
 
 
 def photos_dir():
-    for candidate in (REPO.parent / 'shared' / 'data' / 'photos', Path('/work/shared/data/photos')):
-        if candidate.is_dir():
-            return candidate
-    return None
+    """``shared/data/photos``; fails the calling benchmark when missing (its figures need them).
+
+    The message names the folder looked at and ``FFCVX_SHARED``
+    (:func:`ffcvx.testing.shared_dir`).
+    """
+    try:
+        return shared_dir('data', 'photos')
+    except SharedDirNotFound as exc:
+        pytest.fail(str(exc))
 
 
 class PhotoCrops:
@@ -53,8 +60,6 @@ def photos_beton(tmp_path_factory):
     from ffcvx.writer import DatasetWriter
 
     root = photos_dir()
-    if root is None:
-        pytest.skip('shared/data/photos not found next to the repository')
     path = tmp_path_factory.mktemp('bench') / 'photos.beton'
     DatasetWriter(str(path), {'image': RGBImageField(write_mode='jpg', jpeg_quality=90),
                               'label': IntField()},

@@ -36,8 +36,6 @@ def _backends(fmt):
 @pytest.fixture(scope='module')
 def photos_png(tmp_path_factory):
     root = photos_dir()
-    if root is None:
-        pytest.skip('shared/data/photos not found next to the repository')
     path = tmp_path_factory.mktemp('bench_png') / 'photos_png.beton'
     DatasetWriter(str(path), {'image': RGBImageField(write_mode='png'), 'label': IntField()},
                   num_workers=2, progress=False).from_indexed_dataset(PhotoCrops(root, PNG_SAMPLES))

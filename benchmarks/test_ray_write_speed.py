@@ -54,9 +54,6 @@ HERE = Path(__file__).resolve().parent
 @pytest.fixture(scope='module')
 def folder(tmp_path_factory):
     root = photos_dir()
-    if root is None:
-        pytest.fail('shared/data/photos not found next to the repository: the Ray write '
-                    'benchmark needs its photos')
     out = tmp_path_factory.mktemp('imagenet_like_ray')
     samples = make_folder(root, out / 'folder', NUM_IMAGES)
     listing = out / 'samples.json'

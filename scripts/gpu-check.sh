@@ -41,10 +41,11 @@ nvidia-smi -L
 $py -c "import torch, torchvision; print('torch', torch.__version__, 'torchvision', torchvision.__version__,
 'cuda', torch.cuda.is_available())"
 
-# The tests and scripts look for the shared data beside the repository, then at /work/shared.
-if [ ! -d ../shared/data/photos ] && [ ! -d /work/shared/data/photos ]; then
+# The tests and scripts find the shared data through ffcvx.testing.shared_dir():
+# $FFCVX_SHARED, else ../shared beside the repository.
+if [ -z "${FFCVX_SHARED:-}" ] && [ ! -d ../shared/data/photos ]; then
     [ -d .gpu/shared ] || { echo "no .gpu/shared: run 'bash scripts/gpu-check.sh --prepare' here and carry .gpu" >&2; exit 1; }
-    mkdir -p /work && ln -sfn "$PWD/.gpu/shared" /work/shared
+    export FFCVX_SHARED="$PWD/.gpu/shared"
 fi
 
 packages=(-e . -e backends/pillow -e backends/nvjpeg)

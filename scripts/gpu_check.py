@@ -32,18 +32,18 @@ from ffcvx.fields import IntField, RGBImageField
 from ffcvx.fields.decoders import CenterCropRGBImageDecoder, IntDecoder
 from ffcvx.decoders.kernels import get_random_crop
 from ffcvx.loader import Loader, OrderOption
-from ffcvx.testing.decoders import _golden_jpegs
+from ffcvx.testing import SharedDirNotFound, shared_dir
+from ffcvx.testing.decoders import golden_jpegs
 from ffcvx.transforms import ToTensor
 from ffcvx.writer import DatasetWriter
 
-SHARED = [Path(__file__).resolve().parents[2] / 'shared', Path('/work/shared')]
-
 
 def _shared():
-    for candidate in SHARED:
-        if (candidate / 'data' / 'photos').is_dir():
-            return candidate
-    sys.exit('shared/data/photos not found beside the repository or at /work/shared')
+    try:
+        shared_dir('data', 'photos')
+    except SharedDirNotFound as exc:
+        sys.exit(str(exc))
+    return shared_dir()
 
 
 def _diff(a, b):
@@ -138,7 +138,7 @@ def main():
     photo_files = sorted((shared / 'data' / 'photos').glob('*/*.jpg'))
     photos = [p.read_bytes() for p in photo_files]
     golden_dir = shared / 'golden' / 'ffcv-1.0.2'
-    golden = _golden_jpegs(golden_dir) if golden_dir.is_dir() else []
+    golden = golden_jpegs(golden_dir) if golden_dir.is_dir() else []
     figures = {'device': torch.cuda.get_device_name(), 'torch': torch.__version__}
     import torchvision
     figures['torchvision'] = torchvision.__version__

@@ -7,30 +7,15 @@ import numpy as np
 import pytest
 
 from ffcvx.fields import type_id_of
+from ffcvx.testing import GOLDEN_SUBDIR, SHARED_ENV, SharedDirNotFound, find_golden_dir
+from ffcvx.testing import shared_dir as find_shared_dir
 from ffcvx.types import (ALLOC_TABLE_TYPE, CURRENT_VERSION, FIELD_NAME_LENGTH, FieldDescType,
                          HeaderType, align_to_page, get_metadata_type, metadata_offset)
 
 REPO = Path(__file__).resolve().parents[1]
-GOLDEN_SUBDIR = Path('golden') / 'ffcv-1.0.2'
-
-
-def find_golden_dir():
-    """The golden-file folder, or None if absent.
-
-    Looks for ``shared/golden/ffcv-1.0.2`` beside the repository (``<repo>/../shared``),
-    then beside each further ancestor (for clones nested in a work tree, e.g. a CI
-    checkout), then at ``/work/shared``.
-    """
-    for shared in [parent / 'shared' for parent in REPO.parents] + [Path('/work/shared')]:
-        candidate = shared / GOLDEN_SUBDIR
-        if candidate.is_dir() and any(candidate.glob('*.beton')):
-            return candidate
-    return None
-
-
 GOLDEN_DIR = find_golden_dir()
-GOLDEN_MISSING = ("golden files not found: expected shared/golden/ffcv-1.0.2 next to the "
-                  "repository (<repo>/../shared) or at /work/shared")
+GOLDEN_MISSING = (f"golden files not found: expected {GOLDEN_SUBDIR} with .beton files in the "
+                  f"shared folder (${SHARED_ENV}, else <repo>/../shared)")
 
 
 def golden_cases():
@@ -52,9 +37,10 @@ def pytest_generate_tests(metafunc):
 @pytest.fixture(scope='session')
 def shared_dir():
     """The project's ``shared/`` folder (golden files, photos); fails the test when absent."""
-    if GOLDEN_DIR is None:
-        pytest.fail(GOLDEN_MISSING)
-    return GOLDEN_DIR.parents[1]
+    try:
+        return find_shared_dir()
+    except SharedDirNotFound as exc:
+        pytest.fail(str(exc))
 
 
 @pytest.fixture(scope='session')

@@ -11,19 +11,7 @@ from ffcvx.cli import main
 from ffcvx.datasets import FASHION_MNIST_ROOT, FashionMNIST
 from ffcvx.reader import Reader
 
-HERE = os.path.dirname(os.path.abspath(__file__))
 HAVE_FASHION_MNIST = os.path.isfile(os.path.join(FASHION_MNIST_ROOT, 'train-images-idx3-ubyte.gz'))
-
-
-def _shared(*parts):
-    for base in (os.path.join(HERE, '..', '..', 'shared'), '/work/shared'):
-        path = os.path.join(base, *parts)
-        if os.path.exists(path):
-            return os.path.normpath(path)
-    return None
-
-
-GOLDEN = _shared('golden', 'ffcv-1.0.2')
 
 
 def make_folder(root, sizes=((40, 60), (300, 200), (20, 20), (64, 64), (90, 10))):
@@ -36,9 +24,8 @@ def make_folder(root, sizes=((40, 60), (300, 200), (20, 20), (64, 64), (90, 10))
         Image.fromarray(image.astype(np.uint8)).save(cls / f'{i}.png')
 
 
-@pytest.mark.skipif(GOLDEN is None, reason='golden files not found')
-def test_info_golden(capsys):
-    assert main(['info', os.path.join(GOLDEN, 'rgb_smart.beton')]) == 0
+def test_info_golden(capsys, golden_dir):
+    assert main(['info', os.path.join(golden_dir, 'rgb_smart.beton')]) == 0
     out = capsys.readouterr().out
     assert 'samples:           40' in out
     assert 'page size:         2097152' in out
@@ -46,14 +33,14 @@ def test_info_golden(capsys):
     assert 'image: RGBImageField (type id 2)' in out
     assert 'modes: jpg 25, raw 15' in out
     assert 'label: IntField (type id 1)' in out
-    assert main(['info', os.path.join(GOLDEN, 'torch_tensor.beton')]) == 0
+    assert main(['info', os.path.join(golden_dir, 'torch_tensor.beton')]) == 0
     out = capsys.readouterr().out
     assert 'TorchTensorField (type id 6), read as NDArrayField' in out
     assert "dtype <f4, shape (5,)" in out
-    assert main(['info', os.path.join(GOLDEN, 'bytes_json.beton')]) == 0
+    assert main(['info', os.path.join(golden_dir, 'bytes_json.beton')]) == 0
     out = capsys.readouterr().out
     assert '3 empty' in out and 'JSONField (type id 5)' in out
-    assert main(['info', os.path.join(GOLDEN, 'ints_floats.beton')]) == 0
+    assert main(['info', os.path.join(golden_dir, 'ints_floats.beton')]) == 0
     out = capsys.readouterr().out
     assert 'pages:             0 written' in out and '4 NaN, 2 infinite' in out
 

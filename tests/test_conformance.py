@@ -386,9 +386,12 @@ def test_suite_finds_the_vectors_as_package_data():
 
 
 def test_pytest_entry_with_the_plugin_option(tmp_path):
-    """The documented pytest form runs one test per check, with the backend's skip reasons."""
+    """The documented pytest form runs one test per check, with the backend's skip reasons.
+
+    No ``-p``: the plugin is a ``pytest11`` entry point of the installed ffcvx.
+    """
     result = subprocess.run(
-        [sys.executable, '-m', 'pytest', '-p', 'ffcvx.testing.plugin', '--pyargs',
+        [sys.executable, '-m', 'pytest', '--pyargs',
          'ffcvx.testing.decoders', '--ffcvx-backend', 'pillow', '-q', '-rs'],
         cwd=tmp_path, capture_output=True, text=True, timeout=600)
     output = result.stdout + result.stderr

@@ -8,17 +8,8 @@ import pytest
 from PIL import Image
 
 from ffcvx.datasets import FASHION_MNIST_ROOT, FashionMNIST, ImageFolder, read_idx
-
-HERE = os.path.dirname(os.path.abspath(__file__))
+from ffcvx.testing import shared_dir
 HAVE_FASHION_MNIST = os.path.isfile(os.path.join(FASHION_MNIST_ROOT, 'train-images-idx3-ubyte.gz'))
-
-
-def _photos_dir():
-    for candidate in (os.path.join(HERE, '..', '..', 'shared', 'data', 'photos'),
-                      '/work/shared/data/photos'):
-        if os.path.isdir(candidate):
-            return os.path.normpath(candidate)
-    return None
 
 
 def make_folder(root):
@@ -91,13 +82,13 @@ def test_image_folder_errors(tmp_path):
         ImageFolder(tmp_path)
 
 
-@pytest.mark.skipif(_photos_dir() is None, reason='shared/data/photos not found')
 def test_image_folder_photos():
-    ds = ImageFolder(_photos_dir())
+    photos = str(shared_dir('data', 'photos'))    # SharedDirNotFound names what is missing
+    ds = ImageFolder(photos)
     assert len(ds) == 31
     assert ds.classes == ['animal', 'object', 'person', 'scene', 'science', 'texture']
     path, label = ds[len(ds) - 1]
-    assert path.startswith(_photos_dir()) and label == 5
+    assert path.startswith(photos) and label == 5
 
 
 def write_idx(path, array, magic):

@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from ffcvx.testing import shared_dir
+
 README = Path(__file__).resolve().parents[1] / 'README.md'
 
 
@@ -17,8 +19,8 @@ class _Photos:
     """``dataset[i] -> (PIL image, int)``: 96 images of varied sizes."""
 
     def __init__(self):
-        root = README.parents[1] / 'shared' / 'data' / 'photos'
-        self.files = sorted(root.glob('*/*.jpg')) if root.is_dir() else []
+        root = shared_dir('data', 'photos', required=False)
+        self.files = sorted(root.glob('*/*.jpg')) if root is not None else []
 
     def __len__(self):
         return 96

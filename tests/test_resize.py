@@ -8,25 +8,17 @@ outputs differ by at most one level here and a mean well below 0.5.
 """
 import ctypes
 import glob
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from ffcvx._ext.resize import resize_rgb, resize_scratch_bytes
+from ffcvx.testing import shared_dir
 
 # max |ours - Pillow| and mean |ours - Pillow| allowed on real photos
 MAX_DIFF = 1
 MEAN_DIFF = 0.35
-
-
-def shared_dir():
-    """The shared data folder: ``<repo>/../shared``, else ``/work/shared``."""
-    candidate = Path(__file__).resolve().parents[1].parent / "shared"
-    if (candidate / "data" / "photos").is_dir():
-        return candidate
-    return Path("/work/shared")
 
 
 def photos():

@@ -34,8 +34,11 @@ def test_suite_is_collected_here(request):
 
 
 def test_documented_command_line(tmp_path):
-    """The command in the suite's documentation passes, run from outside the repository."""
-    command = [sys.executable, '-m', 'pytest', '-p', 'ffcvx.testing.plugin',
+    """The command in the suite's documentation passes, run from outside the repository.
+
+    No ``-p``: the plugin is a ``pytest11`` entry point of the installed ffcvx.
+    """
+    command = [sys.executable, '-m', 'pytest',
                '--pyargs', 'ffcvx.testing.strategies', '--ffcvx-cache', 'os', '-q']
     result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600)
     output = result.stdout + result.stderr
@@ -58,6 +61,7 @@ def test_options_must_be_an_object_per_strategy():
 
 
 def test_bad_options_are_a_usage_error(tmp_path):
+    # -p on top of the registered pytest11 entry point: the plugin loads once (same name).
     result = subprocess.run(
         [sys.executable, '-m', 'pytest', '-p', 'ffcvx.testing.plugin', '--pyargs',
          'ffcvx.testing.strategies', '--ffcvx-cache-options', '{"os": 3}', '-q'],

@@ -17,23 +17,16 @@ from ffcvx.fields import (BytesField, FloatField, IntField, JSONField, NDArrayFi
                           RGBImageField, TorchTensorField)
 from ffcvx.fields.rgb_image import encode_jpeg, shrink_to
 from ffcvx.reader import Reader
+from ffcvx.testing import shared_dir
 from ffcvx.types import ALLOC_TABLE_TYPE, HeaderType, align_to_page, metadata_offset
 from ffcvx.writer import DatasetWriter
 
 MIB = 1 << 20
 PAGE = 2 * MIB
-HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def _photos_dir():
-    for candidate in (os.path.join(HERE, '..', '..', 'shared', 'data', 'photos'),
-                      '/work/shared/data/photos'):
-        if os.path.isdir(candidate):
-            return os.path.normpath(candidate)
-    return None
-
-
-PHOTOS = _photos_dir()
+#: Natural images for JPEG error bounds; photo_crops falls back to synthetic ones without them.
+PHOTOS = shared_dir('data', 'photos', required=False)
 
 
 class ListDataset:

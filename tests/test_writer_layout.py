@@ -19,21 +19,15 @@ import torch
 from ffcvx.fields import (BytesField, FloatField, IntField, JSONField, NDArrayField,
                           RGBImageField, TorchTensorField)
 from ffcvx.fields.rgb_image import shrink_to
+from ffcvx.testing import find_golden_dir
 from ffcvx.types import FieldDescType, HeaderType, metadata_offset
 from ffcvx.writer import DatasetWriter
 
 
-def _golden_dir():
-    here = os.path.dirname(os.path.abspath(__file__))
-    for candidate in (os.path.join(here, '..', '..', 'shared', 'golden', 'ffcv-1.0.2'),
-                      '/work/shared/golden/ffcv-1.0.2'):
-        if os.path.isdir(candidate):
-            return os.path.normpath(candidate)
-    return None
-
-
-GOLDEN = _golden_dir()
-pytestmark = pytest.mark.skipif(GOLDEN is None, reason="shared/golden/ffcv-1.0.2 not found")
+GOLDEN = find_golden_dir()
+# Every test here reads the golden files: the conftest fixture fails each one, naming
+# what is missing, when they are absent.
+pytestmark = pytest.mark.usefixtures('golden_dir')
 
 BYTE_IDENTICAL_CASES = ['ints_floats', 'ndarray', 'bytes_json', 'torch_tensor', 'rgb_raw']
 

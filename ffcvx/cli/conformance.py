@@ -1,4 +1,10 @@
-"""``ffcvx conformance --backend NAME``: the decoder conformance suite on one backend (BKD-061)."""
+"""``ffcvx conformance --backend NAME``: the decoder conformance suite on one backend (BKD-061).
+
+It runs the same tests as ``pytest --pyargs ffcvx.testing.decoders --ffcvx-backend NAME``
+(the class :class:`~ffcvx.testing.decoders.DecoderBackendTests`), in process through
+``pytest.main`` with a plugin that collects one result per check
+(:func:`~ffcvx.testing.decoders.run_suite`), and prints them as a table.
+"""
 from .common import UsageError
 
 __all__ = ['add_parser', 'run']
@@ -7,8 +13,15 @@ __all__ = ['add_parser', 'run']
 def run(args):
     """Run the decoder conformance suite on ``args.backend``; 0 pass, 1 fail, 2 unavailable (BKD-061)."""
     from ..errors import BackendNotFoundError
+    from ..extras import MissingExtraError, require
     from ..registry import Registry
     from ..testing import find_golden_dir
+
+    try:
+        # The suite is a pytest class; this command runs it through pytest.main.
+        require('pytest', 'test', 'ffcvx conformance')
+    except MissingExtraError as exc:
+        raise UsageError(str(exc)) from None
     from ..testing.decoders import format_table, run_suite
 
     registry = Registry('ffcvx.decoders')

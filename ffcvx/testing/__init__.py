@@ -4,18 +4,25 @@
 ``ffcvx.caches``) against the spec reader; :mod:`ffcvx.testing.plugin` adds its
 command-line options. A strategy author runs it on their own strategy with::
 
-    pytest -p ffcvx.testing.plugin --pyargs ffcvx.testing.strategies --ffcvx-cache mine
+    pytest --pyargs ffcvx.testing.strategies --ffcvx-cache mine
+
+:mod:`ffcvx.testing.decoders` checks decoder backends (entry-point group
+``ffcvx.decoders``) the same way; its class :class:`DecoderBackendTests` is
+what a backend's own test module subclasses.
 
 This module holds the pieces that do not need a running test session: where
-the golden files are, and how the command line and a test module's settings
-become the list of strategies and their options. Importing it is cheap (no
+the ``shared/`` folder and the golden files are (:func:`shared_dir`), and
+how the command line and a test module's settings become the list of
+strategies and their options. Importing it is cheap (no
 numba, no torch).
 """
 import json
 from pathlib import Path
 
-__all__ = ['GOLDEN_SUBDIR', 'SERVER_SKIP_REASON', 'find_golden_dir', 'parse_cache_options',
-           'server_skip_reason']
+from .shared import SHARED_ENV, SharedDirNotFound, shared_dir
+
+__all__ = ['GOLDEN_SUBDIR', 'SERVER_SKIP_REASON', 'SHARED_ENV', 'SharedDirNotFound',
+           'find_golden_dir', 'parse_cache_options', 'server_skip_reason', 'shared_dir']
 
 #: Where FFCV's golden files sit inside a ``shared/`` folder.
 GOLDEN_SUBDIR = Path('golden') / 'ffcv-1.0.2'
@@ -37,16 +44,16 @@ def find_golden_dir(explicit=None, start=None):
         A folder named by the user (``--ffcvx-golden-dir``); when given it is
         the only candidate.
     start : str or os.PathLike or None
-        A folder whose ancestors are searched as well (the working directory
-        of a test run); None searches only beside the ffcvx package.
+        Accepted for compatibility and not used: the ``shared/`` folder is
+        found by :func:`shared_dir` alone.
 
     Returns
     -------
     pathlib.Path or None
-        Without ``explicit``: the first ``<ancestor>/shared/golden/ffcv-1.0.2``
-        holding ``.beton`` files, for every ancestor of the ffcvx source tree
-        (the layout of a checkout, ``<repo>/../shared``) and then of ``start``,
-        and finally ``/work/shared/golden/ffcv-1.0.2``.
+        Without ``explicit``: ``shared/golden/ffcv-1.0.2`` of
+        :func:`shared_dir` (``$FFCVX_SHARED``, else ``../shared`` beside the
+        checkout) when it holds ``.beton`` files; None otherwise (the suites
+        then skip the golden checks, saying why).
 
     Raises
     ------
@@ -59,14 +66,8 @@ def find_golden_dir(explicit=None, start=None):
         if not _has_betons(folder):
             raise FileNotFoundError(f"--ffcvx-golden-dir {folder}: no .beton files there")
         return folder
-    package = Path(__file__).resolve().parents[1]
-    ancestors = list(package.parents)
-    if start is not None:
-        ancestors += list(Path(start).resolve().parents) + [Path(start).resolve()]
-    for shared in [parent / 'shared' for parent in ancestors] + [Path('/work/shared')]:
-        if _has_betons(shared / GOLDEN_SUBDIR):
-            return shared / GOLDEN_SUBDIR
-    return None
+    folder = shared_dir(*GOLDEN_SUBDIR.parts, required=False)
+    return folder if folder is not None and _has_betons(folder) else None
 
 
 def parse_cache_options(text):

@@ -1,10 +1,15 @@
 """pytest plugin: command-line options of the conformance suites (memory strategies, decoders).
 
-Load it with ``-p ffcvx.testing.plugin``::
+Registered as the ``pytest11`` entry point ``ffcvx.testing.plugin`` (setup.cfg),
+so pytest loads it wherever ffcvx is installed::
 
-    pytest -p ffcvx.testing.plugin --pyargs ffcvx.testing.strategies --ffcvx-cache mine \\
+    pytest --pyargs ffcvx.testing.strategies --ffcvx-cache mine \\
         --ffcvx-cache-options '{"mine": {"capacity": 1048576}}'
-    pytest -p ffcvx.testing.plugin --pyargs ffcvx.testing.decoders --ffcvx-backend mine
+    pytest --pyargs ffcvx.testing.decoders --ffcvx-backend mine
+
+``-p ffcvx.testing.plugin`` still works (and is needed where ffcvx is used from
+a source tree without being installed): the entry point has the module's own
+name, so pytest finds it registered already and loads it once.
 
 Options
 -------
@@ -21,15 +26,17 @@ Options
     the entry-point group ``ffcvx.decoders``; repeatable. Default: every
     registered backend.
 ``--ffcvx-golden-dir DIR``
-    Folder of FFCV 1.0.2 golden ``.beton`` files; default: found next to the
-    ffcvx source tree (``shared/golden/ffcv-1.0.2``), else those tests skip.
+    Folder of FFCV 1.0.2 golden ``.beton`` files; default:
+    ``shared/golden/ffcv-1.0.2`` of :func:`ffcvx.testing.shared_dir`
+    (``$FFCVX_SHARED``, else ``../shared`` beside the source tree), else those
+    tests skip.
 
 The plugin only adds these options and checks the JSON at start-up; the
-fixtures and the parametrisation live in :mod:`ffcvx.testing.strategies`
-itself, so loading the plugin changes nothing in test runs that do not
-collect the suite, and the suite also runs without the plugin (with the
-defaults above, as the project's own ``tests/test_strategy_conformance.py``
-does).
+fixtures and the parametrisation live in the suites themselves
+(:mod:`ffcvx.testing.strategies`, :mod:`ffcvx.testing.decoders`), so loading
+the plugin changes nothing in test runs that do not collect a suite, and the
+suites also run without the plugin (with the defaults above, as the project's
+own ``tests/test_strategy_conformance.py`` does).
 """
 import pytest
 

@@ -37,6 +37,7 @@ import ffcvx_nvjpeg
 from ffcvx_nvjpeg import (TORCHVISION_HINT, CropOutsideImageError, NvJPEGBackend,
                           SampleDecodeError)
 from ffcvx.errors import BackendNotFoundError, DecodeError
+from ffcvx.testing import shared_dir
 
 PILLOW_MAX = 1
 PILLOW_MEAN = 0.3
@@ -46,14 +47,6 @@ BKD023_MAX = 24
 
 
 # -- fixtures and helpers ---------------------------------------------------------------
-
-def shared_dir():
-    """The shared data folder: ``<repo>/../shared``, else ``/work/shared``."""
-    candidate = Path(__file__).resolve().parents[3].parent / "shared"
-    if (candidate / "data").is_dir():
-        return candidate
-    return Path("/work/shared")
-
 
 def pillow_decode(data, device):
     """A CPU stand-in for torchvision's decode_jpeg, with the same contract.

@@ -18,7 +18,6 @@ import importlib.metadata
 import io
 import json
 import threading
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -26,18 +25,11 @@ from PIL import Image
 
 from ffcvx.errors import DecodeError
 from ffcvx._ext.resize import resize_rgb
+from ffcvx.testing import shared_dir
 
 # mean |scaled decode - full decode + resize| allowed, per DCT scale k/8
 # (observed maxima on the shared photos: 6.7 at 1/8, 4.6 at 1/4, 5.6 at 1/2)
 SCALED_MEAN = {1: 8.0, 2: 6.0, 4: 6.5, 8: 0.0}
-
-
-def shared_dir():
-    """The shared data folder: ``<repo>/../shared``, else ``/work/shared``."""
-    candidate = Path(__file__).resolve().parents[3].parent / "shared"
-    if (candidate / "golden").is_dir():
-        return candidate
-    return Path("/work/shared")
 
 
 @pytest.fixture(scope="module")

@@ -32,14 +32,7 @@ cv2 = pytest.importorskip("cv2")
 # make setup installs this package: a missing module fails here, loudly
 from ffcvx_turbojpeg import _libjpeg_encode as E  # noqa: E402
 from ffcvx_turbojpeg import _libjpeg_write as W  # noqa: E402
-
-
-def shared_dir():
-    """The shared data folder: ``<repo>/../shared``, else ``/work/shared``."""
-    candidate = Path(__file__).resolve().parents[3].parent / "shared"
-    if (candidate / "data").is_dir():
-        return candidate
-    return Path("/work/shared")
+from ffcvx.testing import shared_dir
 
 
 @pytest.fixture(scope="module")
