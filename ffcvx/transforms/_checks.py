@@ -1,6 +1,7 @@
-"""Argument and State checks shared by the transforms (not part of the public API)."""
-import numbers
+"""State checks shared by the transforms: what a step needs from the previous one (not public API).
 
+Constructor argument checks are in ``_args.py``.
+"""
 import numpy as np
 
 
@@ -49,39 +50,10 @@ def require_images(op_name, state, channels=None, dtype=None):
     return tuple(int(s) for s in shape)
 
 
-def positive_int(op_name, name, value, minimum=1):
-    """``int(value)`` if it is an integer ``>= minimum``, else ValueError."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise ValueError(f"{op_name}: {name} must be an integer, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{op_name}: {name} must be at least {minimum}, got {value}")
-    return int(value)
 
 
-def probability(op_name, name, value):
-    """``float(value)`` if it is a number in [0, 1], else ValueError."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value <= 1:
-        raise ValueError(f"{op_name}: {name} must be a number in [0, 1], got {value!r}")
-    return float(value)
 
 
-def fill_vector(op_name, fill):
-    """A fill colour as a 1-D float64 array (checked against the images later).
-
-    Raises
-    ------
-    ValueError
-        If ``fill`` is not a non-empty 1-D sequence of finite numbers.
-    """
-    try:
-        values = np.asarray(fill, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ValueError(f"{op_name}: fill must be a sequence of numbers, one per channel, "
-                         f"got {fill!r}") from None
-    if values.ndim != 1 or values.size == 0 or not np.all(np.isfinite(values)):
-        raise ValueError(f"{op_name}: fill must be a sequence of numbers, one per channel, "
-                         f"got {fill!r}")
-    return values
 
 
 def fill_for(op_name, fill, shape, dtype):
@@ -93,7 +65,7 @@ def fill_for(op_name, fill, shape, dtype):
     Parameters
     ----------
     fill : ndarray, shape (k,)
-        From :func:`fill_vector`.
+        From ``_args.fill_vector``.
     shape : tuple (H, W, C)
     dtype : numpy dtype
         The images' element type.
@@ -121,37 +93,3 @@ def fill_for(op_name, fill, shape, dtype):
             raise ValueError(f"{op_name}: fill {tuple(fill.tolist())} is not a colour of {dtype} "
                              f"images (integers in [{info.min}, {info.max}])")
     return fill.astype(dtype)
-
-
-def sample_indices(op_name, indices):
-    """Sorted, distinct sample indices as ``ndarray[uint64]`` (what the Loader passes).
-
-    Raises
-    ------
-    ValueError
-        If ``indices`` is not a 1-D collection of non-negative integers.
-    """
-    values = np.asarray(list(indices) if not isinstance(indices, np.ndarray) else indices)
-    if values.size == 0:
-        return np.zeros(0, dtype=np.uint64)
-    if values.ndim != 1 or values.dtype.kind not in 'iu':
-        raise ValueError(f"{op_name}: indices must be a 1-D collection of sample numbers "
-                         f"(integers), got dtype {values.dtype} and shape {values.shape}")
-    if values.min() < 0:
-        raise ValueError(f"{op_name}: indices must be non-negative, got {int(values.min())}")
-    return np.unique(values.astype(np.uint64))
-
-
-def seed_arg(op_name, seed, name='seed'):
-    """FFCV-SSL's ``seed`` argument: None, or ``int(seed)`` for an integer >= 0 (not a bool).
-
-    Raises
-    ------
-    ValueError
-        Naming the op and the argument, for anything else.
-    """
-    if seed is None:
-        return None
-    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral) or seed < 0:
-        raise ValueError(f"{op_name}: {name} must be None or an integer >= 0, got {seed!r}")
-    return int(seed)

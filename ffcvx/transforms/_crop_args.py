@@ -1,7 +1,8 @@
 """Argument checks of the crop decoders: ranges, sizes, seeds, RandomResizedCrop's two signatures."""
 import numpy as np
 
-from ._checks import positive_int, seed_arg
+from . import _args
+from ._args import positive_int, seed_arg
 
 _SIGNATURES = ("RandomResizedCrop takes FFCV 1.0's RandomResizedCrop(scale, ratio, size) or "
                "FFCV-SSL's RandomResizedCrop(output_size, scale=(0.08, 1.0), ratio=(3/4, 4/3), "
@@ -24,11 +25,8 @@ def _pair(value):
 
 
 def range_pair(op, name, value):
-    """``(low, high)`` as floats with ``0 < low <= high``, else ValueError naming ``op`` and ``name``."""
-    pair = _pair(value)
-    if pair is None or not 0 < float(pair[0]) <= float(pair[1]):
-        raise ValueError(f"{op}: {name} must be a pair (low, high) with 0 < low <= high, got {value!r}")
-    return float(pair[0]), float(pair[1])
+    """``(low, high)`` as floats with ``0 < low <= high`` (an infinite high allowed), else ValueError."""
+    return _args.range_pair(op, name, value, low=0, low_open=True, finite=False)
 
 
 def output_size_pair(op, value):

@@ -6,99 +6,38 @@ repeats the float32 arithmetic of ``torchvision.transforms.v2.functional``
 to float32, the same truncations (``.to(uint8)`` and ``floor_``), and a fused
 multiply-add where torch's ``add_(other, alpha=...)`` uses one (its AVX2
 kernels do; measured: without it 1,638 saturation pixels of 8 photos differ).
-Shared by ``colorjitter.py``, ``grayscale.py`` and ``solarization.py``.
+Brightness, contrast and saturation are ``_color.py``'s blend with
+torchvision's rounding. Shared by ``colorjitter.py``, ``grayscale.py`` and
+``solarization.py``.
 """
 import numpy as np
-from llvmlite import ir
-from numba import njit, types
-from numba.extending import intrinsic
+from numba import njit
+
+from ._color import BRIGHTNESS, CONTRAST, SATURATION, TV_BLEND, gray32
 
 _f32 = np.float32
 _ZERO, _ONE, _TWO, _FOUR, _SIX = _f32(0.0), _f32(1.0), _f32(2.0), _f32(4.0), _f32(6.0)
-_MAX = _f32(255.0)
-_R, _G, _B = _f32(0.2989), _f32(0.587), _f32(0.114)   # torchvision's luma weights
 _INV255 = _f32(1.0 / 255)                             # to_dtype_image, uint8 -> float
 _TO_U8 = _f32(255 + 1.0 - 1e-3)                       # to_dtype_image, float -> uint8
 _SIXTH = _f32(1.0 / 6.0)
 
 
-@intrinsic
-def fma32(typingctx, a, b, c):
-    """``a * b + c`` in float32 with one rounding (LLVM's ``llvm.fma.f32``)."""
-    sig = types.float32(types.float32, types.float32, types.float32)
-
-    def codegen(context, builder, signature, args):
-        f32 = ir.FloatType()
-        fn = builder.module.declare_intrinsic('llvm.fma', [f32], ir.FunctionType(f32, [f32] * 3))
-        return builder.call(fn, args)
-    return sig, codegen
-
-
-@njit(nogil=True, inline='always')
-def _to_u8(value):
-    # clamp_(0, 255) then .to(uint8), which truncates
-    if value < _ZERO:
-        value = _ZERO
-    elif value > _MAX:
-        value = _MAX
-    return np.uint8(value)
-
-
-@njit(nogil=True, inline='always')
-def gray32(pixel):
-    """torchvision's grey of one RGB pixel, float32: ``r*0.2989 + 0.587 g + 0.114 b``."""
-    value = _f32(pixel[0]) * _R
-    value = fma32(_f32(pixel[1]), _G, value)
-    return fma32(_f32(pixel[2]), _B, value)
-
-
-@njit(nogil=True, inline='always')
-def _blend(pixel, factor, keep, reference):
-    # _blend: image.mul(ratio).add_(reference, alpha=1 - ratio), clamp, truncate
-    for c in range(3):
-        pixel[c] = _to_u8(fma32(reference, keep, _f32(pixel[c]) * factor))
-
-
 @njit(nogil=True)
 def adjust_brightness(image, factor):
     """``trunc(clamp(x * factor, 0, 255))`` (float32 product), in place; ``factor >= 0``."""
-    f = _f32(factor)
-    for y in range(image.shape[0]):
-        for x in range(image.shape[1]):
-            for c in range(3):
-                image[y, x, c] = _to_u8(_f32(image[y, x, c]) * f)
+    TV_BLEND(image, factor, BRIGHTNESS)
 
 
 @njit(nogil=True)
 def adjust_saturation(image, factor):
     """Blend each pixel with its floored grey by ``factor`` (0: grey, 1: unchanged), in place."""
-    f, keep = _f32(factor), _f32(1.0 - factor)
-    for y in range(image.shape[0]):
-        for x in range(image.shape[1]):
-            pixel = image[y, x]
-            _blend(pixel, f, keep, np.floor(gray32(pixel)))
+    TV_BLEND(image, factor, SATURATION)
 
 
 @njit(nogil=True)
 def adjust_contrast(image, factor):
-    """Blend with the mean of the floored greys by ``factor``, in place.
-
-    The floored greys are integers, so their sum is exact in int64; the mean
-    is that sum over the pixel count rounded once to float32, which is what
-    torch's float32 mean gives while its partial sums stay below 2**24
-    (any image up to 256 x 256 pixels; beyond, torch's own rounding may
-    differ by a unit in the mean's last place).
-    """
-    height, width = image.shape[0], image.shape[1]
-    total = 0
-    for y in range(height):
-        for x in range(width):
-            total += np.int64(np.floor(gray32(image[y, x])))
-    mean = _f32(total / (height * width)) if height * width > 0 else _ZERO
-    f, keep = _f32(factor), _f32(1.0 - factor)
-    for y in range(height):
-        for x in range(width):
-            _blend(image[y, x], f, keep, mean)
+    """Blend with the mean of the floored greys by ``factor`` (float32, ``_color.tv_mean``), in place."""
+    TV_BLEND(image, factor, CONTRAST)
 
 
 @njit(nogil=True, inline='always')

@@ -9,49 +9,37 @@ and ``h ~ U(h_lo, h_hi)``, each adjustment rounded back to uint8 as
 Factors are drawn as float64 and kept as float32 (FFCV-SSL's precision; the
 image op uses exactly what the label op reports).
 """
-import math
-import numbers
 
 import numpy as np
 from numba import njit
 
-from ..pipeline.compiler import Compiler
-from ..pipeline.operation import Operation
-from ..pipeline.seeds import seed_sample
-from ._checks import probability, require_images
-from ._ssl import LabelColumns, check_seed
+from ._args import is_number, number, probability, range_pair, seed_arg
+from ._color import BRIGHTNESS, CONTRAST, SATURATION
+from ._per_sample import LabelOp, PerImageOp
 from ._tv_color import adjust_brightness, adjust_contrast, adjust_hue, adjust_saturation
 
-BRIGHTNESS, CONTRAST, SATURATION, HUE = 0, 1, 2, 3
+HUE = 3
 IDENTITY = (1.0, 1.0, 1.0, 0.0)
 
 
-def jitter_range(op_name, name, value, center=1.0, bound=(0.0, math.inf), clip_first_on_zero=True):
+def jitter_range(op_name, name, value, center=1.0, bound=(0.0, None), clip_first_on_zero=True):
     """torchvision's ``ColorJitter._check_input``: ``(low, high, enabled)``.
 
     A number ``x >= 0`` gives ``[center - x, center + x]`` (the low end
     raised to 0 when ``clip_first_on_zero``), a pair ``(low, high)`` is
-    taken as it is; None or a range of only ``center`` disables the
-    adjustment. Raises ValueError naming the op and argument otherwise.
+    taken as it is; both must lie within ``bound`` (finite). None or a
+    range of only ``center`` disables the adjustment. Raises ValueError
+    naming the op and argument otherwise.
     """
     if value is None:
         return center, center, False
-    if isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_)):
-        if not 0 <= value < math.inf:
-            raise ValueError(f"{op_name}: {name} must be a finite number >= 0 or a (min, max) pair, "
-                             f"got {value!r}")
-        low, high = center - float(value), center + float(value)
+    if is_number(value):
+        spread = number(op_name, name, value, low=0)
+        low, high = center - spread, center + spread
         if clip_first_on_zero:
             low = max(low, 0.0)
-    else:
-        try:
-            low, high = (float(v) for v in value)
-        except (TypeError, ValueError):
-            raise ValueError(f"{op_name}: {name} must be a number or a (min, max) pair, "
-                             f"got {value!r}") from None
-    if not bound[0] <= low <= high <= bound[1] or math.isinf(high):
-        raise ValueError(f"{op_name}: {name} range must satisfy {bound[0]} <= min <= max <= "
-                         f"{bound[1]} (finite), got ({low}, {high})")
+        value = (low, high)
+    low, high = range_pair(op_name, name, value, low=bound[0], high=bound[1])
     return low, high, not low == high == center
 
 
@@ -103,7 +91,26 @@ def apply_jitter(image, params, order, enabled):
             adjust_hue(image, factor)
 
 
-class RandomColorJitter(Operation):
+@njit(nogil=True, inline='always')
+def _jitter_step(image, args):
+    # args: (jitter_prob, lows, highs, enabled)
+    params = np.empty(4, dtype=np.float32)
+    order = np.empty(4, dtype=np.int64)
+    if draw_jitter(args[0], args[1], args[2], params, order):
+        apply_jitter(image, params, order, args[3])
+
+
+@njit(nogil=True, inline='always')
+def _jitter_columns(args, out):
+    # args: (jitter_prob, lows, highs, with_order); the factors, then the order if asked
+    order = np.empty(4, dtype=np.int64)
+    draw_jitter(args[0], args[1], args[2], out[:4], order)
+    if args[3]:
+        for i in range(4):
+            out[4 + i] = order[i]
+
+
+class RandomColorJitter(PerImageOp):
     """torchvision's ``RandomApply([ColorJitter(...)], p=jitter_prob)``, in place.
 
     Input and output: ``ndarray[uint8], shape (B, H, W, 3)`` (jit mode),
@@ -132,6 +139,7 @@ class RandomColorJitter(Operation):
     """
 
     seed_kind = 'RandomColorJitter'
+    image_channels, image_dtype = 3, np.uint8
 
     def __init__(self, jitter_prob=0.5, brightness=0.8, contrast=0.4, saturation=0.4, hue=0.2,
                  seed=None):
@@ -145,36 +153,17 @@ class RandomColorJitter(Operation):
                                clip_first_on_zero=False)]
         self.brightness, self.contrast, self.saturation, self.hue = (r[:2] for r in ranges)
         self.enabled = tuple(r[2] for r in ranges)
-        self.seed = check_seed(name, seed)
+        self.seed = seed_arg(name, seed)
 
     def _draw_arguments(self):
         ranges = (self.brightness, self.contrast, self.saturation, self.hue)
         return (self.jitter_prob, tuple(r[0] for r in ranges), tuple(r[1] for r in ranges))
 
-    def declare_state_and_memory(self, previous_state):
-        require_images(type(self).__name__, previous_state, channels=3, dtype=np.uint8)
-        return previous_state, None
-
-    def generate_code(self):
-        my_range = Compiler.get_iterator()
-        prob, lows, highs = self._draw_arguments()
-        enabled = self.enabled
-
-        def color_jitter(images, dst, indices, seed):
-            n = images.shape[0]
-            params = np.empty((n, 4), dtype=np.float32)
-            orders = np.empty((n, 4), dtype=np.int64)
-            for k in my_range(n):
-                seed_sample(seed, indices[k])
-                if draw_jitter(prob, lows, highs, params[k], orders[k]):
-                    apply_jitter(images[k], params[k], orders[k], enabled)
-            return images
-        color_jitter.is_parallel = True
-        color_jitter.with_seed = True
-        return color_jitter
+    def _image_step(self):
+        return _jitter_step, self._draw_arguments() + (self.enabled,)
 
 
-class LabelColorJitter(LabelColumns):
+class LabelColorJitter(LabelOp):
     """Append what :class:`RandomColorJitter` with the same arguments and seed drew.
 
     Columns (float32, after the incoming labels): brightness, contrast,
@@ -213,24 +202,5 @@ class LabelColorJitter(LabelColumns):
         self.with_order = bool(with_order)
         self.columns = 8 if self.with_order else 4
 
-    def _label_code(self, width):
-        my_range = Compiler.get_iterator()
-        prob, lows, highs = self._image_op._draw_arguments()
-        with_order = self.with_order
-
-        def label_color_jitter(labels, dst, indices, seed):
-            n = labels.shape[0]
-            flat = labels.reshape(n, width)
-            orders = np.empty((n, 4), dtype=np.int64)
-            params = np.empty((n, 4), dtype=np.float32)
-            for k in my_range(n):
-                seed_sample(seed, indices[k])
-                draw_jitter(prob, lows, highs, params[k], orders[k])
-                for i in range(width):
-                    dst[k, i] = flat[k, i]
-                for i in range(4):
-                    dst[k, width + i] = params[k, i]
-                    if with_order:
-                        dst[k, width + 4 + i] = orders[k, i]
-            return dst
-        return label_color_jitter
+    def _label_step(self):
+        return _jitter_columns, self._image_op._draw_arguments() + (self.with_order,)

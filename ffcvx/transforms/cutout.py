@@ -1,13 +1,25 @@
 """Cutout: fill one random square of each image."""
 import numpy as np
+from numba import njit
 
-from ..pipeline.compiler import Compiler
-from ..pipeline.operation import Operation
-from ..pipeline.seeds import seed_sample
-from ._checks import fill_for, fill_vector, positive_int, require_images
+from ._args import fill_vector, positive_int
+from ._checks import fill_for
+from ._per_sample import PerImageOp
 
 
-class Cutout(Operation):
+@njit(nogil=True, inline='always')
+def _cutout_step(image, args):
+    # args: (crop_size, fill); the square's corner is drawn wholly inside the image
+    size, fill = args
+    top = np.random.randint(0, image.shape[0] - size + 1)
+    left = np.random.randint(0, image.shape[1] - size + 1)
+    for y in range(top, top + size):
+        for x in range(left, left + size):
+            for c in range(image.shape[2]):
+                image[y, x, c] = fill[c]
+
+
+class Cutout(PerImageOp):
     """Fill one ``crop_size x crop_size`` square of each image with ``fill``, in place.
 
     The square's top-left corner ``(y, x)`` is drawn uniformly per image from
@@ -41,31 +53,11 @@ class Cutout(Operation):
         self.fill = fill_vector('Cutout', fill)
         self._fill = None
 
-    def declare_state_and_memory(self, previous_state):
-        shape = require_images('Cutout', previous_state)
+    def _accept_images(self, shape, dtype):
         if self.crop_size > min(shape[0], shape[1]):
             raise ValueError(f"Cutout: crop_size {self.crop_size} does not fit in images of "
                              f"{shape[0]}x{shape[1]} pixels")
-        self._fill = fill_for('Cutout', self.fill, shape, previous_state.dtype)
-        return previous_state, None
+        self._fill = fill_for('Cutout', self.fill, shape, dtype)
 
-    def generate_code(self):
-        my_range = Compiler.get_iterator()
-        size = self.crop_size
-        fill = self._fill
-
-        def cutout(images, dst, indices, seed):
-            height, width, channels = images.shape[1], images.shape[2], images.shape[3]
-            for k in my_range(images.shape[0]):
-                seed_sample(seed, indices[k])
-                top = np.random.randint(0, height - size + 1)
-                left = np.random.randint(0, width - size + 1)
-                image = images[k]
-                for y in range(top, top + size):
-                    for x in range(left, left + size):
-                        for c in range(channels):
-                            image[y, x, c] = fill[c]
-            return images
-        cutout.is_parallel = True
-        cutout.with_seed = True
-        return cutout
+    def _image_step(self):
+        return _cutout_step, (self.crop_size, self._fill)

@@ -1,14 +1,11 @@
 """Random erasing (FFCV-SSL's ``RandomErasing``), torchvision's box sampling and fill."""
 import math
-import numbers
 
 import numpy as np
 from numba import njit
 
-from ..pipeline.compiler import Compiler
-from ..pipeline.operation import Operation
-from ..pipeline.seeds import seed_sample
-from ._checks import fill_vector, probability, require_images, seed_arg
+from ._args import fill_vector, probability, range_pair, seed_arg
+from ._per_sample import PerImageOp
 
 
 @njit(nogil=True)
@@ -48,16 +45,16 @@ def fill_box(image, i, j, h, w, value):
                 image[y, x, c] = value[c]
 
 
-def _range(name, argument, value, low_bound):
-    if (not isinstance(value, (tuple, list)) or len(value) != 2
-            or not all(isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)
-                       for v in value)
-            or not low_bound(value[0]) or value[0] > value[1]):
-        raise ValueError(f"{name}: {argument} must be a pair (min, max) with min <= max, got {value!r}")
-    return float(value[0]), float(value[1])
+@njit(nogil=True, inline='always')
+def _erasing_step(image, args):
+    # args: (erase_prob, scale_lo, scale_hi, log_ratio_lo, log_ratio_hi, fill value)
+    i, j, h, w = erase_box(args[0], image.shape[0], image.shape[1], args[1], args[2], args[3],
+                           args[4])
+    if h > 0 and w > 0:
+        fill_box(image, i, j, h, w, args[5])
 
 
-class RandomErasing(Operation):
+class RandomErasing(PerImageOp):
     """Fill one random box of each image, with probability ``erase_prob``, with ``mean``.
 
     torchvision's ``RandomErasing(p=erase_prob, scale, ratio, value=mean)``
@@ -92,14 +89,14 @@ class RandomErasing(Operation):
         ``mean`` has neither 1 nor C values.
     """
 
+    image_dtype = np.uint8
+
     def __init__(self, erase_prob=0.5, scale=(0.08, 0.4), ratio=(0.3, 3), mean=(128, 128, 128),
                  seed=None):
         super().__init__()
         self.erase_prob = probability('RandomErasing', 'erase_prob', erase_prob)
-        self.scale = _range('RandomErasing', 'scale', scale, lambda v: v >= 0)
-        if self.scale[1] > 1:
-            raise ValueError(f"RandomErasing: scale must lie in [0, 1], got {scale!r}")
-        self.ratio = _range('RandomErasing', 'ratio', ratio, lambda v: v > 0)
+        self.scale = range_pair('RandomErasing', 'scale', scale, low=0, high=1)
+        self.ratio = range_pair('RandomErasing', 'ratio', ratio, low=0, low_open=True)
         try:
             self.mean = fill_vector('RandomErasing', mean if isinstance(mean, (tuple, list, np.ndarray))
                                     else (mean,))
@@ -111,30 +108,13 @@ class RandomErasing(Operation):
         self.seed = seed_arg('RandomErasing', seed)
         self._value = None
 
-    def declare_state_and_memory(self, previous_state):
-        shape = require_images('RandomErasing', previous_state, dtype=np.uint8)
+    def _accept_images(self, shape, dtype):
         if self.mean.size not in (1, shape[2]):
             raise ValueError(f"RandomErasing: mean has {self.mean.size} values but the images have "
                              f"{shape[2]} channels (shape {shape})")
         # torchvision assigns float values into uint8 images: truncation
         self._value = np.broadcast_to(np.trunc(self.mean), (shape[2],)).astype(np.uint8)
-        return previous_state, None
 
-    def generate_code(self):
-        my_range = Compiler.get_iterator()
-        erase_prob = self.erase_prob
-        scale_lo, scale_hi = self.scale
-        log_lo, log_hi = math.log(self.ratio[0]), math.log(self.ratio[1])
-        value = self._value
-
-        def random_erasing(images, dst, indices, seed):
-            height, width = images.shape[1], images.shape[2]
-            for k in my_range(images.shape[0]):
-                seed_sample(seed, indices[k])
-                i, j, h, w = erase_box(erase_prob, height, width, scale_lo, scale_hi, log_lo, log_hi)
-                if h > 0 and w > 0:
-                    fill_box(images[k], i, j, h, w, value)
-            return images
-        random_erasing.is_parallel = True
-        random_erasing.with_seed = True
-        return random_erasing
+    def _image_step(self):
+        return _erasing_step, (self.erase_prob, *self.scale, math.log(self.ratio[0]),
+                               math.log(self.ratio[1]), self._value)

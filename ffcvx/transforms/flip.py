@@ -1,12 +1,9 @@
 """RandomHorizontalFlip and LabelRandomHorizontalFlip (FFCV-SSL's label op)."""
 from numba import njit
 
-from ..pipeline.compiler import Compiler
-from ..pipeline.operation import Operation
-from ..pipeline.seeds import seed_sample
-from ._checks import probability, require_numpy
-from ._seeded import append_columns, optional_seed
-from ._ssl import draw_applied
+from ._args import probability, seed_arg
+from ._per_sample import LabelOp, PerImageOp
+from ._ssl import draw_applied, flag_column
 
 
 @njit(nogil=True)
@@ -23,7 +20,14 @@ def mirror_in_place(image):
                 row[mirror, c] = value
 
 
-class RandomHorizontalFlip(Operation):
+@njit(nogil=True, inline='always')
+def _flip_step(image, args):
+    # args: (flip_prob,)
+    if draw_applied(args[0]):
+        mirror_in_place(image)
+
+
+class RandomHorizontalFlip(PerImageOp):
     """Mirror each image left-right with probability ``flip_prob``, in place.
 
     A flipped image equals torchvision's ``horizontal_flip`` exactly. Input
@@ -54,7 +58,7 @@ class RandomHorizontalFlip(Operation):
     def __init__(self, flip_prob=0.5, seed=None):
         super().__init__()
         self.flip_prob = probability('RandomHorizontalFlip', 'flip_prob', flip_prob)
-        self.seed = optional_seed('RandomHorizontalFlip', seed)
+        self.seed = seed_arg('RandomHorizontalFlip', seed)
 
     @property
     def horizontal_flip_probability(self):
@@ -65,27 +69,17 @@ class RandomHorizontalFlip(Operation):
         """
         return self.flip_prob if self.seed is None else None
 
-    def generate_code(self):
-        my_range = Compiler.get_iterator()
-        flip_prob = self.flip_prob
-
-        def flip(images, dst, indices, seed):
-            for i in my_range(images.shape[0]):
-                seed_sample(seed, indices[i])
-                if draw_applied(flip_prob):
-                    mirror_in_place(images[i])
-            return images
-        flip.is_parallel = True
-        flip.with_seed = True
-        return flip
+    def _image_step(self):
+        return _flip_step, (self.flip_prob,)
 
     def declare_state_and_memory(self, previous_state):
+        # Any (H, W, C) or other per-sample array of jit mode (FFCV's flip checks no more).
         if not previous_state.jit_mode:
             raise ValueError("RandomHorizontalFlip works on numpy images: put it before ToTensor()")
         return previous_state, None
 
 
-class LabelRandomHorizontalFlip(Operation):
+class LabelRandomHorizontalFlip(LabelOp):
     """Append 1.0 to each label row whose image :class:`RandomHorizontalFlip` flipped, else 0.0.
 
     Constructed like the image op: with the same ``flip_prob`` and the same
@@ -93,7 +87,7 @@ class LabelRandomHorizontalFlip(Operation):
     sample (it calls the same draw from the same stream). With ``seed=None``
     it draws on its own and matches nothing.
 
-    Input: labels ``ndarray, shape (B, k)`` (jit mode, e.g. ``IntDecoder()``'s
+    Input: labels ``ndarray, shape (B,)`` or ``(B, k)`` (jit mode, e.g. ``IntDecoder()``'s
     ``(B, 1)`` int64, or another label op's output). Output:
     ``ndarray[float32], shape (B, k + 1)``: the input columns, then the flag.
 
@@ -110,28 +104,12 @@ class LabelRandomHorizontalFlip(Operation):
     """
 
     seed_kind = 'RandomHorizontalFlip'
+    columns = 1
 
     def __init__(self, flip_prob=0.5, seed=None):
         super().__init__()
         self.flip_prob = probability('LabelRandomHorizontalFlip', 'flip_prob', flip_prob)
-        self.seed = optional_seed('LabelRandomHorizontalFlip', seed)
+        self.seed = seed_arg('LabelRandomHorizontalFlip', seed)
 
-    def declare_state_and_memory(self, previous_state):
-        require_numpy('LabelRandomHorizontalFlip', previous_state)
-        return append_columns('LabelRandomHorizontalFlip', previous_state, 1)
-
-    def generate_code(self):
-        my_range = Compiler.get_iterator()
-        flip_prob = self.flip_prob
-
-        def label(labels, dst, indices, seed):
-            k = labels.shape[1]
-            for i in my_range(labels.shape[0]):
-                for c in range(k):
-                    dst[i, c] = labels[i, c]
-                seed_sample(seed, indices[i])
-                dst[i, k] = 1.0 if draw_applied(flip_prob) else 0.0
-            return dst
-        label.is_parallel = True
-        label.with_seed = True
-        return label
+    def _label_step(self):
+        return flag_column, (self.flip_prob,)

@@ -19,10 +19,8 @@ import numpy as np
 from numba import njit
 
 from ..pipeline.allocation_query import AllocationQuery
-from ..pipeline.compiler import Compiler
-from ..pipeline.operation import Operation
-from ..pipeline.seeds import seed_sample
-from ._checks import probability, require_images, seed_arg
+from ._args import probability, range_pair, seed_arg
+from ._per_sample import LabelOp, PerImageOp
 
 
 @njit(nogil=True)
@@ -156,17 +154,30 @@ def _kernel_sizes(name, kernel_size):
     return int(sizes[0]), int(sizes[1])
 
 
-def _sigma_range(name, sigma):
-    values = sigma if isinstance(sigma, (tuple, list)) else (sigma, sigma)
-    if (len(values) != 2 or not all(isinstance(s, numbers.Real) and not isinstance(s, bool)
-                                    and np.isfinite(s) for s in values)
-            or not 0 < values[0] <= values[1]):
-        raise ValueError(f"{name}: sigma must be a number > 0 or a pair (min, max) with "
-                         f"0 < min <= max, got {sigma!r}")
-    return float(values[0]), float(values[1])
+def _blur_arguments(op, blur_prob, kernel_size, sigma, seed):
+    # the image op's and the label op's, alike
+    name = type(op).__name__
+    op.blur_prob = probability(name, 'blur_prob', blur_prob)
+    op.kernel_size = _kernel_sizes(name, kernel_size)
+    op.sigma = range_pair(name, 'sigma', sigma, low=0, low_open=True, scalar=True)
+    op.seed = seed_arg(name, seed)
 
 
-class GaussianBlur(Operation):
+@njit(nogil=True, inline='always')
+def _blur_step(image, args, scratch):
+    # args: (blur_prob, sigma_lo, sigma_hi, size_x, size_y)
+    sigma = draw_sigma(args[0], args[1], args[2])
+    if sigma > 0.0:
+        blur_image(image, args[3], args[4], sigma, scratch)
+
+
+@njit(nogil=True, inline='always')
+def _sigma_column(args, out):
+    # args: (blur_prob, sigma_lo, sigma_hi)
+    out[0] = draw_sigma(args[0], args[1], args[2])
+
+
+class GaussianBlur(PerImageOp):
     """Blur each image, with probability ``blur_prob``, by a Gaussian of random sigma.
 
     torchvision's ``RandomApply([GaussianBlur(kernel_size, sigma)], p=blur_prob)``
@@ -201,52 +212,30 @@ class GaussianBlur(Operation):
     """
 
     seed_kind = 'GaussianBlur'
+    image_dtype = np.uint8
+    needs_scratch = True
 
     def __init__(self, blur_prob, kernel_size=5, sigma=(0.1, 2.0), seed=None):
         super().__init__()
-        name = type(self).__name__
-        self.blur_prob = probability(name, 'blur_prob', blur_prob)
-        self.kernel_size = _kernel_sizes(name, kernel_size)
-        self.sigma = _sigma_range(name, sigma)
-        self.seed = seed_arg(type(self).__name__, seed)
+        _blur_arguments(self, blur_prob, kernel_size, sigma, seed)
 
-    def _check(self, previous_state):
-        shape = require_images(type(self).__name__, previous_state, dtype=np.uint8)
+    def _accept_images(self, shape, dtype):
         size_x, size_y = self.kernel_size
         if size_x // 2 >= shape[1] or size_y // 2 >= shape[0]:
             raise ValueError(f"GaussianBlur: kernel_size {self.kernel_size} needs images wider than "
                              f"{size_x // 2} and taller than {size_y // 2} pixels, got {shape}")
-        return shape
 
     def declare_shared_memory(self, previous_state):
-        height, width, channels = self._check(previous_state)
+        self.declare_state_and_memory(previous_state)       # the checks
+        height, width, channels = previous_state.shape
         length = (height + 1) * width * channels + sum(self.kernel_size)
         return AllocationQuery((numba.config.NUMBA_NUM_THREADS, length), np.dtype(np.float64))
 
-    def declare_state_and_memory(self, previous_state):
-        self._check(previous_state)
-        return previous_state, None
-
-    def generate_code(self):
-        my_range = Compiler.get_iterator()
-        thread_id = Compiler.thread_id()
-        blur_prob = self.blur_prob
-        sigma_lo, sigma_hi = self.sigma
-        size_x, size_y = self.kernel_size
-
-        def gaussian_blur(images, dst, indices, seed, shared):
-            for k in my_range(images.shape[0]):
-                seed_sample(seed, indices[k])
-                sigma = draw_sigma(blur_prob, sigma_lo, sigma_hi)
-                if sigma > 0.0:
-                    blur_image(images[k], size_x, size_y, sigma, shared[thread_id()])
-            return images
-        gaussian_blur.is_parallel = True
-        gaussian_blur.with_seed = True
-        return gaussian_blur
+    def _image_step(self):
+        return _blur_step, (self.blur_prob, *self.sigma, *self.kernel_size)
 
 
-class LabelGaussianBlur(Operation):
+class LabelGaussianBlur(LabelOp):
     """Append the sigma that ``GaussianBlur`` with the same arguments drew (0.0: not blurred).
 
     Goes in a label pipeline after ``IntDecoder()`` or another label op.
@@ -254,8 +243,8 @@ class LabelGaussianBlur(Operation):
     (epoch, sample): blurring the un-blurred image with this sigma gives the
     image op's output bit for bit.
 
-    Input: ``ndarray, shape (B, n)`` (labels); output ``ndarray[float32],
-    shape (B, n + 1)``: the input columns, then sigma in pixels.
+    Input: ``ndarray, shape (B,)`` or ``(B, n)`` (labels); output
+    ``ndarray[float32], shape (B, n + 1)``: the input columns, then sigma in pixels.
 
     Parameters
     ----------
@@ -270,37 +259,11 @@ class LabelGaussianBlur(Operation):
     """
 
     seed_kind = 'GaussianBlur'
+    columns = 1
 
     def __init__(self, blur_prob, kernel_size=5, sigma=(0.1, 2.0), seed=None):
         super().__init__()
-        name = type(self).__name__
-        self.blur_prob = probability(name, 'blur_prob', blur_prob)
-        self.kernel_size = _kernel_sizes(name, kernel_size)
-        self.sigma = _sigma_range(name, sigma)
-        self.seed = seed_arg(type(self).__name__, seed)
+        _blur_arguments(self, blur_prob, kernel_size, sigma, seed)
 
-    def declare_state_and_memory(self, previous_state):
-        shape = previous_state.shape
-        if not previous_state.jit_mode or shape is None or len(shape) != 1:
-            raise ValueError(f"LabelGaussianBlur needs labels of shape (n,) per sample before "
-                             f"ToTensor(), got {shape}; put it after IntDecoder()")
-        new_shape = (int(shape[0]) + 1,)
-        return (previous_state.replace(shape=new_shape, dtype=np.dtype(np.float32)),
-                AllocationQuery(new_shape, np.dtype(np.float32)))
-
-    def generate_code(self):
-        my_range = Compiler.get_iterator()
-        blur_prob = self.blur_prob
-        sigma_lo, sigma_hi = self.sigma
-
-        def label_gaussian_blur(labels, dst, indices, seed):
-            columns = labels.shape[1]
-            for k in my_range(labels.shape[0]):
-                for c in range(columns):
-                    dst[k, c] = labels[k, c]
-                seed_sample(seed, indices[k])
-                dst[k, columns] = draw_sigma(blur_prob, sigma_lo, sigma_hi)
-            return dst
-        label_gaussian_blur.is_parallel = True
-        label_gaussian_blur.with_seed = True
-        return label_gaussian_blur
+    def _label_step(self):
+        return _sigma_column, (self.blur_prob, *self.sigma)

@@ -5,16 +5,29 @@ With probability ``gray_prob`` an image becomes torchvision's
 ``trunc(0.2989 r + 0.587 g + 0.114 b)`` in float32 (``_tv_color.py``).
 """
 import numpy as np
+from numba import njit
 
-from ..pipeline.compiler import Compiler
-from ..pipeline.operation import Operation
-from ..pipeline.seeds import seed_sample
-from ._checks import probability, require_images
-from ._ssl import LabelColumns, check_seed, draw_applied, flag_label_code
+from ._args import probability, seed_arg
+from ._per_sample import LabelOp, PerImageOp
+from ._ssl import draw_applied, flag_column
 from ._tv_color import to_grayscale
 
 
-class RandomGrayscale(Operation):
+@njit(nogil=True, inline='always')
+def _grayscale_step(image, args):
+    # args: (gray_prob,)
+    if draw_applied(args[0]):
+        to_grayscale(image)
+
+
+def _gray_arguments(op, gray_prob, seed):
+    # the image op's and the label op's, alike
+    name = type(op).__name__
+    op.gray_prob = probability(name, 'gray_prob', gray_prob)
+    op.seed = seed_arg(name, seed)
+
+
+class RandomGrayscale(PerImageOp):
     """torchvision's ``RandomGrayscale(p=gray_prob)``, in place.
 
     Input and output: ``ndarray[uint8], shape (B, H, W, 3)`` (jit mode), the
@@ -25,8 +38,9 @@ class RandomGrayscale(Operation):
     ----------
     gray_prob : float in [0, 1]
     seed : int or None
-        None follows the Loader's seed; an int draws from (seed, epoch,
-        sample), as :class:`LabelGrayscale` with that seed.
+        With an int, each sample's draw is a function of (seed, epoch,
+        sample) only: the one :class:`LabelGrayscale` with that seed reports.
+        None takes the Loader's seed.
 
     Raises
     ------
@@ -37,32 +51,17 @@ class RandomGrayscale(Operation):
     """
 
     seed_kind = 'RandomGrayscale'
+    image_channels, image_dtype = 3, np.uint8
 
     def __init__(self, gray_prob=0.2, seed=None):
         super().__init__()
-        self.gray_prob = probability(type(self).__name__, 'gray_prob', gray_prob)
-        self.seed = check_seed(type(self).__name__, seed)
+        _gray_arguments(self, gray_prob, seed)
 
-    def declare_state_and_memory(self, previous_state):
-        require_images(type(self).__name__, previous_state, channels=3, dtype=np.uint8)
-        return previous_state, None
-
-    def generate_code(self):
-        my_range = Compiler.get_iterator()
-        prob = self.gray_prob
-
-        def grayscale(images, dst, indices, seed):
-            for k in my_range(images.shape[0]):
-                seed_sample(seed, indices[k])
-                if draw_applied(prob):
-                    to_grayscale(images[k])
-            return images
-        grayscale.is_parallel = True
-        grayscale.with_seed = True
-        return grayscale
+    def _image_step(self):
+        return _grayscale_step, (self.gray_prob,)
 
 
-class LabelGrayscale(LabelColumns):
+class LabelGrayscale(LabelOp):
     """Append 1.0 where :class:`RandomGrayscale` with the same arguments and seed applied, else 0.0.
 
     Input ``(B,)``, ``(B, 1)`` or ``(B, k)`` labels; output
@@ -80,9 +79,7 @@ class LabelGrayscale(LabelColumns):
 
     def __init__(self, gray_prob=0.2, seed=None):
         super().__init__()
-        self.gray_prob = probability(type(self).__name__, 'gray_prob', gray_prob)
-        self.seed = check_seed(type(self).__name__, seed)
+        _gray_arguments(self, gray_prob, seed)
 
-    def _label_code(self, width):
-        return flag_label_code(width, self.gray_prob)
-
+    def _label_step(self):
+        return flag_column, (self.gray_prob,)

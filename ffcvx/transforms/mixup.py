@@ -25,7 +25,8 @@ from ..pipeline.allocation_query import AllocationQuery
 from ..pipeline.compiler import Compiler
 from ..pipeline.operation import Operation
 from ..pipeline.seeds import mix64 as _mix64
-from ._checks import positive_int, require_numpy
+from ._args import number, positive_int
+from ._checks import require_numpy
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MUL2 = np.uint64(0x94D049BB133111EB)
@@ -120,17 +121,16 @@ def mixup_lambdas(batch_indices, alpha, same_lambda):
     return out
 
 
-def _check_alpha(op_name, alpha):
-    try:
-        value = float(alpha)
-    except (TypeError, ValueError):
-        value = float('nan')
-    if isinstance(alpha, bool) or not 0 < value < float('inf'):
-        raise ValueError(f"{op_name}: alpha must be a finite number > 0, got {alpha!r}")
-    return value
+class _Mixup(Operation):
+    """What ImageMixup and LabelMixup share: their arguments, so that both draw the same weights."""
+
+    def __init__(self, alpha, same_lambda):
+        super().__init__()
+        self.alpha = number(type(self).__name__, 'alpha', alpha, low=0, low_open=True)
+        self.same_lambda = bool(same_lambda)
 
 
-class ImageMixup(Operation):
+class ImageMixup(_Mixup):
     """Mix each image with the previous one of the batch: ``lam_i * x_i + (1 - lam_i) * x_{i-1}``.
 
     Image 0 is mixed with the last image. ``lam_i ~ Beta(alpha, alpha)``,
@@ -155,11 +155,6 @@ class ImageMixup(Operation):
         At construction, if ``alpha`` is not a positive finite number; when
         the Loader is built, if the step comes after ``ToTensor()``.
     """
-
-    def __init__(self, alpha, same_lambda):
-        super().__init__()
-        self.alpha = _check_alpha('ImageMixup', alpha)
-        self.same_lambda = bool(same_lambda)
 
     def declare_state_and_memory(self, previous_state):
         require_numpy('ImageMixup', previous_state)
@@ -193,7 +188,7 @@ class ImageMixup(Operation):
         return image_mixup
 
 
-class LabelMixup(Operation):
+class LabelMixup(_Mixup):
     """Report each sample's mixup partner and weight: ``[y_i, y_{i-1}, lam_i]``.
 
     Use with an :class:`ImageMixup` of the same ``alpha`` and
@@ -218,11 +213,6 @@ class LabelMixup(Operation):
         the Loader is built, if the step comes after ``ToTensor()`` or the
         labels are not one number per sample.
     """
-
-    def __init__(self, alpha, same_lambda):
-        super().__init__()
-        self.alpha = _check_alpha('LabelMixup', alpha)
-        self.same_lambda = bool(same_lambda)
 
     def declare_state_and_memory(self, previous_state):
         require_numpy('LabelMixup', previous_state)

@@ -137,17 +137,24 @@ class ToTorchImage(Operation):
         return state, AllocationQuery((c, h, w), dtype, previous_state.device)
 
 
-class Convert(Operation):
+class _NewDtype(Operation):
+    """What Convert and View share: a target element type, and an output of that type out of jit mode."""
+
+    def __init__(self, target_dtype):
+        super().__init__()
+        self.target_dtype = target_dtype
+
+    def declare_state_and_memory(self, previous_state):
+        return previous_state.replace(jit_mode=False, dtype=self.target_dtype), None
+
+
+class Convert(_NewDtype):
     """Change the element type: ``tensor.type(target_dtype)`` (or ``ndarray.astype``).
 
     Parameters
     ----------
     target_dtype : torch.dtype or numpy dtype
     """
-
-    def __init__(self, target_dtype):
-        super().__init__()
-        self.target_dtype = target_dtype
 
     def generate_code(self):
         target = self.target_dtype
@@ -158,16 +165,9 @@ class Convert(Operation):
             return inp.astype(target)
         return convert
 
-    def declare_state_and_memory(self, previous_state):
-        return previous_state.replace(jit_mode=False, dtype=self.target_dtype), None
 
-
-class View(Operation):
+class View(_NewDtype):
     """Reinterpret the bytes of a tensor as ``target_dtype`` (``tensor.view``)."""
-
-    def __init__(self, target_dtype):
-        super().__init__()
-        self.target_dtype = target_dtype
 
     def generate_code(self):
         target = self.target_dtype
@@ -175,6 +175,3 @@ class View(Operation):
         def view(inp, dst):
             return inp.view(target)
         return view
-
-    def declare_state_and_memory(self, previous_state):
-        return previous_state.replace(jit_mode=False, dtype=self.target_dtype), None

@@ -1,11 +1,10 @@
 """Poison: blend a fixed mask into chosen samples (data-poisoning experiments)."""
-import numbers
-
 import numpy as np
 
 from ..pipeline.compiler import Compiler
 from ..pipeline.operation import Operation
-from ._checks import require_numpy, sample_indices
+from ._args import range_pair, sample_indices
+from ._checks import require_numpy
 
 
 class Poison(Operation):
@@ -56,10 +55,7 @@ class Poison(Operation):
         if self.alpha.size == 0 or not np.all((self.alpha >= 0) & (self.alpha <= 1)):
             raise ValueError(f"Poison: alpha must be in [0, 1], got {alpha!r}")
         self.indices = sample_indices('Poison', indices)
-        if (len(clamp) != 2 or not all(isinstance(v, numbers.Real) for v in clamp)
-                or not clamp[0] <= clamp[1]):
-            raise ValueError(f"Poison: clamp must be a pair (low, high) with low <= high, got {clamp!r}")
-        self.clamp = (float(clamp[0]), float(clamp[1]))
+        self.clamp = range_pair('Poison', 'clamp', clamp, finite=False)
         self._mask = self._alpha = None
 
     def declare_state_and_memory(self, previous_state):

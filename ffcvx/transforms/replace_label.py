@@ -5,7 +5,8 @@ import numpy as np
 
 from ..pipeline.compiler import Compiler
 from ..pipeline.operation import Operation
-from ._checks import require_numpy, sample_indices
+from ._args import sample_indices
+from ._checks import require_numpy
 
 
 class ReplaceLabel(Operation):

@@ -1,16 +1,11 @@
 """Random rotation about the image centre, nearest neighbour (FFCV-SSL's ``Rotate``)."""
-import math
-import numbers
-
 import numba
 import numpy as np
 from numba import njit
 
 from ..pipeline.allocation_query import AllocationQuery
-from ..pipeline.compiler import Compiler
-from ..pipeline.operation import Operation
-from ..pipeline.seeds import seed_sample
-from ._checks import probability, require_images, seed_arg
+from ._args import number, probability, seed_arg
+from ._per_sample import PerImageOp
 
 
 @njit(nogil=True)
@@ -60,7 +55,15 @@ def rotate_image(image, theta, scratch):
                     image[y, x, c] = 0
 
 
-class Rotate(Operation):
+@njit(nogil=True, inline='always')
+def _rotate_step(image, args, scratch):
+    # args: (rotate_prob, angle)
+    rotated, theta = draw_angle(args[0], args[1])
+    if rotated:
+        rotate_image(image, theta, scratch)
+
+
+class Rotate(PerImageOp):
     """Rotate each image, with probability ``rotate_prob``, by an angle drawn from ``U(-angle, angle)``.
 
     torchvision's ``RandomApply([RandomRotation(degrees=(-a, a),
@@ -85,46 +88,31 @@ class Rotate(Operation):
     angle : float >= 0, default 0.2
         Largest rotation, radians.
     seed : int or None
-        None follows the Loader's seed; an int gives draws depending only on
-        (seed, epoch, sample).
+        An int makes each sample's draws a function of (seed, epoch, sample)
+        alone; None takes the Loader's seed.
 
     Raises
     ------
     ValueError
-        At construction for a bad argument; when the Loader is built, if the
-        step comes after ``ToTensor()`` or the input is not uint8 (H, W, C).
+        At construction, for a probability outside [0, 1], a negative or
+        infinite angle or a seed that is not an integer >= 0; when the Loader
+        is built, for input other than uint8 ``(H, W, C)`` images in jit mode.
     """
+
+    image_dtype = np.uint8
+    needs_scratch = True
 
     def __init__(self, rotate_prob=0.5, angle=0.2, seed=None):
         super().__init__()
         self.rotate_prob = probability('Rotate', 'rotate_prob', rotate_prob)
-        if (isinstance(angle, bool) or not isinstance(angle, numbers.Real)
-                or not math.isfinite(angle) or angle < 0):
-            raise ValueError(f"Rotate: angle must be a finite number >= 0 (radians), got {angle!r}")
-        self.angle = float(angle)
+        self.angle = number('Rotate', 'angle', angle, low=0, unit='radians')
         self.seed = seed_arg('Rotate', seed)
 
     def declare_shared_memory(self, previous_state):
-        height, width, channels = require_images('Rotate', previous_state, dtype=np.uint8)
+        self.declare_state_and_memory(previous_state)       # the checks
+        height, width, channels = previous_state.shape
         return AllocationQuery((numba.config.NUMBA_NUM_THREADS, height * width * channels),
                                np.dtype(np.uint8))
 
-    def declare_state_and_memory(self, previous_state):
-        require_images('Rotate', previous_state, dtype=np.uint8)
-        return previous_state, None
-
-    def generate_code(self):
-        my_range = Compiler.get_iterator()
-        thread_id = Compiler.thread_id()
-        rotate_prob, angle = self.rotate_prob, self.angle
-
-        def rotate(images, dst, indices, seed, shared):
-            for k in my_range(images.shape[0]):
-                seed_sample(seed, indices[k])
-                rotated, theta = draw_angle(rotate_prob, angle)
-                if rotated:
-                    rotate_image(images[k], theta, shared[thread_id()])
-            return images
-        rotate.is_parallel = True
-        rotate.with_seed = True
-        return rotate
+    def _image_step(self):
+        return _rotate_step, (self.rotate_prob, self.angle)

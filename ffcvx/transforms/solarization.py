@@ -4,27 +4,32 @@ With probability ``solarization_prob`` every value ``>= threshold`` of an
 image becomes ``255 - x`` (torchvision's ``solarize`` on uint8).
 """
 import math
-import numbers
 
 import numpy as np
+from numba import njit
 
-from ..pipeline.compiler import Compiler
-from ..pipeline.operation import Operation
-from ..pipeline.seeds import seed_sample
-from ._checks import probability, require_images
-from ._ssl import LabelColumns, check_seed, draw_applied, flag_label_code
+from ._args import number, probability, seed_arg
+from ._per_sample import LabelOp, PerImageOp
+from ._ssl import draw_applied, flag_column
 from ._tv_color import solarize
 
 
-def _threshold(op_name, threshold):
-    if (isinstance(threshold, (bool, np.bool_)) or not isinstance(threshold, numbers.Real)
-            or not -math.inf < threshold <= 255):
-        raise ValueError(f"{op_name}: threshold must be a number <= 255 (uint8 images), "
-                         f"got {threshold!r}")
-    return float(threshold)
+@njit(nogil=True, inline='always')
+def _solarization_step(image, args):
+    # args: (solarization_prob, integer threshold)
+    if draw_applied(args[0]):
+        solarize(image, args[1])
 
 
-class RandomSolarization(Operation):
+def _solarization_arguments(op, solarization_prob, threshold, seed):
+    # the image op's and the label op's, alike
+    name = type(op).__name__
+    op.solarization_prob = probability(name, 'solarization_prob', solarization_prob)
+    op.threshold = number(name, 'threshold', threshold, high=255, unit='uint8 images')
+    op.seed = seed_arg(name, seed)
+
+
+class RandomSolarization(PerImageOp):
     """torchvision's ``RandomSolarize(threshold, p=solarization_prob)``, in place.
 
     Input and output: ``ndarray[uint8], shape (B, H, W, 3)`` (jit mode), the
@@ -43,41 +48,24 @@ class RandomSolarization(Operation):
     Raises
     ------
     ValueError
-        At construction for arguments outside those ranges; when the Loader
-        is built for input that is not uint8 ``(H, W, 3)`` before ``ToTensor()``.
+        At construction, for a probability outside [0, 1], a threshold
+        above 255 or a seed that is not an integer >= 0; when the Loader is
+        built, for input other than uint8 ``(H, W, 3)`` images in jit mode.
     """
 
     seed_kind = 'RandomSolarization'
+    image_channels, image_dtype = 3, np.uint8
 
     def __init__(self, solarization_prob=0.5, threshold=128, seed=None):
         super().__init__()
-        name = type(self).__name__
-        self.solarization_prob = probability(name, 'solarization_prob', solarization_prob)
-        self.threshold = _threshold(name, threshold)
-        self.seed = check_seed(name, seed)
+        _solarization_arguments(self, solarization_prob, threshold, seed)
 
-    def declare_state_and_memory(self, previous_state):
-        require_images(type(self).__name__, previous_state, channels=3, dtype=np.uint8)
-        return previous_state, None
-
-    def generate_code(self):
-        my_range = Compiler.get_iterator()
-        prob = self.solarization_prob
+    def _image_step(self):
         # x >= t for uint8 x is x >= ceil(t); below 0 every value qualifies
-        threshold = max(0, math.ceil(self.threshold))
-
-        def solarization(images, dst, indices, seed):
-            for k in my_range(images.shape[0]):
-                seed_sample(seed, indices[k])
-                if draw_applied(prob):
-                    solarize(images[k], threshold)
-            return images
-        solarization.is_parallel = True
-        solarization.with_seed = True
-        return solarization
+        return _solarization_step, (self.solarization_prob, max(0, math.ceil(self.threshold)))
 
 
-class LabelSolarization(LabelColumns):
+class LabelSolarization(LabelOp):
     """Append 1.0 where :class:`RandomSolarization` with the same arguments and seed applied, else 0.0.
 
     Input ``(B,)``, ``(B, 1)`` or ``(B, k)`` labels; output
@@ -94,10 +82,7 @@ class LabelSolarization(LabelColumns):
 
     def __init__(self, solarization_prob=0.5, threshold=128, seed=None):
         super().__init__()
-        name = type(self).__name__
-        self.solarization_prob = probability(name, 'solarization_prob', solarization_prob)
-        self.threshold = _threshold(name, threshold)
-        self.seed = check_seed(name, seed)
+        _solarization_arguments(self, solarization_prob, threshold, seed)
 
-    def _label_code(self, width):
-        return flag_label_code(width, self.solarization_prob)
+    def _label_step(self):
+        return flag_column, (self.solarization_prob,)

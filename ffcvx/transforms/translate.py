@@ -2,11 +2,9 @@
 import numpy as np
 from numba import njit
 
-from ..pipeline.compiler import Compiler
-from ..pipeline.operation import Operation
-from ..pipeline.seeds import seed_sample
-from ._checks import fill_for, fill_vector, positive_int, require_images, require_numpy
-from ._seeded import append_columns, optional_seed
+from ._args import fill_vector, positive_int, seed_arg
+from ._checks import fill_for
+from ._per_sample import LabelOp, PerImageOp
 
 
 @njit(nogil=True)
@@ -59,7 +57,27 @@ def shift_in_place(image, dy, dx, fill):
                     image[y, x, c] = image[ys, xs, c]
 
 
-class RandomTranslate(Operation):
+@njit(nogil=True, inline='always')
+def _translate_step(image, args):
+    # args: (padding, fill)
+    padding = args[0]
+    y, x = draw_offset(padding)
+    shift_in_place(image, y - padding, x - padding, args[1])
+
+
+@njit(nogil=True, inline='always')
+def _offset_columns(args, out):
+    # args: (padding,); FFCV-SSL's columns y, x
+    y, x = draw_offset(args[0])
+    out[0] = y
+    out[1] = x
+
+
+def _unchanged(images, dst):
+    return images
+
+
+class RandomTranslate(PerImageOp):
     """Translate each image by a random offset of up to ``padding`` pixels per axis.
 
     The result equals padding the image by ``padding`` pixels of ``fill`` on
@@ -99,35 +117,21 @@ class RandomTranslate(Operation):
         super().__init__()
         self.padding = positive_int('RandomTranslate', 'padding', padding, minimum=0)
         self.fill = fill_vector('RandomTranslate', fill)
-        self.seed = optional_seed('RandomTranslate', seed)
+        self.seed = seed_arg('RandomTranslate', seed)
         self._fill = None
 
-    def declare_state_and_memory(self, previous_state):
-        shape = require_images('RandomTranslate', previous_state)
-        self._fill = fill_for('RandomTranslate', self.fill, shape, previous_state.dtype)
-        return previous_state, None
+    def _accept_images(self, shape, dtype):
+        self._fill = fill_for('RandomTranslate', self.fill, shape, dtype)
+
+    def _image_step(self):
+        return _translate_step, (self.padding, self._fill)
 
     def generate_code(self):
-        my_range = Compiler.get_iterator()
-        padding = self.padding
-        fill = self._fill
-        if padding == 0:
-            def unchanged(images, dst):
-                return images
-            return unchanged
-
-        def translate(images, dst, indices, seed):
-            for k in my_range(images.shape[0]):
-                seed_sample(seed, indices[k])
-                y, x = draw_offset(padding)
-                shift_in_place(images[k], y - padding, x - padding, fill)
-            return images
-        translate.is_parallel = True
-        translate.with_seed = True
-        return translate
+        # padding 0: nothing to draw or move
+        return _unchanged if self.padding == 0 else super().generate_code()
 
 
-class LabelTranslate(Operation):
+class LabelTranslate(LabelOp):
     """Append each sample's :class:`RandomTranslate` window corner ``(y, x)`` to its label row.
 
     Constructed like the image op: with the same ``padding`` and integer
@@ -138,7 +142,7 @@ class LabelTranslate(Operation):
     ``(r, c)`` is input pixel ``(r + y - padding, c + x - padding)`` (or fill).
     With ``seed=None`` it draws on its own and matches nothing.
 
-    Input: labels ``ndarray, shape (B, k)`` (jit mode). Output:
+    Input: labels ``ndarray, shape (B,)`` or ``(B, k)`` (jit mode). Output:
     ``ndarray[float32], shape (B, k + 2)``: the input columns, then ``y, x``.
 
     Parameters
@@ -157,31 +161,13 @@ class LabelTranslate(Operation):
     """
 
     seed_kind = 'RandomTranslate'
+    columns = 2
 
     def __init__(self, padding, fill=(0, 0, 0), seed=None):
         super().__init__()
         self.padding = positive_int('LabelTranslate', 'padding', padding, minimum=0)
         self.fill = fill_vector('LabelTranslate', fill)
-        self.seed = optional_seed('LabelTranslate', seed)
+        self.seed = seed_arg('LabelTranslate', seed)
 
-    def declare_state_and_memory(self, previous_state):
-        require_numpy('LabelTranslate', previous_state)
-        return append_columns('LabelTranslate', previous_state, 2)
-
-    def generate_code(self):
-        my_range = Compiler.get_iterator()
-        padding = self.padding
-
-        def label(labels, dst, indices, seed):
-            k = labels.shape[1]
-            for i in my_range(labels.shape[0]):
-                for c in range(k):
-                    dst[i, c] = labels[i, c]
-                seed_sample(seed, indices[i])
-                y, x = draw_offset(padding)
-                dst[i, k] = y
-                dst[i, k + 1] = x
-            return dst
-        label.is_parallel = True
-        label.with_seed = True
-        return label
+    def _label_step(self):
+        return _offset_columns, (self.padding,)
