@@ -6,7 +6,7 @@ import numpy as np
 from numba import njit
 
 from .. import status
-from ..fields.rgb_image import IMAGE_MODES
+from ..types import IMAGE_MODES
 from ..pipeline.compiler import Compiler
 from .kernels import (get_center_crop, get_random_crop, gray_to_rgb, keep_channel0,
                       flip_resize_function, resize_functions, swap_rb)

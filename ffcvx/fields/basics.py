@@ -13,7 +13,7 @@ import operator
 
 import numpy as np
 
-from .base import Field, copy_unchanged, decoder_aliases, zero_arguments
+from .base import Field, copy_unchanged, decoder_aliases, decoder_named, zero_arguments
 
 
 INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
@@ -139,8 +139,7 @@ class FloatField(Field):
         return copy_unchanged(values)
 
     def get_decoder_class(self):
-        from .decoders import FloatDecoder
-        return FloatDecoder
+        return decoder_named('FloatDecoder')
 
 
 class IntField(Field):
@@ -171,8 +170,7 @@ class IntField(Field):
         return copy_unchanged(values)
 
     def get_decoder_class(self):
-        from .decoders import IntDecoder
-        return IntDecoder
+        return decoder_named('IntDecoder')
 
 
 # FFCV 1.0's import path for this field's decoder(s), resolved on first use.
