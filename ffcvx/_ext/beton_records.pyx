@@ -9,7 +9,7 @@ violation a :class:`ffcvx.errors.BetonFormatError` names the record, the
 absolute byte ``offset`` of the offending value and the reader ``clause``.
 Importable from :mod:`ffcvx._ext.beton` as before.
 """
-from libc.stdint cimport int64_t, uint8_t, uint16_t, uint64_t
+from libc.stdint cimport UINT64_MAX, int64_t, uint8_t, uint16_t, uint64_t
 
 from ffcvx.errors import BetonFormatError
 
@@ -36,6 +36,25 @@ cdef inline void check_record_width(const uint8_t[:, ::1] meta, Py_ssize_t membe
 cdef inline bint foreign(const uint64_t[::1] owners, bint owned, int64_t idx, Py_ssize_t sample) noexcept nogil:
     """True when the region at ``idx`` belongs to a sample other than ``sample`` (FMT-088)."""
     return owned and owners[idx] != <uint64_t>sample
+
+
+cdef inline int pointer_error(const uint64_t[::1] region_ptrs, const uint64_t[::1] region_sizes,
+                              const uint64_t[::1] owners, bint owned, uint64_t ptr, uint64_t low,
+                              uint64_t high, Py_ssize_t sample, int64_t *idx) noexcept nogil:
+    """0 when ``ptr`` starts a region of ``low`` to ``high`` bytes that is ``sample``'s own.
+
+    Else the clause it breaks: 79 no region starts at ``ptr``, 80 the region's
+    size is out of range, 88 the region is another sample's. ``idx[0]`` is
+    set to the region's index (-1 when none).
+    """
+    idx[0] = find_region(region_ptrs, ptr)
+    if idx[0] < 0:
+        return 79
+    if region_sizes[idx[0]] < low or region_sizes[idx[0]] > high:
+        return 80
+    if foreign(owners, owned, idx[0], sample):
+        return 88
+    return 0
 
 
 def _foreign_error(prefix, ptr, owner, where):
@@ -84,13 +103,8 @@ def check_ndarray_pointers(const uint8_t[:, ::1] meta, Py_ssize_t member, uint64
     with nogil:
         for i in range(n):
             ptr = load_u64(&meta[i, member])
-            idx = find_region(region_ptrs, ptr)
-            if idx < 0:
-                err = 79
-            elif region_sizes[idx] != element_size:
-                err = 80
-            elif foreign(owners, owned, idx, i):
-                err = 88
+            err = pointer_error(region_ptrs, region_sizes, owners, owned, ptr, element_size,
+                                element_size, i, &idx)
             if err != 0:
                 bad = i
                 break
@@ -148,13 +162,8 @@ def check_bytes_pointers(const uint8_t[:, ::1] meta, Py_ssize_t member,
             if size == 0:
                 continue
             ptr = load_u64(&meta[i, member + BYTES_PTR])
-            idx = find_region(region_ptrs, ptr)
-            if idx < 0:
-                err = 79
-            elif region_sizes[idx] < size:
-                err = 80
-            elif foreign(owners, owned, idx, i):
-                err = 88
+            err = pointer_error(region_ptrs, region_sizes, owners, owned, ptr, size, UINT64_MAX,
+                                i, &idx)
             if err != 0:
                 bad = i
                 break
@@ -225,16 +234,10 @@ def check_rgb_records(const uint8_t[:, ::1] meta, Py_ssize_t member,
             elif width == 0 or height == 0:
                 err = 82
             else:
-                idx = find_region(region_ptrs, ptr)
+                # raw: exactly the pixels; encoded: at least one byte
                 need = width * height * <uint64_t>channels if mode == 1 else 1
-                if idx < 0:
-                    err = 79
-                elif mode == 1 and region_sizes[idx] != need:
-                    err = 80
-                elif mode != 1 and region_sizes[idx] == 0:
-                    err = 80
-                elif foreign(owners, owned, idx, i):
-                    err = 88
+                err = pointer_error(region_ptrs, region_sizes, owners, owned, ptr, need,
+                                    need if mode == 1 else UINT64_MAX, i, &idx)
             if err != 0:
                 bad = i
                 break

@@ -29,7 +29,7 @@ writes them:
 """
 import os
 
-from ..storage import url_scheme
+from ..storage import is_s3, is_url, local_path
 # the plan (parts opened and checked, head, page ranges, table) lives in .merge_plan;
 # importable from here as before
 from .merge_plan import COPY_CHUNK, PartEnded, Plan, plan  # noqa: F401
@@ -100,15 +100,13 @@ def merge(parts, out, custom_handlers=None, storage_options=None):
     """
     out = os.fspath(out)
     parts = [os.fspath(part) for part in parts]      # read twice below: not a generator
-    scheme = url_scheme(out)
-    if scheme in ('s3', 's3a'):
+    if is_s3(out):
         from .s3_compose import check_parts, compose
         check_parts(parts, out)
         return compose(plan(parts, custom_handlers, storage_options), out, storage_options)
-    if scheme not in (None, 'file'):
+    if is_url(out):
         from .merge_stream import stream
         return stream(plan(parts, custom_handlers, storage_options), out, storage_options)
     from .merge_local import write_local
-    write_local(plan(parts, custom_handlers, storage_options),
-                out[len('file://'):] if scheme == 'file' else out)
+    write_local(plan(parts, custom_handlers, storage_options), local_path(out))
     return out

@@ -11,7 +11,7 @@ import os
 import numpy as np
 
 from ..errors import BetonFormatError, MergeError
-from ..storage import is_url, redact, url_scheme
+from ..storage import is_url, local_path, redact
 from ..types import ALLOC_TABLE_TYPE, HeaderType
 from . import layout
 
@@ -27,7 +27,7 @@ class _Part:
     def __init__(self, path, custom_handlers, storage_options=None):
         from ..reader import Reader
         # file:// is a local file: copied by the kernel, named by its path
-        self.path = path[len('file://'):] if url_scheme(path) == 'file' else path
+        self.path = local_path(path)
         self.url = is_url(path)
         # a URL's Reader reads the header, descriptors, metadata and allocation table
         # with range requests: never a page (spec/remote.md)
