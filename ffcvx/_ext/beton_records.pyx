@@ -57,6 +57,21 @@ cdef inline int pointer_error(const uint64_t[::1] region_ptrs, const uint64_t[::
     return 0
 
 
+def _region_error(int err, prefix, what, ptr, owners, int64_t idx, where):
+    """The FMT-079 or FMT-088 error of pointer ``ptr`` at file offset ``where``; None for others.
+
+    ``what`` names the pointer (``'array pointer'``); ``owners[idx]`` is read
+    only for FMT-088, when ``idx`` is a region's index.
+    """
+    if err == 79:
+        return BetonFormatError(
+            f"{prefix}: {what} {ptr} is not the start of any allocation-table region",
+            offset=where, clause="FMT-079")
+    if err == 88:
+        return _foreign_error(prefix, ptr, owners[idx], where)
+    return None
+
+
 def _foreign_error(prefix, ptr, owner, where):
     return BetonFormatError(
         f"{prefix}: pointer {ptr} names a region of sample {owner} in the allocation table; a "
@@ -112,12 +127,9 @@ def check_ndarray_pointers(const uint8_t[:, ::1] meta, Py_ssize_t member, uint64
         return
     where = meta_offset + <uint64_t>bad * <uint64_t>meta.shape[1] + <uint64_t>member
     prefix = f"sample {bad}, field {field_name!r}"
-    if err == 79:
-        raise BetonFormatError(
-            f"{prefix}: array pointer {ptr} is not the start of any allocation-table region",
-            offset=where, clause="FMT-079")
-    if err == 88:
-        raise _foreign_error(prefix, ptr, owners[idx], where)
+    failure = _region_error(err, prefix, "array pointer", ptr, owners, idx, where)
+    if failure is not None:
+        raise failure
     raise BetonFormatError(
         f"{prefix}: the region at {ptr} holds {region_sizes[idx]} bytes, the array needs exactly "
         f"{element_size}", offset=where, clause="FMT-080")
@@ -171,12 +183,9 @@ def check_bytes_pointers(const uint8_t[:, ::1] meta, Py_ssize_t member,
         return
     where = meta_offset + <uint64_t>bad * <uint64_t>meta.shape[1] + <uint64_t>member
     prefix = f"sample {bad}, field {field_name!r}"
-    if err == 79:
-        raise BetonFormatError(
-            f"{prefix}: payload pointer {ptr} is not the start of any allocation-table region",
-            offset=where + BYTES_PTR, clause="FMT-079")
-    if err == 88:
-        raise _foreign_error(prefix, ptr, owners[idx], where + BYTES_PTR)
+    failure = _region_error(err, prefix, "payload pointer", ptr, owners, idx, where + BYTES_PTR)
+    if failure is not None:
+        raise failure
     raise BetonFormatError(
         f"{prefix}: metadata says {size} bytes but the region at {ptr} holds only "
         f"{region_sizes[idx]}", offset=where + BYTES_SIZE, clause="FMT-080")
@@ -252,12 +261,9 @@ def check_rgb_records(const uint8_t[:, ::1] meta, Py_ssize_t member,
         raise BetonFormatError(f"{prefix}: image size {width}x{height} has a zero side",
                                offset=where + (RGB_WIDTH if width == 0 else RGB_HEIGHT),
                                clause="FMT-082")
-    if err == 79:
-        raise BetonFormatError(
-            f"{prefix}: image data_ptr {ptr} is not the start of any allocation-table region",
-            offset=where + RGB_DATA_PTR, clause="FMT-079")
-    if err == 88:
-        raise _foreign_error(prefix, ptr, owners[idx], where + RGB_DATA_PTR)
+    failure = _region_error(err, prefix, "image data_ptr", ptr, owners, idx, where + RGB_DATA_PTR)
+    if failure is not None:
+        raise failure
     if mode == 1:
         raise BetonFormatError(
             f"{prefix}: raw {width}x{height} image of {channels} channel(s) needs exactly {need} "
