@@ -16,7 +16,7 @@ EXT := ffcvx/_ext
 EXT_GENERATED := $(patsubst %.pyx,%.c,$(wildcard $(EXT)/*.pyx)) $(wildcard $(EXT)/*_api.h)
 # hand-written C compiled into the extensions (setup.py: EXTRA_SOURCES)
 EXT_C := $(filter-out $(EXT_GENERATED),$(wildcard $(EXT)/*.c $(EXT)/*.h))
-SOURCES := requirements.txt setup.py setup.cfg pyproject.toml $(wildcard $(EXT)/*.pyx) $(EXT_C) \
+SOURCES := requirements.txt setup.py setup.cfg pyproject.toml $(wildcard $(EXT)/*.pyx $(EXT)/*.pxd) $(EXT_C) \
            $(foreach b,$(BACKENDS),$(wildcard $(b)/pyproject.toml $(b)/setup.py $(b)/*/*.pyx $(b)/*/*.pxd $(b)/*/*.c $(b)/*/*.h))
 
 .PHONY: setup build demo test fuzz soak writer-faults bench clean

@@ -14,8 +14,8 @@ from setuptools import Extension, setup
 EXT = Path("ffcvx/_ext")
 
 # hand-written C sources and headers per extension module
-EXTRA_SOURCES = {"resize": ["resize_kernels.c", "resize_kernels_avx2.c"]}
-EXTRA_HEADERS = {"resize": ["resize_kernels.h", "resize_kernels_avx2.h"]}
+EXTRA_SOURCES = {"resize": ["resize_kernels.c", "resize_kernels_avx2.c", "resize_weights.c"]}
+EXTRA_HEADERS = {"resize": ["resize_kernels.h", "resize_kernels_avx2.h", "resize_weights.h"]}
 
 extensions = [
     Extension(

@@ -16,6 +16,7 @@ from .errors import BetonFormatError
 from .fields import MetadataColumn, RegionTable
 from .storage import open_source
 from .fields.handlers import make_handler
+from .read_exact import read_exact
 from .types import (ALLOC_TABLE_TYPE, CURRENT_VERSION, FIELD_NAME_LENGTH,
                     FieldDescType, HeaderType, align_to_page, get_metadata_type, metadata_offset)
 
@@ -161,7 +162,8 @@ class Reader:
             FMT-062 (page size), FMT-063 (no fields).
         """
         with self._open() as f:
-            header = self._read_exact(f, 0, HeaderType, 1, 'FMT-060', 'the 24-byte header')[0]
+            header = read_exact(f, self.file_size, 0, HeaderType, 1, 'FMT-060',
+                                'the 24-byte header')[0]
         version = int(header['version'])
         if version != CURRENT_VERSION:
             raise BetonFormatError(
@@ -197,8 +199,9 @@ class Reader:
             id), FMT-067 (bad array arguments).
         """
         with self._open() as f:
-            descriptors = self._read_exact(f, HeaderType.itemsize, FieldDescType, self.num_fields,
-                                           'FMT-064', f'{self.num_fields} field descriptors')
+            descriptors = read_exact(f, self.file_size, HeaderType.itemsize, FieldDescType,
+                                     self.num_fields, 'FMT-064',
+                                     f'{self.num_fields} field descriptors')
         handlers = {}
         for index, desc in enumerate(descriptors):
             at = HeaderType.itemsize + index * FieldDescType.itemsize
@@ -245,8 +248,8 @@ class Reader:
                     f"file too short for the metadata table: {self.num_samples} samples of "
                     f"{itemsize} bytes end at {end}, the file has {self.file_size} bytes",
                     offset=self.file_size, clause='FMT-069')
-            self.metadata = self._read_exact(f, self._metadata_start, self.metadata_type,
-                                             self.num_samples, 'FMT-069', 'the metadata table')
+            self.metadata = read_exact(f, self.file_size, self._metadata_start, self.metadata_type,
+                                       self.num_samples, 'FMT-069', 'the metadata table')
         self._metadata_end = end
         self.data_region_start = align_to_page(end, self.page_size)
         if self._regions is not None:
@@ -287,9 +290,9 @@ class Reader:
                     f"({self._metadata_end}) nor the end of a whole page after the data region "
                     f"start {self.data_region_start} (page size {self.page_size})",
                     offset=_ALLOC_PTR_AT, clause='FMT-073')
-            table = self._read_exact(f, ptr, ALLOC_TABLE_TYPE,
-                                     table_bytes // ALLOC_TABLE_TYPE.itemsize,
-                                     'FMT-072', 'the allocation table')
+            table = read_exact(f, self.file_size, ptr, ALLOC_TABLE_TYPE,
+                               table_bytes // ALLOC_TABLE_TYPE.itemsize,
+                               'FMT-072', 'the allocation table')
         raw = table.view(np.uint8).reshape(-1, ALLOC_TABLE_TYPE.itemsize)
         ptrs, sizes, owners = _beton.check_alloc_table(raw, self.num_samples,
                                                        self.data_region_start, ptr, self.page_size)
@@ -308,26 +311,6 @@ class Reader:
         """The source, with ``file_size`` set from it (a local file's size now)."""
         self.file_size = self.source.stat()
         yield self.source
-
-    def _read_exact(self, source, offset, dtype, count, clause, what):
-        """Read ``count`` items of ``dtype`` at ``offset`` into a fresh read-only array.
-
-        Raises ``BetonFormatError(clause)`` at the file size if the file ends first.
-        """
-        nbytes = dtype.itemsize * count
-        if offset + nbytes > self.file_size:
-            raise BetonFormatError(
-                f"file too short: {what} needs bytes {offset}..{offset + nbytes} but the file "
-                f"has {self.file_size}", offset=self.file_size, clause=clause)
-        out = np.empty(count, dtype=dtype)
-        raw = out.view(np.uint8).reshape(-1)
-        got = source.read_into(offset, raw) if nbytes else 0
-        if got != nbytes:
-            raise BetonFormatError(
-                f"file too short: read {got} of {nbytes} bytes of {what} (file changed while "
-                f"being opened?)", offset=offset + got, clause=clause)
-        out.flags.writeable = False
-        return out
 
     def _column(self, index):
         """Field ``index``'s records, as ``Field.check_metadata`` takes them."""

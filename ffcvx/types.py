@@ -46,6 +46,11 @@ ALLOC_TABLE_TYPE = np.dtype([
     ('size', '<u8'),
 ])
 
+#: Per-sample storage modes of an image record's ``mode`` byte (FMT-036,
+#: FMT-037). Here, with the other format constants, so that the decoders read
+#: it without importing the field layer; ``ffcvx.fields.rgb_image`` re-exports it.
+IMAGE_MODES = {'jpg': 0, 'raw': 1, 'png': 2}
+
 #: Type id written for a field class that is not one of the built-in ones (FMT-022).
 CUSTOM_TYPE_ID = 255
 

@@ -23,7 +23,7 @@ from ffcvx.fields.base import zero_arguments
 from ffcvx.reader import Reader
 from ffcvx.types import MIN_PAGE_SIZE
 from ffcvx.writer import DatasetWriter
-from ffcvx.writer import merge as merge_module
+from ffcvx.writer import merge_plan
 from ffcvx.writer import merge_local
 from ffcvx.writer.checks import part_range
 
@@ -144,8 +144,8 @@ def test_parts_merge_into_what_one_write_gives(tmp_path, whole, count):
     assert out == os.fspath(tmp_path / 'merged.beton')
     _, merged = assert_same_samples(whole, out)
     # every part's pages, whole, one after the other; each part ends in a partly filled page
-    part_pages = [merge_module._Part(p, {}).pages for p in parts]
-    assert merge_module._Part(whole, {}).pages == 2            # 5 samples fill a page
+    part_pages = [merge_plan._Part(p, {}).pages for p in parts]
+    assert merge_plan._Part(whole, {}).pages == 2            # 5 samples fill a page
     # K = 1: 5 samples and a second, partly filled page; K > 1: one partly filled page or none
     assert part_pages == ([2] if count == 1 else [1 if size else 0 for size in sizes])
     assert int(merged.header['alloc_table_ptr']) == (merged.data_region_start

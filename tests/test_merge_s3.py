@@ -282,12 +282,12 @@ def test_a_failed_stream_merge_leaves_nothing(local_parts, monkeypatch):
     for k, path in enumerate(paths[:2]):
         memory.put_file(path, f'/failing/p{k}.beton')
         urls.append(f'memory://failing/p{k}.beton')
-    from ffcvx.writer import merge as merge_module
+    from ffcvx.writer import merge_plan
 
     def broken(self, start, count, chunk=0):
         yield b'x'
         raise OSError('the part could not be read')
-    monkeypatch.setattr(merge_module._Part, 'chunks', broken)
+    monkeypatch.setattr(merge_plan._Part, 'chunks', broken)
     with pytest.raises(WriterError, match='memory://failing/out.beton failed.*could not be read'):
         ffcvx.merge(urls, 'memory://failing/out.beton')
     assert memory.cat_file('/failing/out.beton') == b'old'

@@ -3,10 +3,11 @@
 Needs libjpeg-turbo's development files (jpeglib.h, libjpeg.so), e.g.
 ``apt-get install libjpeg62-turbo-dev`` on Debian.
 
-Three modules, one library: ``_libjpeg`` (the read path's region decoder),
+Four modules, one library: ``_libjpeg`` (the read path's region decoder, for
+compiled callers), ``_libjpeg_py`` (its Python entry points),
 ``_libjpeg_write`` (the dataset writer's shrinking decoder, with the
 hand-written area resampler ``area_resize.c``) and ``_libjpeg_encode`` (the
-writer's encoder). All cimport libjpeg's
+writer's encoder). The three that call libjpeg cimport its
 declarations from ``_jpeglib.pxd`` and use the setjmp error handling of
 ``_errors.h``.
 """
@@ -18,8 +19,15 @@ extensions = [
         "ffcvx_turbojpeg._libjpeg",
         ["ffcvx_turbojpeg/_libjpeg.pyx"],
         include_dirs=["ffcvx_turbojpeg"],
-        depends=["ffcvx_turbojpeg/_errors.h", "ffcvx_turbojpeg/_jpeglib.pxd"],
+        depends=["ffcvx_turbojpeg/_errors.h", "ffcvx_turbojpeg/_jpeglib.pxd",
+                 "ffcvx_turbojpeg/_libjpeg.pxd"],
         libraries=["jpeg"],
+        extra_compile_args=["-O3"],
+    ),
+    Extension(
+        "ffcvx_turbojpeg._libjpeg_py",
+        ["ffcvx_turbojpeg/_libjpeg_py.pyx"],
+        depends=["ffcvx_turbojpeg/_libjpeg.pxd"],
         extra_compile_args=["-O3"],
     ),
     Extension(

@@ -1,12 +1,13 @@
-/* Antialiased resize kernels of ffcvx: weights, portable passes, dispatch.
+/* Antialiased resize kernels of ffcvx: scratch layout, portable passes, dispatch.
  *
  * Filter: triangle (bilinear) with its support widened by the downscale
  * factor, the family of Pillow's Image.resize(size, Image.BILINEAR): when
  * shrinking by s each output pixel is a weighted mean of about 2 * s input
  * pixels per axis; when enlarging it is plain bilinear interpolation.
- * Weights are int16 with COEF_BITS fractional bits: triangle weights are
- * non-negative and sum to one, so each is at most 1 << COEF_BITS and fits
- * int16, and products with uint8 pixels and their sums fit int32. The
+ * Weights (resize_weights.c) are int16 with COEF_BITS fractional bits:
+ * triangle weights are non-negative and sum to one, so each is at most
+ * 1 << COEF_BITS and fits int16, and products with uint8 pixels and their
+ * sums fit int32. The
  * vertical pass runs first (the gather-heavy horizontal pass then touches
  * only dst_h rows) and its output is rounded to uint8. The AVX2 passes of
  * resize_kernels_avx2.c are used when the CPU has AVX2 and the sizes suit
@@ -17,10 +18,10 @@
 
 #include "resize_kernels.h"
 #include "resize_kernels_avx2.h"
+#include "resize_weights.h"
 
 enum {
     COEF_BITS = FFCVX_RK_COEF_BITS,
-    COEF_ONE = 1 << COEF_BITS,
     COEF_HALF = 1 << (COEF_BITS - 1),
     ALIGN = 64
 };
@@ -110,82 +111,6 @@ int64_t ffcvx_rk_scratch_bytes(int64_t src_h, int64_t src_w, int64_t dst_h, int6
         return FFCVX_RESIZE_BAD_ARGUMENT;
     rk_layout_for(src_h, src_w, dst_h, dst_w, channels, &lay);
     return lay.total;
-}
-
-static double rk_triangle(double x)
-{
-    if (x < 0.0)
-        x = -x;
-    if (x < 1.0)
-        return 1.0 - x;
-    return 0.0;
-}
-
-/* Fixed-point filter weights for one axis. Output i's filter is centred on
- * input coordinate (i + 0.5) * in_size / out_size (pixel centres, as in
- * Pillow), with half-width max(in_size / out_size, 1) input pixels. Writes
- * bounds[2i] = first input index, bounds[2i + 1] = number of taps and
- * coef[i * taps ..] = the weights (summing to about COEF_ONE); leading and
- * trailing taps that round to zero are dropped. */
-static void rk_coefficients(int64_t in_size, int64_t out_size, int64_t taps,
-                            int32_t *bounds, int16_t *coef)
-{
-    const double scale = (double)in_size / (double)out_size;
-    const double filterscale = scale > 1.0 ? scale : 1.0;
-    const double support = filterscale;  /* the triangle's support is 1 at unit scale */
-    const double inv = 1.0 / filterscale;
-    double center, total, w;
-    int64_t i, t, lo, hi, n, first, last;
-    int32_t q;
-    int16_t *c;
-    for (i = 0; i < out_size; i++) {
-        center = (i + 0.5) * scale;
-        lo = (int64_t)(center - support + 0.5);
-        if (lo < 0)
-            lo = 0;
-        hi = (int64_t)(center + support + 0.5);
-        if (hi > in_size)
-            hi = in_size;
-        n = hi - lo;
-        if (n > taps)
-            n = taps;
-        if (n < 1) {
-            /* cannot happen for positive sizes; keep the kernel total anyway */
-            if (lo >= in_size)
-                lo = in_size - 1;
-            n = 1;
-        }
-        c = coef + i * taps;
-        total = 0.0;
-        for (t = 0; t < n; t++)
-            total += rk_triangle((t + lo - center + 0.5) * inv);
-        if (total <= 0.0)
-            total = 1.0;
-        first = -1;
-        last = -1;
-        for (t = 0; t < n; t++) {
-            w = rk_triangle((t + lo - center + 0.5) * inv);
-            q = (int32_t)(w / total * COEF_ONE + 0.5);
-            c[t] = (int16_t)q;
-            if (q != 0) {
-                if (first < 0)
-                    first = t;
-                last = t;
-            }
-        }
-        if (first < 0) {
-            /* all weights rounded to zero (extreme shrink): plain average */
-            first = 0;
-            last = n - 1;
-            for (t = 0; t < n; t++)
-                c[t] = (int16_t)((COEF_ONE + n / 2) / n);
-        }
-        if (first > 0)
-            for (t = 0; t < last - first + 1; t++)
-                c[t] = c[t + first];
-        bounds[2 * i] = (int32_t)(lo + first);
-        bounds[2 * i + 1] = (int32_t)(last - first + 1);
-    }
 }
 
 static uint8_t rk_clip8(int32_t v)
@@ -345,29 +270,6 @@ static void rk_run_vertical(int simd, const uint8_t *src, int64_t src_stride, in
         rk_vertical(src, src_stride, n, dst, dst_stride, dst_h, bounds, coef, taps, acc);
 }
 
-/* Reverse the order of an axis' output positions in place: output i takes
- * the weights of output out_size - 1 - i, so the pass writes the exact
- * left-right mirror of the unmirrored result. */
-static void rk_mirror_table(int64_t out_size, int64_t taps, int32_t *bounds, int16_t *coef)
-{
-    int64_t i, j, t;
-    int32_t b;
-    int16_t c;
-    for (i = 0; i < out_size / 2; i++) {
-        j = out_size - 1 - i;
-        for (t = 0; t < 2; t++) {
-            b = bounds[2 * i + t];
-            bounds[2 * i + t] = bounds[2 * j + t];
-            bounds[2 * j + t] = b;
-        }
-        for (t = 0; t < taps; t++) {
-            c = coef[i * taps + t];
-            coef[i * taps + t] = coef[j * taps + t];
-            coef[j * taps + t] = c;
-        }
-    }
-}
-
 /* The vertical pass treats a row as bytes whatever the channels, so a gray
  * row gets exactly the arithmetic of each channel of an RGB row. */
 int ffcvx_rk_resize(const uint8_t *src, int64_t src_h, int64_t src_w, int64_t src_stride,
@@ -410,11 +312,11 @@ int ffcvx_rk_resize(const uint8_t *src, int64_t src_h, int64_t src_w, int64_t sr
         return FFCVX_RESIZE_OK;
     }
     if (do_v)
-        rk_coefficients(src_h, dst_h, lay.taps_y, ybounds, ycoef);
+        ffcvx_rk_coefficients(src_h, dst_h, lay.taps_y, ybounds, ycoef);
     if (do_h) {
-        rk_coefficients(src_w, dst_w, lay.taps_x, xbounds, xcoef);
+        ffcvx_rk_coefficients(src_w, dst_w, lay.taps_x, xbounds, xcoef);
         if (mirror)
-            rk_mirror_table(dst_w, lay.taps_x, xbounds, xcoef);
+            ffcvx_rk_mirror_table(dst_w, lay.taps_x, xbounds, xcoef);
     }
     if (do_v && do_h) {
         rk_run_vertical(simd, src, src_stride, row_bytes, tmp, row_bytes, dst_h, ybounds,

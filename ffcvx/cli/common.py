@@ -4,13 +4,10 @@ import os
 import time
 
 from ..types import DEFAULT_PAGE_SIZE
+from .usage import UsageError
 
 __all__ = ['UsageError', 'add_writer_options', 'human', 'image_field', 'make_writer',
            'positive_int', 'write_indexed', 'write_parts', 'write_summary']
-
-
-class UsageError(Exception):
-    """A problem with the user's input that needs a message, not a traceback (exit 2)."""
 
 
 def human(nbytes):

@@ -4,7 +4,7 @@ import os
 
 import numpy as np
 
-from ..types import CUSTOM_TYPE_ID, FieldDescType, HeaderType
+from ..types import CUSTOM_TYPE_ID, IMAGE_MODES, FieldDescType, HeaderType
 from .common import UsageError, human
 
 __all__ = ['add_parser', 'run']
@@ -29,7 +29,6 @@ def _region_sizes(reader, ptrs):
 def _field_stats(reader, index, handler):
     """One-line summaries of field ``index``'s values, from the metadata alone."""
     from ..fields import BytesField, FloatField, ImageField, IntField, NDArrayField
-    from ..fields.rgb_image import IMAGE_MODES
 
     column = reader.metadata[f'f{index}']
     n = reader.num_samples

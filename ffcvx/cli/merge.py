@@ -33,16 +33,15 @@ def run(args):
     ffcvx.errors.WriterError
         If writing fails (exit 1); OUT is then left as it was.
     """
-    from ..storage import is_url, url_scheme
+    from ..storage import is_url, local_path
     from ..writer.merge import merge
     options = _storage_options(args.storage_options)
     missing = [part for part in args.parts if not is_url(part) and
-               not os.path.isfile(part[len('file://'):] if url_scheme(part) == 'file' else part)]
+               not os.path.isfile(local_path(part))]
     if missing:
         raise UsageError("no such part file: " + ", ".join(missing))
     if not is_url(args.out):
-        local = args.out[len('file://'):] if url_scheme(args.out) == 'file' else args.out
-        if not os.path.isdir(os.path.dirname(os.path.abspath(local))):
+        if not os.path.isdir(os.path.dirname(os.path.abspath(local_path(args.out)))):
             raise UsageError(f"the folder of {args.out} does not exist")
     start = time.perf_counter()
     merge(args.parts, args.out, storage_options=options)

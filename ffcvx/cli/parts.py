@@ -17,7 +17,7 @@ import argparse
 import os
 
 from ..writer.checks import part_path
-from .common import UsageError
+from .usage import UsageError
 
 __all__ = ['add_part_options', 'merge_if_asked', 'part_from_environment', 'part_path',
            'written_part']

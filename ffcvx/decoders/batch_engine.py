@@ -20,7 +20,7 @@ from numba import njit
 
 from .. import status
 from ..errors import BackendNotFoundError, DecodeError
-from ..fields.rgb_image import IMAGE_MODES
+from ..types import IMAGE_MODES
 from ..pipeline.state import State, concrete_device
 from .headers import header_matches
 

@@ -7,7 +7,7 @@ from numba import njit
 
 from .. import status
 from ..errors import BackendNotFoundError
-from ..fields.rgb_image import IMAGE_MODES
+from ..types import IMAGE_MODES
 from ..pipeline.compiler import Compiler
 from .kernels import (get_center_crop, get_random_crop, gray_to_rgb, keep_channel0,
                       flip_resize_function, resize_functions, swap_rb)

@@ -29,7 +29,7 @@ from numba import njit
 from .. import status
 from ..backend_api import DECODE_REGION_PROTO, GRAY_FUNCTION
 from ..errors import DecodeError
-from ..fields.rgb_image import IMAGE_MODES
+from ..types import IMAGE_MODES
 from ..pipeline.operation import Decoder
 from ..pipeline.seeds import seed_sample
 from ..pipeline.step_code import StepCode

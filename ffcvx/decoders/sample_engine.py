@@ -27,7 +27,7 @@ import torch
 from numba import njit
 
 from .. import status
-from ..fields.rgb_image import IMAGE_MODES
+from ..types import IMAGE_MODES
 from ..pipeline.allocation_query import AllocationQuery
 from ..pipeline.state import State
 from .headers import header_matches

@@ -2,7 +2,7 @@
 import numpy as np
 
 from .. import status
-from ..fields.rgb_image import IMAGE_MODES
+from ..types import IMAGE_MODES
 from ..pipeline.compiler import Compiler
 from .image import ImageDecoder
 from .kernels import gray_to_rgb, rgb_to_gray, swap_rb, whole_image

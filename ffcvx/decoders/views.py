@@ -23,7 +23,7 @@ import numpy as np
 from numba import njit
 
 from .. import status
-from ..fields.rgb_image import IMAGE_MODES
+from ..types import IMAGE_MODES
 from ..pipeline.allocation_query import AllocationQuery
 from ..pipeline.compiler import Compiler
 from ..pipeline.planning import fingerprint

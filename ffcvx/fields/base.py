@@ -31,7 +31,7 @@ from ..errors import MergeError
 from ..types import ARG_TYPE
 
 __all__ = ['ARG_TYPE', 'Field', 'MetadataColumn', 'RegionTable', 'copy_unchanged',
-           'decoder_aliases', 'shift_member', 'zero_arguments']
+           'decoder_aliases', 'decoder_named', 'shift_member', 'zero_arguments']
 
 
 @dataclass(frozen=True)
@@ -273,6 +273,30 @@ def native_core():
     return beton
 
 
+def decoder_named(name):
+    """The decoder class ``name`` of :mod:`ffcvx.decoders`, imported on first use.
+
+    The one place where the format layer reaches the decode layer: fields
+    name their default decoder through it (``get_decoder_class``) and the
+    FFCV-path aliases (:func:`decoder_aliases`) resolve through it, so that
+    the decoders, which import the pipeline and torch, load only when a
+    decoder is asked for, and nothing in :mod:`ffcvx.decoders` imports a
+    field module back.
+
+    Parameters
+    ----------
+    name : str
+        A name :mod:`ffcvx.decoders` exports, e.g. ``'IntDecoder'``.
+
+    Returns
+    -------
+    type
+        The decoder Operation class.
+    """
+    from .. import decoders
+    return getattr(decoders, name)
+
+
 def decoder_aliases(module_name, *names):
     """A module ``__getattr__`` (PEP 562) that serves decoders under FFCV's paths.
 
@@ -291,7 +315,6 @@ def decoder_aliases(module_name, *names):
     """
     def __getattr__(name):
         if name in names:
-            from . import decoders
-            return getattr(decoders, name)
+            return decoder_named(name)
         raise AttributeError(f"module {module_name!r} has no attribute {name!r}")
     return __getattr__

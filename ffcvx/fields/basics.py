@@ -13,7 +13,7 @@ import operator
 
 import numpy as np
 
-from .base import Field, copy_unchanged, decoder_aliases, zero_arguments
+from .base import Field, copy_unchanged, decoder_aliases, decoder_named, zero_arguments
 
 
 INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
@@ -111,68 +111,64 @@ def exact_float64(value):
     raise TypeError(f"FloatField expects a real number, got {type(value).__name__} {value!r}")
 
 
-class FloatField(Field):
-    """A float64 per sample, stored in the metadata table itself (FMT-032)."""
+class _ScalarField(Field):
+    """A number per sample, stored in the metadata table itself (FMT-032).
+
+    Subclasses name the stored dtype (``_dtype``), the check that a value
+    fits it exactly (``_exact``) and their decoder (``_decoder``), and keep
+    their own ``from_binary``.
+    """
+
+    _dtype = None
+    _exact = None
+    _decoder = None
 
     @property
     def metadata_type(self):
-        return np.dtype('<f8')
+        return np.dtype(self._dtype)
+
+    def to_binary(self):
+        return zero_arguments()
+
+    def encode(self, destination, field, malloc):
+        """Store ``field`` exactly as the metadata type (:func:`exact_float64`, :func:`exact_int64`)."""
+        destination[0] = self._exact(field)
+
+    def relocate(self, values, shift):
+        """The values unchanged: a number holds no pointer (FMT-032, FMT-092).
+
+        A subclass with another metadata type is refused as custom fields are.
+        """
+        if self.metadata_type != np.dtype(self._dtype):
+            return super().relocate(values, shift)
+        return copy_unchanged(values)
+
+    def get_decoder_class(self):
+        return decoder_named(self._decoder)
+
+
+class FloatField(_ScalarField):
+    """A float64 per sample, stored in the metadata table itself (FMT-032)."""
+
+    _dtype = '<f8'
+    _exact = staticmethod(exact_float64)
+    _decoder = 'FloatDecoder'
 
     @staticmethod
     def from_binary(binary):
         return FloatField()
 
-    def to_binary(self):
-        return zero_arguments()
 
-    def encode(self, destination, field, malloc):
-        """Store ``field`` exactly as float64 (see :func:`exact_float64` for what is refused)."""
-        destination[0] = exact_float64(field)
-
-    def relocate(self, values, shift):
-        """The values unchanged: a float holds no pointer (FMT-032, FMT-092).
-
-        A subclass with another metadata type is refused as custom fields are.
-        """
-        if self.metadata_type != np.dtype('<f8'):
-            return super().relocate(values, shift)
-        return copy_unchanged(values)
-
-    def get_decoder_class(self):
-        from .decoders import FloatDecoder
-        return FloatDecoder
-
-
-class IntField(Field):
+class IntField(_ScalarField):
     """An int64 per sample, stored in the metadata table itself (FMT-032)."""
 
-    @property
-    def metadata_type(self):
-        return np.dtype('<i8')
+    _dtype = '<i8'
+    _exact = staticmethod(exact_int64)
+    _decoder = 'IntDecoder'
 
     @staticmethod
     def from_binary(binary):
         return IntField()
-
-    def to_binary(self):
-        return zero_arguments()
-
-    def encode(self, destination, field, malloc):
-        """Store ``field`` exactly as int64 (see :func:`exact_int64` for what is refused)."""
-        destination[0] = exact_int64(field)
-
-    def relocate(self, values, shift):
-        """The values unchanged: an int holds no pointer (FMT-032, FMT-092).
-
-        A subclass with another metadata type is refused as custom fields are.
-        """
-        if self.metadata_type != np.dtype('<i8'):
-            return super().relocate(values, shift)
-        return copy_unchanged(values)
-
-    def get_decoder_class(self):
-        from .decoders import IntDecoder
-        return IntDecoder
 
 
 # FFCV 1.0's import path for this field's decoder(s), resolved on first use.

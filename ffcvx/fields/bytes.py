@@ -1,7 +1,7 @@
 """Variable-length byte strings: ``BytesField`` (FMT-033)."""
 import numpy as np
 
-from .base import Field, decoder_aliases, native_core, shift_member, zero_arguments
+from .base import Field, decoder_aliases, decoder_named, native_core, shift_member, zero_arguments
 
 #: Metadata record of a bytes-like field: region offset and length, packed (FMT-033).
 BytesMetadataType = np.dtype([
@@ -70,8 +70,7 @@ class BytesField(Field):
         return shift_member(values, 'ptr', shift)
 
     def get_decoder_class(self):
-        from .decoders import BytesDecoder
-        return BytesDecoder
+        return decoder_named('BytesDecoder')
 
 
 # FFCV 1.0's import path for this field's decoder(s), resolved on first use.

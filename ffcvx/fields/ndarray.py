@@ -4,7 +4,7 @@ import math
 
 import numpy as np
 
-from .base import Field, decoder_aliases, native_core, shift_member
+from .base import Field, decoder_aliases, decoder_named, native_core, shift_member
 from ..errors import BetonFormatError
 from ..types import ARG_TYPE
 
@@ -232,8 +232,7 @@ class NDArrayField(Field):
         return shift_member(values, None, shift)
 
     def get_decoder_class(self):
-        from .decoders import NDArrayDecoder
-        return NDArrayDecoder
+        return decoder_named('NDArrayDecoder')
 
 
 class TorchTensorField(NDArrayField):

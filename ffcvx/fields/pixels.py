@@ -26,6 +26,31 @@ def check_pil_depth(image, field):
                         f"NDArrayField")
 
 
+def _pil_or_uint8(value, field_name, pil_mode):
+    """A PIL image converted to ``pil_mode``, or ``value`` checked to be a uint8 ndarray.
+
+    Returns
+    -------
+    (ndarray[uint8], bool)
+        The pixels, and whether they are a converted PIL image (then final).
+
+    Raises
+    ------
+    TypeError
+        Naming ``field_name``: neither a PIL image nor an ndarray, a dtype
+        other than uint8, or a PIL mode of more than 8 bits a channel.
+    """
+    if isinstance(value, Image.Image):
+        check_pil_depth(value, field_name)
+        return np.asarray(value.convert(pil_mode)), True
+    if not isinstance(value, np.ndarray):
+        raise TypeError(f"{field_name} expects a PIL image, a uint8 ndarray, a file path or "
+                        f"encoded bytes, got {type(value).__name__}")
+    if value.dtype != np.uint8:
+        raise TypeError(f"{field_name} expects uint8 pixels, got dtype {value.dtype}")
+    return value, False
+
+
 def to_rgb_array(value):
     """Turn a writer input into ``ndarray[uint8], shape (H, W, 3)``.
 
@@ -37,14 +62,9 @@ def to_rgb_array(value):
     TypeError
         For any other type, dtype or shape.
     """
-    if isinstance(value, Image.Image):
-        check_pil_depth(value, 'RGBImageField')
-        return np.asarray(value.convert('RGB'))
-    if not isinstance(value, np.ndarray):
-        raise TypeError(f"RGBImageField expects a PIL image, a uint8 ndarray, a file path or "
-                        f"encoded bytes, got {type(value).__name__}")
-    if value.dtype != np.uint8:
-        raise TypeError(f"RGBImageField expects uint8 pixels, got dtype {value.dtype}")
+    value, converted = _pil_or_uint8(value, 'RGBImageField', 'RGB')
+    if converted:
+        return value
     if value.ndim == 2:
         value = value[:, :, None]
     if value.ndim != 3 or value.shape[2] not in (1, 3):
@@ -66,14 +86,9 @@ def to_gray_array(value):
     TypeError
         For any other type, dtype or shape.
     """
-    if isinstance(value, Image.Image):
-        check_pil_depth(value, 'GrayscaleImageField')
-        return np.asarray(value.convert('L'))
-    if not isinstance(value, np.ndarray):
-        raise TypeError(f"GrayscaleImageField expects a PIL image, a uint8 ndarray, a file path "
-                        f"or encoded bytes, got {type(value).__name__}")
-    if value.dtype != np.uint8:
-        raise TypeError(f"GrayscaleImageField expects uint8 pixels, got dtype {value.dtype}")
+    value, converted = _pil_or_uint8(value, 'GrayscaleImageField', 'L')
+    if converted:
+        return value
     if value.ndim == 3 and value.shape[2] == 1:
         value = value[:, :, 0]
     elif value.ndim == 3 and value.shape[2] == 3:

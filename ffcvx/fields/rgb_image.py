@@ -21,8 +21,8 @@ from abc import abstractmethod
 
 import numpy as np
 
-from ..types import ARG_TYPE, ARGUMENTS_LENGTH
-from .base import Field, decoder_aliases, native_core, shift_member, zero_arguments
+from ..types import ARG_TYPE, ARGUMENTS_LENGTH, IMAGE_MODES  # noqa: F401 (IMAGE_MODES: re-exported)
+from .base import Field, decoder_aliases, decoder_named, native_core, shift_member, zero_arguments
 from .image_encode import choose_mode, encode_image, encoded_value
 # the encoder's limits live in .image_encode, which imports nothing from here; importable as before
 from .image_encode import MAX_SIDE, WRITE_JPEG_MODES  # noqa: F401
@@ -31,8 +31,7 @@ from .image_codecs import area_resize, encode_jpeg, encode_png, shrink_to  # noq
 # the input conversions live in .pixels; importable from here as before
 from .pixels import WIDE_PIL_MODES, check_pil_depth, to_gray_array, to_rgb_array  # noqa: F401
 
-#: Per-sample storage modes (FMT-036, FMT-037).
-IMAGE_MODES = {'jpg': 0, 'raw': 1, 'png': 2}
+# IMAGE_MODES, the per-sample storage modes (FMT-036, FMT-037), is imported above
 WRITE_MODES = ('raw', 'jpg', 'smart', 'proportion', 'png')
 
 #: Metadata record of an image sample, 13 bytes, packed (FMT-036).
@@ -261,8 +260,7 @@ class ImageField(Field):
         return shift_member(values, 'data_ptr', shift)
 
     def get_decoder_class(self):
-        from .decoders import SimpleRGBImageDecoder
-        return SimpleRGBImageDecoder
+        return decoder_named('SimpleRGBImageDecoder')
 
 
 class RGBImageField(ImageField):

@@ -13,7 +13,7 @@ from ..errors import BackendNotFoundError
 from .source import (DEFAULT_RETRIES, DEFAULT_TIMEOUT, LocalSource, RemoteSource, Source,
                      redact)
 
-__all__ = ['open_source', 'network_options', 'is_url', 'url_scheme', 'Source', 'LocalSource', 'RemoteSource',
+__all__ = ['open_source', 'network_options', 'is_url', 'is_s3', 'local_path', 'url_scheme', 'Source', 'LocalSource', 'RemoteSource',
            'redact', 'CLIENT_ENV', 'DEFAULT_TIMEOUT', 'DEFAULT_RETRIES']
 
 #: Environment variable choosing the remote client: ``auto`` (default), ``obstore``, ``fsspec``.
@@ -39,6 +39,22 @@ def is_url(location):
     if isinstance(location, Source):
         return location.remote
     return url_scheme(location) not in (None, 'file')
+
+
+def is_s3(location):
+    """Whether ``location`` is an S3 URL (``s3://`` or ``s3a://``), which some writers treat apart."""
+    return url_scheme(location) in ('s3', 's3a')
+
+
+def local_path(location):
+    """The path of a local ``location``: a ``file://`` URL without its scheme, a path as it is.
+
+    Parameters
+    ----------
+    location : str
+        A path, or a URL of any scheme (returned unchanged but for ``file://``).
+    """
+    return location[len('file://'):] if url_scheme(location) == 'file' else location
 
 
 #: ``cache_options`` keys that are a URL's network policy, not only its strategy's.
@@ -109,7 +125,7 @@ def open_source(location, storage_options=None, client=None, timeout=None, retri
         if storage_options:
             raise ValueError(f"storage_options are for URLs; {location!r} is a local path")
         path = os.fspath(location)
-        return LocalSource(path[len('file://'):] if url_scheme(path) == 'file' else path)
+        return LocalSource(local_path(path))
     url = location
     scheme = url_scheme(url)
     client = (client or os.environ.get(CLIENT_ENV, '') or 'auto').strip().lower()

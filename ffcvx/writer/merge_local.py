@@ -4,14 +4,14 @@ The head and the table of a :class:`~.merge.Plan` are written, and the
 pages move with ``os.copy_file_range`` (a read/write loop where that is
 missing or refused), into a temporary file that replaces ``out``
 atomically, as the writer does (:class:`.temp.Staged`). A part given as a
-URL has its pages downloaded in pieces of :data:`~.merge.COPY_CHUNK` bytes.
+URL has its pages downloaded in pieces of :data:`~.merge_plan.COPY_CHUNK` bytes.
 """
 import os
 
 from ..errors import MergeError, WriterError
 from ..types import HeaderType
 from . import temp
-from .merge import COPY_CHUNK, PartEnded
+from .merge_plan import COPY_CHUNK, PartEnded
 from .pages import pwrite_all
 
 __all__ = ['write_local']

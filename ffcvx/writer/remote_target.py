@@ -26,7 +26,7 @@ import shutil
 import tempfile
 
 from ..errors import WriterError
-from ..storage import redact, url_scheme
+from ..storage import is_s3, redact
 from .checks import part_path
 
 __all__ = ['part_url', 'upload', 'write_to_url', 'TMPDIR_ENV']
@@ -53,7 +53,7 @@ def upload(path, url, storage_options=None):
         If the upload fails (naming ``url``); nothing is left there but an
         old object.
     """
-    if url_scheme(url) in ('s3', 's3a'):
+    if is_s3(url):
         from .s3_compose import MIN_PART, s3_client, split_url
         client = s3_client(storage_options)      # names the extra when boto3 is missing
         from boto3.s3.transfer import TransferConfig

@@ -27,7 +27,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor, wait
 
 from ..errors import MergeError, WriterError
-from ..storage import redact, url_scheme
+from ..storage import is_s3, redact
 
 __all__ = ['check_parts', 'compose', 'layout', 's3_client', 'split_url',
            'MIN_PART', 'MAX_PART', 'MAX_PARTS']
@@ -124,7 +124,7 @@ def check_parts(paths, out):
     """
     bucket, _ = split_url(out)
     for path in paths:
-        if url_scheme(path) not in ('s3', 's3a') or split_url(path)[0] != bucket:
+        if not is_s3(path) or split_url(path)[0] != bucket:
             raise MergeError(
                 f"part {redact(path)} is not an object of the bucket of {redact(out)}: a merge "
                 f"into s3:// is composed in the store from objects of the same bucket (one "

@@ -19,6 +19,8 @@ a missing or broken build instead of failing at entry-point load time.
 __all__ = ["backend", "TurboJPEGBackend"]
 
 _MODULE = "ffcvx_turbojpeg._libjpeg"
+#: The Python entry points of the same decoder (decode_region_py).
+_PY_MODULE = "ffcvx_turbojpeg._libjpeg_py"
 _FUNCTIONS = ("decode_region", "decode_region_gray")
 
 
@@ -53,9 +55,9 @@ class TurboJPEGBackend:
     device = "cpu"
     kind = "native"
 
-    def _module(self):
+    def _module(self, name=_MODULE):
         import importlib
-        return importlib.import_module(_MODULE)
+        return importlib.import_module(name)
 
     def available(self):
         """Whether the backend can run here.
@@ -139,7 +141,7 @@ class TurboJPEGBackend:
         ValueError
             The crop is not inside the image or has a non-positive size.
         """
-        return self._module().decode_region_py(data, crop, target, gray)
+        return self._module(_PY_MODULE).decode_region_py(data, crop, target, gray)
 
     def __repr__(self):
         return "<ffcvx decoder backend 'turbojpeg' (libjpeg-turbo, crop + DCT scale)>"

@@ -22,6 +22,9 @@ JPEG libjpeg then copies the decoded component where the RGB decode repeats
 it three times, so the output is exactly channel 0 of ``decode_region``'s;
 for a colour JPEG it is libjpeg's luma (Y).
 
+The Python entry points (``decode_region_into``, ``decode_region_py``) are in
+``_libjpeg_py``, which cimports the decode declared in ``_libjpeg.pxd``.
+
 Coordinate mapping at scale ``k/8`` (documented rounding)
 ---------------------------------------------------------
 libjpeg's scaled image is ``ceil(H*k/8) x ceil(W*k/8)``. A full-resolution
@@ -46,13 +49,6 @@ from libc.stdio cimport snprintf
 
 from ffcvx_turbojpeg._jpeglib cimport *
 
-
-# Status codes of decode_region (spec/backends.md).
-cdef enum:
-    DECODE_OK = 0
-    DECODE_CORRUPT = -1
-    DECODE_CAPACITY = -2
-    DECODE_BAD_ARGUMENT = -3
 
 # libjpeg's JDIMENSION is 32-bit and its images at most 65500 pixels a side.
 cdef enum:
@@ -304,126 +300,3 @@ cdef api int decode_region_gray(const uint8_t *src, int64_t src_len,
     """
     return _decode_region_impl(src, src_len, False, crop_y, crop_x, crop_h, crop_w,
                                target_h, target_w, out, out_capacity, out_hw, True, NULL, 0)
-
-
-cdef enum:
-    MSG_LEN = 256
-
-
-def _status_error(int status, bytes message):
-    """Exception for a non-zero status, carrying libjpeg's (or our) message."""
-    from ffcvx.errors import DecodeError
-    text = message.decode("utf-8", "replace") or "no message"
-    if status == DECODE_CORRUPT:
-        return DecodeError(f"JPEG decode failed: {text}")
-    if status == DECODE_BAD_ARGUMENT:
-        return ValueError(f"bad decode_region arguments: {text}")
-    return DecodeError(f"decode_region failed with status {status}: {text}")
-
-
-def _as_bytes_1d(buf):
-    """A 1-D uint8 view of a bytes-like object or a C-contiguous ndarray."""
-    import numpy
-    if isinstance(buf, numpy.ndarray):
-        if not buf.flags.c_contiguous:
-            raise ValueError("array buffers must be C-contiguous")
-        return buf.reshape(-1).view(numpy.uint8)
-    return numpy.frombuffer(buf, dtype=numpy.uint8)
-
-
-def decode_region_into(data, crop, target, out, gray=False):
-    """Decode a region of a JPEG into a caller-provided buffer.
-
-    Parameters
-    ----------
-    data : bytes-like (1-D, uint8)
-        The complete JPEG file.
-    crop : tuple of 4 int or None
-        ``(y, x, h, w)`` in full-resolution pixels; None for the whole image.
-    target : tuple of 2 int or None
-        ``(target_h, target_w)`` minimum output size that sets the DCT
-        scale; None (or zeros) for full scale.
-    out : writable bytes-like (uint8), C-contiguous
-        Destination; the first ``h * w * 3`` bytes receive packed RGB rows
-        (``h * w`` bytes of one channel with ``gray``).
-    gray : bool, optional
-        Decode one channel, as ``decode_region_gray``.
-
-    Returns
-    -------
-    status : int
-        0, or -1 / -2 / -3 as in ``decode_region``.
-    shape : tuple of 2 int
-        ``(h, w)`` of the decoded region (0, 0 when the header was not read).
-    message : str
-        libjpeg's message (or the reason for -2/-3); empty on success.
-    """
-    cdef const uint8_t[::1] src = _as_bytes_1d(data)
-    cdef uint8_t[::1] dst = _as_bytes_1d(out)
-    cdef int64_t cy = 0, cx = 0, ch = 0, cw = 0, th = 0, tw = 0
-    cdef bint whole = crop is None
-    cdef bint one_channel = bool(gray)
-    cdef int64_t hw[2]
-    cdef char msg[MSG_LEN]
-    cdef int status
-    cdef const uint8_t *sp = NULL
-    cdef uint8_t *dp = NULL
-    cdef int64_t n_src = src.shape[0], n_dst = dst.shape[0]
-    if not whole:
-        cy, cx, ch, cw = crop
-    if target is not None:
-        th, tw = target
-    if n_src > 0:
-        sp = &src[0]
-    if n_dst > 0:
-        dp = &dst[0]
-    hw[0] = 0
-    hw[1] = 0
-    msg[0] = 0
-    with nogil:
-        status = _decode_region_impl(sp, n_src, whole, cy, cx, ch, cw, th, tw,
-                                     dp, n_dst, hw, one_channel, msg, MSG_LEN)
-    return status, (hw[0], hw[1]), (<bytes>msg).decode("utf-8", "replace")
-
-
-def decode_region_py(data, crop=None, target=None, gray=False):
-    """Decode a region of a JPEG into a new array.
-
-    Parameters
-    ----------
-    data : bytes-like or ndarray of uint8, shape (n,)
-        The complete JPEG file.
-    crop : tuple of 4 int, optional
-        ``(y, x, h, w)``: rows ``y .. y+h`` and columns ``x .. x+w`` in
-        full-resolution pixels. Default: the whole image.
-    target : tuple of 2 int, optional
-        ``(target_h, target_w)``: the decode runs at the smallest DCT scale
-        k/8 (k in 1, 2, 4, 8) at which the crop is still at least this big.
-        Default: full scale.
-    gray : bool, optional
-        Decode one channel, as ``decode_region_gray`` (BKD-026).
-
-    Returns
-    -------
-    ndarray of uint8, shape (h, w, 3), or (h, w) with ``gray``
-        Packed RGB (or gray) pixels of the region at the chosen scale.
-
-    Raises
-    ------
-    ffcvx.errors.DecodeError
-        The data is not a decodable JPEG (corrupt, truncated, CMYK); the
-        message is libjpeg's own.
-    ValueError
-        The crop is not inside the image or has a non-positive size.
-    """
-    import numpy
-    status, shape, message = decode_region_into(data, crop, target, bytearray(0), gray)
-    if status == DECODE_CAPACITY:
-        out = numpy.empty((shape[0], shape[1]) if gray else (shape[0], shape[1], 3),
-                          dtype=numpy.uint8)
-        status, shape2, message = decode_region_into(data, crop, target, out, gray)
-        if status == DECODE_OK and shape2 != shape:
-            raise RuntimeError("decode_region changed its output size between calls")
-        if status == DECODE_OK:
-            return out
-    raise _status_error(status, message.encode("utf-8"))
