@@ -12,6 +12,7 @@ from ..pipeline.compiler import Compiler
 from .kernels import (get_center_crop, get_random_crop, gray_to_rgb, keep_channel0,
                       flip_resize_function, resize_functions, swap_rb)
 from .simple import SimpleRGBImageDecoder
+from .views import ViewsDecoder
 
 
 class ResizedCropRGBImageDecoder(SimpleRGBImageDecoder):
@@ -61,13 +62,12 @@ class ResizedCropRGBImageDecoder(SimpleRGBImageDecoder):
         self.output_size = (int(output_size[0]), int(output_size[1]))
 
     def shares_decode(self, select_backend):
-        """Whether views may share this decode (spec/pipeline.md PIP-012, ``views.can_share``).
+        """Whether views may share this decode (spec/pipeline.md PIP-012, ``can_share``).
 
         Only in the per-sample engine: not when JPEGs go to a backend of
         kind ``batch``, nor when no JPEG backend is found (the views' own
         decoders then say so).
         """
-        from .views import can_share    # views builds on this module
         if not can_share(self):
             return False
         try:
@@ -77,7 +77,6 @@ class ResizedCropRGBImageDecoder(SimpleRGBImageDecoder):
 
     def share_decode(self, views, names):
         """A :class:`~ffcvx.decoders.views.ViewsDecoder` of ``views`` (PIP-012)."""
-        from .views import ViewsDecoder
         return ViewsDecoder(views, names)
 
     def absorb(self, operation):
@@ -305,3 +304,24 @@ class CenterCropRGBImageDecoder(ResizedCropRGBImageDecoder):
         def sample(height, width):
             return get_center_crop(height, width, ratio)
         return sample
+
+
+def can_share(decoder):
+    """Whether ``decoder`` can be one view of a :class:`ViewsDecoder`.
+
+    A crop decoder of ffcvx's own (its code, buffers and draws unchanged by
+    a subclass: those are what the views decoder reproduces, or a subclass
+    whose ``decodes_as_view`` says its overrides keep them as a decoder)
+    with one or two seed streams, writing RGB from an RGB field without the
+    PNG channel swap.
+    """
+    cls = type(decoder)
+    own_code = all(getattr(cls, name) is getattr(ResizedCropRGBImageDecoder, name)
+                   for name in ('declare_state_and_memory', 'generate_code', '_sample_code',
+                                'finish_batch'))
+    # One or two seed streams per view (``second_seed``): see _link.
+    return (isinstance(decoder, ResizedCropRGBImageDecoder)
+            and (own_code or decoder.decodes_as_view is True)
+            and len(decoder.seed_values or (None,)) in (1, 2)
+            and getattr(cls, 'view_draw', None) is not None
+            and decoder.channels in (None, 3) and decoder.png_channel_order == 'rgb')

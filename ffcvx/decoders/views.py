@@ -28,33 +28,11 @@ from ..pipeline.allocation_query import AllocationQuery
 from ..pipeline.compiler import Compiler
 from ..pipeline.planning import fingerprint
 from ..pipeline.seeds import seed_streams
-from .crop import ResizedCropRGBImageDecoder
 from .image import ImageDecoder
 from .kernels import flip_resize_function, resize_functions
 
 _UINT8 = np.dtype(np.uint8)
 _INT64 = np.dtype(np.int64)
-
-
-def can_share(decoder):
-    """Whether ``decoder`` can be one view of a :class:`ViewsDecoder`.
-
-    A crop decoder of ffcvx's own (its code, buffers and draws unchanged by
-    a subclass: those are what the views decoder reproduces, or a subclass
-    whose ``decodes_as_view`` says its overrides keep them as a decoder)
-    with one or two seed streams, writing RGB from an RGB field without the
-    PNG channel swap.
-    """
-    cls = type(decoder)
-    own_code = all(getattr(cls, name) is getattr(ResizedCropRGBImageDecoder, name)
-                   for name in ('declare_state_and_memory', 'generate_code', '_sample_code',
-                                'finish_batch'))
-    # One or two seed streams per view (``second_seed``): see _link.
-    return (isinstance(decoder, ResizedCropRGBImageDecoder)
-            and (own_code or decoder.decodes_as_view is True)
-            and len(decoder.seed_values or (None,)) in (1, 2)
-            and getattr(cls, 'view_draw', None) is not None
-            and decoder.channels in (None, 3) and decoder.png_channel_order == 'rgb')
 
 
 def _view_seed(start, count):
@@ -101,7 +79,7 @@ class ViewsDecoder(ImageDecoder):
     """The crop decoders of several views of one field, run as one decode step.
 
     Built by the Loader (not by users) when two or more outputs read one
-    RGB image field through crop decoders that :func:`can_share`. Its
+    RGB image field through crop decoders that :func:`ffcvx.decoders.crop.can_share`. Its
     output is a tuple with one ``ndarray[uint8], shape (B, h_v, w_v, 3)``
     per view; the first continues the first view's pipeline, the others
     start their views' pipelines (``ffcvx.pipeline.graph.ViewBranch``).

@@ -18,7 +18,7 @@ process cache's plan, epoch by epoch.
 A local path works too (its pages are read with ``pread``), which is how the
 conformance suite checks the strategy without a server.
 """
-from ..storage import redact
+from ..storage import redact, reopen_source
 from ..storage.identity import FileIdentity
 from ..storage.pages import RemotePages
 from .paged_cache import PagedCache
@@ -112,7 +112,7 @@ class RemoteCacheManager(PagedCache):
         if given and not reader.source.remote:
             raise ValueError(f"remote cache: {', '.join(given)} apply to URLs; "
                              f"{reader.file_name} is a local file")
-        source = reader.source.reopen(timeout=timeout, retries=retries, client=client)
+        source = reopen_source(reader.source, timeout=timeout, retries=retries, client=client)
         if immutable:
             source.immutable = True
         pages = RemotePages(reader, source, pages_per_read)

@@ -13,7 +13,7 @@ from ..errors import BackendNotFoundError
 from .source import (DEFAULT_RETRIES, DEFAULT_TIMEOUT, LocalSource, RemoteSource, Source,
                      redact)
 
-__all__ = ['open_source', 'network_options', 'is_url', 'is_s3', 'local_path', 'url_scheme', 'Source', 'LocalSource', 'RemoteSource',
+__all__ = ['open_source', 'reopen_source', 'network_options', 'is_url', 'is_s3', 'local_path', 'url_scheme', 'Source', 'LocalSource', 'RemoteSource',
            'redact', 'CLIENT_ENV', 'DEFAULT_TIMEOUT', 'DEFAULT_RETRIES']
 
 #: Environment variable choosing the remote client: ``auto`` (default), ``obstore``, ``fsspec``.
@@ -160,3 +160,34 @@ def open_source(location, storage_options=None, client=None, timeout=None, retri
             f"{_install_hint(scheme)} installs it") from None
     from .fsspec_source import FsspecSource
     return FsspecSource(url, options, timeout, retries, expect, immutable)
+
+
+def reopen_source(source, timeout=None, retries=None, client=None):
+    """A source of the same file and version as ``source``, with its own connections.
+
+    A local source is returned as it is. A remote one is opened again with
+    :func:`open_source`, pinned to the version ``source`` read (its
+    ``identity()``, REM-004), so the new connections cannot see another
+    version; None keeps ``source``'s timeout, retries and client.
+
+    Parameters
+    ----------
+    source : Source
+    timeout : float or None, seconds
+    retries : int or None
+    client : {None, 'auto', 'obstore', 'fsspec'}
+
+    Returns
+    -------
+    Source
+
+    Raises
+    ------
+    Same as :func:`open_source`.
+    """
+    if not source.remote:
+        return source
+    return open_source(source.location, source.storage_options, client=client or source.client,
+                       timeout=source.timeout if timeout is None else timeout,
+                       retries=source.retries if retries is None else retries,
+                       expect=source.identity(), immutable=source.immutable)

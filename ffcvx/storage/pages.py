@@ -110,7 +110,7 @@ class RemotePages(PageSource):
     ----------
     reader : ffcvx.reader.Reader
     source : ffcvx.storage.Source
-        The requests' source (its own connections: ``reader.source.reopen()``);
+        The requests' source (its own connections: ``ffcvx.storage.reopen_source(reader.source)``);
         closed by :meth:`close`.
     pages_per_read : int
         Most adjacent pages per request.

@@ -83,10 +83,6 @@ class Source(ABC):
     #: Whether a replacement of the file could go unseen (a remote file without validators).
     unversioned = False
 
-    def reopen(self, timeout=None, retries=None, client=None):
-        """A source of the same file and version, with its own connections and policy."""
-        return self
-
     def close(self):
         """Release connections; reading afterwards is an error."""
 
@@ -188,7 +184,7 @@ class RemoteSource(Source):
     """
 
     remote = True
-    #: Name of the client, for messages and ``client=`` of :meth:`reopen`.
+    #: Name of the client, for messages and ``client=`` of :func:`ffcvx.storage.reopen_source`.
     client = None
 
     def __init__(self, url, storage_options=None, timeout=None, retries=None, expect=None,
@@ -249,14 +245,6 @@ class RemoteSource(Source):
 
     def identity(self):
         return dict(self._expected)
-
-    def reopen(self, timeout=None, retries=None, client=None):
-        """A source of this file and version with its own client; None keeps this one's setting."""
-        from . import open_source
-        return open_source(self.location, self.storage_options, client=client or self.client,
-                           timeout=self.timeout if timeout is None else timeout,
-                           retries=self.retries if retries is None else retries,
-                           expect=self._expected, immutable=self.immutable)
 
     def check_version(self):
         """HEAD the file again; RemoteFileChangedError if it is another version now."""

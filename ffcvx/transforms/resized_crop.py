@@ -103,7 +103,7 @@ class RandomResizedCrop(RandomResizedCropRGBImageDecoder):
 
     #: Its stage methods below only add the transform role for direct calls:
     #: as a decoder its code is RandomResizedCropRGBImageDecoder's, so views
-    #: may share its decode (``ffcvx.decoders.views.can_share``).
+    #: may share its decode (``ffcvx.decoders.crop.can_share``).
     decodes_as_view = True
 
     def as_transform(self):

@@ -4,7 +4,7 @@ Kept apart from the checks themselves so that the command line, the report
 table and the test class name and order them the same way without importing
 numpy or a backend.
 """
-__all__ = ['CHECKS', 'CHECK_NAMES', 'clauses_of']
+__all__ = ['CHECKS', 'CHECK_NAMES', 'DETAIL_PROPERTY', 'clauses_of']
 
 #: Every check, in the order they run and print: (name, clauses, what it checks).
 CHECKS = (
@@ -28,6 +28,10 @@ CHECKS = (
 )
 #: The check names alone, in the same order.
 CHECK_NAMES = tuple(name for name, _, _ in CHECKS)
+
+#: The ``user_properties`` key under which a test leaves its check's detail
+#: (a pass's summary, a skip's reason, a failure's message) for the report.
+DETAIL_PROPERTY = 'ffcvx_check_detail'
 
 
 def clauses_of(check):

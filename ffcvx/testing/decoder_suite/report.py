@@ -11,8 +11,7 @@ import importlib.util
 import os
 from dataclasses import dataclass
 
-from .catalogue import CHECK_NAMES, clauses_of
-from .suite import DETAIL_PROPERTY
+from .catalogue import CHECK_NAMES, DETAIL_PROPERTY, clauses_of
 
 __all__ = ['CheckResult', 'SuiteRun', 'run_suite']
 

@@ -19,7 +19,7 @@ import os
 import pytest
 
 from .calling import CheckFailed, CheckSkipped, Context
-from .catalogue import CHECKS, clauses_of
+from .catalogue import CHECKS, DETAIL_PROPERTY, clauses_of
 from .checks_decode import (check_crop, check_exact_vectors, check_function_address,
                             check_interface, check_jpeg_golden, check_jpeg_vectors, check_layout,
                             check_scale, check_target_ignored)
@@ -29,9 +29,6 @@ from .inputs import Vectors
 
 __all__ = ['DETAIL_PROPERTY', 'DecoderBackendTests', 'backend_names', 'suite_run_of']
 
-#: The ``user_properties`` key under which a test leaves its check's detail
-#: (a pass's summary, a skip's reason, a failure's message) for the report.
-DETAIL_PROPERTY = 'ffcvx_check_detail'
 
 
 def _option(config, name):
