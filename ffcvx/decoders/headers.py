@@ -83,13 +83,7 @@ def jpeg_header_size(data):
 def png_header_size(data):
     """``(height, width)`` from a PNG's IHDR chunk, or ``(-1, -1)`` if it has none.
 
-    Parameters
-    ----------
-    data : ndarray[uint8], shape (n,)
-
-    Returns
-    -------
-    (height, width) : tuple of int64, pixels
+    Parameters and result as :func:`jpeg_header_size`.
     """
     if data.shape[0] < 24:
         return np.int64(-1), np.int64(-1)

@@ -35,12 +35,10 @@ class SimpleRGBImageDecoder(ImageDecoder):
     Parameters
     ----------
     channels : {None, 1, 3}
-        Output channels. None: the field's own (3 for RGB, 1 for gray). 3 on a
-        gray field repeats the channel; 1 on an RGB field is refused.
+        As for :class:`~ffcvx.decoders.image.ImageDecoder`.
     png_channel_order : {'rgb', 'bgr'}
-        'bgr' swaps R and B of every PNG (mode 2) sample after decoding, to
-        read the R/B-swapped PNGs written by FFCV's "erow" fork (FMT-086).
-        Raw and JPEG samples are not touched.
+        As for :class:`~ffcvx.decoders.image.ImageDecoder` (PNG samples
+        only: raw and JPEG samples are not touched).
 
     Raises
     ------

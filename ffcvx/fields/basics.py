@@ -114,14 +114,28 @@ def exact_float64(value):
 class _ScalarField(Field):
     """A number per sample, stored in the metadata table itself (FMT-032).
 
-    Subclasses name the stored dtype (``_dtype``), the check that a value
-    fits it exactly (``_exact``) and their decoder (``_decoder``), and keep
-    their own ``from_binary``.
+    Subclasses name, as class keywords, the stored dtype (``dtype``), the
+    check that a value fits it exactly (``exact``) and their decoder
+    (``decoder``); each such class gets its own static ``from_binary``
+    returning an instance of it, as FFCV's fields have. A subclass of one of
+    them, without keywords, inherits all four.
     """
 
     _dtype = None
     _exact = None
     _decoder = None
+
+    def __init_subclass__(cls, dtype=None, exact=None, decoder=None, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if dtype is None:
+            return
+        cls._dtype, cls._exact, cls._decoder = dtype, staticmethod(exact), decoder
+
+        def from_binary(binary):
+            """A new field: it has no arguments to read (FMT-032)."""
+            return cls()
+        from_binary.__qualname__ = f'{cls.__qualname__}.from_binary'
+        cls.from_binary = staticmethod(from_binary)
 
     @property
     def metadata_type(self):
@@ -147,28 +161,12 @@ class _ScalarField(Field):
         return decoder_named(self._decoder)
 
 
-class FloatField(_ScalarField):
+class FloatField(_ScalarField, dtype='<f8', exact=exact_float64, decoder='FloatDecoder'):
     """A float64 per sample, stored in the metadata table itself (FMT-032)."""
 
-    _dtype = '<f8'
-    _exact = staticmethod(exact_float64)
-    _decoder = 'FloatDecoder'
 
-    @staticmethod
-    def from_binary(binary):
-        return FloatField()
-
-
-class IntField(_ScalarField):
+class IntField(_ScalarField, dtype='<i8', exact=exact_int64, decoder='IntDecoder'):
     """An int64 per sample, stored in the metadata table itself (FMT-032)."""
-
-    _dtype = '<i8'
-    _exact = staticmethod(exact_int64)
-    _decoder = 'IntDecoder'
-
-    @staticmethod
-    def from_binary(binary):
-        return IntField()
 
 
 # FFCV 1.0's import path for this field's decoder(s), resolved on first use.

@@ -26,13 +26,11 @@ def check_pil_depth(image, field):
                         f"NDArrayField")
 
 
-def _pil_or_uint8(value, field_name, pil_mode):
-    """A PIL image converted to ``pil_mode``, or ``value`` checked to be a uint8 ndarray.
+def _pixels(value, field_name, pil_mode, shape_array):
+    """A PIL image converted to ``pil_mode``, or ``shape_array(value)`` for a uint8 ndarray.
 
-    Returns
-    -------
-    (ndarray[uint8], bool)
-        The pixels, and whether they are a converted PIL image (then final).
+    ``shape_array`` brings a uint8 array to the field's shape (or raises
+    TypeError); a converted PIL image has that shape already.
 
     Raises
     ------
@@ -42,13 +40,13 @@ def _pil_or_uint8(value, field_name, pil_mode):
     """
     if isinstance(value, Image.Image):
         check_pil_depth(value, field_name)
-        return np.asarray(value.convert(pil_mode)), True
+        return np.asarray(value.convert(pil_mode))
     if not isinstance(value, np.ndarray):
         raise TypeError(f"{field_name} expects a PIL image, a uint8 ndarray, a file path or "
                         f"encoded bytes, got {type(value).__name__}")
     if value.dtype != np.uint8:
         raise TypeError(f"{field_name} expects uint8 pixels, got dtype {value.dtype}")
-    return value, False
+    return shape_array(value)
 
 
 def to_rgb_array(value):
@@ -62,9 +60,10 @@ def to_rgb_array(value):
     TypeError
         For any other type, dtype or shape.
     """
-    value, converted = _pil_or_uint8(value, 'RGBImageField', 'RGB')
-    if converted:
-        return value
+    return _pixels(value, 'RGBImageField', 'RGB', _rgb_shape)
+
+
+def _rgb_shape(value):
     if value.ndim == 2:
         value = value[:, :, None]
     if value.ndim != 3 or value.shape[2] not in (1, 3):
@@ -80,15 +79,12 @@ def to_gray_array(value):
     Accepts a PIL image of any mode (converted with Pillow's ``convert('L')``,
     ITU-R 601-2 luma), or a uint8 array of shape (H, W) or (H, W, 1). A
     (H, W, 3) array is converted with the same luma rule, through Pillow.
-
-    Raises
-    ------
-    TypeError
-        For any other type, dtype or shape.
+    Refuses other inputs as :func:`to_rgb_array` does (TypeError).
     """
-    value, converted = _pil_or_uint8(value, 'GrayscaleImageField', 'L')
-    if converted:
-        return value
+    return _pixels(value, 'GrayscaleImageField', 'L', _gray_shape)
+
+
+def _gray_shape(value):
     if value.ndim == 3 and value.shape[2] == 1:
         value = value[:, :, 0]
     elif value.ndim == 3 and value.shape[2] == 3:

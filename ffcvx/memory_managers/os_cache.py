@@ -12,7 +12,23 @@ def _read_region(ptr, state):
     return memory[ptr:ptr + region_sizes[position]]
 
 
-class OSCacheManager(MemoryManager):
+class WholeFileManager(MemoryManager):
+    """Base of the strategies that hold the whole file as one array.
+
+    Their :attr:`state` is ``(memory, region_ptrs, region_sizes)``, set as
+    ``self._state`` by the subclass, and one jitted reader slices a region
+    out of ``memory`` (``ndarray[uint8], shape (file_size,)``).
+    """
+
+    @property
+    def state(self):
+        return self._state
+
+    def compile_reader(self):
+        return _read_region
+
+
+class OSCacheManager(WholeFileManager):
     """Memory-maps the whole file read-only.
 
     Pages are loaded on demand by the kernel and shared by every process that
@@ -33,13 +49,6 @@ class OSCacheManager(MemoryManager):
             self._memory = np.zeros(0, dtype=np.uint8)
         self._state = (self._memory,
                        *self.region_table())
-
-    @property
-    def state(self):
-        return self._state
-
-    def compile_reader(self):
-        return _read_region
 
     def close(self):
         memory = getattr(self, '_memory', None)

@@ -34,8 +34,7 @@ import weakref
 import numpy as np
 
 from ..storage.identity import path_key
-from .base import MemoryManager
-from .os_cache import _read_region
+from .os_cache import WholeFileManager
 
 #: Where segments live unless the caller says otherwise.
 DEFAULT_SHM_DIR = '/dev/shm'
@@ -225,7 +224,7 @@ def _release(paths, user_fd_holder, mapping_holder):
         os.close(lock_fd)
 
 
-class SharedMemoryManager(MemoryManager):
+class SharedMemoryManager(WholeFileManager):
     """Serves the file from one shared-memory copy per node (strategy 2).
 
     Parameters
@@ -334,13 +333,6 @@ class SharedMemoryManager(MemoryManager):
             os.unlink(self._paths['filling'])
             raise OSError(f"shared-memory cache: {self.reader.fname} changed size while being copied")
         os.rename(self._paths['filling'], self._paths['data'])
-
-    @property
-    def state(self):
-        return self._state
-
-    def compile_reader(self):
-        return _read_region
 
     def close(self):
         self._state = None

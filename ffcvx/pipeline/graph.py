@@ -178,7 +178,24 @@ def _run_steps(steps, result, slot, batch_indices, storage_state, seeds, metadat
     return result
 
 
-class Pipeline:
+class _Steps:
+    """What a Pipeline and a Branch share: ``steps`` planned from a start State.
+
+    A subclass sets ``name``, ``steps``, ``batch_size``, ``num_slots`` and
+    ``_step_of`` (``id(op)`` -> index into ``steps``).
+    """
+
+    def _plan_from(self, state, recompile):
+        self.output_state = _plan_steps(self.name, self.steps, state, self.batch_size,
+                                        self.num_slots, recompile)
+
+    def step_of(self, op):
+        """The step whose output is ``op``'s output, or None when ``op`` is not in this output."""
+        index = self._step_of.get(id(op))
+        return None if index is None else self.steps[index]
+
+
+class Pipeline(_Steps):
     """One output of a Loader: a decoder and its transforms, compiled.
 
     Parameters
@@ -229,20 +246,14 @@ class Pipeline:
 
     def plan(self, recompile=False):
         """Declare every step again from the start state, updating buffers and code that changed."""
-        self.output_state = _plan_steps(self.name, self.steps, INITIAL_STATE, self.batch_size,
-                                        self.num_slots, recompile)
-
-    def step_of(self, op):
-        """The step whose output is ``op``'s output, or None when ``op`` is not in this pipeline."""
-        index = self._step_of.get(id(op))
-        return None if index is None else self.steps[index]
+        self._plan_from(INITIAL_STATE, recompile)
 
     def run(self, slot, batch_indices, storage_state, seeds=EpochSeeds()):
         """Run every step on one batch; returns the last step's output."""
         return _run_steps(self.steps, None, slot, batch_indices, storage_state, seeds, self.metadata)
 
 
-class Branch:
+class Branch(_Steps):
     """An output that starts from another pipeline's step (FFCV 1.0's ``PipelineSpec(source=op)``).
 
     Several outputs can so share one decode, e.g. two augmented views of one
@@ -292,13 +303,7 @@ class Branch:
             self.tap = allocate(AllocationQuery(tuple(state.shape), state.dtype, state.device),
                                 (self.num_slots, self.batch_size))
             self._tap_state = state
-        self.output_state = _plan_steps(self.name, self.steps, state, self.batch_size,
-                                        self.num_slots, recompile)
-
-    def step_of(self, op):
-        """The step whose output is ``op``'s output, or None when ``op`` is not in this branch."""
-        index = self._step_of.get(id(op))
-        return None if index is None else self.steps[index]
+        self._plan_from(state, recompile)
 
     def run(self, slot, batch_indices, storage_state, seeds=EpochSeeds()):
         """This branch's transforms on its copy of the source's output for this batch."""

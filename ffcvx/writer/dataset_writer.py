@@ -293,7 +293,7 @@ class DatasetWriter:
         Returns
         -------
         ffcvx.writer.progress.WriteStats
-            What the write did (also :attr:`last_write`).
+            As :meth:`from_indexed_dataset` returns.
 
         Raises
         ------

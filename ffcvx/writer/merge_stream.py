@@ -85,7 +85,7 @@ def stream(plan, out, storage_options=None):
     Returns
     -------
     str
-        ``out``.
+        ``out``, as :func:`~ffcvx.writer.s3_compose.compose` returns it for ``s3://``.
 
     Raises
     ------

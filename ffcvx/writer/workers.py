@@ -14,6 +14,7 @@ dataset) and the fields must then be picklable, and when they are not the
 write falls back to one process with a ``RuntimeWarning``
 (:func:`start_method`).
 """
+import dataclasses
 import multiprocessing
 import multiprocessing.connection
 import os
@@ -51,6 +52,7 @@ def failure_report(cursor, exc):
     return text, pickled
 
 
+@dataclasses.dataclass(eq=False)      # compared and hashed by identity, as before
 class Job:
     """What every worker needs, fixed before the workers start.
 
@@ -77,19 +79,17 @@ class Job:
         which the per-sample Generators are keyed by.
     """
 
-    def __init__(self, fd, path, page_size, data_start, field_names, handlers, metadata_type,
-                 num_samples, counter, entropy, first=0):
-        self.fd = fd
-        self.path = path
-        self.page_size = page_size
-        self.data_start = data_start
-        self.field_names = field_names
-        self.handlers = handlers
-        self.metadata_type = metadata_type
-        self.num_samples = num_samples
-        self.counter = counter
-        self.entropy = entropy
-        self.first = first
+    fd: int
+    path: str
+    page_size: int
+    data_start: int
+    field_names: list
+    handlers: list
+    metadata_type: np.dtype
+    num_samples: int
+    counter: object
+    entropy: int
+    first: int = 0
 
     def __getstate__(self):
         # a spawned worker cannot inherit the descriptor: it reopens the file by path
