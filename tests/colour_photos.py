@@ -28,7 +28,7 @@ def to_hwc(tensor):
 
 def photo_beton(path, shared_dir, repeat=2, size=(80, 64)):
     """A .beton of the photos (JPEG, ``size`` = (W, H)), each ``repeat`` times; returns (path, n)."""
-    from conftest import write_labelled
+    from _common import write_labelled
     from ffcvx.fields import RGBImageField
     images = small_photos(shared_dir, size=size) * repeat
     write_labelled(path, images, RGBImageField(write_mode='jpg'))

@@ -7,16 +7,11 @@ import numpy as np
 import pytest
 
 from ffcvx.fields import type_id_of
-from ffcvx.testing import GOLDEN_SUBDIR, SHARED_ENV, SharedDirNotFound, find_golden_dir
+from ffcvx.testing import SharedDirNotFound
 from ffcvx.testing import shared_dir as find_shared_dir
+from _common import GOLDEN_DIR, GOLDEN_MISSING, REPO, write_labelled  # noqa: F401  (fixtures' and tests' helpers)
 from ffcvx.types import (ALLOC_TABLE_TYPE, CURRENT_VERSION, FIELD_NAME_LENGTH, FieldDescType,
                          HeaderType, align_to_page, get_metadata_type, metadata_offset)
-
-REPO = Path(__file__).resolve().parents[1]
-GOLDEN_DIR = find_golden_dir()
-GOLDEN_MISSING = (f"golden files not found: expected {GOLDEN_SUBDIR} with .beton files in the "
-                  f"shared folder (${SHARED_ENV}, else <repo>/../shared)")
-
 
 def golden_cases():
     """Case names (file stems) of every golden ``.beton``, sorted."""
@@ -208,28 +203,6 @@ def make_beton(tmp_path):
         path = tmp_path / name
         return path, build_beton(path, fields, samples, **kwargs)
     return make
-
-
-class _Labelled:
-    """``dataset[i] -> (images[i], i)``: each sample's label is its index."""
-
-    def __init__(self, images):
-        self.images = images
-
-    def __len__(self):
-        return len(self.images)
-
-    def __getitem__(self, i):
-        return self.images[i], i
-
-
-def write_labelled(path, images, image_field):
-    """Write ``images`` into ``path`` as fields ``image`` (``image_field``) and ``label`` (= index)."""
-    from ffcvx.fields import IntField
-    from ffcvx.writer import DatasetWriter
-    DatasetWriter(str(path), {'image': image_field, 'label': IntField()},
-                  num_workers=1, progress=False).from_indexed_dataset(_Labelled(images))
-    return str(path)
 
 
 @pytest.fixture

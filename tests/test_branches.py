@@ -14,7 +14,7 @@ from ffcvx.loader import Loader, OrderOption
 from ffcvx.pipeline import PipelineSpec
 from ffcvx.transforms import Cutout, RandomHorizontalFlip, ToTensor, ToTorchImage
 
-from conftest import write_labelled
+from _common import write_labelled
 
 N, H, W = 20, 10, 14
 

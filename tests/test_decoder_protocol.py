@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import write_labelled
+from _common import write_labelled
 from ffcvx import status
 from ffcvx.backend_api import STATUS_MEANINGS
 from ffcvx.decoders import CenterCropRGBImageDecoder, IntDecoder, SimpleRGBImageDecoder

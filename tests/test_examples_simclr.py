@@ -9,7 +9,7 @@ from PIL import Image
 
 from ffcvx.fields import RGBImageField
 
-from conftest import REPO, write_labelled
+from _common import REPO, write_labelled
 
 
 def test_simclr_example_prints_two_views_per_batch(tmp_path, shared_dir):

@@ -30,7 +30,7 @@ from ffcvx.transforms import (LabelRandomHorizontalFlip, LabelTranslate, RandomH
 from ffcvx.transforms.flip import mirror_in_place
 from ffcvx.transforms.translate import shift_in_place
 
-from conftest import write_labelled
+from _common import write_labelled
 
 N_PHOTOS = 16
 CROP = 32

@@ -13,7 +13,7 @@ from ffcvx.pipeline.compiler import Compiler
 from ffcvx.pipeline.operation import Operation
 from ffcvx.pipeline.seeds import EpochSeeds, seed_sample, seed_streams
 
-from conftest import write_labelled
+from _common import write_labelled
 
 N = 30
 

@@ -346,7 +346,7 @@ def test_readme_example_runs_against_an_s3_server(served, local_file, s3_server,
     for placeholder in ('https://s3.example.internal:9000', 's3://my-bucket/train.beton',
                         '/tmp/ffcvx-pages'):
         assert placeholder in code, placeholder
-    from conftest import write_labelled
+    from _common import write_labelled
     from ffcvx.fields import RGBImageField
     images = [np.random.default_rng(i).integers(0, 256, (64, 80, 3), dtype=np.uint8)
               for i in range(70)]

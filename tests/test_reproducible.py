@@ -14,7 +14,7 @@ from ffcvx.pipeline import PipelineSpec
 from ffcvx.transforms import (Cutout, RandomBrightness, RandomHorizontalFlip, RandomResizedCrop,
                               RandomSaturation, RandomTranslate)
 
-from conftest import write_labelled
+from _common import write_labelled
 
 N, H, W = 40, 24, 32
 

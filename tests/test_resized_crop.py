@@ -31,7 +31,7 @@ from ffcvx.transforms import (CenterCrop, CornerCrop, LabelRandomResizedCrop, Pa
                               RandomResizedCrop, ToTensor)
 from ffcvx.transforms._crop_boxes import CORNERS, corner_sampler, get_disjoint_crop, random_box_drawer
 
-from conftest import write_labelled
+from _common import write_labelled
 
 SIZES = [(48, 64), (96, 72), (60, 60), (80, 52), (56, 90), (72, 96), (64, 48), (90, 70)]
 OUT = (32, 32)

@@ -21,7 +21,7 @@ from ffcvx.loader import Loader, OrderOption
 from ffcvx.loader.resume import ResumeError
 from ffcvx.transforms import Cutout, RandomBrightness, RandomHorizontalFlip, RandomTranslate
 
-from conftest import REPO, write_labelled
+from _common import REPO, write_labelled
 
 N, H, W = 45, 20, 24
 ORDERS = ['SEQUENTIAL', 'RANDOM', 'QUASI_RANDOM']

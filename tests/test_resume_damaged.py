@@ -22,7 +22,7 @@ from ffcvx.loader import Loader, OrderOption
 from ffcvx.loader.resume import ResumeError
 from ffcvx.transforms import RandomHorizontalFlip
 
-from conftest import write_labelled
+from _common import write_labelled
 
 N, BATCH, SEED = 21, 4, 7          # 6 batches an epoch, the last one of 1 sample
 GENERATED = 1200

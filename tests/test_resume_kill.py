@@ -12,7 +12,7 @@ from ffcvx.datasets import FashionMNIST
 from ffcvx.fields import IntField, RGBImageField
 from ffcvx.writer import DatasetWriter
 
-from conftest import REPO
+from _common import REPO
 
 SCRIPT = str(REPO / 'tests' / '_resume_train.py')
 SAMPLES = 1200

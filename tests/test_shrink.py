@@ -30,7 +30,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import GOLDEN_DIR, GOLDEN_MISSING
+from _common import GOLDEN_DIR, GOLDEN_MISSING
 from ffcvx.fields import GrayscaleImageField, RGBImageField
 from ffcvx.fields.rgb_image import encode_jpeg, shrink_to
 from ffcvx.reader import Reader

@@ -28,7 +28,7 @@ from ffcvx.transforms.erasing import erase_box, fill_box
 from ffcvx.transforms.gaussian_blur import blur_image, draw_sigma
 from ffcvx.transforms.rotate import draw_angle, rotate_image
 
-from conftest import write_labelled
+from _common import write_labelled
 
 DRAWS = 20000
 

@@ -21,7 +21,7 @@ from ffcvx.transforms.color_jitter import blend_with_reference
 from ffcvx.transforms.mixup import mixup_lambdas
 from ffcvx.transforms.translate import shift_in_place
 
-from conftest import write_labelled
+from _common import write_labelled
 
 N, H, W = 48, 12, 16
 FILL = (7, 8, 9)
