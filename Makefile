@@ -50,23 +50,23 @@ demo: $(DATA)/fashion-mnist/test.beton $(DATA)/photos.beton
 test: $(STAMP)
 	$(PY) -m pytest -n auto --dist loadfile --durations=30
 
-# The reader fuzzer at length (tests/test_fuzz_reader.py): 10,000 Hypothesis examples,
+# The reader fuzzer at length (tests/faults/test_fuzz_reader.py): 10,000 Hypothesis examples,
 # a seeded sweep of 10,000 mutants that prints its figures, a Loader decode every 50 opened.
 fuzz: $(STAMP)
 	FFCVX_FUZZ_EXAMPLES=10000 FFCVX_FUZZ_DECODE_EXAMPLES=40 FFCVX_FUZZ_MUTANTS=10000 \
-	FFCVX_FUZZ_DECODE_EVERY=50 $(PY) -m pytest -s -p no:cacheprovider tests/test_fuzz_reader.py
+	FFCVX_FUZZ_DECODE_EVERY=50 $(PY) -m pytest -s -p no:cacheprovider tests/faults/test_fuzz_reader.py
 
-# The soak suite at length (tests/test_soak.py): per strategy (os, process, shared, redis)
+# The soak suite at length (tests/strategies/test_soak.py): per strategy (os, process, shared, redis)
 # 1,000 abandoned iterators, 1,000 abandoned Loaders and 1,000 epochs; and
-# (tests/test_soak_layers.py) per Numba threading layer (tbb, omp, workqueue), 100 epochs
+# (tests/strategies/test_soak_layers.py) per Numba threading layer (tbb, omp, workqueue), 100 epochs
 # of 204 batches with a busy-loop process per core competing; prints its figures.
 soak: $(STAMP)
-	FFCVX_SOAK=long $(PY) -m pytest -s -p no:cacheprovider tests/test_soak.py tests/test_soak_layers.py
+	FFCVX_SOAK=long $(PY) -m pytest -s -p no:cacheprovider tests/strategies/test_soak.py tests/strategies/test_soak_layers.py
 
-# The writer's faults (tests/test_writer_faults.py) with 100 random-time SIGKILLs of a
+# The writer's faults (tests/faults/test_writer_faults.py) with 100 random-time SIGKILLs of a
 # writing process; prints how often the target was the old file, the new one, or partial (0).
 writer-faults: $(STAMP)
-	FFCVX_WRITER_KILLS=100 $(PY) -m pytest -s -p no:cacheprovider tests/test_writer_faults.py
+	FFCVX_WRITER_KILLS=100 $(PY) -m pytest -s -p no:cacheprovider tests/faults/test_writer_faults.py
 
 bench: $(STAMP)
 	$(PY) -m pytest benchmarks --benchmark-only

@@ -2,7 +2,7 @@
 
 All integers are little-endian (FMT-001). These dtypes are the single source of
 truth for byte offsets; the spec's layout tables and these definitions must agree
-(tests/test_types.py checks the offsets).
+(tests/format/test_types.py checks the offsets).
 """
 import numpy as np
 

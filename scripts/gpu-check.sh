@@ -62,7 +62,7 @@ step() {  # step NAME LOGFILE COMMAND...: run, keep its output, remember its sta
 }
 
 step conformance conformance.txt $py -m ffcvx conformance --backend nvjpeg -v
-step cuda-tests pytest.txt $py -m pytest -q -p no:cacheprovider -rs backends/nvjpeg/tests tests/test_batch_backend.py
+step cuda-tests pytest.txt $py -m pytest -q -p no:cacheprovider -rs backends/nvjpeg/tests tests/decode/test_batch_backend.py
 step tolerances gpu_check.log $py scripts/gpu_check.py "$out/gpu_check.json"
 step speed bench.txt $py -m pytest -q -p no:cacheprovider benchmarks/test_gpu_speed.py --benchmark-only -s
 

@@ -1,4 +1,4 @@
-"""One rank of the distributed-loading tests; started by ``torchrun`` from tests/test_distributed.py.
+"""One rank of the distributed-loading tests; started by ``torchrun`` from tests/loader/test_distributed.py.
 
 Not a test module (pytest collects only ``test_*.py``). Usage::
 

@@ -1,4 +1,4 @@
-"""The reader fuzzer's corpus, mutations and oracle (tests/test_fuzz_reader.py, ``make fuzz``).
+"""The reader fuzzer's corpus, mutations and oracle (tests/faults/test_fuzz_reader.py, ``make fuzz``).
 
 A *mutant* is a base ``.beton`` file with 1 to 4 mutations applied: a bit
 flip, a member of the header, a descriptor, a metadata record or an

@@ -1,4 +1,4 @@
-"""Ways a disk-cache page file gets damaged, for tests/test_disk_pages.py and tests/test_disk_cache.py.
+"""Ways a disk-cache page file gets damaged, for tests/storage/test_disk_pages.py and tests/storage/test_disk_cache.py.
 
 Each damage takes the cache's key folder, the page to damage and another
 page already cached there, and leaves on disk what a bad write, a bad disk

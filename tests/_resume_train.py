@@ -1,4 +1,4 @@
-"""Training job of tests/test_resume_kill.py: a small CNN on Fashion-MNIST, deterministic on CPU.
+"""Training job of tests/loader/test_resume_kill.py: a small CNN on Fashion-MNIST, deterministic on CPU.
 
 Usage: python _resume_train.py BETON CHECKPOINT WEIGHTS_OUT
 

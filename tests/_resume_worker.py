@@ -1,4 +1,4 @@
-"""One rank of tests/test_resume.py's torchrun checks (not a test module).
+"""One rank of tests/loader/test_resume.py's torchrun checks (not a test module).
 
 Usage: torchrun --nproc_per_node=N _resume_worker.py BETON MODE STATE RESULT
 

@@ -8,7 +8,7 @@ competing processes meanwhile, so that compilation does not run slowed by
 them), then runs the measured epochs and prints the JSON figures.
 
 Numba picks its threading layer once per process, at the first parallel
-call, from ``NUMBA_THREADING_LAYER``; tests/test_soak_layers.py therefore
+call, from ``NUMBA_THREADING_LAYER``; tests/strategies/test_soak_layers.py therefore
 runs this script once per layer, with that variable set. It runs EPOCHS full
 measured epochs of one Loader (process cache, QUASI_RANDOM, two workers, as in the
 issue) and prints one JSON line: the layer Numba loaded, and after every

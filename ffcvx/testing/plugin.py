@@ -36,7 +36,7 @@ fixtures and the parametrisation live in the suites themselves
 (:mod:`ffcvx.testing.strategies`, :mod:`ffcvx.testing.decoders`), so loading
 the plugin changes nothing in test runs that do not collect a suite, and the
 suites also run without the plugin (with the defaults above, as the project's
-own ``tests/test_strategy_conformance.py`` does).
+own ``tests/strategies/test_strategy_conformance.py`` does).
 """
 import pytest
 

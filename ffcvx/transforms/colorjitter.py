@@ -116,7 +116,7 @@ class RandomColorJitter(PerImageOp):
     Input and output: ``ndarray[uint8], shape (B, H, W, 3)`` (jit mode),
     the same buffer. Tolerance against torchvision v2 with the same factors
     and order: 0 (measured 0 on the shared photos, every adjustment and the
-    chain; ``tests/test_colorjitter.py`` asserts max |diff| <= 1 per
+    chain; ``tests/transforms/test_colorjitter.py`` asserts max |diff| <= 1 per
     adjustment and <= 2 for the chain).
 
     Parameters

@@ -20,7 +20,7 @@ from ffcvx.testing.strategies import TestBytes, TestClose, TestLoader, TestProce
 #: Strategies the suite checks here (the command line's --ffcvx-cache wins).
 FFCVX_CACHES = ['os', 'process', 'shared', 'remote']
 #: A process-cache bound below the suite's largest file (about 20 MiB), so pages are evicted.
-#: ('remote' reads the local files here; tests/test_remote_conformance.py serves them.)
+#: ('remote' reads the local files here; tests/storage/test_remote_conformance.py serves them.)
 FFCVX_CACHE_OPTIONS = {'process': {'max_bytes': 12 << 20}, 'remote': {'max_bytes': 12 << 20}}
 
 SUITE_CLASSES = (TestSelection, TestBytes, TestLoader, TestProcesses, TestClose)

@@ -19,7 +19,7 @@ from PIL import Image
 from ffcvx.cli import main
 from ffcvx.reader import Reader
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def sha(data):

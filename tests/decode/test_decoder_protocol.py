@@ -32,7 +32,7 @@ from ffcvx.reader import Reader
 from ffcvx.registry import Registry
 from ffcvx.transforms import RandomHorizontalFlip
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 CPU = torch.device('cpu')
 UINT8 = np.dtype(np.uint8)
 #: (height, width) of the variable-size images, pixels; the largest is not first.

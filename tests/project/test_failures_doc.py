@@ -3,7 +3,7 @@ import ast
 import re
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 DOC = REPO / 'spec' / 'failures.md'
 CITATION = re.compile(r'`((?:tests|backends)/[\w/]+\.py)::(\w+)`')
 

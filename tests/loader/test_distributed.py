@@ -26,7 +26,7 @@ from ffcvx.fields.decoders import IntDecoder
 from ffcvx.loader import Loader, OrderOption
 from ffcvx.writer import DatasetWriter
 
-WORKER = Path(__file__).with_name('_distributed_worker.py')
+WORKER = Path(__file__).resolve().parents[1] / '_distributed_worker.py'
 WORLD_SIZE = 2
 #: Odd, so that the full dataset does not split evenly and the shard pads.
 NUM_SAMPLES = 301

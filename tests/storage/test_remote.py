@@ -340,7 +340,7 @@ def test_readme_example_runs_against_an_s3_server(served, local_file, s3_server,
     """The README's "Loading from object storage" example, pointed at moto, loads batches."""
     import re
     from pathlib import Path
-    readme = (Path(__file__).resolve().parents[1] / 'README.md').read_text()
+    readme = (Path(__file__).resolve().parents[2] / 'README.md').read_text()
     section = readme.split('## Loading from object storage', 1)[1].split('\n## ', 1)[0]
     code = re.search(r'```py\n(.*?)```', section, flags=re.S).group(1)
     for placeholder in ('https://s3.example.internal:9000', 's3://my-bucket/train.beton',

@@ -178,7 +178,7 @@ def test_storage_is_a_marked_custom_field(tmp_path):
     DatasetWriter(path, {'gray': GrayscaleImageField(), 'rgb': RGBImageField()}, num_workers=1,
                   progress=False).from_indexed_dataset(
         _Pairs([(im, np.repeat(im[..., None], 3, axis=2)) for im in images]))
-    # no class given: recognised by its marker (FMT-087; tests/test_gray_autodetect.py)
+    # no class given: recognised by its marker (FMT-087; tests/format/test_gray_autodetect.py)
     assert isinstance(Reader(path).handlers['gray'], GrayscaleImageField)
     reader = Reader(path, custom_handlers={'gray': GrayscaleImageField})
     raw = open(path, 'rb').read()

@@ -4,7 +4,7 @@ The issue: with TBB (Numba's default layer when the ``tbb`` package is
 installed) a process-cache Loader's RSS grew about 1.3 MB per epoch of 235
 batches, while ``omp`` and ``workqueue`` stayed flat; it showed only while
 other processes competed for the cores, as a training step does, and
-tests/test_soak.py (epochs of eight batches, an idle machine) never saw it.
+tests/strategies/test_soak.py (epochs of eight batches, an idle machine) never saw it.
 
 Here, for each layer Numba can load (tbb, omp, workqueue), a fresh
 interpreter (Numba chooses its layer once per process) runs ``EPOCHS``
@@ -53,7 +53,7 @@ MAX_MB_PER_EPOCH = 0.05
 #: taken right after an epoch differ by one or two (its threads may still be
 #: ending); a thread kept per epoch would add one per epoch (20 in the short run).
 MAX_THREADS_KEPT = 2
-WORKER = Path(__file__).with_name('_soak_layer_worker.py')
+WORKER = Path(__file__).resolve().parents[1] / '_soak_layer_worker.py'
 #: A busy loop that ends by itself once its parent (this test) is gone, so a
 #: killed test run leaves no process spinning.
 BUSY_LOOP = ("import os\nparent = os.getppid()\n"

@@ -100,7 +100,7 @@ def test_torchrun_two_processes_write_the_parts_of_one_conversion(tmp_path, phot
     import socket
     import subprocess
     import sys
-    repo = str(Path(__file__).resolve().parents[1])
+    repo = str(Path(__file__).resolve().parents[2])
     with socket.socket() as sock:
         sock.bind(('127.0.0.1', 0))
         port = sock.getsockname()[1]
@@ -135,7 +135,7 @@ def test_torchrun_merge_stops_every_rank_when_one_part_fails(tmp_path, photos):
     import socket
     import subprocess
     import sys
-    repo = str(Path(__file__).resolve().parents[1])
+    repo = str(Path(__file__).resolve().parents[2])
     src = tmp_path / 'src'
     for i, photo in enumerate(sorted(Path(photos).glob('*/*.jpg'))[:6]):
         (src / 'a').mkdir(parents=True, exist_ok=True)
@@ -303,7 +303,7 @@ def test_a_part_killed_mid_write_is_redone_on_the_rerun_and_only_it(tmp_path, ph
     import sys
     import time
     from PIL import Image
-    repo = str(Path(__file__).resolve().parents[1])
+    repo = str(Path(__file__).resolve().parents[2])
     # slow enough to kill mid-write: large images stored as PNG (tens of ms each)
     src = tmp_path / 'src'
     for i, photo in enumerate(sorted(Path(photos).glob('*/*.jpg'))[:24]):

@@ -1,6 +1,6 @@
 """Damaged allocation records and metadata are refused with the right clause (spec/beton.md).
 
-As in tests/test_corrupt.py: each test damages one record of a golden file (or
+As in tests/faults/test_corrupt.py: each test damages one record of a golden file (or
 of a tiny file built in ``tmp_path``) and checks the ``BetonFormatError``:
 clause, byte offset of the damaged value, message.
 """

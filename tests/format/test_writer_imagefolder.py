@@ -312,7 +312,7 @@ def test_no_torchvision_import_for_other_datasets(tmp_path):
             f"DatasetWriter({str(tmp_path / 'x.beton')!r}, {{'image': RGBImageField(), "
             "'label': IntField()}, num_workers=1, progress=False).from_indexed_dataset(ds)\n"
             "assert 'torchvision' not in sys.modules, 'torchvision was imported'\n")
-    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2]))
     subprocess.run([sys.executable, '-c', code], check=True, env=env, timeout=120)
 
 

@@ -27,7 +27,7 @@ from ffcvx.reader import Reader
 from ffcvx.types import MIN_PAGE_SIZE
 from ffcvx.writer import DatasetWriter
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 #: The smallest page keeps the parts (one partly filled page each at least) small.
 PAGE = MIN_PAGE_SIZE
 
@@ -334,7 +334,7 @@ def test_without_ray_the_import_names_the_extra(monkeypatch):
 
 
 def test_the_readme_recipe(ray_cluster, tmp_path, photos, monkeypatch):
-    """README "### Ray" (a ``py`` block: tests/test_readme.py has no Ray cluster), run here
+    """README "### Ray" (a ``py`` block: tests/project/test_readme.py has no Ray cluster), run here
     on a copy of the photos as ``train_dir``; both files hold what one write holds."""
     from ffcvx.datasets import ImageFolder
     block = re.search(r'### Ray\n.*?```py\n(.*?)```', (REPO / 'README.md').read_text(),

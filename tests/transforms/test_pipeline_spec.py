@@ -1,6 +1,6 @@
 """The Operation calling convention of spec/pipeline.md: clauses cited, hooks declared, FFCV's plain calls.
 
-The positions' checks (PIP-002, PIP-003, PIP-011) are in tests/test_pipeline_checks.py.
+The positions' checks (PIP-002, PIP-003, PIP-011) are in tests/transforms/test_pipeline_checks.py.
 """
 import re
 from pathlib import Path
@@ -23,7 +23,7 @@ from ffcvx.transforms import RandomHorizontalFlip, ToTensor
 from ffcvx.transforms.resized_crop import LabelRandomResizedCrop, RandomResizedCrop
 from ffcvx.writer import DatasetWriter
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SPEC = REPO / 'spec' / 'pipeline.md'
 
 

@@ -200,7 +200,7 @@ class _BatchBackend:
 def test_batch_backends_are_not_selected_by_default(fixed):
     """BKD-042: a batch backend is never picked by default; named, it must have decode_batch.
 
-    (tests/test_batch_backend.py runs a complete batch backend through the Loader.)
+    (tests/decode/test_batch_backend.py runs a complete batch backend through the Loader.)
     """
     registry = Registry('ffcvx.decoders', extra={'gpu': _BatchBackend()})
     assert decoder_for_format(registry, 'jpeg').name == 'turbojpeg'

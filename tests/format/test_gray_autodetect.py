@@ -22,7 +22,7 @@ from ffcvx.loader import Loader
 from ffcvx.reader import Reader
 from ffcvx.writer import DatasetWriter
 
-SPEC = Path(__file__).resolve().parents[1] / 'spec' / 'beton.md'
+SPEC = Path(__file__).resolve().parents[2] / 'spec' / 'beton.md'
 #: Offsets of field descriptor ``i`` and of its ``arguments`` (FMT-020).
 DESC_AT = [24 + 1041 * i for i in range(3)]
 ARGS = 17

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 #: Most lines a module may have (issue 23).
 MAX_LINES = 400
 #: Suffixes of the source files whose length is checked.

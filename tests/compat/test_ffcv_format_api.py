@@ -23,7 +23,7 @@ from ffcvx.reader import Reader
 from ffcvx.types import FieldDescType
 from ffcvx.writer import DatasetWriter
 
-READER_SOURCE = Path(__file__).resolve().parents[1] / 'ffcvx' / 'reader.py'
+READER_SOURCE = Path(__file__).resolve().parents[2] / 'ffcvx' / 'reader.py'
 
 
 @pytest.fixture

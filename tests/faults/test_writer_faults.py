@@ -26,7 +26,7 @@ from ffcvx.fields import BytesField, IntField
 from ffcvx.reader import Reader
 from ffcvx.writer import DatasetWriter
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PAGE = 2 << 20
 
 #: The writing process of the subprocess faults. argv: target, n, workers, offset,
@@ -400,7 +400,7 @@ def test_workers_are_not_forked_while_other_threads_run(tmp_path):
     # Another test of this worker left a thread (fsspec's event loop lives as long as the
     # process), and the rule under test is about this process's threads: use a fresh one.
     script = tmp_path / 'fresh.py'
-    script.write_text(_FRESH_SCRIPT.format(tests=str(Path(__file__).resolve().parent)))
+    script.write_text(_FRESH_SCRIPT.format(tests=str(Path(__file__).resolve().parents[1])))
     (tmp_path / 'out').mkdir()
     result = subprocess.run([sys.executable, str(script), str(tmp_path / 'out')],
                             capture_output=True, text=True, timeout=300)

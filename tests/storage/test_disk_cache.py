@@ -6,7 +6,7 @@ Loader over the same cache must deliver exactly the local file's batches,
 fetch the damaged page (and only it) from the server again, store it sound
 again, and say so with one RuntimeWarning. The damages are in
 tests/_page_damage.py (the unit tests of the same damages are in
-tests/test_disk_pages.py).
+tests/storage/test_disk_pages.py).
 """
 import shutil
 import warnings

@@ -33,7 +33,7 @@ from ffcvx.writer import DatasetWriter
 STRATEGIES = ['os', 'process', 'shared']
 ORDERS = ['SEQUENTIAL', 'RANDOM', 'QUASI_RANDOM']
 PAGE = 1 << 21
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 # -- test data ----------------------------------------------------------------------------

@@ -30,7 +30,7 @@ from ffcvx.backend_api import PythonDecoderBackend
 from ffcvx.registry import Registry
 from ffcvx.testing.decoders import CHECK_NAMES, Vectors, run_suite
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 VECTORS = REPO / 'ffcvx' / 'testing' / 'vectors'
 MAKE_VECTORS = REPO / 'spec' / 'vectors' / 'make_vectors.py'
 

@@ -12,7 +12,7 @@ from PIL import Image
 
 from ffcvx.testing import shared_dir
 
-README = Path(__file__).resolve().parents[1] / 'README.md'
+README = Path(__file__).resolve().parents[2] / 'README.md'
 
 
 class _Photos:

@@ -241,7 +241,7 @@ def test_fmt067_element_size_too_large(golden_copy, patcher):
 
 def test_every_rejection_clause_has_a_test():
     """Each clause of the spec's rejection table is exercised by a test here or in
-    tests/test_corrupt_records.py (a test named ``test_fmtNNN_...``)."""
+    tests/faults/test_corrupt_records.py (a test named ``test_fmtNNN_...``)."""
     table = SPEC.read_text().split('## 7. What a reader must reject')[1]
     clauses = set(re.findall(r'^\| \*\*(FMT-\d{3})\*\*', table, flags=re.M))
     assert len(clauses) >= 20

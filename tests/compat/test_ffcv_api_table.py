@@ -7,7 +7,7 @@ import pytest
 
 from test_ffcv_api import FFCV_PUBLIC
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 PAGE = REPO / 'spec' / 'ffcv-api.md'
 
 

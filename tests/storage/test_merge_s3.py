@@ -34,7 +34,7 @@ PAGE = 2 * MiB
 ELEMENT = 1_000_000
 #: Samples per part: 16 MB and 28 MB of pages, a 4 MB part (under S3's 5 MiB), an empty one.
 SIZES = (16, 4, 0, 28)
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _fields():

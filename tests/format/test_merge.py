@@ -27,7 +27,7 @@ from ffcvx.writer import merge_plan
 from ffcvx.writer import merge_local
 from ffcvx.writer.checks import part_range
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 PAGE = MIN_PAGE_SIZE            # 2 MiB, the smallest page (FMT-013)
 SEED = 1234
 #: 6 samples: K=7 has an empty part; the raw images (~380 KB) fill a page after 5
