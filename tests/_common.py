@@ -34,3 +34,20 @@ def write_labelled(path, images, image_field):
     DatasetWriter(str(path), {'image': image_field, 'label': IntField()},
                   num_workers=1, progress=False).from_indexed_dataset(Labelled(images))
     return str(path)
+
+
+class Computed:
+    """``dataset[i] -> sample(i)`` for ``i < n``: a dataset computed from the index.
+
+    ``sample`` should be a module-level function, so that writer processes
+    can unpickle the dataset.
+    """
+
+    def __init__(self, n, sample):
+        self.n, self.sample = n, sample
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, i):
+        return self.sample(i)

@@ -28,6 +28,7 @@ from ffcvx.pipeline.operation import Operation
 from ffcvx.reader import Reader
 from ffcvx.transforms import ToTensor
 from ffcvx.writer import DatasetWriter
+from _common import Computed
 
 LOCAL = ['os', 'process', 'shared']
 PAGE = 1 << 21
@@ -426,19 +427,16 @@ class Scaler(Doubler):
         return code
 
 
-class _Floats:
-    def __len__(self):
-        return 60
-
-    def __getitem__(self, index):
-        return index, index / 7
+def _floats(i):
+    """Of 60 samples: (i, i / 7)."""
+    return i, i / 7
 
 
 @pytest.fixture(scope='module')
 def floats(tmp_path_factory):
     name = str(tmp_path_factory.mktemp('ffcv-code') / 'floats.beton')
     DatasetWriter(name, {'index': IntField(), 'value': FloatField()},
-                  progress=False).from_indexed_dataset(_Floats())
+                  progress=False).from_indexed_dataset(Computed(60, _floats))
     return name
 
 

@@ -16,6 +16,7 @@ from ffcvx.reader import Reader
 from ffcvx.transforms import (Convert, NormalizeImage, RandomHorizontalFlip, Squeeze, ToDevice,
                               ToTensor, ToTorchImage)
 from ffcvx.writer import DatasetWriter
+from _common import Computed
 
 
 def _golden_pixels(golden_dir, case):
@@ -72,19 +73,11 @@ def test_simple_decoder_refuses_mixed_sizes(golden_dir):
                pipelines={'image': [SimpleRGBImageDecoder()]})
 
 
-class _ColourCoded:
-    """Images whose colour encodes their label, in several sizes."""
-
-    def __init__(self, n):
-        self.n = n
-
-    def __len__(self):
-        return self.n
-
-    def __getitem__(self, i):
-        h, w = 40 + (i * 7) % 90, 50 + (i * 13) % 120
-        colour = np.array([(i * 37) % 256, (i * 91) % 256, i % 256], np.uint8)
-        return np.broadcast_to(colour, (h, w, 3)).copy(), int(i)
+def _colour_coded(i):
+    """An image whose colour encodes its label, in one of several sizes."""
+    h, w = 40 + (i * 7) % 90, 50 + (i * 13) % 120
+    colour = np.array([(i * 37) % 256, (i * 91) % 256, i % 256], np.uint8)
+    return np.broadcast_to(colour, (h, w, 3)).copy(), int(i)
 
 
 @pytest.fixture(scope='module')
@@ -93,7 +86,7 @@ def coded(tmp_path_factory):
     DatasetWriter(str(path), {'image': RGBImageField(write_mode='proportion', compress_probability=0.5,
                                                      jpeg_quality=95),
                               'label': IntField()},
-                  num_workers=2, progress=False).from_indexed_dataset(_ColourCoded(120))
+                  num_workers=2, progress=False).from_indexed_dataset(Computed(120, _colour_coded))
     return path
 
 

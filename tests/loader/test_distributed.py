@@ -25,6 +25,7 @@ from ffcvx.fields import BytesField, IntField
 from ffcvx.fields.decoders import IntDecoder
 from ffcvx.loader import Loader, OrderOption
 from ffcvx.writer import DatasetWriter
+from _common import Computed
 
 WORKER = Path(__file__).resolve().parents[1] / '_distributed_worker.py'
 WORLD_SIZE = 2
@@ -61,21 +62,16 @@ NAMES = [config['name'] for config in CONFIGS]
 BY_NAME = {config['name']: config for config in CONFIGS}
 
 
-class _Numbered:
+def _numbered(i):
     """Sample i -> (i, a page-filling blob): batches of ``index`` name their samples."""
-
-    def __len__(self):
-        return NUM_SAMPLES
-
-    def __getitem__(self, i):
-        return int(i), np.full(BLOB_BYTES, i % 251, dtype=np.uint8)
+    return int(i), np.full(BLOB_BYTES, i % 251, dtype=np.uint8)
 
 
 @pytest.fixture(scope='module')
 def beton(tmp_path_factory):
     path = tmp_path_factory.mktemp('distributed') / 'numbered.beton'
     DatasetWriter(str(path), {'index': IntField(), 'blob': BytesField()},
-                  num_workers=1, progress=False).from_indexed_dataset(_Numbered())
+                  num_workers=1, progress=False).from_indexed_dataset(Computed(NUM_SAMPLES, _numbered))
     return path
 
 

@@ -15,26 +15,19 @@ from ffcvx.loader import Loader, OrderOption
 from ffcvx.pipeline import AllocationQuery, Operation
 from ffcvx.transforms import ToTensor
 from ffcvx.writer import DatasetWriter
+from _common import Computed
 
 
-class _Numbered:
-    """sample i -> (i, i / 2): lets a test recover which sample it got."""
-
-    def __init__(self, n):
-        self.n = n
-
-    def __len__(self):
-        return self.n
-
-    def __getitem__(self, i):
-        return int(i), float(i) / 2
+def _numbered(i):
+    """Sample i -> (i, i / 2): lets a test recover which sample it got."""
+    return int(i), float(i) / 2
 
 
 @pytest.fixture(scope='module')
 def numbered(tmp_path_factory):
     path = tmp_path_factory.mktemp('loader') / 'numbered.beton'
     DatasetWriter(str(path), {'index': IntField(), 'half': FloatField()},
-                  num_workers=1, progress=False).from_indexed_dataset(_Numbered(600))
+                  num_workers=1, progress=False).from_indexed_dataset(Computed(600, _numbered))
     return path
 
 

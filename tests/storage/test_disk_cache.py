@@ -20,26 +20,22 @@ from ffcvx.fields.decoders import BytesDecoder, IntDecoder
 from ffcvx.loader import Loader, OrderOption
 from ffcvx.reader import Reader
 from ffcvx.writer import DatasetWriter
+from _common import Computed
 
 PAGE = 2 << 20
 
 
-class _Blobs:
-    """300 samples: an index and 1 to 60,000 random bytes; about 5 pages of 2 MiB."""
-
-    def __len__(self):
-        return 300
-
-    def __getitem__(self, i):
-        rng = np.random.default_rng(i)
-        return i, np.frombuffer(rng.bytes(int(rng.integers(1, 60_000))), np.uint8)
+def _blob(i):
+    """Of 300 samples: an index and 1 to 60,000 random bytes; about 5 pages of 2 MiB."""
+    rng = np.random.default_rng(i)
+    return i, np.frombuffer(rng.bytes(int(rng.integers(1, 60_000))), np.uint8)
 
 
 @pytest.fixture(scope='module')
 def local_file(tmp_path_factory):
     path = tmp_path_factory.mktemp('diskcache') / 'blobs.beton'
     DatasetWriter(str(path), {'index': IntField(), 'blob': BytesField()}, page_size=PAGE,
-                  num_workers=1, progress=False).from_indexed_dataset(_Blobs())
+                  num_workers=1, progress=False).from_indexed_dataset(Computed(300, _blob))
     return path
 
 
