@@ -8,7 +8,12 @@ STAMP := $(VENV)/.ffcvx-installed
 DATA := data
 # The shared data (photos, golden files): FFCVX_SHARED, which the tests read too
 # (ffcvx.testing.shared_dir), else ../shared beside the checkout.
-SHARED ?= $(or $(FFCVX_SHARED),$(abspath ../shared))
+# A CI clone made in a temporary folder from a developer's checkout has no
+# ../shared of its own: it uses the one beside that checkout (git's origin,
+# when origin is a local path).
+ORIGIN := $(shell git remote get-url origin 2>/dev/null)
+SHARED ?= $(or $(FFCVX_SHARED),$(firstword $(wildcard $(abspath ../shared) \
+          $(if $(ORIGIN),$(abspath $(ORIGIN)/../shared)))),$(abspath ../shared))
 export FFCVX_SHARED := $(SHARED)
 BACKENDS := $(wildcard backends/*)
 EXT := ffcvx/_ext
