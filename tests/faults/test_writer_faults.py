@@ -386,7 +386,7 @@ class ForkProbe:
 #: Runs the check in a fresh interpreter (from a file, so spawned workers can import it).
 _FRESH_SCRIPT = """
 import pathlib, sys
-sys.path.insert(0, {tests!r})
+sys.path[:0] = [{tests!r}, {helpers!r}]
 import test_writer_faults
 if __name__ == '__main__':   # spawned workers import this file again
     test_writer_faults.check_fork_rule(pathlib.Path(sys.argv[1]))
@@ -400,7 +400,8 @@ def test_workers_are_not_forked_while_other_threads_run(tmp_path):
     # Another test of this worker left a thread (fsspec's event loop lives as long as the
     # process), and the rule under test is about this process's threads: use a fresh one.
     script = tmp_path / 'fresh.py'
-    script.write_text(_FRESH_SCRIPT.format(tests=str(Path(__file__).resolve().parents[1])))
+    script.write_text(_FRESH_SCRIPT.format(tests=str(Path(__file__).resolve().parent),
+                                            helpers=str(Path(__file__).resolve().parents[1])))
     (tmp_path / 'out').mkdir()
     result = subprocess.run([sys.executable, str(script), str(tmp_path / 'out')],
                             capture_output=True, text=True, timeout=300)

@@ -11,6 +11,7 @@ import pickle
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -99,8 +100,8 @@ def test_resume_in_this_process_is_bit_identical(beton, order, drop_last):
 
 
 _CHILD = r'''
-import json, pickle, sys, hashlib
-sys.path.insert(0, sys.argv[3])
+import json, os, pickle, sys, hashlib
+sys.path[:0] = [sys.argv[3], os.path.dirname(sys.argv[3])]   # the module, then tests/
 import numpy as np
 from test_resume import _loader, _run
 loader = _loader(sys.argv[1], sys.argv[2])
@@ -117,7 +118,7 @@ def test_resume_in_a_new_process_is_bit_identical(beton, order, tmp_path):
     head = _run(first, epochs=1, stop_after=3)
     state_file = tmp_path / 'state.pt'
     state_file.write_bytes(pickle.dumps(first.state_dict()))
-    out = subprocess.run([sys.executable, '-c', _CHILD, beton, order, str(REPO / 'tests'),
+    out = subprocess.run([sys.executable, '-c', _CHILD, beton, order, str(Path(__file__).resolve().parent),
                           str(state_file)], capture_output=True, text=True, cwd=REPO, timeout=300)
     assert out.returncode == 0, out.stderr
     assert head + json.loads(out.stdout.strip().splitlines()[-1]) == whole
@@ -245,11 +246,11 @@ def test_distributed_resume_on_the_same_world_size_is_bit_identical(beton, monke
 # -- the same under torchrun (gloo): saved on 2 processes, resumed on 1 and on 3 ---------
 
 GLOBAL_BATCH = 12
-WORKER = str(REPO / 'tests' / '_resume_worker.py')
+WORKER = str(Path(__file__).resolve().parent / '_resume_worker.py')
 
 
 def _rank_samples(beton, mode, state_path):
-    """Body of one torchrun rank (tests/_resume_worker.py): its samples, and its state."""
+    """Body of one torchrun rank (tests/loader/_resume_worker.py): its samples, and its state."""
     import torch.distributed as dist
     loader = Loader(beton, batch_size=GLOBAL_BATCH // dist.get_world_size(), seed=21,
                     order=OrderOption.RANDOM, drop_last=False, distributed=True,

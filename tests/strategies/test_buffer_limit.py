@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import ffcvx.pipeline.allocation_query as allocation_query
 import ffcvx.pipeline.buffer_check as buffer_check
 import ffcvx.pipeline.graph as graph
 from ffcvx.errors import PipelineError
@@ -73,13 +74,20 @@ def files(tmp_path_factory):
 def allocations(monkeypatch):
     """Bytes of every buffer the pipeline allocates from now on."""
     sizes = []
-    real = graph.allocate
+    real = allocation_query.allocate
 
     def recording(query, leading):
         sizes.append(buffer_check.buffer_bytes(query, leading))
         return real(query, leading)
-    monkeypatch.setattr(graph, 'allocate', recording)
+    _replace_allocate(monkeypatch, recording)
     return sizes
+
+
+def _replace_allocate(monkeypatch, function):
+    # Every buffer comes from allocation_query.allocate: directly, through
+    # allocate_all, or through the name graph.py imported.
+    monkeypatch.setattr(allocation_query, 'allocate', function)
+    monkeypatch.setattr(graph, 'allocate', function)
 
 
 @pytest.mark.parametrize('name, decoder, sample', [
@@ -106,13 +114,13 @@ def test_huge_claim_is_refused_before_allocating(files, monkeypatch, allocations
 def test_memory_error_at_allocation_names_the_sample(files, monkeypatch):
     """Where the memory available is unknown (or wrong), numpy's MemoryError gets the same context."""
     monkeypatch.setattr(buffer_check, 'available_memory', lambda: None)
-    real = graph.allocate
+    real = allocation_query.allocate
 
     def failing(query, leading):
         if buffer_check.buffer_bytes(query, leading) > GIB:
             raise MemoryError("Unable to allocate 24.0 GiB")
         return real(query, leading)
-    monkeypatch.setattr(graph, 'allocate', failing)
+    _replace_allocate(monkeypatch, failing)
     with pytest.raises(PipelineError, match='allocating them failed') as info:
         Loader(files['mixed'], batch_size=2, num_workers=1,
                pipelines={'image': [RandomResizedCropRGBImageDecoder((16, 16))],

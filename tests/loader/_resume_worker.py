@@ -14,7 +14,8 @@ import sys
 
 import torch.distributed as dist
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:0] = [HERE, os.path.dirname(HERE)]   # test_resume, then tests/ (its helpers)
 
 from test_resume import GLOBAL_BATCH, _rank_samples  # noqa: E402
 
