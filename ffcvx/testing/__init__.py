@@ -35,7 +35,7 @@ def _has_betons(folder):
     return folder.is_dir() and any(folder.glob('*.beton'))
 
 
-def find_golden_dir(explicit=None, start=None):
+def find_golden_dir(explicit=None):
     """The folder of FFCV 1.0.2 golden ``.beton`` files, or None.
 
     Parameters
@@ -43,9 +43,6 @@ def find_golden_dir(explicit=None, start=None):
     explicit : str or os.PathLike or None
         A folder named by the user (``--ffcvx-golden-dir``); when given it is
         the only candidate.
-    start : str or os.PathLike or None
-        Accepted for compatibility and not used: the ``shared/`` folder is
-        found by :func:`shared_dir` alone.
 
     Returns
     -------

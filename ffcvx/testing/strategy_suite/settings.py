@@ -59,8 +59,7 @@ def cache_options(config, module):
 
 def golden_files(config):
     """The golden ``.beton`` files to check: ``--ffcvx-golden-dir``, else the shared folder's."""
-    folder = find_golden_dir(config.getoption('ffcvx_golden_dir', default=None),
-                             start=config.invocation_params.dir)
+    folder = find_golden_dir(config.getoption('ffcvx_golden_dir', default=None))
     return sorted(folder.glob('*.beton')) if folder else []
 
 
