@@ -12,6 +12,7 @@ Three promises hold:
 import os
 import queue
 import threading
+import time
 import warnings
 import weakref
 
@@ -19,6 +20,7 @@ import numba
 import numpy as np
 
 from ..pipeline.seeds import EpochSeeds
+from .stats import EpochStats
 
 _BATCH, _END, _ERROR = 'batch', 'end', 'error'
 #: Seconds between checks of the stop flag while the queue is full or empty.
@@ -42,8 +44,10 @@ class _Producer:
     """The thread's side. Holds no reference to the EpochIterator, so that an
     abandoned iterator is garbage-collected and its finaliser stops the thread."""
 
-    def __init__(self, graph, memory, batches, num_slots, num_threads, batches_ahead, seeds):
+    def __init__(self, graph, memory, batches, num_slots, num_threads, batches_ahead, seeds,
+                 stats):
         self.graph = graph
+        self.stats = stats
         self.seeds = seeds
         self.memory = memory
         self.batches = batches
@@ -53,13 +57,23 @@ class _Producer:
         self.stop = threading.Event()
 
     def _put(self, item):
-        while not self.stop.is_set():
-            try:
-                self.queue.put(item, timeout=_POLL_SECONDS)
-                return True
-            except queue.Full:
-                continue
-        return False
+        try:
+            self.queue.put_nowait(item)
+            return True
+        except queue.Full:
+            pass
+        # Every slot is taken: the training loop is slower than the pipelines.
+        blocked_since = time.perf_counter()
+        try:
+            while not self.stop.is_set():
+                try:
+                    self.queue.put(item, timeout=_POLL_SECONDS)
+                    return True
+                except queue.Full:
+                    continue
+            return False
+        finally:
+            self.stats.producer_blocked(time.perf_counter() - blocked_since)
 
     def run(self):
         try:
@@ -73,17 +87,22 @@ class _Producer:
                 for number, indices in enumerate(self.batches):
                     if self.stop.is_set():
                         return
+                    begin = time.perf_counter()
                     context.start_batch(number)
+                    loaded = time.perf_counter()
                     outputs = self.graph.run_batch(number % self.num_slots, indices, storage_state,
                                                    self.seeds)
-                    if not self._put((_BATCH, outputs)):
+                    self.stats.batch_prepared(number, loaded - begin, time.perf_counter() - loaded)
+                    if not self._put((_BATCH, (number, outputs))):
                         return
             self._put((_END, None))
         except BaseException as exc:  # handed to the training loop, re-raised there
+            self.stats.pipeline_failed()
             self._put((_ERROR, exc))
 
 
-def _shutdown(producer, thread):
+def _shutdown(producer, thread, stats):
+    stats.finish(completed=False)  # no-op when the last batch was already handed out
     producer.stop.set()
     # Unblock a producer waiting on a full queue, then wait for it.
     while True:
@@ -114,22 +133,27 @@ class EpochIterator:
         The Loader's seed and this epoch's number, which seed the random steps.
     owner : object, optional
         Kept alive while this iterator is (the Loader, as in FFCV).
+    handed_out : list of one int, optional
+        Batches returned so far, shared with the Loader's ``state_dict()``.
+    stats : ffcvx.loader.stats.EpochStats, optional
+        Where the epoch's counts and waits go (``Loader.stats()``).
     """
 
     def __init__(self, graph, memory, batches, num_slots, num_threads, batches_ahead, seeds=None,
-                 owner=None, handed_out=None):
+                 owner=None, handed_out=None, stats=None):
         self._owner = owner
-        # [count] of batches returned so far, shared with the Loader's state_dict()
         self._handed_out = handed_out if handed_out is not None else [0]
+        self.stats = stats if stats is not None else EpochStats(0, map(len, batches), memory)
         self._producer = _Producer(graph, memory, batches, num_slots, num_threads, batches_ahead,
-                                   seeds if seeds is not None else EpochSeeds())
+                                   seeds if seeds is not None else EpochSeeds(), self.stats)
         self._thread = threading.Thread(target=self._producer.run, name='ffcvx-epoch', daemon=True)
         self._remaining = len(batches)
         #: This epoch's samples in order (FFCV's ``EpochIterator.order``), ndarray[uint64].
         self.order = np.concatenate(batches) if batches else np.empty(0, np.uint64)
         self._finished = False
         self._thread.start()
-        self._finalizer = weakref.finalize(self, _shutdown, self._producer, self._thread)
+        self._finalizer = weakref.finalize(self, _shutdown, self._producer, self._thread,
+                                           self.stats)
 
     def __iter__(self):
         return self
@@ -140,6 +164,7 @@ class EpochIterator:
     def __next__(self):
         if self._finished:
             raise StopIteration
+        waiting_since = time.perf_counter()
         while True:
             try:
                 kind, payload = self._producer.queue.get(timeout=_POLL_SECONDS)
@@ -148,10 +173,17 @@ class EpochIterator:
                 if not self._thread.is_alive() and self._producer.queue.empty():
                     self.close()
                     raise RuntimeError("the ffcvx loader thread stopped without a result")
+        waited = time.perf_counter() - waiting_since
         if kind == _BATCH:
+            number, outputs = payload
             self._remaining -= 1
             self._handed_out[0] += 1
-            return payload
+            self.stats.handed_out(number, waited)
+            if self._remaining == 0:
+                self.stats.finish(completed=True)
+            return outputs
+        self.stats.consumer_waited(waited)
+        self.stats.finish(completed=kind == _END)
         self.close()
         if kind == _ERROR:
             raise payload

@@ -17,6 +17,7 @@ from . import resume
 from .filtering import filter_loader
 from .epoch_iterator import EpochIterator, thread_count
 from .epoch_code import epoch_code
+from .stats import EpochStats, loader_stats
 from .lifetime import close_epoch as _close_epoch, release as _release
 from .orders import ORDER_MAP, ORDER_TYPE, OrderOption, epoch_batches  # noqa: F401 (FFCV's paths)
 
@@ -212,6 +213,7 @@ class Loader:
         # alive, not the reverse. A one-element list so that the finalizer,
         # which must not hold the Loader itself, sees the current one.
         self._current = [None]
+        self._stats = []  # EpochStats of the last two epochs started, oldest first
         self._closed = False
         # Runs on close(), when the Loader is collected, or at interpreter
         # exit, whichever comes first, and only once. It holds the epoch slot
@@ -291,9 +293,11 @@ class Loader:
         start, self._resume_global = self._resume_global, None
         batches = self._batches(epoch) if start is None else resume.resumed_batches(self, epoch, start)
         self._progress = {'epoch': epoch, 'start': start or 0, 'total': len(batches), 'count': [0]}
+        stats = EpochStats(epoch, map(len, batches), self.memory_manager, start or 0)
+        self._stats = self._stats[-1:] + [stats]
         iterator = EpochIterator(self.graph, self.memory_manager, batches, self.num_slots,
                                  self.num_workers, self.batches_ahead, EpochSeeds(self.seed, epoch),
-                                 owner=self, handed_out=self._progress['count'])
+                                 owner=self, handed_out=self._progress['count'], stats=stats)
         # Weak: the iterator keeps this Loader alive (``next(iter(Loader(...)))``
         # works, as in FFCV), not the other way round, so no cycle delays freeing.
         self._current[0] = weakref.ref(iterator)
@@ -301,11 +305,8 @@ class Loader:
 
     @property
     def code(self):
-        """The compiled code of the epoch (FFCV's attribute), a :class:`~.epoch_code.EpochCode`.
-
-        The same object from epoch to epoch while no step's code is generated
-        again; a new one at every ``iter()`` with ``recompile=True``.
-        """
+        """The epoch's compiled code (FFCV's attribute), an :class:`~.epoch_code.EpochCode`: the
+        same object while no step's code is generated again, new at each ``iter()`` with recompile."""
         return self._code
 
     def _close_current(self):
@@ -339,6 +340,12 @@ class Loader:
             ``indices`` order.
         """
         return filter_loader(self, field_name, condition)
+
+    def stats(self):
+        """``{'current': dict or None, 'last': dict or None}``: the running epoch's and the
+        last ended epoch's counts, waits and storage reads, plain values
+        (keys and units: :meth:`ffcvx.loader.stats.EpochStats.as_dict`)."""
+        return loader_stats(self._stats)
 
     def state_dict(self):
         """Where this Loader stands, as a small dict of plain values (torchdata's Stateful).

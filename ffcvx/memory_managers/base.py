@@ -157,5 +157,21 @@ class MemoryManager(ABC):
     def start_batch(self, batch_number):
         """Called before batch ``batch_number`` of the scheduled epoch is decoded."""
 
+    def io_counters(self):
+        """Pages and bytes this strategy has read from storage so far, or None.
+
+        Returns
+        -------
+        dict or None
+            ``{'pages_read': int, 'bytes_read': int}`` (cumulative since the
+            strategy was made), or None where the operating system does the
+            reading (memory maps: ``os``, ``shared``) and ffcvx cannot see it.
+        """
+        return None
+
+    def batch_pages(self, batch_number):
+        """``(pages the batch needs, pages loaded for it)`` in the scheduled epoch, or None if unknown."""
+        return None
+
     def close(self):
         """Release files and memory held by the strategy."""

@@ -91,12 +91,22 @@ class EpochPlan:
     release : list of ndarray[int64]
         Pages that batch ``b`` uses for the last time this epoch; they are
         unmapped when batch ``b + 1`` starts.
+    requests : ndarray[int64], shape (num_batches,) or None
+        Distinct pages each batch needs (loaded for it or already held).
     """
 
-    def __init__(self, jobs, job_end, release):
+    def __init__(self, jobs, job_end, release, requests=None):
         self.jobs = jobs
         self.job_end = job_end
         self.release = release
+        self.requests = requests
+
+    def batch_pages(self, batch):
+        """``(pages batch ``batch`` needs, pages loaded for it)``, or None without ``requests``."""
+        if self.requests is None or batch >= len(self.job_end):
+            return None
+        loads = int(self.job_end[batch]) - (int(self.job_end[batch - 1]) if batch else 0)
+        return int(self.requests[batch]), loads
 
 
 def plan_epoch(pages_per_batch, num_slots):

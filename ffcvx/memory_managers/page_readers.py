@@ -23,12 +23,15 @@ class PageCounters:
         Most pages held at once.
     read : int
         Page loads since the cache was made.
+    bytes_read : int
+        Bytes those loads read (a page, or less for the file's last page).
     """
 
     def __init__(self):
         self.resident = 0
         self.peak = 0
         self.read = 0
+        self.bytes_read = 0
 
 
 class EpochReaders:
@@ -149,6 +152,7 @@ class EpochReaders:
         manager, jobs = self.manager, self.plan.jobs
         page_size, arena, source = manager.page_size, manager.arena, manager.page_source
         table, counters = manager.page_to_slot, manager.counters
+        file_size = manager.reader.file_size
         while True:
             with self.cond:
                 group = self._take_jobs()
@@ -169,6 +173,7 @@ class EpochReaders:
                     self.slot_page[slot] = page
                     counters.resident += 1
                     counters.read += 1
+                    counters.bytes_read += max(0, min(page_size, file_size - page * page_size))
                     self.done[index] = True
                 counters.peak = max(counters.peak, counters.resident)
                 while self.done_prefix < len(jobs) and self.done[self.done_prefix]:

@@ -222,6 +222,11 @@ class PagedCache(MemoryManager):
             If one batch needs more pages than ``max_bytes`` holds.
         """
         pages = batch_pages(self._indptr, self._pages, batches)
+        plan = self._plan_pages(pages)
+        plan.requests = np.array([len(p) for p in pages], dtype=np.int64)
+        return plan
+
+    def _plan_pages(self, pages):
         if self.keeps_pages:
             jobs, job_end, queued = [], [], set()
             for b, needed in enumerate(pages):
@@ -284,6 +289,14 @@ class PagedCache(MemoryManager):
         """
         if self._epoch is not None:
             self._epoch.begin(batch_number)
+
+    def io_counters(self):
+        """``{'pages_read', 'bytes_read'}`` since the cache was made (the reader threads' loads)."""
+        return {'pages_read': self.counters.read, 'bytes_read': self.counters.bytes_read}
+
+    def batch_pages(self, batch_number):
+        epoch = self._epoch
+        return epoch.plan.batch_pages(batch_number) if epoch is not None else None
 
     def close(self):
         """Stop the reader threads and close the source; safe to call more than once."""
