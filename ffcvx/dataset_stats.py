@@ -39,13 +39,6 @@ def page_layout(reader):
             'pages_written': int(pages)}
 
 
-def _spans(ptrs, sizes, start, page_size):
-    """First and last page (counted from ``start``) of each non-empty region."""
-    first = (ptrs - start) // page_size
-    last = (ptrs + sizes - 1 - start) // page_size
-    return first, last
-
-
 def _page_usage(reader, layout):
     """Bytes of regions inside each written page, ndarray[int64] shape (pages_written,)."""
     ps, pages = reader.page_size, layout['pages_written']
@@ -135,15 +128,12 @@ def _label_fields(reader, label_fields):
     return list(label_fields)
 
 
-def _sample_pages(samples, first, last, num_samples, pages):
-    """Distinct pages per sample over all its regions, ndarray[int64] shape (num_samples,)."""
-    samples, first, last = (np.concatenate(x) if x else np.zeros(0, np.int64)
-                            for x in (samples, first, last))
-    spans = last - first + 1
-    offsets = np.arange(int(spans.sum()), dtype=np.int64) - np.repeat(np.cumsum(spans) - spans,
-                                                                      spans)
-    keys = np.unique(np.repeat(samples, spans) * max(pages, 1) + np.repeat(first, spans) + offsets)
-    return np.bincount(keys // max(pages, 1), minlength=num_samples)
+def _samples_per_page(samples, pages, num_pages):
+    """How many distinct samples have a region in each page, ndarray[int64] shape (num_pages,)."""
+    samples = np.concatenate(samples) if samples else np.zeros(0, np.int64)
+    pages = np.concatenate(pages) if pages else np.zeros(0, np.int64)
+    keys = np.unique(samples * max(num_pages, 1) + pages)
+    return np.bincount(keys % max(num_pages, 1), minlength=num_pages)
 
 
 def dataset_stats(reader, label_fields=None, top=20, common_sizes=5):
@@ -169,13 +159,12 @@ def dataset_stats(reader, label_fields=None, top=20, common_sizes=5):
         :func:`page_layout`), ``pages`` (``written``, ``holding_data``,
         ``used_bytes``, ``mean_fill`` = used bytes / (written * page size),
         ``lowest_fill`` over the pages holding data; fills are 0..1),
-        ``pages_per_sample`` (``mean`` and ``max`` distinct pages a sample's
-        regions span, over the samples with stored data), ``fields`` (per
-        field that stores data in regions: ``kind``, ``stored_bytes``,
-        ``share`` of the data region, ``samples_with_data``,
-        ``pages_per_sample``), ``labels`` (per label field: ``distinct``,
-        ``counts`` = ``[[value, count], ...]`` in value order, ``others`` =
-        ``{'values', 'count'}``) and ``images`` (per image field: ``width``
+        ``samples_per_page`` (``mean``, ``min``, ``max`` over the pages holding
+        data; a sample's regions all lie in one page, FMT-041), ``fields``
+        (per field that stores data in regions: ``kind``, ``stored_bytes``,
+        ``share`` of the data region, ``samples_with_data``), ``labels`` (per
+        label field: ``distinct``, ``counts`` = ``[[value, count], ...]`` in
+        value order, ``others`` = ``{'values', 'count'}``) and ``images`` (per image field: ``width``
         and ``height`` as ``{'min', 'p5', 'p50', 'p95', 'max'}`` in pixels,
         ``distinct_sizes``, ``common_sizes`` = ``[[width, height, count], ...]``
         most frequent first, ``modes`` = ``{name: {'count', 'bytes',
@@ -195,7 +184,7 @@ def dataset_stats(reader, label_fields=None, top=20, common_sizes=5):
     table = RegionTable(reader.region_ptrs, reader.region_sizes)
     out = {'samples': n, 'page_size': ps, 'data_region': layout, 'fields': {}, 'labels': {},
            'images': {}}
-    owners, firsts, lasts = [], [], []
+    owners, pages_of = [], []
     for index, name in enumerate(reader.field_names):
         handler = reader.handlers[name]
         column = reader.metadata[f'f{index}']
@@ -206,18 +195,13 @@ def dataset_stats(reader, label_fields=None, top=20, common_sizes=5):
         # -1: a custom field's record that names no region (not checked at open).
         sizes = np.maximum(found[1].astype(np.int64), 0)
         stored = sizes > 0
-        first, last = _spans(ptrs[stored], sizes[stored], start, ps)
         owners.append(np.flatnonzero(stored))
-        firsts.append(first)
-        lasts.append(last)
-        spanned = last - first + 1
+        pages_of.append((ptrs[stored] - start) // ps)
         total = int(sizes.sum())
         out['fields'][name] = {
             'kind': type(handler).__name__, 'stored_bytes': total,
             'share': total / layout['bytes'] if layout['bytes'] else 0.0,
-            'samples_with_data': int(stored.sum()),
-            'pages_per_sample': {'mean': float(spanned.mean()) if spanned.size else 0.0,
-                                 'max': int(spanned.max()) if spanned.size else 0}}
+            'samples_with_data': int(stored.sum())}
         if isinstance(handler, ImageField):
             out['images'][name] = _image_stats(column, sizes, common_sizes)
     for name in labels:
@@ -228,8 +212,8 @@ def dataset_stats(reader, label_fields=None, top=20, common_sizes=5):
                     'used_bytes': int(usage.sum()),
                     'mean_fill': float(usage.sum() / layout['bytes']) if pages else 0.0,
                     'lowest_fill': float(holding.min() / ps) if holding.size else 0.0}
-    per_sample = _sample_pages(owners, firsts, lasts, n, pages)
-    with_data = per_sample[per_sample > 0]
-    out['pages_per_sample'] = {'mean': float(with_data.mean()) if with_data.size else 0.0,
-                               'max': int(with_data.max()) if with_data.size else 0}
+    per_page = _samples_per_page(owners, pages_of, pages)[usage > 0]
+    out['samples_per_page'] = {'mean': float(per_page.mean()) if per_page.size else 0.0,
+                               'min': int(per_page.min()) if per_page.size else 0,
+                               'max': int(per_page.max()) if per_page.size else 0}
     return out

@@ -37,11 +37,11 @@ def _percent(share):
 
 
 def _pages_text(stats):
-    pages, per_sample = stats['pages'], stats['pages_per_sample']
+    pages, per_page = stats['pages'], stats['samples_per_page']
     return [f"page use:          {pages['written']} written, {pages['holding_data']} holding data, "
             f"mean fill {_percent(pages['mean_fill'])} (lowest {_percent(pages['lowest_fill'])})",
-            f"pages per sample:  mean {per_sample['mean']:.2f}, max {per_sample['max']} "
-            f"(all fields of a sample)"]
+            f"samples per page:  mean {per_page['mean']:.1f}, min {per_page['min']}, "
+            f"max {per_page['max']} (over the pages holding data)"]
 
 
 def _bytes_text(stats):
@@ -52,8 +52,8 @@ def _bytes_text(stats):
     out = ["stored bytes:"]
     for name, field in fields.items():
         out.append(f"  {name:<{width}}{human(field['stored_bytes']):>10}  "
-                   f"{_percent(field['share']):>6} of the data region, pages per sample mean "
-                   f"{field['pages_per_sample']['mean']:.2f} max {field['pages_per_sample']['max']}")
+                   f"{_percent(field['share']):>6} of the data region, "
+                   f"{field['samples_with_data']} samples with data")
         for mode, info in stats['images'].get(name, {}).get('modes', {}).items():
             out.append(f"    {mode:<{width - 2}}{human(info['bytes']):>10}  {info['count']} images, "
                        f"mean {human(round(info['mean_bytes']))}")
