@@ -93,8 +93,10 @@ def size_counts(column):
     """
     if column.size == 0:
         return np.zeros((0, 2), np.int64), np.zeros(0, np.int64)
-    both = np.stack([column['width'].astype(np.int64), column['height'].astype(np.int64)], axis=1)
-    return np.unique(both, axis=0, return_counts=True)
+    # one int64 key per record (sides are <u2): a 1-D unique, far quicker than axis=0
+    keys, counts = np.unique(column['width'].astype(np.int64) << 16 | column['height'],
+                             return_counts=True)
+    return np.stack([keys >> 16, keys & 0xFFFF], axis=1), counts
 
 
 def _image_stats(column, sizes, common):
@@ -128,12 +130,16 @@ def _label_fields(reader, label_fields):
     return list(label_fields)
 
 
-def _samples_per_page(samples, pages, num_pages):
-    """How many distinct samples have a region in each page, ndarray[int64] shape (num_pages,)."""
-    samples = np.concatenate(samples) if samples else np.zeros(0, np.int64)
-    pages = np.concatenate(pages) if pages else np.zeros(0, np.int64)
-    keys = np.unique(samples * max(num_pages, 1) + pages)
-    return np.bincount(keys % max(num_pages, 1), minlength=num_pages)
+def _samples_per_page(samples, pages, num_samples, num_pages):
+    """How many samples have data in each page, ndarray[int64] shape (num_pages,).
+
+    All non-empty regions of a sample lie in one page (FMT-041; the reader refuses a
+    file where they do not, FMT-078), so a sample counts in the page of any of its regions.
+    """
+    page_of = np.full(num_samples, -1, dtype=np.int64)
+    for owner, page in zip(samples, pages):
+        page_of[owner] = page
+    return np.bincount(page_of[page_of >= 0], minlength=num_pages)
 
 
 def dataset_stats(reader, label_fields=None, top=20, common_sizes=5):
@@ -212,7 +218,7 @@ def dataset_stats(reader, label_fields=None, top=20, common_sizes=5):
                     'used_bytes': int(usage.sum()),
                     'mean_fill': float(usage.sum() / layout['bytes']) if pages else 0.0,
                     'lowest_fill': float(holding.min() / ps) if holding.size else 0.0}
-    per_page = _samples_per_page(owners, pages_of, pages)[usage > 0]
+    per_page = _samples_per_page(owners, pages_of, n, pages)[usage > 0]
     out['samples_per_page'] = {'mean': float(per_page.mean()) if per_page.size else 0.0,
                                'min': int(per_page.min()) if per_page.size else 0,
                                'max': int(per_page.max()) if per_page.size else 0}

@@ -60,7 +60,7 @@ def _bytes_text(stats):
     unused = region['bytes'] - stats['pages']['used_bytes']
     if region['bytes']:
         out.append(f"  {'(unused)':<{width}}{human(unused):>10}  "
-                   f"{_percent(unused / region['bytes']):>6} of the data region (page ends)")
+                   f"{_percent(unused / region['bytes']):>6} of the data region")
     return out
 
 
