@@ -170,9 +170,9 @@ def dataset_stats(reader, label_fields=None, top=20, common_sizes=5):
         (per field that stores data in regions: ``kind``, ``stored_bytes``,
         ``share`` of the data region, ``samples_with_data``), ``labels`` (per
         label field: ``distinct``, ``counts`` = ``[[value, count], ...]`` in
-        value order, ``others`` = ``{'values', 'count'}``) and ``images`` (per image field: ``width``
-        and ``height`` as ``{'min', 'p5', 'p50', 'p95', 'max'}`` in pixels,
-        ``distinct_sizes``, ``common_sizes`` = ``[[width, height, count], ...]``
+        value order, ``others`` = ``{'values', 'count'}``) and ``images``
+        (per image field: ``width`` and ``height`` as ``{'min', 'p5', 'p50',
+        'p95', 'max'}`` in pixels, ``distinct_sizes``, ``common_sizes`` = ``[[width, height, count], ...]``
         most frequent first, ``modes`` = ``{name: {'count', 'bytes',
         'mean_bytes'}}``).
 
@@ -211,7 +211,8 @@ def dataset_stats(reader, label_fields=None, top=20, common_sizes=5):
         if isinstance(handler, ImageField):
             out['images'][name] = _image_stats(column, sizes, common_sizes)
     for name in labels:
-        out['labels'][name] = _histogram(reader.metadata[f'f{reader.field_names.index(name)}'], top)
+        column = reader.metadata[f'f{reader.field_names.index(name)}']
+        out['labels'][name] = _histogram(column, top)
     usage = _page_usage(reader, layout)
     holding = usage[usage > 0]
     out['pages'] = {'written': pages, 'holding_data': int(holding.size),

@@ -1,4 +1,8 @@
-"""``ffcvx info --stats [--plot PNG] [--json]``: print or draw :func:`ffcvx.dataset_stats.dataset_stats`."""
+"""``ffcvx info --stats [--plot PNG] [--json]``: print or draw a file's statistics.
+
+``info.py`` prints the layout; this module adds the statistics of
+:func:`ffcvx.dataset_stats.dataset_stats` as text or JSON, and the figure.
+"""
 import json
 import struct
 
@@ -18,7 +22,8 @@ def add_stats_options(parser):
                        help="also print label histograms, image sizes and storage modes, stored "
                             "bytes per field and mode, and page use")
     group.add_argument('--label-field', action='append', metavar='NAME', default=None,
-                       help="IntField to histogram (repeatable; default: every IntField)")
+                       help="IntField to histogram (repeatable; default: every IntField; "
+                            "implies --stats)")
     group.add_argument('--plot', metavar='PNG', default=None,
                        help="draw the statistics into this PNG (implies --stats; needs "
                             "matplotlib: pip install 'ffcvx[plot]')")
@@ -28,8 +33,9 @@ def add_stats_options(parser):
 
 
 def wants_stats(args):
-    """Whether ``args`` asks for statistics (``--stats``, ``--plot`` or ``--json``)."""
-    return bool(args.stats or args.plot or args.json)
+    """Whether ``args`` asks for statistics (``--stats``, ``--plot``, ``--json``,
+    ``--label-field``)."""
+    return bool(args.stats or args.plot or args.json or args.label_field)
 
 
 def _percent(share):
@@ -55,8 +61,8 @@ def _bytes_text(stats):
                    f"{_percent(field['share']):>6} of the data region, "
                    f"{field['samples_with_data']} samples with data")
         for mode, info in stats['images'].get(name, {}).get('modes', {}).items():
-            out.append(f"    {mode:<{width - 2}}{human(info['bytes']):>10}  {info['count']} images, "
-                       f"mean {human(round(info['mean_bytes']))}")
+            out.append(f"    {mode:<{width - 2}}{human(info['bytes']):>10}  "
+                       f"{info['count']} images, mean {human(round(info['mean_bytes']))}")
     unused = region['bytes'] - stats['pages']['used_bytes']
     if region['bytes']:
         out.append(f"  {'(unused)':<{width}}{human(unused):>10}  "

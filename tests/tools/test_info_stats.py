@@ -123,9 +123,10 @@ def test_histogram_sizes_modes_and_bytes_of_a_written_file(synthetic, capsys):
         assert field['stored_bytes'] == total
         assert field['share'] == pytest.approx(total / reader.page_size)
     assert stats['fields']['blob']['samples_with_data'] == 14   # sample 0 stores 0 bytes
-    assert stats['pages'] == {'written': 1, 'holding_data': 1, 'used_bytes': sum(expected.values()),
-                              'mean_fill': pytest.approx(sum(expected.values()) / reader.page_size),
-                              'lowest_fill': pytest.approx(sum(expected.values()) / reader.page_size)}
+    used = sum(expected.values())
+    assert stats['pages'] == {'written': 1, 'holding_data': 1, 'used_bytes': used,
+                              'mean_fill': pytest.approx(used / reader.page_size),
+                              'lowest_fill': pytest.approx(used / reader.page_size)}
     assert stats['samples_per_page'] == {'mean': 15.0, 'min': 15, 'max': 15}
 
 
