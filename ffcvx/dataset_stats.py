@@ -172,9 +172,9 @@ def dataset_stats(reader, label_fields=None, top=20, common_sizes=5):
         label field: ``distinct``, ``counts`` = ``[[value, count], ...]`` in
         value order, ``others`` = ``{'values', 'count'}``) and ``images``
         (per image field: ``width`` and ``height`` as ``{'min', 'p5', 'p50',
-        'p95', 'max'}`` in pixels, ``distinct_sizes``, ``common_sizes`` = ``[[width, height, count], ...]``
-        most frequent first, ``modes`` = ``{name: {'count', 'bytes',
-        'mean_bytes'}}``).
+        'p95', 'max'}`` in pixels, ``distinct_sizes``, ``common_sizes`` =
+        ``[[width, height, count], ...]`` most frequent first, ``modes`` =
+        ``{name: {'count', 'bytes', 'mean_bytes'}}``).
 
     Raises
     ------

@@ -104,7 +104,7 @@ def _images_text(name, images):
 
 def stats_text(stats):
     """The lines ``ffcvx info --stats`` prints after the layout."""
-    out = ["statistics (from the metadata and allocation table):"]
+    out = ["", "statistics (from the metadata and allocation table):"]
     out += _pages_text(stats) + _bytes_text(stats)
     for name, histogram in stats['labels'].items():
         out += _labels_text(name, histogram)

@@ -136,13 +136,22 @@ def test_text_output_adds_the_statistics_after_the_unchanged_layout(synthetic, c
     assert 'statistics' not in layout
     assert main(['info', synthetic, '--stats']) == 0
     text = capsys.readouterr().out
-    assert text.startswith(layout.rstrip('\n') + '\nstatistics (from the metadata')
+    assert text.startswith(layout + '\nstatistics (from the metadata')
     # histogram rows: value, count, share, a bar as long as count / 7 of 40 characters
     rows = re.findall(r"^  (\d)  (\d)  +([\d.]+)%  (#+)$", text, flags=re.M)
     assert [(int(v), int(c), len(bar)) for v, c, _, bar in rows] == [(0, 5, 29), (1, 3, 17),
                                                                      (3, 7, 40)]
     assert re.search(r"^  width  min 16, p5 16, p50 24, p95 40, max 40 px$", text, flags=re.M)
     assert re.search(r"^    raw +[\d.]+ [KM]?i?B +\d+ images", text, flags=re.M)
+
+
+def test_histogram_keeps_the_most_frequent_values(synthetic):
+    stats = dataset_stats(Reader(synthetic), label_fields=['label'], top=2)
+    assert stats['labels']['label'] == {'distinct': 3, 'counts': [[0, 5], [3, 7]],
+                                        'others': {'values': 1, 'count': 3}}
+    assert len(stats['images']['image']['common_sizes']) == 5
+    assert stats['images']['image']['common_sizes'][:2] == \
+        dataset_stats(Reader(synthetic), common_sizes=2)['images']['image']['common_sizes']
 
 
 def test_label_field_option(synthetic, capsys):
