@@ -181,8 +181,11 @@ def dataset_stats(reader, label_fields=None, top=20, common_sizes=5):
     KeyError
         If a name in ``label_fields`` is not a field.
     ValueError
-        If a field in ``label_fields`` is not an IntField.
+        If a field in ``label_fields`` is not an IntField, or ``top`` or
+        ``common_sizes`` is below 1.
     """
+    if top < 1 or common_sizes < 1:
+        raise ValueError(f"top and common_sizes must be at least 1, got {top} and {common_sizes}")
     labels = _label_fields(reader, label_fields)
     n, ps = reader.num_samples, reader.page_size
     layout = page_layout(reader)

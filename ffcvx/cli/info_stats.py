@@ -71,21 +71,22 @@ def _bytes_text(stats):
 
 
 def _labels_text(name, histogram):
-    counts = histogram['counts']
+    others = histogram['others']
     out = [f"labels '{name}':  {histogram['distinct']} distinct values"]
-    rows = [(str(value), count) for value, count in counts]
-    if histogram['others']['values']:
-        rows.append((f"{histogram['others']['values']} others", histogram['others']['count']))
+    rows = [(str(value), count) for value, count in histogram['counts']]
+    if others['values']:
+        rows.append((f"{others['values']} others", others['count']))
     if not rows:
         return out + ["  no samples"]
-    high = max(count for _, count in rows)
+    # bars compare the values shown; the others, a sum of many values, get none
+    high = max(count for _, count in histogram['counts'])
     total = sum(count for _, count in rows)
     key_width = max(len(key) for key, _ in rows)
-    count_width = len(str(high))
-    for key, count in rows:
-        bar = '#' * round(BAR_WIDTH * count / high) if high else ''
+    count_width = len(str(max(count for _, count in rows)))
+    for k, (key, count) in enumerate(rows):
+        bar = '#' * round(BAR_WIDTH * count / high) if k < len(histogram['counts']) else ''
         out.append(f"  {key:>{key_width}}  {count:>{count_width}}  {_percent(count / total):>6}  "
-                   f"{bar}")
+                   f"{bar}".rstrip())
     return out
 
 
@@ -128,12 +129,13 @@ def _label_panel(axes, stats):
     name, histogram = next(iter(stats['labels'].items()))
     keys = [str(value) for value, _ in histogram['counts']]
     counts = [count for _, count in histogram['counts']]
-    if histogram['others']['values']:
-        keys.append('others')
-        counts.append(histogram['others']['count'])
+    others = histogram['others']
     axes.bar(range(len(keys)), counts, color='tab:blue')
     axes.set_xticks(range(len(keys)), keys, rotation=90 if len(keys) > 12 else 0)
-    axes.set_title(f"labels '{name}' ({histogram['distinct']} distinct)")
+    # the others are named, not drawn: their sum would flatten the bars shown
+    axes.set_title(f"labels '{name}' ({histogram['distinct']} distinct)" + (
+        f"\n{others['values']} others not shown: {others['count']} samples"
+        if others['values'] else ''))
     axes.set_xlabel('value')
     axes.set_ylabel('samples')
 
