@@ -51,8 +51,8 @@ def _page_usage(reader, layout):
     before = np.concatenate(([0], np.cumsum(sizes)))
     bounds = layout['start'] + ps * np.arange(pages + 1, dtype=np.int64)
     at = np.searchsorted(ptrs, bounds, side='right') - 1
-    used = np.where(at >= 0, before[np.maximum(at, 0)]
-                    + np.clip(bounds - ptrs[np.maximum(at, 0)], 0, sizes[np.maximum(at, 0)]), 0)
+    k = np.maximum(at, 0)
+    used = np.where(at >= 0, before[k] + np.clip(bounds - ptrs[k], 0, sizes[k]), 0)
     return np.diff(used)
 
 

@@ -1,4 +1,7 @@
-"""``ffcvx info FILE|URL``: validate a ``.beton`` file and describe its layout and fields."""
+"""``ffcvx info FILE|URL``: validate a ``.beton`` file and describe its layout and fields.
+
+``--stats``, ``--plot`` and ``--json`` add the statistics of ``info_stats.py``.
+"""
 import json
 import os
 
