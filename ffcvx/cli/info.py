@@ -1,11 +1,15 @@
-"""``ffcvx info FILE|URL``: validate a ``.beton`` file and describe its layout and fields."""
+"""``ffcvx info FILE|URL``: validate a ``.beton`` file and describe its layout and fields.
+
+``--stats``, ``--plot`` and ``--json`` add the statistics of ``info_stats.py``.
+"""
 import json
 import os
 
 import numpy as np
 
-from ..types import CUSTOM_TYPE_ID, IMAGE_MODES, FieldDescType, HeaderType
+from ..types import CUSTOM_TYPE_ID, IMAGE_MODES, metadata_offset
 from .common import UsageError, human
+from .info_stats import add_stats_options, run_stats, wants_stats
 
 __all__ = ['add_parser', 'run']
 
@@ -80,6 +84,7 @@ def _field_kind(type_id, arguments, handler):
 
 def run(args):
     """Print the description of ``args.file``; 0, or UsageError / BetonFormatError."""
+    from ..dataset_stats import page_layout
     from ..reader import Reader
     from ..storage import is_url
 
@@ -97,10 +102,10 @@ def run(args):
     # As stored, type ids included (the reader's handlers may be other classes).
     descriptors = reader.field_descriptors
     n, ps = reader.num_samples, reader.page_size
-    table_ptr = int(header['alloc_table_ptr'])
-    meta_start = HeaderType.itemsize + FieldDescType.itemsize * reader.num_fields
+    layout = page_layout(reader)
+    table_ptr, pages = layout['end'], layout['pages_written']
+    meta_start = metadata_offset(reader.num_fields)
     meta_end = meta_start + n * reader.metadata_type.itemsize
-    pages = 0 if table_ptr <= meta_end else (table_ptr - reader.data_region_start) // ps
     table = reader.alloc_table
     used = np.unique(table['ptr'][table['size'] > 0] // np.uint64(ps))
     out = [
@@ -120,6 +125,8 @@ def run(args):
                            handler)
         out.append(f"  [{index}] {name}: {kind}")
         out.extend(f"        {line}" for line in _field_stats(reader, index, handler))
+    if wants_stats(args):
+        return run_stats(reader, args, out)
     print('\n'.join(out))
     return 0
 
@@ -134,4 +141,5 @@ def add_parser(commands):
     info.add_argument('--storage-options', metavar='JSON', default=None,
                       help="options of the URL's filesystem, fsspec's keys, as a JSON object, "
                            "e.g. '{\"endpoint_url\": \"http://127.0.0.1:9000\"}'")
+    add_stats_options(info)
     info.set_defaults(run=run)
