@@ -2,7 +2,8 @@
 
 ::
 
-    ffcvx info FILE|URL [--storage-options JSON]
+    ffcvx info FILE|URL [--storage-options JSON] [--stats [--label-field NAME]] [--json]
+                     [--plot info.png]
     ffcvx convert imagefolder DIR OUT.beton [--write-mode jpg] [--max-resolution N] ...
                      [--part k/K --parts-dir DIR [--seed N]]   (also hf; then ffcvx merge)
     ffcvx convert webdataset SHARDS... OUT.beton [--image-key EXT] [--label-key cls] ...
