@@ -6,7 +6,7 @@ with the non-interactive Agg backend (no display needed) or says which
 """
 from .extras import require
 
-__all__ = ['pyplot', 'save_figure']
+__all__ = ['image_size', 'pyplot', 'save_figure']
 
 
 def pyplot(user):
@@ -29,3 +29,10 @@ def save_figure(figure, path, dpi=100):
     import matplotlib.pyplot as plt
     plt.close(figure)
     return path
+
+
+def image_size(path):
+    """``(width, height)`` in pixels of the image file at ``path`` (read by Pillow)."""
+    from PIL import Image
+    with Image.open(path) as image:
+        return image.size

@@ -4,7 +4,6 @@
 :func:`ffcvx.dataset_stats.dataset_stats` as text or JSON, and the figure.
 """
 import json
-import struct
 
 from .common import UsageError, human
 
@@ -114,13 +113,6 @@ def stats_text(stats):
     return out
 
 
-def _png_size(path):
-    """``(width, height)`` in pixels from a PNG's IHDR chunk (bytes 16..24)."""
-    with open(path, 'rb') as png:
-        head = png.read(24)
-    return struct.unpack('>II', head[16:24])
-
-
 def _label_panel(axes, stats):
     if not stats['labels']:
         axes.text(0.5, 0.5, 'no IntField', ha='center', va='center', transform=axes.transAxes)
@@ -196,7 +188,7 @@ def plot_stats(reader, stats, path):
     MissingExtraError
         If matplotlib is not installed.
     """
-    from ..plotting import pyplot, save_figure
+    from ..plotting import image_size, pyplot, save_figure
     plt = pyplot('ffcvx info --plot')
     figure, panels = plt.subplots(1, 3, figsize=(16, 4.5))
     _label_panel(panels[0], stats)
@@ -204,7 +196,7 @@ def plot_stats(reader, stats, path):
     _bytes_panel(panels[2], stats)
     figure.tight_layout()
     save_figure(figure, path)
-    return _png_size(path)
+    return image_size(path)
 
 
 def run_stats(reader, args, layout_lines):
