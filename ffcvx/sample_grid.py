@@ -100,7 +100,7 @@ def _normalizer(loader, name):
 
 
 def to_pixels(batch_images, layout, normalizer=None):
-    """One output's images as uint8 ``(B, H, W, C)`` (C 1 or 3) for display.
+    """One output's images as a new uint8 ``(B, H, W, C)`` (C 1 or 3) for display.
 
     Float images are mapped back through ``normalizer`` (``x * std + mean``)
     when there is one; else taken as 0..1 or 0..255 when they lie in that
@@ -128,7 +128,8 @@ def to_pixels(batch_images, layout, normalizer=None):
         x = x[..., :3]  # alpha dropped: the grid is opaque
     elif x.shape[3] == 2:
         x = x[..., :1]
-    return x
+    # a copy: the Loader reuses its batch buffers once it has run a few batches ahead
+    return np.array(x, copy=True)
 
 
 def _collect(loader, n, image_outputs, label_output):
