@@ -220,3 +220,34 @@ def test_photos_grid(shared_dir, tmp_path, capsys):
     for cell in layout.cells:
         assert cell.label == labels[cell.index]
         assert cell.caption.endswith(f"label {cell.label} {classes[cell.label]}")
+
+
+class ListLoader:
+    """Batches from a list, and no order or pipelines: what ``show`` needs at least."""
+
+    def __init__(self, batches):
+        self.batches = batches
+
+    def __iter__(self):
+        return iter(self.batches)
+
+
+def test_gray_and_float_images_without_a_loader():
+    import torch
+    gray = np.stack([np.full((20, 30), 10 * k + 50, np.uint8) for k in range(3)])  # (B, H, W)
+    unit = torch.stack([torch.full((1, 30, 20), k / 4) for k in range(3)])  # (B, 1, H, W), 0..1
+    odd = torch.stack([torch.full((30, 20, 3), -5.0 + k) for k in range(3)])  # (B,H,W,C) off-range
+    odd[:, :, :10] = 7.0
+    labels = np.array([[4], [5], [6]], np.int64)
+    image, layout = ffcvx.show(ListLoader([(gray, unit, odd, labels)]), n=3, return_layout=True)
+    assert layout.image_outputs == ('output0', 'output1', 'output2')
+    assert layout.label_output == 'output3' and layout.tile == 96
+    pixels = np.asarray(image).astype(int)
+    for k, cell in enumerate(layout.cells):
+        assert (cell.index, cell.label) == (k, 4 + k)
+        values = [pixels[t:b, l:r].reshape(-1, 3) for l, t, r, b in cell.view_boxes]
+        assert (values[0] == 10 * k + 50).all()  # gray stays gray, same level
+        assert (values[1] == round(255 * k / 4)).all()  # 0..1 floats are fractions of white
+        assert {tuple(v) for v in values[2]} == {(0, 0, 0), (255, 255, 255)}  # min..max rescaled
+        (l0, t0, r0, b0), (l1, _, r1, _) = cell.view_boxes[:2]
+        assert (r0 - l0, b0 - t0) == (96, 64) and (r1 - l1) == 64  # aspect kept both ways
