@@ -13,6 +13,9 @@
     ffcvx conformance --backend NAME [--golden-dir DIR] [-v]
     ffcvx clean PATH...          (stale temporary files of killed writes)
     ffcvx merge PART... OUT      (part files joined into one .beton, FMT-092)
+    ffcvx show FILE -n 16 -o grid.png [--columns C] [--tile PX] [--decoder PRESET]
+                     [--flip] [--views 2] [--pipelines module:function] ...
+                     (samples as the model sees them, with index and label)
 
 Also runs as ``python -m ffcvx`` (or ``python -m ffcvx.cli``). Exit status: 0
 on success, 1 when writing fails, 2 for bad arguments, missing inputs, a
@@ -21,7 +24,8 @@ an invalid ``.beton`` file, or part files that do not match (``merge``).
 ``conformance``: 0 when no check failed, 1 when one did, 2 when the backend
 is unknown or unavailable here (nothing could be checked).
 
-One module per command (``info``, ``convert``, ``clean``, ``conformance``, ``merge``),
+One module per command (``info``, ``convert``, ``clean``, ``conformance``, ``merge``,
+``show``),
 each with ``add_parser(commands)``; ``common`` holds what they share, ``parts`` the
 ``--part`` options of ``convert``.
 """
@@ -30,7 +34,7 @@ import sys
 
 from ..errors import BetonFormatError, MergeError, WriterError
 from ..extras import MissingExtraError
-from . import clean, conformance, convert, info, merge
+from . import clean, conformance, convert, info, merge, show
 from .common import UsageError
 
 __all__ = ['build_parser', 'main']
@@ -40,7 +44,7 @@ def build_parser():
     """The argparse parser of the ``ffcvx`` command."""
     parser = argparse.ArgumentParser(prog='ffcvx', description="Inspect and write .beton files.")
     commands = parser.add_subparsers(dest='command', required=True, metavar='COMMAND')
-    for module in (info, convert, clean, conformance, merge):
+    for module in (info, convert, clean, conformance, merge, show):
         module.add_parser(commands)
     return parser
 
