@@ -92,10 +92,10 @@ def recipe_from_args(args):
     UsageError
         For a missing file, an unknown preset or order, a bad ``--pipelines``
         function (import fails, raises, returns no dict), a field the file
-        does not have, or bad ``--storage-options``.
-    BetonFormatError
-        If the file is not a valid ``.beton``.
+        does not have, bad ``--storage-options``, or a file that is not a valid
+        ``.beton`` (the reader's BetonFormatError, with the file's name).
     """
+    from ..errors import BetonFormatError
     from ..loader import OrderOption
     from ..presets import PipelinePreset, PresetError, choose_fields, import_pipelines
     from ..reader import Reader
@@ -110,7 +110,10 @@ def recipe_from_args(args):
     order = str(args.order).lower()
     if order not in ORDERS:
         raise UsageError(f"unknown order {args.order!r}; the orders are {', '.join(ORDERS)}")
-    reader = Reader(args.file, storage_options=storage_options)
+    try:
+        reader = Reader(args.file, storage_options=storage_options)
+    except BetonFormatError as exc:  # its message says what is wrong, not in which file
+        raise UsageError(f"{args.file}: not a valid .beton file: {exc}") from None
     try:
         preset = PipelinePreset(args.decoder, args.flip, args.views, args.to_tensor)
         image_field, label_field = choose_fields(reader, args.image_field, args.label_field)
