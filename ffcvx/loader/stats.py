@@ -31,13 +31,13 @@ class EpochStats:
         The Loader's strategy; its ``io_counters()`` (pages and bytes read
         from storage so far, or None where the operating system does the
         reading) is read at the start and whenever the stats are asked for.
-    first_batch : int
-        Batches of this epoch skipped by a resume before the first one produced.
+    samples_skipped : int
+        Samples of this epoch (all ranks together) that a resume skipped.
     """
 
-    def __init__(self, epoch, batch_sizes, memory, first_batch=0):
+    def __init__(self, epoch, batch_sizes, memory, samples_skipped=0):
         self.epoch = int(epoch)
-        self.first_batch = int(first_batch)
+        self.samples_skipped = int(samples_skipped)
         self._sizes = list(batch_sizes)
         # A strategy written against FFCV's MemoryManager has neither method.
         self._io_counters = getattr(memory, 'io_counters', lambda: None)
@@ -106,7 +106,8 @@ class EpochStats:
             ``epoch``; ``running`` (not ended yet); ``completed`` (every batch
             handed out); ``batches``, ``samples``: handed to the training loop
             so far, of ``batches_planned``, ``samples_planned``;
-            ``resumed_at_batch``: batches skipped by a resume; ``wall_s``:
+            ``resume_skipped_samples``: samples of the epoch (all ranks) that
+            a resume skipped; ``wall_s``:
             seconds since ``iter()`` (to the end once ended); ``samples_per_s``;
             ``data_stall_s`` and ``data_stall_fraction`` (of ``wall_s``): the
             training loop waited for a batch; ``producer_blocked_s`` and
@@ -135,7 +136,7 @@ class EpochStats:
             'batches_planned': batches_planned,
             'samples': self.samples,
             'samples_planned': int(sum(self._sizes)),
-            'resumed_at_batch': self.first_batch,
+            'resume_skipped_samples': self.samples_skipped,
             'wall_s': wall,
             'samples_per_s': self.samples / wall if wall > 0 else 0.0,
             'data_stall_s': self.data_stall_s,

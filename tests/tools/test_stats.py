@@ -150,3 +150,18 @@ def test_a_corrupt_sample_counts_as_a_decode_error(tmp_path):
     last = loader.stats()['last']
     assert last['decode_errors'] == 1 and not last['completed']
     assert last['batches'] < len(loader)
+
+
+def test_a_resumed_epoch_counts_from_its_resume_point(arrays):
+    loader = _loader(arrays, order=OrderOption.RANDOM)
+    iterator = iter(loader)
+    for _ in range(2):
+        next(iterator)
+    state = loader.state_dict()
+    resumed = _loader(arrays, order=OrderOption.RANDOM)
+    resumed.load_state_dict(state)
+    list(resumed)
+    last = resumed.stats()['last']
+    assert last['resume_skipped_samples'] == 16 and last['completed']
+    assert last['batches'] == last['batches_planned'] == len(resumed) - 2
+    assert last['samples'] == 48 - 16
