@@ -12,6 +12,7 @@
     ffcvx conformance --backend NAME [--golden-dir DIR] [-v]
     ffcvx clean PATH...          (stale temporary files of killed writes)
     ffcvx merge PART... OUT      (part files joined into one .beton, FMT-092)
+    ffcvx doctor FILE|URL [--decoder rrc224] [--step-ms MS] [--json] [--plot PNG] ...
 
 Also runs as ``python -m ffcvx`` (or ``python -m ffcvx.cli``). Exit status: 0
 on success, 1 when writing fails, 2 for bad arguments, missing inputs, a
@@ -20,7 +21,8 @@ an invalid ``.beton`` file, or part files that do not match (``merge``).
 ``conformance``: 0 when no check failed, 1 when one did, 2 when the backend
 is unknown or unavailable here (nothing could be checked).
 
-One module per command (``info``, ``convert``, ``clean``, ``conformance``, ``merge``),
+One module per command (``info``, ``convert``, ``clean``, ``conformance``, ``merge``,
+``doctor``),
 each with ``add_parser(commands)``; ``common`` holds what they share, ``parts`` the
 ``--part`` options of ``convert``.
 """
@@ -29,7 +31,7 @@ import sys
 
 from ..errors import BetonFormatError, MergeError, WriterError
 from ..extras import MissingExtraError
-from . import clean, conformance, convert, info, merge
+from . import clean, conformance, convert, doctor, info, merge
 from .common import UsageError
 
 __all__ = ['build_parser', 'main']
@@ -39,7 +41,7 @@ def build_parser():
     """The argparse parser of the ``ffcvx`` command."""
     parser = argparse.ArgumentParser(prog='ffcvx', description="Inspect and write .beton files.")
     commands = parser.add_subparsers(dest='command', required=True, metavar='COMMAND')
-    for module in (info, convert, clean, conformance, merge):
+    for module in (info, convert, clean, conformance, merge, doctor):
         module.add_parser(commands)
     return parser
 
