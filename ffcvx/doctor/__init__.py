@@ -6,7 +6,7 @@
 """
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
@@ -43,7 +43,8 @@ class Diagnosis:
         Seconds per sample to copy images to the GPU (None: no GPU).
     cores, workers : int
     other_load : float
-        CPUs other processes kept busy, measured just before the worker scan.
+        Threads of other processes ready to run, on average over the worker
+        scan (each count's prediction uses the load measured just before it).
     verdict : dict
         ``bound``, ``advice``, ``predicted_now``, ``predicted_after``.
     seconds : float
@@ -144,12 +145,15 @@ def diagnose(recipe, batches=4, max_workers=None, step_ms=0.0, cores=None):
     storage['img_per_s'] = storage['bytes_per_s'] / max(storage['bytes_per_sample'], 1e-9)
     timings = [(name, measure.loader_timing(recipe, pipelines, mapper, indices, 1))
                for name, pipelines, mapper in measure.stage_pipelines(recipe)]
-    stages = _stage_times([(name, cpu) for name, (cpu, _) in timings])
+    stages = _stage_times([(name, cpu) for name, (cpu, _, _) in timings])
     measured = {'1': timings[-1][1][1]}
+    loads = {}
     pipelines, mapper = recipe.pipelines()
-    load = measure.other_load()   # just before the rates the model predicts
     for count in range(2, max_workers + 1):
-        measured[str(count)] = measure.loader_timing(recipe, pipelines, mapper, indices, count)[1]
+        # the other load is taken after the warm-up (compiling) and just before the timed epochs
+        _, measured[str(count)], loads[str(count)] = measure.loader_timing(
+            recipe, pipelines, mapper, indices, count, before=measure.other_load)
+    load = float(np.mean(list(loads.values()))) if loads else measure.other_load()
     with_step = (measure.rate_with_step(recipe, indices, workers, step_ms) if step_ms > 0
                  else None)
     loader_cache = getattr(recipe.options.get('cache'), 'lower', lambda: None)()
@@ -161,7 +165,8 @@ def diagnose(recipe, batches=4, max_workers=None, step_ms=0.0, cores=None):
                       is_url=is_url(recipe.path), resident=resident,
                       mean_pixels=_mean_pixels(reader, recipe.image_field),
                       gpu_backends=_gpu_backends())
-    predicted = {str(w): predicted_rate(figures, w) for w in range(1, max(max_workers, workers) + 1)}
+    predicted = {str(w): predicted_rate(replace(figures, other_load=loads.get(str(w), load)), w)
+                 for w in range(1, max(max_workers, workers) + 1)}
     return Diagnosis(file=recipe.path, samples=int(indices.size), stages=stages, storage=storage,
                      resident=resident, resident_note=note, measured=measured,
                      predicted=predicted, with_step=with_step,

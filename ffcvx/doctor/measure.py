@@ -60,29 +60,22 @@ def storage_rate(path, storage_options, reader, indices, budget_s=2.0):
             'bytes_per_sample': (end - start) / max(reader.num_samples, 1)}
 
 
-def other_load(window_s=0.3):
-    """CPUs other processes kept busy over ``window_s`` while this one waited (``/proc/stat``).
+def other_load(window_s=0.3, samples=30):
+    """Threads of other processes ready to run, on average over ``window_s`` (``/proc/stat``).
 
-    The machine's busy time less this process's own CPU time; 0.0 when
-    ``/proc/stat`` cannot be read.
+    ``procs_running`` counts every runnable thread on the machine, this
+    one (which is sampling) included; it measures demand, which a CPU-time
+    share cannot once the CPUs are full. 0.0 when ``/proc/stat`` cannot be read.
     """
-    def snapshot():
-        with open('/proc/stat') as f:
-            fields = [int(v) for v in f.readline().split()[1:]]
-        own = os.times()
-        return sum(fields), fields[3] + fields[4], own.user + own.system
-    try:
-        total0, idle0, own0 = snapshot()
-        time.sleep(window_s)
-        total1, idle1, own1 = snapshot()
-    except (OSError, ValueError, IndexError):
-        return 0.0
-    ticks = (total1 - total0) / (os.cpu_count() or 1)   # clock ticks of one CPU over the window
-    if ticks <= 0:
-        return 0.0
-    busy = ((total1 - total0) - (idle1 - idle0)) / ticks
-    own = (own1 - own0) * os.sysconf('SC_CLK_TCK') / ticks
-    return max(busy - own, 0.0)
+    counts = []
+    for _ in range(samples):
+        try:
+            with open('/proc/stat') as f:
+                counts += [int(line.split()[1]) for line in f if line.startswith('procs_running')]
+        except (OSError, ValueError, IndexError):
+            return 0.0
+        time.sleep(window_s / samples)
+    return max(float(np.mean(counts)) - 1.0, 0.0) if counts else 0.0
 
 
 def image_outputs(recipe, pipelines):
@@ -132,21 +125,25 @@ def _epoch(loader, step_s=0.0):
     return count, time.perf_counter() - began, time.process_time() - cpu
 
 
-def loader_timing(recipe, pipelines, mapper, indices, workers, epochs=3):
+def loader_timing(recipe, pipelines, mapper, indices, workers, epochs=3, before=None):
     """One warm-up epoch, then ``epochs`` timed ones, of a Loader with ``pipelines``.
+
+    ``before``, a function of no arguments, is called between the warm-up
+    (which compiles) and the timed epochs; its result is returned too.
 
     Returns
     -------
-    (float, float)
+    (float, float, object)
         The least CPU seconds per sample (every thread's, so the time per
-        sample per core whatever else runs on the machine), and the highest
-        img/s of wall time.
+        sample per core whatever else runs on the machine), the highest img/s
+        of wall time, and what ``before`` returned (None without it).
     """
     with _loader(recipe, pipelines, mapper, indices, workers) as loader:
         _epoch(loader)
+        found = before() if before is not None else None
         runs = [_epoch(loader) for _ in range(epochs)]
     return (min(cpu / max(count, 1) for count, _, cpu in runs),
-            max(count / max(wall, 1e-9) for count, wall, _ in runs))
+            max(count / max(wall, 1e-9) for count, wall, _ in runs), found)
 
 
 def rate_with_step(recipe, indices, workers, step_ms):

@@ -27,7 +27,7 @@ def text(diagnosis):
     """The short report ``ffcvx doctor`` prints, as a string."""
     d = diagnosis
     lines = [f"{d.file}: {d.samples} samples per timed epoch, {d.cores} cores, "
-             f"{d.other_load:.1f} busy with other work, "
+             f"{d.other_load:.1f} other threads running, "
              f"{d.workers} workers ({d.seconds:.1f} s of measurement)"]
     storage = d.storage
     where = (f"{d.resident:.0%} in the page cache" if d.resident is not None

@@ -35,7 +35,7 @@ class Figures:
     cores : int
         CPUs this process may run on.
     other_load : float
-        CPUs that other processes kept busy when measured (0: an idle machine).
+        Threads of other processes ready to run (0: an idle machine).
     workers : int
         The Loader's decoding threads.
     batch_size : int
@@ -83,7 +83,7 @@ class Verdict:
 
 
 def cores_used(workers, cores, other_load=0.0):
-    """Cores ``workers`` busy threads get on ``cores`` CPUs beside ``other_load`` busy ones.
+    """Cores ``workers`` busy threads get on ``cores`` CPUs beside ``other_load`` runnable ones.
 
     The kernel shares CPUs fairly between runnable threads: ``workers``
     threads get ``cores * workers / (workers + other_load)`` of them, at most
