@@ -26,9 +26,10 @@ def plot(diagnosis, path):
         stages.bar([0], [seconds * 1e3], bottom=[bottom], color=colours(number % 10), label=name)
         bottom += seconds * 1e3
     stages.set_xticks([])
-    stages.set_ylabel('ms per sample per core')
+    stages.set_ylim(0, max(bottom, 1e-6) * 1.7)       # room above the bar for the legend
+    stages.set_ylabel('CPU ms per sample')
     stages.set_title('time per stage')
-    stages.legend(fontsize='small')
+    stages.legend(fontsize='x-small', loc='upper center')
     workers = [int(w) for w in diagnosis.measured]
     scaling.plot(workers, list(diagnosis.measured.values()), 'o-', label='measured')
     predicted = sorted((int(w), rate) for w, rate in diagnosis.predicted.items())
@@ -37,7 +38,10 @@ def plot(diagnosis, path):
     if storage:
         scaling.axhline(storage, color='grey', linestyle=':', label='storage')
     top = max(list(diagnosis.measured.values()) + [r for _, r in predicted])
+    if storage and storage < 2 * top:      # the storage line, when it is near enough to matter
+        top = max(top, storage)
     scaling.set_ylim(0, top * 1.3)
+    scaling.set_xticks(sorted(set(workers) | {w for w, _ in predicted}))
     scaling.set_xlabel('workers')
     scaling.set_ylabel('img/s')
     scaling.set_title(f"{diagnosis.verdict['bound']}-bound")
