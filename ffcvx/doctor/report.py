@@ -42,8 +42,8 @@ def text(diagnosis):
     lines.append(f"  {'total':<34} {total * 1e3:8.3f} ms")
     if d.host_to_device is not None:
         lines.append(f"  host-to-device copy {d.host_to_device * 1e3:.3f} ms per sample")
-    lines.append("img/s by workers:  " + "  ".join(
-        f"{w}: {rate:.0f} (model {d.predicted.get(w, float('nan')):.0f})"
+    lines.append("img/s by workers, after a warm-up epoch (model):  " + "  ".join(
+        f"{w}: {rate:.0f} ({d.predicted.get(w, float('nan')):.0f})"
         for w, rate in d.measured.items()))
     if d.with_step is not None:
         lines.append(f"with a {d.step_ms:g} ms training step per batch: {d.with_step:.0f} img/s")

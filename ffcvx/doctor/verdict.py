@@ -12,7 +12,7 @@ consumes at most ``B / s`` img/s.
 """
 from dataclasses import asdict, dataclass
 
-__all__ = ['Figures', 'Verdict', 'cores_used', 'decide', 'predicted_rate']
+__all__ = ['Figures', 'Verdict', 'cores_used', 'decide', 'duration', 'predicted_rate']
 
 #: The image side (pixels) that ``max_resolution`` advice aims for: 512 keeps
 #: RandomResizedCrop to 224 sharp (ImageNet's usual choice is 256..512).
@@ -102,6 +102,11 @@ def predicted_rate(figures, workers, stages=None):
     return min(compute, figures.storage_rate)
 
 
+def duration(seconds):
+    """``seconds`` in ms, or in µs below 0.1 ms."""
+    return f"{seconds * 1e3:.2f} ms" if seconds >= 1e-4 else f"{seconds * 1e6:.1f} µs"
+
+
 def _dominant(stages):
     steps = [(name, seconds) for name, seconds in stages.items() if name != 'loader']
     return max(steps, key=lambda item: item[1]) if steps else ('loader', stages.get('loader', 0))
@@ -160,7 +165,7 @@ def _compute_advice(figures, now):
     if bound == 'augmentation':
         stages = dict(figures.stages, **{name: 0.0})
         after = predicted_rate(figures, figures.workers, stages)
-        return Verdict(bound, f"{name} takes {seconds * 1e3:.2f} ms per sample per core: run it on "
+        return Verdict(bound, f"{name} takes {duration(seconds)} per sample per core: run it on "
                               "the GPU (after ToDevice), or use a cheaper step", now, after)
     target = TARGET_SIDE ** 2
     if figures.mean_pixels and figures.mean_pixels > SHRINK_WORTH * target:
@@ -174,5 +179,5 @@ def _compute_advice(figures, now):
     if figures.gpu_backends:
         return Verdict(bound, f"decode on the GPU: backend={figures.gpu_backends[0]!r} "
                               "(not measured here)", now)
-    return Verdict(bound, f"decoding takes {seconds * 1e3:.2f} ms per sample per core on images "
+    return Verdict(bound, f"decoding takes {duration(seconds)} per sample per core on images "
                           "already small: more CPU cores, or a GPU decoder backend", now)
