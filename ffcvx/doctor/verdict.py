@@ -83,14 +83,18 @@ class Verdict:
 
 
 def cores_used(workers, cores, other_load=0.0):
-    """Cores ``workers`` busy threads get on ``cores`` CPUs beside ``other_load`` runnable ones.
+    """Cores ``workers`` decoding threads get on ``cores`` CPUs beside ``other_load`` runnable threads.
 
-    The kernel shares CPUs fairly between runnable threads: ``workers``
-    threads get ``cores * workers / (workers + other_load)`` of them, at most
-    ``min(workers, cores)``.
+    The workers meet at the end of every batch (each decodes its share of
+    the batch, then all wait), so they go at the pace of the slowest: they
+    get the cores the other threads leave free, ``cores - other_load``, and
+    never less than one thread's fair share, ``cores / (1 + other_load)``;
+    at most ``min(workers, cores)``. (A fair share of ``cores * workers /
+    (workers + other_load)`` over-predicts: a worker descheduled for a time
+    slice holds up the whole batch.)
     """
-    fair = cores * workers / max(workers + other_load, 1e-12)
-    return min(workers, cores, fair)
+    free = max(cores - other_load, cores / (1.0 + other_load))
+    return min(workers, cores, free)
 
 
 def predicted_rate(figures, workers, stages=None):

@@ -19,6 +19,8 @@ from ffcvx.testing import shared_dir
 
 #: A quick sample: 4 batches of 32 samples per timed epoch.
 QUICK = ['--batches', '4', '--batch-size', '32']
+#: Timed epochs of ~0.4 s for the comparison of img/s: shorter ones are mostly scheduling noise.
+STEADY = ['--batches', '12', '--batch-size', '32']
 DIAGNOSIS_KEYS = {'file', 'samples', 'stages', 'storage', 'resident', 'resident_note', 'measured',
                   'predicted', 'with_step', 'host_to_device', 'cores', 'other_load', 'workers',
                   'step_ms', 'verdict', 'seconds'}
@@ -50,7 +52,7 @@ def photos(tmp_path_factory):
 def photos_rrc(photos, tmp_path_factory):
     """The doctor's JSON for RRC 224 on the photos, uint8 output, and the PNG it drew."""
     png = tmp_path_factory.mktemp('plot') / 'doctor.png'
-    return doctor_json(photos, '--decoder', 'rrc224', '--no-to-tensor', *QUICK,
+    return doctor_json(photos, '--decoder', 'rrc224', '--no-to-tensor', *STEADY,
                        '--plot', png), png
 
 
@@ -78,8 +80,9 @@ def test_predicted_rate_at_two_workers(photos, photos_rrc):
             break
         if attempt == 0:
             print(f"retrying: predicted {predicted:.0f} img/s, measured {measured:.0f}")
-            diagnosis = doctor_json(photos, '--decoder', 'rrc224', '--no-to-tensor', *QUICK)
-    assert abs(predicted - measured) <= 0.25 * measured, (predicted, measured, diagnosis)
+            diagnosis = doctor_json(photos, '--decoder', 'rrc224', '--no-to-tensor', *STEADY)
+    assert abs(predicted - measured) <= 0.25 * measured, (predicted, measured,
+                                                          diagnosis['other_load'])
 
 
 def test_plot_has_its_size_and_content(photos_rrc):

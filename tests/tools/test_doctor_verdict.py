@@ -22,11 +22,13 @@ def test_model_is_the_smaller_of_storage_and_the_cores():
     assert predicted_rate(figures(storage_rate=500.0), 8) == 500.0
 
 
-def test_cores_used_shares_the_cpus_fairly_with_other_threads():
+def test_cores_used_are_the_cores_other_threads_leave_free():
     assert cores_used(2, 2) == 2
-    assert cores_used(2, 2, other_load=1) == pytest.approx(4 / 3)
-    assert cores_used(1, 2, other_load=1) == 1
     assert cores_used(4, 2) == 2
+    assert cores_used(2, 2, other_load=1) == 1            # a busy core: the batch waits for it
+    assert cores_used(1, 2, other_load=1) == 1
+    assert cores_used(2, 2, other_load=3) == pytest.approx(0.5)   # one thread's fair share
+    assert cores_used(2, 8, other_load=2.5) == 2
 
 
 def test_decode_bound_with_idle_cores_advises_more_workers():
