@@ -44,7 +44,8 @@ class Diagnosis:
     cores, workers : int
     other_load : float
         Threads of other processes ready to run, on average over the worker
-        scan (each count's prediction uses the load measured just before it).
+        scan's timed epochs (each count's prediction uses the load sampled
+        while that count ran).
     verdict : dict
         ``bound``, ``advice``, ``predicted_now``, ``predicted_after``.
     seconds : float
@@ -145,14 +146,15 @@ def diagnose(recipe, batches=4, max_workers=None, step_ms=0.0, cores=None):
     storage['img_per_s'] = storage['bytes_per_s'] / max(storage['bytes_per_sample'], 1e-9)
     timings = [(name, measure.loader_timing(recipe, pipelines, mapper, indices, 1))
                for name, pipelines, mapper in measure.stage_pipelines(recipe)]
-    stages = _stage_times([(name, cpu) for name, (cpu, _, _) in timings])
+    stages = _stage_times([(name, cpu) for name, (cpu, _) in timings])
     measured = {'1': timings[-1][1][1]}
     loads = {}
     pipelines, mapper = recipe.pipelines()
     for count in range(2, max_workers + 1):
-        # the other load is taken after the warm-up (compiling) and just before the timed epochs
-        _, measured[str(count)], loads[str(count)] = measure.loader_timing(
-            recipe, pipelines, mapper, indices, count, before=measure.other_load)
+        load = measure.OtherLoad()   # the other processes' load while these epochs run
+        measured[str(count)] = measure.loader_timing(recipe, pipelines, mapper, indices, count,
+                                                     load=load)[1]
+        loads[str(count)] = load.value
     load = float(np.mean(list(loads.values()))) if loads else measure.other_load()
     with_step = (measure.rate_with_step(recipe, indices, workers, step_ms) if step_ms > 0
                  else None)

@@ -9,12 +9,14 @@ another process on the same cores does not inflate as it does wall time. A Loade
 the labels (images dropped) gives the loader's own cost: order, label reads,
 batch assembly and hand-out.
 """
+import contextlib
 import os
+import threading
 import time
 
 import numpy as np
 
-__all__ = ['image_outputs', 'loader_timing', 'other_load', 'sample_indices', 'stage_pipelines',
+__all__ = ['image_outputs', 'loader_timing', 'OtherLoad', 'other_load', 'sample_indices', 'stage_pipelines',
            'storage_rate', 'host_to_device', 'rate_with_step']
 
 
@@ -60,22 +62,63 @@ def storage_rate(path, storage_options, reader, indices, budget_s=2.0):
             'bytes_per_sample': (end - start) / max(reader.num_samples, 1)}
 
 
-def other_load(window_s=0.3, samples=30):
-    """Threads of other processes ready to run, on average over ``window_s`` (``/proc/stat``).
-
-    ``procs_running`` counts every runnable thread on the machine, this
-    one (which is sampling) included; it measures demand, which a CPU-time
-    share cannot once the CPUs are full. 0.0 when ``/proc/stat`` cannot be read.
-    """
-    counts = []
-    for _ in range(samples):
+def _running_threads():
+    """(runnable threads on the machine, runnable threads of this process), from /proc."""
+    with open('/proc/stat') as f:
+        machine = next(int(line.split()[1]) for line in f if line.startswith('procs_running'))
+    own = 0
+    for task in os.listdir('/proc/self/task'):
         try:
-            with open('/proc/stat') as f:
-                counts += [int(line.split()[1]) for line in f if line.startswith('procs_running')]
-        except (OSError, ValueError, IndexError):
-            return 0.0
-        time.sleep(window_s / samples)
-    return max(float(np.mean(counts)) - 1.0, 0.0) if counts else 0.0
+            with open(f'/proc/self/task/{task}/stat') as f:
+                # the state follows the parenthesised name, which may hold spaces
+                own += f.read().rpartition(')')[2].split()[0] == 'R'
+        except OSError:
+            continue   # a thread that ended meanwhile
+    return machine, own
+
+
+class OtherLoad:
+    """Threads of other processes ready to run, sampled in the background while in the ``with``.
+
+    ``procs_running`` (``/proc/stat``) counts every runnable thread of the
+    machine, less this process's own runnable threads: it measures demand,
+    which a share of CPU time cannot once the CPUs are full. ``value`` is the
+    mean, 0.0 when ``/proc`` cannot be read.
+    """
+
+    def __init__(self, interval_s=0.01):
+        self.interval_s = interval_s
+        self.samples = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self):
+        while not self._stop.is_set():
+            try:
+                machine, own = _running_threads()
+            except (OSError, ValueError, StopIteration):
+                return
+            self.samples.append(max(machine - own, 0))
+            self._stop.wait(self.interval_s)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+    @property
+    def value(self):
+        return float(np.mean(self.samples)) if self.samples else 0.0
+
+
+def other_load(window_s=0.3):
+    """:class:`OtherLoad` over ``window_s`` seconds of waiting."""
+    with OtherLoad() as load:
+        time.sleep(window_s)
+    return load.value
 
 
 def image_outputs(recipe, pipelines):
@@ -125,25 +168,25 @@ def _epoch(loader, step_s=0.0):
     return count, time.perf_counter() - began, time.process_time() - cpu
 
 
-def loader_timing(recipe, pipelines, mapper, indices, workers, epochs=3, before=None):
+def loader_timing(recipe, pipelines, mapper, indices, workers, epochs=3, load=None):
     """One warm-up epoch, then ``epochs`` timed ones, of a Loader with ``pipelines``.
 
-    ``before``, a function of no arguments, is called between the warm-up
-    (which compiles) and the timed epochs; its result is returned too.
+    ``load``, an :class:`OtherLoad` or None, samples the other processes'
+    load during the timed epochs (not the warm-up, which compiles).
 
     Returns
     -------
-    (float, float, object)
+    (float, float)
         The least CPU seconds per sample (every thread's, so the time per
-        sample per core whatever else runs on the machine), the highest img/s
-        of wall time, and what ``before`` returned (None without it).
+        sample per core whatever else runs on the machine), and the highest
+        img/s of wall time.
     """
     with _loader(recipe, pipelines, mapper, indices, workers) as loader:
         _epoch(loader)
-        found = before() if before is not None else None
-        runs = [_epoch(loader) for _ in range(epochs)]
+        with load if load is not None else contextlib.nullcontext():
+            runs = [_epoch(loader) for _ in range(epochs)]
     return (min(cpu / max(count, 1) for count, _, cpu in runs),
-            max(count / max(wall, 1e-9) for count, wall, _ in runs), found)
+            max(count / max(wall, 1e-9) for count, wall, _ in runs))
 
 
 def rate_with_step(recipe, indices, workers, step_ms):
