@@ -16,6 +16,7 @@
     ffcvx show FILE -n 16 -o grid.png [--columns C] [--tile PX] [--decoder PRESET]
                      [--flip] [--views 2] [--pipelines module:function] ...
                      (samples as the model sees them, with index and label)
+    ffcvx doctor FILE|URL [--decoder rrc224] [--step-ms MS] [--json] [--plot PNG] ...
 
 Also runs as ``python -m ffcvx`` (or ``python -m ffcvx.cli``). Exit status: 0
 on success, 1 when writing fails, 2 for bad arguments, missing inputs, a
@@ -25,7 +26,7 @@ an invalid ``.beton`` file, or part files that do not match (``merge``).
 is unknown or unavailable here (nothing could be checked).
 
 One module per command (``info``, ``convert``, ``clean``, ``conformance``, ``merge``,
-``show``),
+``show``, ``doctor``),
 each with ``add_parser(commands)``; ``common`` holds what they share, ``parts`` the
 ``--part`` options of ``convert``.
 """
@@ -34,7 +35,7 @@ import sys
 
 from ..errors import BetonFormatError, MergeError, WriterError
 from ..extras import MissingExtraError
-from . import clean, conformance, convert, info, merge, show
+from . import clean, conformance, convert, doctor, info, merge, show
 from .common import UsageError
 
 __all__ = ['build_parser', 'main']
@@ -44,7 +45,7 @@ def build_parser():
     """The argparse parser of the ``ffcvx`` command."""
     parser = argparse.ArgumentParser(prog='ffcvx', description="Inspect and write .beton files.")
     commands = parser.add_subparsers(dest='command', required=True, metavar='COMMAND')
-    for module in (info, convert, clean, conformance, merge, show):
+    for module in (info, convert, clean, conformance, merge, show, doctor):
         module.add_parser(commands)
     return parser
 
