@@ -199,6 +199,10 @@ class Staged:
                     os.unlink(self.path)
                 except FileNotFoundError:
                     pass
+                # Writer processes stopped by this failure (e.g. workers that imported an
+                # unguarded main module and began writing the same target themselves) may
+                # have left theirs; their pids are gone now, so they are stale.
+                clean_stale(self.target)
         return False
 
 
