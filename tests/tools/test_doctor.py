@@ -71,14 +71,14 @@ def test_predicted_rate_at_two_workers(photos, photos_rrc):
     """The model's img/s at 2 workers is within 25% of the Loader's, measured moments apart.
 
     Another test file may run on the other core: the doctor measures the
-    other load just before the 2-worker run, and one retry is allowed.
+    other load during the 2-worker run, and two retries are allowed.
     """
     diagnosis, _ = photos_rrc
-    for attempt in range(2):
+    for attempt in range(3):
         predicted, measured = diagnosis['predicted']['2'], diagnosis['measured']['2']
         if abs(predicted - measured) <= 0.25 * measured:
             break
-        if attempt == 0:
+        if attempt < 2:
             print(f"retrying: predicted {predicted:.0f} img/s, measured {measured:.0f}")
             diagnosis = doctor_json(photos, '--decoder', 'rrc224', '--no-to-tensor', *STEADY)
     assert abs(predicted - measured) <= 0.25 * measured, (predicted, measured,
