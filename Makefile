@@ -47,6 +47,7 @@ $(DATA)/photos.beton: $(STAMP)
 
 demo: $(DATA)/fashion-mnist/test.beton $(DATA)/photos.beton
 	$(VENV)/bin/ffcvx info $(DATA)/photos.beton
+	$(VENV)/bin/ffcvx doctor $(DATA)/photos.beton --flip --brief
 	$(PY) examples/photos_throughput.py $(DATA)/photos.beton
 	$(PY) examples/train_fashion_mnist.py $(DATA)/fashion-mnist
 
